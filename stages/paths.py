@@ -1,0 +1,36 @@
+"""Where every pipeline artifact lives, relative to the repository root.
+
+dvc.yaml names the same paths as deps and outs; tests/test_layout.py checks they agree.
+"""
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PARAMS_FILE = ROOT / "params.yaml"
+NOTEBOOKS = ROOT / "notebooks"
+REPORTS = ROOT / "reports"
+
+# dataset
+BIRDCLEF = Path("data/birdclef")      # the competition layout (synthetic set, or a record of the real folder)
+HIDDEN = Path("data/hidden")          # hidden test soundscapes, solution, boards
+INDEX = Path("data/index")            # index tables every later stage reads
+
+# checkpoint / surgery
+BACKBONE_ONNX = Path("models/backbone.onnx")
+BACKBONE_JSON = Path("models/backbone.json")
+PROBED_ONNX = Path("models/backbone_probed.onnx")
+BLOCKS_JSON = Path("models/blocks.json")
+
+# probe
+PROBE_METRICS = Path("metrics/probe")  # probe.json lives inside
+PROBE_SELECTED = Path("models/probe_selected.json")
+
+# extract / train / predict / leaderboard
+FEATURES = Path("data/features")
+HEADS = Path("models/heads")           # models/heads/<variant>/
+TRAIN_METRICS = Path("metrics/train")  # metrics/train/<variant>/metrics.json
+OOF = Path("predictions/oof")
+SUBMISSIONS = Path("submissions")      # submissions/<name>/
+LEADERBOARD_METRICS = Path("metrics/leaderboard")
+
+FIGURES = Path("figures")
+TABLES = Path("paper/tables")
