@@ -1,0 +1,65 @@
+"""The feature store that `extract` writes and later stages read (docs/contracts.md).
+
+A folder holding ``windows.csv`` (one row per feature row), one ``.npy`` array per name
+(``block_07``, ``embedding``, ``logits``, ...) with the same row order, and ``meta.json``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from stages.atomic import atomic_dir
+
+WINDOW_COLUMNS = ["source", "file_id", "start_s", "shift_s", "row_id", "chunk", "split",
+                  "primary_label", "labels", "secondary_labels", "site", "hour"]
+
+
+class FeatureStoreError(ValueError):
+    pass
+
+
+def save(folder: str | Path, windows: pd.DataFrame, arrays: dict[str, np.ndarray], meta: dict) -> None:
+    """Write the store atomically; every array must have one row per window and be finite."""
+    missing = [c for c in WINDOW_COLUMNS if c not in windows.columns]
+    if missing:
+        raise FeatureStoreError(f"windows table lacks columns {missing}")
+    for name, arr in arrays.items():
+        if len(arr) != len(windows):
+            raise FeatureStoreError(f"array '{name}' has {len(arr)} rows, windows.csv has {len(windows)}")
+        if not np.all(np.isfinite(arr)):
+            bad = int(np.argwhere(~np.isfinite(arr))[0][0])
+            raise FeatureStoreError(f"array '{name}' has a non-finite value at row {bad} "
+                                    f"(file {windows.iloc[bad]['file_id']})")
+    with atomic_dir(folder) as tmp:
+        windows[WINDOW_COLUMNS].to_csv(tmp / "windows.csv", index=False)
+        for name, arr in arrays.items():
+            np.save(tmp / f"{name}.npy", arr)
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+
+def load(folder: str | Path, names: list[str] | None = None, mmap: bool = True):
+    """Return (windows DataFrame, {name: array}, meta). ``names`` limits which arrays load."""
+    folder = Path(folder)
+    if not (folder / "windows.csv").exists():
+        raise FeatureStoreError(f"{folder}: no windows.csv; run the extract stage first")
+    windows = pd.read_csv(folder / "windows.csv", keep_default_na=False,
+                          dtype={"labels": str, "secondary_labels": str, "row_id": str,
+                                 "site": str, "primary_label": str, "file_id": str})
+    meta = json.loads((folder / "meta.json").read_text())
+    if names is None:
+        names = sorted(p.stem for p in folder.glob("*.npy"))
+    arrays = {}
+    for name in names:
+        path = folder / f"{name}.npy"
+        if not path.exists():
+            raise FeatureStoreError(f"{path}: array '{name}' not in the feature store")
+        arrays[name] = np.load(path, mmap_mode="r" if mmap else None)
+    return windows, arrays, meta
+
+
+def block_names(meta: dict) -> list[str]:
+    """Array names of the selected blocks, in block order (``block_07``, ...)."""
+    return [f"block_{i:02d}" for i in meta["blocks"]]
