@@ -78,3 +78,28 @@ def write_flac(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
                       format="FLAC", subtype="PCM_16") as f:
         for i in range(0, len(samples), WRITE_BLOCK):
             f.write(samples[i:i + WRITE_BLOCK])
+
+
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """Triangular mel filters (HTK mel scale), shape [n_mels, n_fft // 2 + 1]."""
+    def mel(f):
+        return 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)
+
+    def hz(m):
+        return 700.0 * (10.0 ** (np.asarray(m) / 2595.0) - 1.0)
+
+    edges = hz(np.linspace(mel(fmin), mel(fmax), n_mels + 2))
+    freqs = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
+    lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    return np.maximum(0.0, np.minimum((freqs - lo) / (mid - lo), (hi - freqs) / (hi - mid))).astype(np.float32)
+
+
+def log_mel(x: np.ndarray, sample_rate: int, n_mels: int = 64, n_fft: int = 1024, hop: int = 320,
+            fmin: float = 50.0, fmax: float = 15000.0) -> np.ndarray:
+    """Log-mel spectrogram [n_mels, frames] (natural log of power + 1e-6), Hann window."""
+    x = np.asarray(x, dtype=np.float32)
+    if len(x) < n_fft:
+        x = np.pad(x, (0, n_fft - len(x)))
+    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop] * np.hanning(n_fft).astype(np.float32)
+    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+    return np.log(mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax) @ power.T + 1e-6).astype(np.float32)

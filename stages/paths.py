@@ -34,3 +34,11 @@ LEADERBOARD_METRICS = Path("metrics/leaderboard")
 
 FIGURES = Path("figures")
 TABLES = Path("paper/tables")
+
+# predict / leaderboard (issue 6)
+REPORTED = Path("paper/reported.yaml")         # the paper's numbers, one key per table
+KAGGLE_SCORES = Path("leaderboard/kaggle.yaml")  # real-data mode: scores copied from Kaggle (git-tracked)
+BENCHMARK_RESULTS = Path("benchmarks/results")
+
+# surgery (issue 3)
+ARCHITECTURE_FIGURE = FIGURES / "architecture.png"  # Figure 1, drawn from blocks.json

@@ -1,0 +1,101 @@
+"""Stage `dataset`: the synthetic BirdCLEF set (or an index of a real folder), validated either way.
+
+Writes data/birdclef (competition layout, or source.json in real mode), data/hidden (test
+soundscapes, solution, boards, sample submission; a README in real mode) and data/index (the
+tables of docs/contracts.md). The synthetic set is read back through the same validator as real data.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from stages import birdclef, synthetic
+from stages.atomic import atomic_dir
+from stages.paths import BIRDCLEF, HIDDEN, INDEX, ROOT
+
+PARAMS = ("dataset",)
+
+
+def synthetic_config(p: dict) -> dict:
+    """The generator's knobs: the shared ones plus those of the chosen size."""
+    if p["size"] not in p["sizes"]:
+        raise KeyError(f"params.yaml: dataset.size '{p['size']}' is not one of {sorted(p['sizes'])}")
+    shared = {k: v for k, v in p.items() if k not in ("sizes", "source", "root", "size", "seed", "jobs")}
+    return {**shared, **p["sizes"][p["size"]]}
+
+
+def repo_relative(path: Path, tmp: Path, final: Path) -> str:
+    """The path a file will have once ``tmp`` is renamed to ``final`` (relative to the repo)."""
+    return (final / Path(path).relative_to(tmp)).as_posix()
+
+
+def run_synthetic(p: dict) -> dict:
+    cfg = synthetic_config(p)
+    t0 = time.perf_counter()
+    with atomic_dir(BIRDCLEF) as comp_dir, atomic_dir(HIDDEN) as hidden_dir, atomic_dir(INDEX) as index_dir:
+        sizes = synthetic.generate(comp_dir, hidden_dir, int(p["seed"]), cfg, jobs=int(p["jobs"]))
+        # wall time goes to stderr only: the executed notebook must stay byte-stable
+        print(f"generated in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        comp = birdclef.read_competition(comp_dir)
+        hidden = birdclef.read_hidden(hidden_dir, comp["order"])
+
+        def as_path(f: Path) -> str:
+            f = Path(f)
+            if f.is_relative_to(comp_dir):
+                return repo_relative(f, comp_dir, BIRDCLEF)
+            return repo_relative(f, hidden_dir, HIDDEN)
+
+        tables = birdclef.index_tables(comp, hidden, as_path)
+        birdclef.write_index(index_dir, tables)
+        disk = sum(f.stat().st_size for d in (comp_dir, hidden_dir) for f in d.rglob("*") if f.is_file())
+    return summary(tables, source="synthetic", size=p["size"], bytes_on_disk=disk, **sizes)
+
+
+def run_birdclef(p: dict) -> dict:
+    root = Path(p["root"])
+    root_abs = root if root.is_absolute() else (Path.cwd() / root)
+    for out in (BIRDCLEF, HIDDEN, INDEX):
+        if root_abs.resolve().is_relative_to((Path.cwd() / out).resolve()):
+            raise ValueError(f"params.yaml: dataset.root '{root}' lies inside the stage output {out}, "
+                             f"which DVC deletes before the stage runs; place the real folder elsewhere")
+    comp = birdclef.read_competition(root)
+    tables = birdclef.index_tables(comp, None, lambda f: Path(f).as_posix())
+    files = sorted(f for f in root.rglob("*") if f.is_file())
+    record = dict(root=root.as_posix(), files=len(files), bytes=sum(f.stat().st_size for f in files),
+                  species=len(tables["species"]), recordings=len(tables["recordings"]),
+                  soundscapes=len(tables["soundscapes"]))
+    with atomic_dir(BIRDCLEF) as comp_dir, atomic_dir(HIDDEN) as hidden_dir, atomic_dir(INDEX) as index_dir:
+        (comp_dir / "source.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        (hidden_dir / "README.md").write_text(
+            "Real-data mode: the hidden test set is Kaggle's; there is no local solution.\n")
+        birdclef.write_index(index_dir, tables)
+    return summary(tables, source="birdclef", root=str(root))
+
+
+def summary(tables: dict, **extra) -> dict:
+    rec, scapes = tables["recordings"], tables["soundscapes"]
+    return dict(
+        extra, n_species=len(tables["species"]), n_recordings=len(rec),
+        recording_minutes=round(float(rec.duration_s.sum()) / 60, 1),
+        soundscapes_by_split={k: int(v) for k, v in scapes.split.value_counts().sort_index().items()},
+        soundscape_minutes=round(float(scapes.duration_s.sum()) / 60, 1),
+        species_with_20=int((rec.primary_label.value_counts() >= 20).sum()))
+
+
+def run(params: dict, key: str | None = None) -> dict:
+    p = params["dataset"]
+    if p["source"] == "synthetic":
+        return run_synthetic(p)
+    if p["source"] == "birdclef":
+        return run_birdclef(p)
+    raise ValueError(f"params.yaml: dataset.source '{p['source']}' is neither 'synthetic' nor 'birdclef'")
+
+
+if __name__ == "__main__":  # python -m stages.dataset: run without the notebook
+    import os
+
+    from stages.config import stage_params
+    os.chdir(ROOT)
+    print(json.dumps(run(stage_params("dataset")), indent=2))

@@ -1,0 +1,85 @@
+"""Competition submissions: build one in sample_submission order, validate one, hash its inputs."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+class SubmissionError(ValueError):
+    pass
+
+
+def build(row_ids, P: np.ndarray, labels: list[str], order: pd.DataFrame) -> pd.DataFrame:
+    """A submission frame: ``row_id`` then ``labels``, rows in ``order``'s row_id order.
+
+    ``row_ids`` names the rows of ``P``; every row of ``order`` must be among them.
+    """
+    P = np.asarray(P, dtype=np.float64)
+    if P.shape != (len(row_ids), len(labels)):
+        raise SubmissionError(f"predictions have shape {P.shape}, expected ({len(row_ids)}, {len(labels)})")
+    frame = pd.DataFrame(P, columns=labels, index=pd.Index(row_ids, name="row_id"))
+    if frame.index.has_duplicates:
+        dup = frame.index[frame.index.duplicated()][0]
+        raise SubmissionError(f"row_id {dup!r} predicted more than once")
+    missing = order.loc[~order["row_id"].isin(frame.index), "row_id"]
+    if len(missing):
+        raise SubmissionError(f"no prediction for {len(missing)} row(s) of the sample submission, "
+                              f"e.g. {missing.iloc[0]!r}")
+    return frame.reindex(order["row_id"]).reset_index()
+
+
+def validate(sub: pd.DataFrame, sample: pd.DataFrame, name: str = "submission") -> None:
+    """Raise SubmissionError naming ``name`` and what is wrong: columns, row ids, values."""
+    expected, got = list(sample.columns), list(sub.columns)
+    missing = [c for c in expected if c not in got]
+    extra = [c for c in got if c not in expected]
+    if missing:
+        raise SubmissionError(f"{name}: missing column(s) {missing[:5]}")
+    if extra:
+        raise SubmissionError(f"{name}: unexpected column(s) {extra[:5]}")
+    if got != expected:
+        raise SubmissionError(f"{name}: columns are not in sample_submission order")
+    ids, want = sub["row_id"].astype(str), sample["row_id"].astype(str)
+    if ids.duplicated().any():
+        raise SubmissionError(f"{name}: duplicate row_id {ids[ids.duplicated()].iloc[0]!r}")
+    absent, unknown = sorted(set(want) - set(ids)), sorted(set(ids) - set(want))
+    if absent or unknown:
+        raise SubmissionError(f"{name}: wrong row ids ({len(absent)} missing, e.g. {absent[:2]}; "
+                              f"{len(unknown)} unknown, e.g. {unknown[:2]})")
+    for col in expected[1:]:
+        if not pd.api.types.is_numeric_dtype(sub[col]):
+            bad = pd.to_numeric(sub[col], errors="coerce").isna()
+            row = sub.loc[bad, "row_id"].iloc[0] if bad.any() else "?"
+            raise SubmissionError(f"{name}: column {col!r} is not numeric (row {row!r})")
+        values = sub[col].to_numpy(dtype=np.float64)
+        if not np.all(np.isfinite(values)):
+            row = sub["row_id"].iloc[int(np.flatnonzero(~np.isfinite(values))[0])]
+            raise SubmissionError(f"{name}: column {col!r} has a NaN or infinite value (row {row!r})")
+
+
+def read(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise SubmissionError(f"{path}: submission not found; run the predict stage")
+    return pd.read_csv(path, dtype={"row_id": str})
+
+
+def sha256_file(path: str | Path, block: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(block), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sha256_tree(paths) -> dict[str, str]:
+    """{relative path: sha256} of every file under the given files or folders, sorted."""
+    out = {}
+    for p in map(Path, paths):
+        files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
+        for f in files:
+            out[f.as_posix()] = sha256_file(f)
+    return dict(sorted(out.items()))

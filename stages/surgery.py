@@ -1,0 +1,82 @@
+"""Stage `surgery`: expose every MBConv block's output, spatially averaged, as a graph output.
+
+Reads models/backbone.onnx and models/backbone.json; writes models/backbone_probed.onnx (the
+original outputs unchanged, then the embedding if it was internal, then one `block_<ii>` [B, C]
+per block), models/blocks.json (the block inventory) and Figure 1 (figures/architecture.png).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import onnx
+
+from stages import blocks as block_surgery
+from stages.architecture import draw_architecture
+from stages.atomic import atomic_path, write_json
+from stages.paths import ARCHITECTURE_FIGURE, BACKBONE_JSON, BACKBONE_ONNX, BLOCKS_JSON, PROBED_ONNX
+
+PARAMS = ("surgery", "head")
+
+
+def sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_backbone():
+    for path in (BACKBONE_ONNX, BACKBONE_JSON):
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found: run the checkpoint stage first")
+    spec = json.loads(BACKBONE_JSON.read_text(encoding="utf-8"))
+    missing = [k for k in ("input_name", "sample_rate", "window_samples", "logits_output") if k not in spec]
+    if missing:
+        raise KeyError(f"{BACKBONE_JSON}: missing field(s) {missing}")
+    return onnx.load(str(BACKBONE_ONNX)), spec
+
+
+def head_blocks(head: dict) -> list[int] | None:
+    """The blocks the head reads, when params fix them (`auto` leaves the choice to the probe)."""
+    chosen = head.get("blocks")
+    return [int(i) for i in chosen] if isinstance(chosen, list) else None
+
+
+def inventory_record(inventory: dict, spec: dict, check: dict) -> dict:
+    logits = spec["logits_output"]
+    return {
+        **inventory,
+        "backbone": spec.get("name", "unknown"),
+        "backbone_sha256": sha256(BACKBONE_ONNX),
+        "input_name": spec["input_name"],
+        "sample_rate": spec["sample_rate"],
+        "window_samples": spec["window_samples"],
+        "logits_output": logits,
+        "logits_channels": int(check["shapes"][logits][-1]),
+        "embedding_output": spec.get("embedding_output"),
+    }
+
+
+def run(params: dict, key: str | None = None) -> dict:
+    model, spec = read_backbone()
+    probed, inventory = block_surgery.probe_blocks(
+        model, int(spec["window_samples"]), spec.get("embedding_output"), params["surgery"]["blocks"])
+    check = block_surgery.compare_outputs(model, probed, int(spec["window_samples"]))
+    record = inventory_record(inventory, spec, check)
+    with atomic_path(PROBED_ONNX) as tmp:
+        onnx.save(probed, str(tmp))
+    write_json(BLOCKS_JSON, record)
+    draw_architecture(record, ARCHITECTURE_FIGURE, head_blocks(params["head"]))
+    return {
+        "backbone": record["backbone"],
+        "rule": record["rule"],
+        "layout": record["layout"],
+        "n_found": record["n_found"],
+        "n_exposed": len(record["blocks"]),
+        "stages": sorted({b["stage"] for b in record["blocks"]}),
+        "blocks": record["blocks"],
+        "max_abs_diff": check["max_abs_diff"],
+        "figure": str(ARCHITECTURE_FIGURE),
+    }

@@ -1,0 +1,105 @@
+"""Audio windows through the backbone runner: seeded positions, batched reads, bad files.
+
+A window plan is a DataFrame with one row per window and at least ``path`` and ``read_s``
+(where the 5-s read starts, TTA shift included). ``forward`` reads the windows file by file,
+runs them through the runner in batches and returns one array per requested output.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from stages.audio import AudioError, load_window
+
+WINDOW_S = 5.0
+DATASET_SAMPLE_RATE = 32000  # docs/contracts.md: the runner takes windows at the dataset rate
+BAD_AUDIO_CHOICES = ("error", "skip")
+
+
+class FeatureError(RuntimeError):
+    pass
+
+
+def random_starts(duration_s: float, n: int, rng: np.random.Generator) -> list[float]:
+    """``n`` seeded window starts inside the file (0 when it is shorter than a window),
+    rounded to the millisecond so that the index table is byte-stable."""
+    room = max(0.0, float(duration_s) - WINDOW_S)
+    return [round(float(s), 3) for s in rng.uniform(0.0, room, size=n)]
+
+
+def read_file_windows(path: str, starts: list[float], sample_rate: int) -> np.ndarray:
+    """All windows of one file; any decoding failure becomes an AudioError naming the file."""
+    try:
+        return np.stack([load_window(path, s, WINDOW_S, sample_rate) for s in starts])
+    except AudioError:
+        raise
+    except Exception as exc:  # soundfile raises several types for corrupt files
+        raise AudioError(f"{path}: cannot read audio ({type(exc).__name__}: {exc})") from exc
+
+
+def check_finite(outputs: dict[str, np.ndarray], plan: pd.DataFrame) -> None:
+    for name, arr in outputs.items():
+        bad = ~np.all(np.isfinite(arr.reshape(len(arr), -1)), axis=1)
+        if bad.any():
+            row = plan.iloc[int(np.argmax(bad))]
+            raise FeatureError(f"backbone output '{name}' is not finite for {row['path']} "
+                               f"at {row['read_s']} s")
+
+
+def forward(runner, plan: pd.DataFrame, names: list[str], batch_windows: int,
+            on_bad_audio: str = "error", sample_rate: int = DATASET_SAMPLE_RATE,
+            desc: str = "windows") -> tuple[np.ndarray, dict[str, np.ndarray], list[dict]]:
+    """Run every window of ``plan`` through ``runner.features``.
+
+    Returns (kept: boolean mask over plan rows, {name: array over kept rows}, bad_audio list).
+    With ``on_bad_audio='error'`` an unreadable file stops everything, naming the file.
+    """
+    if on_bad_audio not in BAD_AUDIO_CHOICES:
+        raise ValueError(f"on_bad_audio must be one of {BAD_AUDIO_CHOICES}, not '{on_bad_audio}'")
+    plan = plan.reset_index(drop=True)
+    kept = np.ones(len(plan), dtype=bool)
+    bad_audio: list[dict] = []
+    collected: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    buffer: list[np.ndarray] = []
+    buffer_rows: list[int] = []
+    done_rows: list[int] = []
+
+    def flush():
+        if not buffer:
+            return
+        out = runner.features(np.concatenate(buffer))
+        missing = [n for n in names if n not in out]
+        if missing:
+            raise FeatureError(f"the backbone runner returned no output named {missing}")
+        chosen = {n: np.asarray(out[n]) for n in names}
+        check_finite(chosen, plan.iloc[buffer_rows])
+        for n in names:
+            collected[n].append(chosen[n])
+        bar.update(len(buffer_rows))
+        done_rows.extend(buffer_rows)
+        buffer.clear()
+        buffer_rows.clear()
+
+    with tqdm(total=len(plan), desc=desc, unit="win", mininterval=2.0) as bar:
+        for path, rows in plan.groupby("path", sort=False).groups.items():
+            rows = list(rows)
+            try:
+                windows = read_file_windows(path, plan.loc[rows, "read_s"].tolist(), sample_rate)
+            except AudioError as exc:
+                if on_bad_audio == "error":
+                    raise
+                kept[rows] = False
+                bad_audio.append({"path": str(path), "error": str(exc)})
+                bar.update(len(rows))
+                continue
+            buffer.append(windows)
+            buffer_rows.extend(rows)
+            if len(buffer_rows) >= batch_windows:
+                flush()
+        flush()
+    if not kept.any():
+        raise FeatureError("no readable audio: every file in the plan was skipped")
+    order = np.argsort(done_rows, kind="stable")  # rows came file by file: back to plan order
+    arrays = {n: np.concatenate(collected[n])[order] for n in names}
+    return kept, arrays, bad_audio

@@ -1,0 +1,109 @@
+"""Smoke test: `dvc repro dataset` on the smoke size in a temporary copy of the repository.
+
+It must produce the outputs, a second repro must be a no-op, and deleting the outputs and
+forcing a re-run must give the same hashes in dvc.lock.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = REPO / ".venv" / "bin"
+SKIP = (".venv", ".venv-convert", "data/", "models/", "reports/")
+
+
+def copy_repo(dest: Path) -> None:
+    """Tracked files plus untracked, not-ignored ones (the working tree as it is)."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=REPO, check=True, capture_output=True).stdout.decode().split("\0")
+    for rel in filter(None, listed):
+        src = REPO / rel
+        if rel.startswith(SKIP) or not src.is_file():
+            continue
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dest / rel)
+
+
+def sh(args: list[str], cwd: Path) -> str:
+    env = dict(os.environ, PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+def outs_hashes(lock_path: Path) -> dict[str, str]:
+    lock = yaml.safe_load(lock_path.read_text())
+    return {o["path"]: o["md5"] for o in lock["stages"]["dataset"]["outs"]}
+
+
+@pytest.mark.skipif(not (VENV_BIN / "dvc").exists(), reason="needs the project venv (setup.sh)")
+def test_dvc_repro_dataset_smoke(tmp_path):
+    repo = tmp_path / "repo"
+    copy_repo(repo)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["dataset"].update(size="smoke", source="synthetic")
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    sh(["git", "init", "-q"], repo)
+    sh(["git", "config", "user.email", "test@localhost"], repo)
+    sh(["git", "config", "user.name", "test"], repo)
+    dvc = str(VENV_BIN / "dvc")
+
+    sh([dvc, "repro", "dataset"], repo)
+    for name in ("species", "recordings", "soundscapes", "chunks"):
+        assert (repo / "data" / "index" / f"{name}.csv").exists()
+    assert (repo / "data" / "hidden" / "solution.csv").exists()
+    assert (repo / "reports" / "dataset.ipynb").exists()
+    chunks = pd.read_csv(repo / "data" / "index" / "chunks.csv", keep_default_na=False)
+    assert set(chunks.split) == {"labelled", "unlabelled", "test"}
+    for path in pd.read_csv(repo / "data" / "index" / "recordings.csv").path:
+        assert (repo / path).is_file()  # index paths are relative to the repository root
+    first = outs_hashes(repo / "dvc.lock")
+
+    again = sh([dvc, "repro", "dataset"], repo)
+    assert "didn't change" in again, again
+
+    shutil.rmtree(repo / "data")
+    shutil.rmtree(repo / "reports")
+    sh([dvc, "repro", "dataset", "-f"], repo)
+    assert outs_hashes(repo / "dvc.lock") == first
+
+
+def test_real_mode_indexes_a_competition_folder(tmp_path, monkeypatch):
+    """source: birdclef validates and indexes a real-layout folder (same tables as synthetic)."""
+    from stages import birdclef, dataset
+    from tests.test_birdclef import make_folder
+
+    (tmp_path / "kaggle").mkdir()
+    make_folder(tmp_path / "kaggle")
+    monkeypatch.chdir(tmp_path)
+    summary = dataset.run({"dataset": {"source": "birdclef", "root": "kaggle"}})
+    assert summary["n_species"] == 3 and summary["n_recordings"] == 3
+    assert (tmp_path / "data" / "birdclef" / "source.json").exists()
+    assert (tmp_path / "data" / "hidden" / "README.md").exists()
+    rec = pd.read_csv(tmp_path / "data" / "index" / "recordings.csv", keep_default_na=False)
+    assert list(rec.columns) == birdclef.RECORDING_COLUMNS
+    assert all((tmp_path / p).is_file() for p in rec.path)
+
+
+def test_real_mode_refuses_a_root_inside_the_outputs(tmp_path, monkeypatch):
+    from stages import dataset
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="inside the stage output"):
+        dataset.run({"dataset": {"source": "birdclef", "root": "data/birdclef"}})
+
+
+def test_unknown_source_or_size_is_a_clear_error():
+    from stages import dataset
+
+    with pytest.raises(ValueError, match="neither 'synthetic' nor 'birdclef'"):
+        dataset.run({"dataset": {"source": "kaggle"}})
+    with pytest.raises(KeyError, match="dataset.size 'huge'"):
+        dataset.synthetic_config({"size": "huge", "sizes": {"smoke": {}}})

@@ -1,0 +1,134 @@
+"""The predict and leaderboard stages on a tiny fake tree, and the board functions by hand."""
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from stages import boards, leaderboard, predict
+from stages.config import load_params
+from stages.paths import ROOT
+
+from predict_fakes import make_tree, write_features
+import numpy as np
+
+DEFAULTS = load_params(ROOT / "params.yaml")
+
+
+@pytest.fixture
+def tree(tmp_path, monkeypatch):
+    make_tree(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def params(**extra):
+    subs = {k: DEFAULTS["submissions"][k] for k in ("v1", "v2", "v6", "v7")}
+    p = {"postprocess": dict(DEFAULTS["postprocess"]), "submissions": subs,
+         "leaderboard": {"table2": ["v1", "v6"], "digits": 3}}
+    p.update(extra)
+    return p
+
+
+def test_predict_writes_a_valid_deterministic_submission_and_manifest(tree):
+    out = predict.run(params(), "v6")
+    assert out["rows"] == 36 and out["tta"] == [-1.0, 0.0, 1.0]
+    sub = pd.read_csv(tree / "submissions/v6/submission.csv")
+    sample = pd.read_csv(tree / "data/hidden/sample_submission.csv")
+    assert list(sub.columns) == list(sample.columns) and list(sub.row_id) == list(sample.row_id)
+    manifest = json.loads((tree / "submissions/v6/manifest.json").read_text())
+    assert "models/heads/attn/fold_1.pt" in manifest["sha256"]
+    assert "data/features/block_05.npy" in manifest["sha256"]
+    assert manifest["postprocess"]["prior_alpha"] == 0.5 and manifest["postprocess"]["sigma"] == 1.0
+    first = (tree / "submissions/v6/submission.csv").read_bytes()
+    predict.run(params(), "v6")
+    assert (tree / "submissions/v6/submission.csv").read_bytes() == first
+
+
+def test_post_processing_knobs_change_the_submission(tree):
+    predict.run(params(), "v2")
+    predict.run(params(), "v6")
+    predict.run(params(), "v7")
+    v2, v6, v7 = (pd.read_csv(tree / f"submissions/{k}/submission.csv") for k in ("v2", "v6", "v7"))
+    assert not np.allclose(v2.iloc[:, 1:], v6.iloc[:, 1:])
+    assert not np.allclose(v6.iloc[:, 1:], v7.iloc[:, 1:])
+    knobs = json.loads((tree / "submissions/v7/manifest.json").read_text())["postprocess"]
+    assert knobs["prior_alpha"] == 1.0 and knobs["sigma"] == 1.5 and knobs["smooth_mode"] == "nearest"
+
+
+def test_predict_names_a_missing_shift_and_an_unknown_knob(tree):
+    write_features(tree, np.random.default_rng(1), shifts=[0.0])
+    with pytest.raises(predict.PredictError, match="no test windows at shift -1.0 s"):
+        predict.run(params(), "v6")
+    bad = params()
+    bad["submissions"]["v6"] = {**bad["submissions"]["v6"], "postprocess": {"sigmaa": 2}}
+    with pytest.raises(predict.PredictError, match=r"submissions.v6.postprocess: unknown knob\(s\) \['sigmaa'\]"):
+        predict.run(bad, "v6")
+
+
+def test_leaderboard_scores_ranks_and_writes_table2(tree):
+    for name in ("v1", "v2", "v6", "v7"):
+        predict.run(params(), name)
+    (tree / "leaderboard/kaggle.yaml").write_text(
+        "- {submission: v6, public: 0.9, private: 0.95, date: 2026-05-28}\n")
+    result = leaderboard.run(params())
+    board = json.loads((tree / "metrics/leaderboard/leaderboard.json").read_text())
+    assert set(board["submissions"]) == {"v1", "v2", "v6", "v7"}
+    v6 = board["submissions"]["v6"]
+    assert v6["difference"] == pytest.approx(v6["private"] - v6["public"])
+    assert sorted(s["public_rank"] for s in board["submissions"].values())[0] == 1
+    assert board["kaggle"]["v6"]["difference"] == pytest.approx(0.05)
+    table = (tree / "paper/tables/table2.md").read_text()
+    assert "| v6 | priors | " in table and "0.879" in table and "| 0.900 | 0.950 |" in table
+    assert (tree / "figures/leaderboard.png").stat().st_size > 1000
+    assert result["kaggle_dates"] == {"v6": "2026-05-28"}
+
+
+def test_leaderboard_names_a_malformed_submission(tree):
+    predict.run(params(), "v1")
+    path = tree / "submissions/v1/submission.csv"
+    pd.read_csv(path).drop(columns="c").to_csv(path, index=False)
+    with pytest.raises(ValueError, match=r"submissions/v1/submission.csv: missing column\(s\) \['c'\]"):
+        leaderboard.run(params(submissions={"v1": DEFAULTS["submissions"]["v1"]}))
+
+
+def test_split_solution_and_score_boards_by_hand():
+    solution = pd.DataFrame({"row_id": ["A_5", "A_10", "B_5", "B_10"], "x": [1, 0, 1, 0]})
+    parts = boards.split_solution(solution, pd.DataFrame({"stem": ["A", "B"], "board": ["public", "private"]}))
+    assert list(parts["public"].row_id) == ["A_5", "A_10"]
+    sub = pd.DataFrame({"row_id": ["A_5", "A_10", "B_5", "B_10"], "x": [0.9, 0.1, 0.2, 0.8]})
+    assert boards.score_boards(sub, parts) == {"public": 1.0, "private": 0.0, "difference": -1.0}
+    with pytest.raises(boards.BoardError, match=r"\['B'\] of solution.csv are on no board"):
+        boards.split_solution(solution, pd.DataFrame({"stem": ["A"], "board": ["public"]}))
+
+
+def test_ranks_share_ties():
+    ranks = boards.add_ranks({"p": {"public": 0.8, "private": 0.7}, "q": {"public": 0.8, "private": 0.9},
+                              "r": {"public": 0.6, "private": 0.8}})
+    assert [ranks[n]["public_rank"] for n in "pqr"] == [1, 1, 3]
+    assert [ranks[n]["private_rank"] for n in "pqr"] == [3, 1, 2]
+
+
+def test_read_kaggle_checks_entries(tmp_path):
+    path = tmp_path / "kaggle.yaml"
+    assert boards.read_kaggle(path) == []
+    path.write_text("[]\n")
+    assert boards.read_kaggle(path) == []
+    path.write_text("- {submission: v6, public: 0.879}\n")
+    with pytest.raises(boards.BoardError, match=r"entry 0 lacks \['private', 'date'\]"):
+        boards.read_kaggle(path)
+    path.write_text("- {submission: v6, public: high, private: null, date: 2026-05-28}\n")
+    with pytest.raises(boards.BoardError, match="public must be a number"):
+        boards.read_kaggle(path)
+    path.write_text(yaml.safe_dump([{"submission": "v6", "public": 0.879, "private": None, "date": "x"}]))
+    assert boards.read_kaggle(path)[0]["private"] is None
+
+
+def test_real_data_mode_reports_only_kaggle_scores(tree):
+    for name in ("solution.csv", "boards.csv"):
+        (tree / "data/hidden" / name).unlink()
+    (tree / "leaderboard/kaggle.yaml").write_text(
+        "- {submission: v6, public: 0.879, private: null, date: 2026-05-28}\n")
+    result = leaderboard.run(params())
+    assert result["leaderboard"]["mode"] == "kaggle-only" and result["leaderboard"]["submissions"] == {}
+    assert "| v6 | priors | - | - | 0.879 | 0.879 | - |" in (tree / "paper/tables/table2.md").read_text()
