@@ -58,9 +58,9 @@ def head_models(params: dict, entry: dict, channels: list[int], n_classes: int):
 
 
 def test_audio(tmp: Path, n: int) -> tuple[list[Path], str]:
-    found = sorted(Path("data/hidden/test_soundscapes").glob("*.flac"))[:n]
-    if len(found) == n:
-        return found, "data/hidden/test_soundscapes"
+    found = sorted(Path("data/hidden/test_soundscapes").glob("*.flac"))
+    if found:  # cycle through them when there are fewer than n
+        return [found[i % len(found)] for i in range(n)], f"data/hidden/test_soundscapes ({len(found)} files)"
     rng = np.random.default_rng(0)
     paths = []
     for i in range(n):

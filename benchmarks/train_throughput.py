@@ -58,7 +58,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     optim = load_params()["train"]["optim"]
     model_cfg = load_params()["train"]["model"]
-    config = training.TrainConfig(epochs=args.epochs, patience=optim["patience"],
+    config = training.TrainConfig(epochs=args.epochs, patience=optim["patience"], min_delta=optim["min_delta"],
                                   batch_size=optim["batch_size"], lr=optim["lr"],
                                   weight_decay=optim["weight_decay"], mixup_alpha=optim["mixup_alpha"],
                                   time_limit_s=args.time_limit)

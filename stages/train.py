@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 from scipy.stats import spearmanr
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from stages import features, folds, heads, training
 from stages.atomic import atomic_dir, atomic_path, write_json, write_text
@@ -49,7 +49,8 @@ def model_config(train: dict, variant: dict, channels: list[int], n_classes: int
 
 def train_config(train: dict) -> training.TrainConfig:
     o = train["optim"]
-    return training.TrainConfig(epochs=o["epochs"], patience=o["patience"], batch_size=o["batch_size"],
+    return training.TrainConfig(epochs=o["epochs"], patience=o["patience"], min_delta=o["min_delta"],
+                                batch_size=o["batch_size"],
                                 lr=o["lr"], weight_decay=o["weight_decay"], mixup_alpha=o["mixup_alpha"],
                                 samples_per_epoch=o.get("samples_per_epoch"),
                                 mix_lr_scale=o["mix_lr_scale"])

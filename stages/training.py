@@ -20,7 +20,7 @@ import torch
 from scipy.stats import beta as beta_dist
 from torch import nn
 from torch.utils.data import WeightedRandomSampler
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from stages.metric import MetricError, macro_auc
 
@@ -33,6 +33,7 @@ class TrainingError(ValueError):
 class TrainConfig:
     epochs: int = 50              # at most this many epochs
     patience: int = 5             # stop after this many epochs without a better validation AUC
+    min_delta: float = 0.0        # a validation AUC must beat the best by more than this to count
     batch_size: int = 256
     lr: float = 1e-3
     weight_decay: float = 0.01
@@ -180,7 +181,7 @@ def train_fold(model: nn.Module, tokens: list[torch.Tensor], targets: torch.Tens
             log(epoch, record)
         bar.set_postfix(loss=f"{record['loss']:.4f}", auc=f"{auc:.4f}")
         # NaN (no defined AUC) never improves: the first epoch's model is then kept
-        if auc > best_auc or (epoch == 0 and math.isnan(auc)):
+        if auc > best_auc + config.min_delta or (epoch == 0 and math.isnan(auc)):
             best, best_auc, since_best = copy.deepcopy(model), auc, 0
         else:
             since_best += 1

@@ -14,28 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
-VENV_BIN = REPO / ".venv" / "bin"
-SKIP = (".venv", ".venv-convert", "data/", "models/", "reports/")
-
-
-def copy_repo(dest: Path) -> None:
-    """Tracked files plus untracked, not-ignored ones (the working tree as it is)."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                            cwd=REPO, check=True, capture_output=True).stdout.decode().split("\0")
-    for rel in filter(None, listed):
-        src = REPO / rel
-        if rel.startswith(SKIP) or not src.is_file():
-            continue
-        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, dest / rel)
-
-
-def sh(args: list[str], cwd: Path) -> str:
-    env = dict(os.environ, PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc.stdout
+from tests.repo_copy import VENV_BIN, copy_repo, sh
 
 
 def outs_hashes(lock_path: Path) -> dict[str, str]:

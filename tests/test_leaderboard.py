@@ -9,7 +9,7 @@ from stages import boards, leaderboard, predict
 from stages.config import load_params
 from stages.paths import ROOT
 
-from predict_fakes import make_tree, write_features
+from tests.predict_fakes import make_tree, write_features
 import numpy as np
 
 DEFAULTS = load_params(ROOT / "params.yaml")

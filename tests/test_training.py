@@ -106,7 +106,7 @@ def test_train_stage_writes_the_contract(tmp_path, monkeypatch):
     params = {"train": {
         "seed": 0, "threads": 1, "n_folds": 3, "fold_salt": "s", "secondary_weight": 1.0,
         "model": {"d": 8, "heads": 2, "ffn": 16, "dropout": 0.1},
-        "optim": {"epochs": 2, "patience": 1, "batch_size": 32, "lr": 0.003, "weight_decay": 0.01,
+        "optim": {"epochs": 2, "patience": 1, "min_delta": 0.0, "batch_size": 32, "lr": 0.003, "weight_decay": 0.01,
                   "mixup_alpha": 0.2, "samples_per_epoch": None, "mix_lr_scale": 10.0},
         "variants": {"scalarmix": {"head": "scalarmix", "soundscape_fraction": 0.0,
                                    "table": "paper/tables/probe_vs_weights.md"}}}}
