@@ -50,4 +50,6 @@ def make_repo(dest: Path, overrides: dict) -> Path:
     sh(["git", "init", "-q"], dest)
     sh(["git", "config", "user.email", "test@localhost"], dest)
     sh(["git", "config", "user.name", "test"], dest)
+    sh(["git", "add", "-A"], dest)
+    sh(["git", "commit", "-qm", "copy"], dest)  # DVCLive and `dvc exp run` need a commit
     return dest

@@ -31,7 +31,7 @@ def test_full_pipeline_smoke(tmp_path):
     assert "up to date" in sh([dvc, "status"], repo), "a second look finds stale stages"
 
     sh(["git", "add", "-A"], repo)
-    sh(["git", "commit", "-qm", "smoke baseline"], repo)
+    sh(["git", "commit", "-qm", "smoke baseline", "--allow-empty"], repo)
     out = sh([dvc, "exp", "run", "-S", "postprocess.prior_alpha=2.0"], repo, timeout=900)
     for cached in ("dataset", "checkpoint", "surgery", "probe", "extract", "train@attn"):
         assert f"Running stage '{cached}'" not in out, f"{cached} re-ran after a post-processing change"
