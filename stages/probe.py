@@ -3,8 +3,10 @@ blocks it selects for the sequence head.
 
 Draws `probe.species` x `probe.clips` focal clips (one seeded 5-s window each), runs them once
 through the probed graph, scores every block with grouped k-fold kNN (plus a linear probe) and
-writes metrics/probe/probe.json, figures/probe.png, paper/tables/table1.md and
-models/probe_selected.json.
+writes metrics/probe/probe.json, figures/probe.png, paper/tables/table1.md,
+models/probe_selected.json and Figure 1 with the selected blocks marked
+(figures/architecture_selected.png; the surgery stage runs before the probe, so its
+figures/architecture.png can mark only an explicit `head.blocks` list).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import yaml
 from tqdm import tqdm
 
 from stages import knn
+from stages.architecture import draw_architecture
 from stages.atomic import atomic_path, write_json, write_text
 from stages.paths import (BACKBONE_JSON, BLOCKS_JSON, FIGURES, INDEX, PROBE_METRICS,
                           PROBE_SELECTED, PROBED_ONNX, REPORTED, TABLES)
@@ -26,6 +29,7 @@ from stages.windows import forward, random_starts
 PARAMS = ("probe", "backbone")
 PROBE_JSON = PROBE_METRICS / "probe.json"
 PROBE_FIGURE = FIGURES / "probe.png"
+SELECTED_FIGURE = FIGURES / "architecture_selected.png"
 TABLE1 = TABLES / "table1.md"
 
 
@@ -188,6 +192,12 @@ def run(params: dict, key: str | None = None, runner=None) -> dict:
     table = table1_markdown(result, blocks, reported_table1(result["backbone"]))
     write_text(TABLE1, table)
     plot(result, blocks, PROBE_FIGURE)
+    inventory = json.loads(BLOCKS_JSON.read_text())
+    draw_architecture(inventory, SELECTED_FIGURE, result["selected"],
+                      title=f"{inventory.get('backbone', 'backbone')}: {len(inventory['blocks'])} MBConv "
+                            f"blocks; marked: the probe's top {len(result['selected'])} "
+                            "(read by the head when head.blocks is auto)")
     return {"table": table, "selected": result["selected"], "chance": result["chance"],
-            "n_clips": result["n_clips"], "figure": str(PROBE_FIGURE), "scores": result["blocks"],
+            "n_clips": result["n_clips"], "figure": str(PROBE_FIGURE),
+            "architecture_figure": str(SELECTED_FIGURE), "scores": result["blocks"],
             **timings}

@@ -26,7 +26,7 @@ def test_full_pipeline_smoke(tmp_path):
         assert 0.0 <= scores["public"] <= 1.0 and 0.0 <= scores["private"] <= 1.0, (name, scores)
     for table in ("table1.md", "table2.md"):
         assert (repo / "paper" / "tables" / table).stat().st_size > 0
-    for figure in ("architecture.png", "probe.png", "leaderboard.png"):
+    for figure in ("architecture.png", "architecture_selected.png", "probe.png", "leaderboard.png"):
         assert (repo / "figures" / figure).stat().st_size > 0
     assert "up to date" in sh([dvc, "status"], repo), "a second look finds stale stages"
 

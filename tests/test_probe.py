@@ -35,6 +35,20 @@ def test_probe_writes_table_metrics_figure_and_selection(workdir):
     assert out["selected"] == metrics["selected"]
 
 
+def test_probe_marks_its_selection_on_figure_1(workdir, monkeypatch):
+    drawn = {}
+    original = probe.draw_architecture
+
+    def spy(inventory, path, head_blocks=None, title=None):
+        drawn.update(path=str(path), head_blocks=head_blocks, n_blocks=len(inventory["blocks"]))
+        original(inventory, path, head_blocks, title)
+
+    monkeypatch.setattr(probe, "draw_architecture", spy)
+    out = probe.run(PARAMS, runner=FakeBackbone())
+    assert drawn == {"path": "figures/architecture_selected.png", "head_blocks": out["selected"], "n_blocks": 3}
+    assert (workdir / "figures/architecture_selected.png").stat().st_size > 1000
+
+
 def test_probe_is_byte_stable(workdir):
     probe.run(PARAMS, runner=FakeBackbone())
     first = (workdir / "metrics/probe/probe.json").read_bytes()
