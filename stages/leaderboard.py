@@ -3,6 +3,8 @@ set them beside the paper's reported scores (Table 2) and, in real-data mode, be
 copied from Kaggle into leaderboard/kaggle.yaml."""
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import yaml
 from tqdm import tqdm
@@ -34,15 +36,30 @@ def fmt(x, digits: int) -> str:
     return "-" if x is None or pd.isna(x) else f"{x:.{digits}f}"
 
 
+def settings(name: str) -> str:
+    """What a submission ran with here, from its manifest (the paper's description may differ
+    after `dvc exp run -S ...`); "-" when it has no manifest."""
+    path = SUBMISSIONS / name / "manifest.json"
+    if not path.exists():
+        return "-"
+    manifest = json.loads(path.read_text())
+    text = f"{manifest['model']}, TTA x{len(manifest['tta'])}"
+    post = manifest["postprocess"]
+    if not manifest["entry"].get("postprocess"):  # `postprocess: false` runs with every knob off
+        return text + ", raw"
+    return text + f", prior {post['prior_alpha']:g}, sigma {post['sigma']:g}"
+
+
 def table2(rows: list[str], local: dict, reported: dict, kaggle: dict, digits: int) -> str:
     """Table 2 as markdown: each row's local public/private next to the paper's public LB."""
-    head = ["Submission", "Description", "Local public", "Local private", "Reported public LB"]
+    head = ["Submission", "Description (paper)", "Run here", "Local public", "Local private",
+            "Reported public LB"]
     if kaggle:
         head += ["Kaggle public", "Kaggle private"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name in rows:
         rep, loc, kag = reported.get(name, {}), local.get(name, {}), kaggle.get(name, {})
-        cells = [name, rep.get("description", ""), fmt(loc.get("public"), digits),
+        cells = [name, rep.get("description", ""), settings(name), fmt(loc.get("public"), digits),
                  fmt(loc.get("private"), digits), fmt(rep.get("public"), digits)]
         if kaggle:
             cells += [fmt(kag.get("public"), digits), fmt(kag.get("private"), digits)]

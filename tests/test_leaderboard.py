@@ -79,7 +79,9 @@ def test_leaderboard_scores_ranks_and_writes_table2(tree):
     assert sorted(s["public_rank"] for s in board["submissions"].values())[0] == 1
     assert board["kaggle"]["v6"]["difference"] == pytest.approx(0.05)
     table = (tree / "paper/tables/table2.md").read_text()
-    assert "| v6 | priors | " in table and "0.879" in table and "| 0.900 | 0.950 |" in table
+    assert "| v6 | priors | attn, TTA x3, prior 0.5, sigma 1 | " in table
+    assert "0.879" in table and "| 0.900 | 0.950 |" in table
+    assert "| v1 | " in table and "| scalarmix, TTA x1, raw | " in table
     assert (tree / "figures/leaderboard.png").stat().st_size > 1000
     assert result["kaggle_dates"] == {"v6": "2026-05-28"}
 
@@ -131,4 +133,4 @@ def test_real_data_mode_reports_only_kaggle_scores(tree):
         "- {submission: v6, public: 0.879, private: null, date: 2026-05-28}\n")
     result = leaderboard.run(params())
     assert result["leaderboard"]["mode"] == "kaggle-only" and result["leaderboard"]["submissions"] == {}
-    assert "| v6 | priors | - | - | 0.879 | 0.879 | - |" in (tree / "paper/tables/table2.md").read_text()
+    assert "| v6 | priors | - | - | - | 0.879 | 0.879 | - |" in (tree / "paper/tables/table2.md").read_text()
