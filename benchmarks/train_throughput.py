@@ -44,15 +44,6 @@ def synthetic(rows: int, seed: int, noise: float = 3.0):
     return tokens, y
 
 
-def best_epoch(aucs: list[float], min_delta: float) -> int:
-    """The epoch whose model train_fold keeps: the last one that beat the best by more than min_delta."""
-    best, best_auc = 0, -np.inf
-    for epoch, auc in enumerate(aucs):
-        if auc > best_auc + min_delta:
-            best, best_auc = epoch, auc
-    return best
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=150_000)
@@ -89,9 +80,8 @@ def main() -> int:
     epochs_run = len(history)
     per_epoch = history[-1]["seconds"] / epochs_run
     aucs = [h["val_macro_auc"] for h in history]
-    best = best_epoch(aucs, config.min_delta)
-    # train_fold leaves the loop before the last epoch only by early stopping or the time limit
-    stopped_early = epochs_run < args.epochs and history[-1]["seconds"] <= args.time_limit
+    best = history[-1]["best_epoch"]
+    stopped_early = history[-1]["stop"] == "early"
     complete = stopped_early or epochs_run == args.epochs
     # if capped: the fold needs at least one more patience window past the best epoch so far
     projected = wall if complete else per_epoch * min(args.epochs, max(epochs_run, best + 1 + config.patience))

@@ -121,10 +121,10 @@ def train_folds(train: dict, variant: dict, key: str, rows: pd.DataFrame, tokens
         (curves_dir / f"fold_{k}" / "metrics.json").unlink(missing_ok=True)
         held = fold_of == k
         oof[held] = torch.sigmoid(training.predict_logits(best, pick(tokens, held))).numpy()
-        aucs = [h["val_macro_auc"] for h in history]
-        best_epoch = int(np.nanargmax(aucs)) if np.isfinite(aucs).any() else 0
+        best_epoch = history[-1]["best_epoch"]
         fold_records.append({"fold": k, "val_source": val_source, "epochs_run": len(history),
-                             "best_epoch": best_epoch, "val_macro_auc": round_or_none(aucs[best_epoch]),
+                             "best_epoch": best_epoch,
+                             "val_macro_auc": round_or_none(history[best_epoch]["val_macro_auc"]),
                              "n_train": int(tr.sum()), "n_val": int(val.sum())})
         if isinstance(best, heads.ScalarMix):
             weights.append(best.block_weights().detach().tolist())

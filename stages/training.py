@@ -150,14 +150,16 @@ def train_fold(model: nn.Module, tokens: list[torch.Tensor], targets: torch.Tens
                val_tokens: list[torch.Tensor], val_targets: np.ndarray, config: TrainConfig,
                seed: int, log=None, desc: str = "train") -> tuple[nn.Module, list[dict]]:
     """Train ``model`` in place and return (the best-validation copy, per-epoch history).
-    ``log(epoch, {"loss": .., "val_macro_auc": ..})`` is called after each epoch when given."""
+    Each history record holds the epoch's loss, validation AUC and seconds, the epoch whose model
+    is kept so far (``best_epoch``) and why training stopped there (``stop``: "early", "time" or
+    None). ``log(epoch, record)`` is called after each epoch when given."""
     generator = torch.Generator().manual_seed(seed)
     num_samples = config.samples_per_epoch or len(targets)
     steps = math.ceil(num_samples / config.batch_size)
     optimizer = torch.optim.AdamW(param_groups(model, config), lr=config.lr)
     scheduler = cosine_schedule(optimizer, steps * config.epochs)
     loss_fn = nn.BCEWithLogitsLoss()
-    best, best_auc, since_best, history = copy.deepcopy(model), -math.inf, 0, []
+    best, best_auc, best_epoch, since_best, history = copy.deepcopy(model), -math.inf, 0, 0, []
     bar = tqdm(range(config.epochs), desc=desc, leave=False)
     started = time.perf_counter()
     for epoch in bar:
@@ -174,19 +176,21 @@ def train_fold(model: nn.Module, tokens: list[torch.Tensor], targets: torch.Tens
             scheduler.step()
             total += float(loss.detach()) * len(idx)
         auc = validation_auc(model, val_tokens, val_targets)
-        record = {"epoch": epoch, "loss": total / num_samples, "val_macro_auc": auc,
-                  "seconds": time.perf_counter() - started}
+        # NaN (no defined AUC) never improves: the first epoch's model is then kept
+        improved = auc > best_auc + config.min_delta or (epoch == 0 and math.isnan(auc))
+        if improved:
+            best, best_auc, best_epoch, since_best = copy.deepcopy(model), auc, epoch, 0
+        else:
+            since_best += 1
+        seconds = time.perf_counter() - started
+        out_of_time = config.time_limit_s is not None and seconds > config.time_limit_s
+        record = {"epoch": epoch, "loss": total / num_samples, "val_macro_auc": auc, "seconds": seconds,
+                  "best_epoch": best_epoch,
+                  "stop": "early" if since_best >= config.patience else "time" if out_of_time else None}
         history.append(record)
         if log:
             log(epoch, record)
         bar.set_postfix(loss=f"{record['loss']:.4f}", auc=f"{auc:.4f}")
-        # NaN (no defined AUC) never improves: the first epoch's model is then kept
-        if auc > best_auc + config.min_delta or (epoch == 0 and math.isnan(auc)):
-            best, best_auc, since_best = copy.deepcopy(model), auc, 0
-        else:
-            since_best += 1
-            if since_best >= config.patience:
-                break
-        if config.time_limit_s is not None and record["seconds"] > config.time_limit_s:
+        if record["stop"]:
             break
     return best.eval(), history

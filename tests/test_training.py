@@ -93,6 +93,22 @@ def test_early_stopping_keeps_the_best_epoch():
     assert len(history) <= 3 and all("val_macro_auc" in h for h in history)
 
 
+def test_history_says_which_epoch_is_kept_and_why_training_stopped():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    n, ch = 64, [5, 7, 7]
+    x = [torch.from_numpy(rng.normal(size=(n, c)).astype(np.float32)) for c in ch]
+    y = torch.from_numpy((rng.random((n, 4)) < 0.3).astype(np.float32))
+    model = heads.build_head({"type": "attn", "channels": ch, "n_classes": 4, "d": 8, "heads": 2,
+                              "ffn": 16, "dropout": 0.0})
+    # lr 0: the validation AUC never changes, so only epoch 0 counts as an improvement
+    cfg = training.TrainConfig(epochs=10, patience=2, batch_size=16, lr=0.0, mixup_alpha=0.0)
+    _, history = training.train_fold(model, x, y, np.full(n, 1 / n), [t[:32] for t in x],
+                                     y[:32].numpy(), cfg, seed=0)
+    assert [h["best_epoch"] for h in history] == [0, 0, 0]
+    assert [h["stop"] for h in history] == [None, None, "early"]
+
+
 def test_train_stage_writes_the_contract(tmp_path, monkeypatch):
     from stages import train
     monkeypatch.chdir(tmp_path)
