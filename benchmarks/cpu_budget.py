@@ -28,10 +28,12 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from stages import heads, postprocess, submission  # noqa: E402
-from stages.audio import read_audio, write_flac  # noqa: E402
-from stages.backbone import Backbone  # noqa: E402
-from stages.config import load_params  # noqa: E402
+from birdclef_eos.heads import models as heads
+from birdclef_eos.scoring import postprocess
+from birdclef_eos.scoring import submission# noqa: E402
+from birdclef_eos.audio.decode import read_audio, write_flac  # noqa: E402
+from birdclef_eos.backbone.runner import Backbone  # noqa: E402
+from stages.params import load_params  # noqa: E402
 
 LIMIT_MIN = 90.0          # Kaggle's CPU limit for the whole hidden test set
 HIDDEN_FILES = 700        # about 700 one-minute soundscapes in the real hidden test set

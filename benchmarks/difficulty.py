@@ -19,7 +19,7 @@ import pandas as pd
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from stages.audio import load_window, log_mel  # noqa: E402
+from birdclef_eos.audio.decode import load_window, log_mel  # noqa: E402
 
 LIMIT = 0.80
 ROOT = Path(__file__).resolve().parent.parent

@@ -28,13 +28,14 @@ os.chdir(Path(__file__).resolve().parent.parent)
 
 from tqdm import tqdm  # noqa: E402
 
-from stages import knn, probe  # noqa: E402
-from stages.atomic import write_json  # noqa: E402
-from stages.backbone import Backbone  # noqa: E402
-from stages.config import load_params  # noqa: E402
+from birdclef_eos.probe import knn
+from stages import probe  # noqa: E402
+from birdclef_eos.io.files import write_json  # noqa: E402
+from birdclef_eos.backbone.runner import Backbone  # noqa: E402
+from stages.params import load_params  # noqa: E402
 from stages.paths import BACKBONE_JSON, BACKBONE_ONNX, BLOCKS_JSON, INDEX  # noqa: E402
-from stages.windows import DATASET_SAMPLE_RATE, WINDOW_S  # noqa: E402
-from stages.audio import load_window  # noqa: E402
+from birdclef_eos.audio.windows import DATASET_SAMPLE_RATE, WINDOW_S  # noqa: E402
+from birdclef_eos.audio.decode import load_window  # noqa: E402
 
 LIMIT = 1.5
 RESULT = Path("benchmarks/results/probe_cost.json")

@@ -29,10 +29,10 @@ import onnxruntime as ort
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from stages.audio import read_audio, write_flac  # noqa: E402
-from stages.backbone import Backbone  # noqa: E402
-from stages.blocks import probe_blocks  # noqa: E402
-from stages.config import load_params  # noqa: E402
+from birdclef_eos.audio.decode import read_audio, write_flac  # noqa: E402
+from birdclef_eos.backbone.runner import Backbone  # noqa: E402
+from birdclef_eos.backbone.surgery import probe_blocks  # noqa: E402
+from stages.params import load_params  # noqa: E402
 from stages.paths import BENCHMARK_RESULTS  # noqa: E402
 
 LIMIT = 0.90
@@ -40,7 +40,7 @@ RATE, CHUNK_S, FILE_S = 32_000, 5, 60
 
 
 def birdnet_backbone(backbone: dict) -> tuple[Path, dict]:
-    from stages import birdnet
+    from birdclef_eos.backbone import birdnet
 
     onnx_path = birdnet.prepare(backbone["birdnet"], birdnet.cache_root(backbone))["onnx"]
     spec = {"name": "birdnet_v24", "input_name": birdnet.INPUT_NAME, "sample_rate": birdnet.SAMPLE_RATE,
@@ -50,7 +50,7 @@ def birdnet_backbone(backbone: dict) -> tuple[Path, dict]:
 
 
 def perch_tiny_backbone(backbone: dict, folder: Path) -> tuple[Path, dict]:
-    from stages.perch_tiny import export_perch_tiny
+    from birdclef_eos.backbone.perch_tiny import export_perch_tiny
 
     tiny = backbone.get("perch_tiny", {})
     path = folder / "perch_tiny.onnx"

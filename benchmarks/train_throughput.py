@@ -24,8 +24,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from stages import heads, training  # noqa: E402
-from stages.config import load_params  # noqa: E402
+from birdclef_eos.heads import models as heads
+from birdclef_eos.heads import training# noqa: E402
+from stages.params import load_params  # noqa: E402
 
 PAPER_FOLD_S = 300.0
 CHANNELS = [232, 384, 384]

@@ -12,8 +12,8 @@ import shutil
 from importlib.metadata import version
 from pathlib import Path
 
-from stages import birdnet
-from stages.atomic import atomic_path, write_json
+from birdclef_eos.backbone import birdnet
+from birdclef_eos.io.files import atomic_path, sha256_file, write_json
 from stages.paths import BACKBONE_JSON, BACKBONE_ONNX
 
 PARAMS = ("backbone",)
@@ -67,7 +67,7 @@ def check_perch_file(path: Path, size: int, sha256: str) -> None:
     found_size = path.stat().st_size
     if found_size != size:
         raise BackboneFileError(f"{path.resolve()}: found {found_size} bytes, {expected}: wrong or truncated file")
-    found_sha = birdnet.sha256_file(path)
+    found_sha = sha256_file(path)
     if found_sha != sha256:
         raise BackboneFileError(f"{path.resolve()}: found sha256 {found_sha} ({found_size} bytes), {expected}")
 
@@ -84,7 +84,7 @@ def build_perch_v2(cfg: dict, out: Path) -> dict:
 
 
 def build_perch_tiny(cfg: dict, out: Path) -> dict:
-    from stages.perch_tiny import export_perch_tiny
+    from birdclef_eos.backbone.perch_tiny import export_perch_tiny
 
     pt = cfg["perch_tiny"]
     spec = export_perch_tiny(out, seed=pt["seed"], width_multiplier=pt["width_multiplier"])
@@ -106,7 +106,7 @@ def run(params: dict, key: str | None = None) -> dict:
     spec = built["spec"]
     record = {
         "name": name, "source": built["source"], "versions": built["versions"],
-        "sha256": {**built["inputs"], str(BACKBONE_ONNX): birdnet.sha256_file(BACKBONE_ONNX)},
+        "sha256": {**built["inputs"], str(BACKBONE_ONNX): sha256_file(BACKBONE_ONNX)},
         **{k: spec[k] for k in ("input_name", "sample_rate", "window_samples", "normalisation",
                                 "logits_output", "embedding_output", "classes")},
     }

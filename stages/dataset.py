@@ -11,8 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-from stages import birdclef, synthetic
-from stages.atomic import atomic_dir
+from birdclef_eos.data import birdclef
+from birdclef_eos.data.synthetic import generate as synthetic
+from birdclef_eos.io.files import atomic_dir
 from stages.paths import BIRDCLEF, HIDDEN, INDEX, ROOT
 
 PARAMS = ("dataset",)
@@ -96,6 +97,6 @@ def run(params: dict, key: str | None = None) -> dict:
 if __name__ == "__main__":  # python -m stages.dataset: run without the notebook
     import os
 
-    from stages.config import stage_params
+    from stages.params import stage_params
     os.chdir(ROOT)
     print(json.dumps(run(stage_params("dataset")), indent=2))

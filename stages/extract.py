@@ -8,7 +8,6 @@ data/features/ (docs/contracts.md).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -16,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stages import features as store
+from birdclef_eos.data import features as store
+from birdclef_eos.io.files import sha256_file
 from stages.paths import (BACKBONE_JSON, BLOCKS_JSON, FEATURES, INDEX, PROBE_SELECTED,
                           PROBED_ONNX)
-from stages.windows import forward, random_starts
+from birdclef_eos.audio.windows import forward, random_starts
 
 PARAMS = ("extract", "head", "backbone")
 INDEX_READ = {"keep_default_na": False, "dtype": {"labels": str, "secondary_labels": str,
@@ -33,7 +33,7 @@ class ExtractError(ValueError):
 
 
 def open_backbone(backbone: dict, blocks: list[int]):
-    from stages.backbone import Backbone  # the runner (a domain module)
+    from birdclef_eos.backbone.runner import Backbone  # the runner (a domain module)
     return Backbone(PROBED_ONNX, BACKBONE_JSON, BLOCKS_JSON, backbone["threads"],
                     backbone["batch_size"], backbone["chunk_mapping"], blocks=blocks, progress=False)
 
@@ -88,16 +88,6 @@ def soundscape_plan(soundscapes: pd.DataFrame, chunks: pd.DataFrame, shifts: lis
     return pd.DataFrame(rows)
 
 
-def sha256_of(path: Path) -> str | None:
-    if not Path(path).exists():
-        return None
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def window_plan(extract: dict) -> pd.DataFrame:
     recordings = pd.read_csv(INDEX / "recordings.csv", **INDEX_READ)
     soundscapes = pd.read_csv(INDEX / "soundscapes.csv", **INDEX_READ)
@@ -125,7 +115,7 @@ def run(params: dict, key: str | None = None, runner=None) -> dict:
     windows = plan[kept].drop(columns=["path", "read_s"]).reset_index(drop=True)
     counts = {s: int(n) for s, n in windows["split"].value_counts().sort_index().items()}
     meta = {"blocks": blocks, "channels": {n: int(a.shape[1]) for n, a in arrays.items()},
-            "backbone": backbone["name"], "backbone_sha256": sha256_of(PROBED_ONNX),
+            "backbone": backbone["name"], "backbone_sha256": sha256_file(PROBED_ONNX) if PROBED_ONNX.exists() else None,
             "bad_audio": bad_audio, "windows": counts, "tta_shifts": extract["tta_shifts"],
             "windows_per_recording": extract["windows_per_recording"], "seed": extract["seed"]}
     store.save(FEATURES, windows, arrays, meta)

@@ -9,8 +9,9 @@ import pandas as pd
 import yaml
 from tqdm import tqdm
 
-from stages import boards, submission
-from stages.atomic import atomic_path, write_json, write_text
+from birdclef_eos.scoring import boards
+from birdclef_eos.scoring import submission
+from birdclef_eos.io.files import atomic_path, write_json, write_text
 from stages.paths import FIGURES, HIDDEN, KAGGLE_SCORES, LEADERBOARD_METRICS, REPORTED, SUBMISSIONS, TABLES
 
 PARAMS = ("leaderboard", "submissions")

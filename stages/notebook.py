@@ -14,8 +14,8 @@ from pathlib import Path
 
 import nbformat
 
-from stages.atomic import atomic_path
-from stages.config import stage_params
+from birdclef_eos.io.files import atomic_path
+from stages.params import stage_params
 from stages.paths import NOTEBOOKS, REPORTS, ROOT
 
 

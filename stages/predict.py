@@ -14,8 +14,11 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from stages import features, heads, postprocess, submission
-from stages.atomic import atomic_dir
+from birdclef_eos.data import features
+from birdclef_eos.heads import models as heads
+from birdclef_eos.scoring import postprocess
+from birdclef_eos.scoring import submission
+from birdclef_eos.io.files import atomic_dir, sha256_tree
 from stages.paths import FEATURES, HEADS, HIDDEN, INDEX, SUBMISSIONS
 
 PARAMS = ("postprocess", "submissions")
@@ -119,7 +122,7 @@ def run(params: dict, key: str | None = None) -> dict:
     submission.validate(sub, order, name=f"submission '{key}'")
     manifest = {"submission": key, "model": entry["model"], "tta": shifts, "entry": entry,
                 "postprocess": knobs, "rows": len(sub), "labels": len(labels),
-                "sha256": submission.sha256_tree(used_inputs(model_dir, names))}
+                "sha256": sha256_tree(used_inputs(model_dir, names))}
     out = SUBMISSIONS / key
     with atomic_dir(out) as tmp:
         sub.to_csv(tmp / "submission.csv", index=False, float_format="%.6f")

@@ -19,12 +19,12 @@ import pandas as pd
 import yaml
 from tqdm import tqdm
 
-from stages import knn
-from stages.architecture import draw_architecture
-from stages.atomic import atomic_path, write_json, write_text
+from birdclef_eos.probe import knn
+from birdclef_eos.report.architecture import draw_architecture
+from birdclef_eos.io.files import atomic_path, write_json, write_text
 from stages.paths import (BACKBONE_JSON, BLOCKS_JSON, FIGURES, INDEX, PROBE_METRICS,
                           PROBE_SELECTED, PROBED_ONNX, REPORTED, TABLES)
-from stages.windows import forward, random_starts
+from birdclef_eos.audio.windows import forward, random_starts
 
 PARAMS = ("probe", "backbone")
 PROBE_JSON = PROBE_METRICS / "probe.json"
@@ -34,7 +34,7 @@ TABLE1 = TABLES / "table1.md"
 
 
 def open_backbone(backbone: dict, blocks: list[int]):
-    from stages.backbone import Backbone  # the runner (a domain module)
+    from birdclef_eos.backbone.runner import Backbone  # the runner (a domain module)
     return Backbone(PROBED_ONNX, BACKBONE_JSON, BLOCKS_JSON, backbone["threads"],
                     backbone["batch_size"], backbone["chunk_mapping"], blocks=blocks, progress=False)
 

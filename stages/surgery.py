@@ -6,25 +6,16 @@ per block), models/blocks.json (the block inventory) and Figure 1 (figures/archi
 """
 from __future__ import annotations
 
-import hashlib
 import json
 
 import onnx
 
-from stages import blocks as block_surgery
-from stages.architecture import draw_architecture
-from stages.atomic import atomic_path, write_json
+from birdclef_eos.backbone import surgery as block_surgery
+from birdclef_eos.report.architecture import draw_architecture
+from birdclef_eos.io.files import atomic_path, sha256_file, write_json
 from stages.paths import ARCHITECTURE_FIGURE, BACKBONE_JSON, BACKBONE_ONNX, BLOCKS_JSON, PROBED_ONNX
 
 PARAMS = ("surgery", "head")
-
-
-def sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_backbone():
@@ -49,7 +40,7 @@ def inventory_record(inventory: dict, spec: dict, check: dict) -> dict:
     return {
         **inventory,
         "backbone": spec.get("name", "unknown"),
-        "backbone_sha256": sha256(BACKBONE_ONNX),
+        "backbone_sha256": sha256_file(BACKBONE_ONNX),
         "input_name": spec["input_name"],
         "sample_rate": spec["sample_rate"],
         "window_samples": spec["window_samples"],

@@ -19,8 +19,11 @@ import torch
 from scipy.stats import spearmanr
 from tqdm import tqdm
 
-from stages import features, folds, heads, training
-from stages.atomic import atomic_dir, atomic_path, write_json, write_text
+from birdclef_eos.data import features
+from birdclef_eos.data import folds
+from birdclef_eos.heads import models as heads
+from birdclef_eos.heads import training
+from birdclef_eos.io.files import atomic_dir, atomic_path, write_json, write_text
 from stages.paths import FEATURES, HEADS, INDEX, OOF, PROBE_METRICS, TRAIN_METRICS
 
 PARAMS = ("train",)

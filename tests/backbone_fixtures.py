@@ -10,8 +10,8 @@ from pathlib import Path
 
 import onnx
 
-from stages.blocks import probe_blocks
-from stages.perch_tiny import export_perch_tiny
+from birdclef_eos.backbone.surgery import probe_blocks
+from birdclef_eos.backbone.perch_tiny import export_perch_tiny
 
 SEED, WIDTH = 0, 0.25
 

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from stages import features, heads
+from birdclef_eos.data import features
+from birdclef_eos.heads import models as heads
 
 LABELS = ["a", "b", "c", "d"]
 BLOCKS, CHANNELS = [3, 5], [4, 3]

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stages.audio import write_flac
+from birdclef_eos.audio.decode import write_flac
 
 SR = 32000
 BLOCKS = [{"index": i, "name": f"block_{i:02d}", "tensor": f"t{i}", "stage": 1 + i // 2,

@@ -7,7 +7,7 @@ import onnxruntime as ort
 import pytest
 from scipy.signal import resample_poly
 
-from stages.backbone import Backbone, BackboneError, normalise, window_offsets
+from birdclef_eos.backbone.runner import Backbone, BackboneError, normalise, window_offsets
 from tests.backbone_fixtures import probed_perch_tiny, workdir
 
 

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from stages import birdclef
-from stages.birdclef import BirdCLEFError
+from birdclef_eos.data import birdclef
+from birdclef_eos.data.birdclef import BirdCLEFError
 
 SR = 32000
 SCAPE = "BC2026_Train_0001_S08_20240520_063000"

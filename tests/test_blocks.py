@@ -8,7 +8,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
-from stages.blocks import SurgeryError, compare_outputs, probe_blocks
+from birdclef_eos.backbone.surgery import SurgeryError, compare_outputs, probe_blocks
 from tests.backbone_fixtures import perch_tiny
 
 BIRDNET_WIDTHS = [36, 72, 108, 192]
@@ -192,8 +192,8 @@ def test_birdnet_names_nchw_and_internal_embedding():
 
 def birdnet_onnx() -> Path:
     """The checkpoint stage's converted BirdNET V2.4 (converted once, then cached by stages.birdnet)."""
-    from stages import birdnet
-    from stages.config import load_params
+    from birdclef_eos.backbone import birdnet
+    from stages.params import load_params
 
     backbone = load_params()["backbone"]
     try:
@@ -205,7 +205,7 @@ def birdnet_onnx() -> Path:
 
 
 def test_birdnet_v24_has_16_blocks_in_4_stages():
-    from stages import birdnet
+    from birdclef_eos.backbone import birdnet
 
     path = birdnet_onnx()
     model = onnx.load(str(path))

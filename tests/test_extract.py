@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from stages import extract
-from stages import features as store
-from stages.audio import AudioError
+from birdclef_eos.data import features as store
+from birdclef_eos.audio.decode import AudioError
 from tests.probe_fakes import FakeBackbone, make_index
 
 PARAMS = {
@@ -52,7 +52,7 @@ def test_rows_match_their_audio(workdir):
     extract.run(PARAMS, runner=FakeBackbone())
     windows, arrays, _ = store.load("data/features")
     fake = FakeBackbone()
-    from stages.audio import load_window
+    from birdclef_eos.audio.decode import load_window
     for i in [0, 9, len(windows) - 1]:
         row = windows.iloc[i]
         path = (workdir / "audio" / (row["file_id"].replace("/XC", "_") + ".flac"))

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from stages import folds, toy_features
+from birdclef_eos.data import folds
+from tests import toy_features
 
 
 @pytest.fixture

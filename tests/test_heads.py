@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from stages import heads
+from birdclef_eos.heads import models as heads
 
 PAPER = dict(channels=[232, 384, 384], n_classes=234, d=256, heads=4, ffn=512, dropout=0.1)
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from stages import knn
+from birdclef_eos.probe import knn
 
 CFG = {"k": 5, "folds": 5, "distance": "cosine", "normalisation": "standardize",
        "bootstrap": 200, "seed": 0, "linear_probe": True, "linear_c": 1.0, "linear_max_iter": 200}

@@ -5,8 +5,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from stages import boards, leaderboard, predict
-from stages.config import load_params
+from birdclef_eos.scoring import boards
+from stages import leaderboard
+from stages import predict
+from stages.params import load_params
 from stages.paths import ROOT
 
 from tests.predict_fakes import make_tree, write_features

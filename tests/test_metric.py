@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import metric
+from birdclef_eos.scoring import metric
 
 # column a: positives score 0.9, 0.3; negatives 0.8, 0.1 -> 3 of 4 pairs ordered: AUC 0.75
 # column b: the positive 0.5 beats 0.1 and 0.2, ties 0.5 (half) -> 2.5 / 3

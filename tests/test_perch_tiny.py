@@ -5,8 +5,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from stages.blocks import probe_blocks
-from stages.perch_tiny import STAGE_WIDTHS, build_perch_tiny, export_perch_tiny
+from birdclef_eos.backbone.surgery import probe_blocks
+from birdclef_eos.backbone.perch_tiny import STAGE_WIDTHS, build_perch_tiny, export_perch_tiny
 from tests.backbone_fixtures import SEED, WIDTH, perch_tiny, probed_perch_tiny
 
 PERCH_STAGE_BLOCKS = [2, 3, 3, 5, 5, 6, 2]                     # facts.md section 5

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import postprocess as pp
+from birdclef_eos.scoring import postprocess as pp
 
 CLASSES = ["a", "b"]
 

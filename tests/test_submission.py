@@ -3,7 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import submission as sb
+from birdclef_eos.scoring import submission as sb
+from birdclef_eos.io.files import sha256_tree
 
 LABELS = ["a", "b"]
 
@@ -50,7 +51,7 @@ def test_sha256_of_files_and_folders(tmp_path):
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "fold_0.pt").write_bytes(b"abc")
     (tmp_path / "x.csv").write_bytes(b"")
-    digests = sb.sha256_tree([tmp_path / "m", tmp_path / "x.csv"])
+    digests = sha256_tree([tmp_path / "m", tmp_path / "x.csv"])
     assert list(digests.values()) == [
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",   # sha256("abc")
         "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",   # sha256("")

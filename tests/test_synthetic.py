@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from stages import birdclef, synthetic
-from stages.audio import read_audio
+from birdclef_eos.data import birdclef
+from birdclef_eos.data.synthetic import generate as synthetic
+from birdclef_eos.audio.decode import read_audio
 
 CFG = dict(sample_rate=32000, chunk_s=5, soundscape_s=20, min_overlap_s=0.1, public_fraction=0.5,
            class_shares={"Aves": 0.6, "Amphibia": 0.2, "Insecta": 0.2}, species_spread=0.06,

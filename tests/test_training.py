@@ -5,7 +5,10 @@ import pandas as pd
 import pytest
 import torch
 
-from stages import features, heads, toy_features, training
+from birdclef_eos.data import features
+from birdclef_eos.heads import models as heads
+from tests import toy_features
+from birdclef_eos.heads import training
 
 
 def test_sampler_fractions_within_tolerance():

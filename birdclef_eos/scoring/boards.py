@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from stages import metric
+from birdclef_eos.scoring import metric
 
 BOARDS = ("public", "private")
 KAGGLE_FIELDS = ("submission", "public", "private", "date")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from stages.features import WINDOW_COLUMNS
+from birdclef_eos.data.features import WINDOW_COLUMNS
 
 
 def species_names(n_species: int) -> list[str]:

@@ -20,27 +20,19 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.atomic import atomic_path
-from stages.paths import ROOT
+from birdclef_eos.io.files import atomic_path, sha256_file
 
 SAMPLE_RATE = 48_000
 WINDOW_SAMPLES = 144_000  # 3 s
 INPUT_NAME = "INPUT"
 LOGITS_OUTPUT = "Identity"
 EMBEDDING_OUTPUT = "embedding"  # made a graph output by stages/tflite_to_onnx.py
-CONVERTER = ROOT / "stages" / "tflite_to_onnx.py"
+CONVERTER = Path(__file__).with_name("tflite_to_onnx.py")  # run in the conversion environment
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding birdclef_eos/
 
 
 class ChecksumError(RuntimeError):
     pass
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def cache_root(cfg: dict) -> Path:
@@ -105,17 +97,17 @@ def conversion_key(bn: dict) -> str:
 
 
 def convert(tflite: Path, output: Path, bn: dict) -> dict:
-    """Run stages/tflite_to_onnx.py in the conversion environment; returns its record
+    """Run birdclef_eos/backbone/tflite_to_onnx.py in the conversion environment; returns its record
     (package versions, seconds)."""
     python = Path(bn["convert_python"])
-    python = python if python.is_absolute() else ROOT / python
+    python = python if python.is_absolute() else Path.cwd() / python
     if not python.exists():
         raise FileNotFoundError(f"{python}: the conversion environment is missing; run setup.sh "
                                 f"(it installs requirements-convert.txt into .venv-convert/)")
-    cmd = [str(python), "-m", "stages.tflite_to_onnx", str(tflite), str(output),
+    cmd = [str(python), "-m", "birdclef_eos.backbone.tflite_to_onnx", str(tflite), str(output),
            "--opset", str(bn["opset"]), "--dft", bn["dft"]]
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    env = dict(os.environ, PYTHONPATH=str(PACKAGE_ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    done = subprocess.run(cmd, cwd=PACKAGE_ROOT, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"TFLite -> ONNX conversion of {tflite} failed (exit {done.returncode}):\n"
                            f"{done.stderr[-3000:]}")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from stages.audio import AudioError, audio_info
+from birdclef_eos.audio.decode import AudioError, audio_info
 
 TAXONOMY_COLUMNS = ["primary_label", "inat_taxon_id", "scientific_name", "common_name", "class_name"]
 TRAIN_COLUMNS = ["primary_label", "secondary_labels", "type", "filename", "collection", "rating",

@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import FancyBboxPatch, Rectangle  # noqa: E402
 
-from stages.atomic import atomic_path  # noqa: E402
+from birdclef_eos.io.files import atomic_path  # noqa: E402
 
 
 def stages_of(blocks: list[dict]) -> list[dict]:

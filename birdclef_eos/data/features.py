@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stages.atomic import atomic_dir
+from birdclef_eos.io.files import atomic_dir
 
 WINDOW_COLUMNS = ["source", "file_id", "start_s", "shift_s", "row_id", "chunk", "split",
                   "primary_label", "labels", "secondary_labels", "site", "hour"]

@@ -7,7 +7,7 @@ reverberated by distance and mixed over backgrounds (pink/brown noise, wind, rai
 
 Determinism: every item (taxonomy, one recording, one soundscape) draws from its own
 ``numpy.random.Generator`` seeded by ``(seed, stream, index)``, so serial and parallel runs
-write the same bytes. Audio is written as FLAC (byte-stable) by ``stages.audio.write_flac``.
+write the same bytes. Audio is written as FLAC (byte-stable) by ``birdclef_eos.audio.decode.write_flac``.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from scipy import fft as sp_fft
 from scipy.signal import butter, fftconvolve, oaconvolve, sosfilt
 from tqdm import tqdm
 
-from stages.audio import write_flac
+from birdclef_eos.audio.decode import write_flac
 
 # random streams: one per kind of item, so adding soundscapes never changes recordings
 TAXONOMY, RECORDING, SOUNDSCAPE, LAYOUT = 0, 1, 2, 3

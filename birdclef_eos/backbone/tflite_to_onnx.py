@@ -1,6 +1,6 @@
 """Convert BirdNET's TFLite model to ONNX (run in .venv-convert, the only code that imports TF).
 
-``.venv-convert/bin/python -m stages.tflite_to_onnx MODEL.tflite OUT.onnx [--opset 17] [--dft factored64]``
+``.venv-convert/bin/python -m birdclef_eos.backbone.tflite_to_onnx MODEL.tflite OUT.onnx [--opset 17] [--dft factored64]``
 
 tf2onnx alone fails on BirdNET's frontend: the model takes the real part of its STFT as
 RFFT2D (fft_length [1, N]) -> Squeeze -> Cast(complex64 -> float32), and tf2onnx only

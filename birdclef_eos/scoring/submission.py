@@ -1,7 +1,6 @@
 """Competition submissions: build one in sample_submission order, validate one, hash its inputs."""
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -67,19 +66,3 @@ def read(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"row_id": str})
 
 
-def sha256_file(path: str | Path, block: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(block), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def sha256_tree(paths) -> dict[str, str]:
-    """{relative path: sha256} of every file under the given files or folders, sorted."""
-    out = {}
-    for p in map(Path, paths):
-        files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
-        for f in files:
-            out[f.as_posix()] = sha256_file(f)
-    return dict(sorted(out.items()))

@@ -1,4 +1,4 @@
-"""Atomic writes: outputs appear complete or not at all.
+"""Files: atomic writes (outputs appear complete or not at all), the one sha256 helper, JSON reading.
 
 Every writer builds its file or folder under a temporary sibling name and renames it into
 place, so a stage killed halfway leaves nothing that looks finished.
@@ -6,6 +6,7 @@ place, so a stage killed halfway leaves nothing that looks finished.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -68,3 +69,38 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 def write_json(path: str | os.PathLike, obj) -> None:
     """Write JSON with sorted keys and a trailing newline (byte-stable for the same object)."""
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def sha256_file(path: str | os.PathLike, block: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(block), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_tree(paths) -> dict[str, str]:
+    """{posix path: sha256} of every file under the given files or folders, sorted by path."""
+    out = {}
+    for p in map(Path, paths):
+        files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
+        for f in files:
+            out[f.as_posix()] = sha256_file(f)
+    return dict(sorted(out.items()))
+
+
+class FileFormatError(ValueError):
+    """A file that exists but cannot be parsed; the message names the file."""
+
+
+def read_json(path: str | os.PathLike, what: str = "") -> object:
+    """Parse a JSON file; a missing or corrupt file raises an error naming it (and ``what`` made it)."""
+    path = Path(path)
+    hint = f" ({what})" if what else ""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: not found{hint}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise FileFormatError(f"{path}: not valid JSON{hint}: {exc}") from exc

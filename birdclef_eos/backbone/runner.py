@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from stages.audio import resample
+from birdclef_eos.audio.decode import resample
 
 CHUNK_MAPPINGS = ("center", "mean")
 NORMALISATIONS = ("perch", "none")

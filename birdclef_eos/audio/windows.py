@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from stages.audio import AudioError, load_window
+from birdclef_eos.audio.decode import AudioError, load_window
 
 WINDOW_S = 5.0
 DATASET_SAMPLE_RATE = 32000  # docs/contracts.md: the runner takes windows at the dataset rate

@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils.data import WeightedRandomSampler
 from tqdm import tqdm
 
-from stages.metric import MetricError, macro_auc
+from birdclef_eos.scoring.metric import MetricError, macro_auc
 
 
 class TrainingError(ValueError):
