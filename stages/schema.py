@@ -294,8 +294,8 @@ def knob_ok(knob: Knob, v) -> bool:
         return (isinstance(v, list) and len(v) > 0 and all(is_number(x) and in_bounds(knob, x) for x in v)
                 and len(set(v)) == len(v))
     if t == "range":
-        check = is_int if knob.item == "int" else is_number
-        return (isinstance(v, list) and len(v) == 2 and all(check(x) and in_bounds(knob, x) for x in v)
+        item_ok = is_int if knob.item == "int" else is_number
+        return (isinstance(v, list) and len(v) == 2 and all(item_ok(x) and in_bounds(knob, x) for x in v)
                 and v[0] <= v[1])
     if t == "blocks":
         if isinstance(v, str):
