@@ -1,6 +1,6 @@
 """Generation time of the default synthetic set against the issue's limit (5 minutes on 2 cores).
 
-Generates the `dataset.size` set of params.yaml (default: `default`) into a temporary folder with
+Generates the `dataset.scale` set of params.yaml (default: `default`) into a temporary folder with
 `dataset.jobs` workers, and reports wall time, CPU time, the machine's load, audio minutes and bytes.
 
 Usage: python benchmarks/generation.py [--size default]
@@ -39,7 +39,7 @@ def main() -> None:
     args = ap.parse_args()
     p = load_params()["dataset"]
     if args.size:
-        p["size"] = args.size
+        p["scale"] = args.size
     cfg = synthetic_config(p)
     with tempfile.TemporaryDirectory() as tmp:
         t0, c0 = time.perf_counter(), cpu_seconds()
@@ -48,13 +48,13 @@ def main() -> None:
         files = [f for f in Path(tmp).rglob("*") if f.is_file()]
         audio_s = sum(sf.info(str(f)).duration for f in files if f.suffix == ".flac")
         nbytes = sum(f.stat().st_size for f in files)
-    result = dict(size=p["size"], jobs=int(p["jobs"]), cores=os.cpu_count(), wall_s=round(wall, 1),
+    result = dict(size=p["scale"], jobs=int(p["jobs"]), cores=os.cpu_count(), wall_s=round(wall, 1),
                   cpu_s=round(cpu, 1), load_avg_1min=round(os.getloadavg()[0], 2), limit_s=LIMIT_S,
                   ratio_to_limit=round(wall / LIMIT_S, 3), audio_minutes=round(audio_s / 60, 1),
                   bytes=nbytes, **sizes)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-    print(f"generation ({p['size']}, {p['jobs']} jobs, {os.cpu_count()} cores): wall {wall:.1f} s, cpu {cpu:.1f} s, "
+    print(f"generation ({p['scale']}, {p['jobs']} jobs, {os.cpu_count()} cores): wall {wall:.1f} s, cpu {cpu:.1f} s, "
           f"load {os.getloadavg()[0]:.1f}; limit {LIMIT_S:.0f} s; ratio {wall / LIMIT_S:.3f}; "
           f"{audio_s / 60:.1f} min of audio, {nbytes / 1e6:.0f} MB")
 

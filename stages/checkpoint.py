@@ -75,7 +75,7 @@ def check_perch_file(path: Path, size: int, sha256: str) -> None:
 def build_perch_v2(cfg: dict, out: Path) -> dict:
     pc = cfg["perch_v2"]
     path = Path(pc["path"]).expanduser()
-    check_perch_file(path, pc["size"], pc["sha256"])
+    check_perch_file(path, pc["bytes"], pc["sha256"])
     shutil.copyfile(path, out)
     classes = [f"perch_{i:05d}" for i in range(pc["n_classes"])]
     return {"spec": {**PERCH_V2_SPEC, "classes": classes},

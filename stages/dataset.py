@@ -20,11 +20,11 @@ PARAMS = ("dataset",)
 
 
 def synthetic_config(p: dict) -> dict:
-    """The generator's knobs: the shared ones plus those of the chosen size."""
-    if p["size"] not in p["sizes"]:
-        raise KeyError(f"params.yaml: dataset.size '{p['size']}' is not one of {sorted(p['sizes'])}")
-    shared = {k: v for k, v in p.items() if k not in ("sizes", "source", "root", "size", "seed", "jobs")}
-    return {**shared, **p["sizes"][p["size"]]}
+    """The generator's knobs: the shared ones plus those of the chosen scale."""
+    if p["scale"] not in p["scales"]:
+        raise KeyError(f"params.yaml: dataset.scale '{p['scale']}' is not one of {sorted(p['scales'])}")
+    shared = {k: v for k, v in p.items() if k not in ("scales", "source", "root", "scale", "seed", "jobs")}
+    return {**shared, **p["scales"][p["scale"]]}
 
 
 def repo_relative(path: Path, tmp: Path, final: Path) -> str:
@@ -51,7 +51,7 @@ def run_synthetic(p: dict) -> dict:
         tables = birdclef.index_tables(comp, hidden, as_path)
         birdclef.write_index(index_dir, tables)
         disk = sum(f.stat().st_size for d in (comp_dir, hidden_dir) for f in d.rglob("*") if f.is_file())
-    return summary(tables, source="synthetic", size=p["size"], bytes_on_disk=disk, **sizes)
+    return summary(tables, source="synthetic", size=p["scale"], bytes_on_disk=disk, **sizes)
 
 
 def run_birdclef(p: dict) -> dict:

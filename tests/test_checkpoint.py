@@ -95,7 +95,7 @@ def test_member_with_wrong_sha_is_refused(tmp_path):
 # ---- perch_v2: the user's file ----
 
 def perch_params(path: Path, size: int, sha: str) -> dict:
-    perch = dict(PARAMS["backbone"]["perch_v2"], path=str(path), size=size, sha256=sha, n_classes=3)
+    perch = dict(PARAMS["backbone"]["perch_v2"], path=str(path), bytes=size, sha256=sha, n_classes=3)
     return backbone_params(name="perch_v2", perch_v2=perch)
 
 

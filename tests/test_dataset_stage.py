@@ -27,7 +27,7 @@ def test_dvc_repro_dataset_smoke(tmp_path):
     repo = tmp_path / "repo"
     copy_repo(repo)
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["dataset"].update(size="smoke", source="synthetic")
+    params["dataset"].update(scale="smoke", source="synthetic")
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh(["git", "init", "-q"], repo)
     sh(["git", "config", "user.email", "test@localhost"], repo)
@@ -85,5 +85,5 @@ def test_unknown_source_or_size_is_a_clear_error():
 
     with pytest.raises(ValueError, match="neither 'synthetic' nor 'birdclef'"):
         dataset.run({"dataset": {"source": "kaggle"}})
-    with pytest.raises(KeyError, match="dataset.size 'huge'"):
-        dataset.synthetic_config({"size": "huge", "sizes": {"smoke": {}}})
+    with pytest.raises(KeyError, match="dataset.scale 'huge'"):
+        dataset.synthetic_config({"scale": "huge", "scales": {"smoke": {}}})

