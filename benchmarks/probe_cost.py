@@ -73,7 +73,7 @@ def main() -> int:
                 for n in names:
                     features[n].append(out[n])
     t = time.perf_counter()
-    scored = knn.probe_blocks({n: np.concatenate(v) for n, v in features.items()},
+    scored = knn.score_blocks({n: np.concatenate(v) for n, v in features.items()},
                               clips["primary_label"].to_numpy(), clips["recording_id"].to_numpy(),
                               probe.knn_config(p))
     analysis_s = time.perf_counter() - t
@@ -87,7 +87,7 @@ def main() -> int:
            "raw_windows_per_s": round(len(clips) / seconds["raw"], 1), "ratio": round(ratio, 3),
            "limit": LIMIT, "within_limit": bool(ratio <= LIMIT),
            "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared)",
-           "selected": knn.select_blocks(scored["blocks"], p["select"])}
+           "selected": knn.top_blocks(scored["blocks"], p["select"])}
     write_json(RESULT, out)
     print(f"probe over {len(clips)} clips x {len(blocks)} blocks: {probe_s:.1f} s (read "
           f"{seconds['read']:.1f} s, probed forward {seconds['probed']:.1f} s, kNN/bootstrap/linear "

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from birdclef_eos.audio.decode import read_audio, write_flac  # noqa: E402
 from birdclef_eos.backbone.runner import Backbone  # noqa: E402
-from birdclef_eos.backbone.surgery import probe_blocks  # noqa: E402
+from birdclef_eos.backbone.surgery import expose_blocks  # noqa: E402
 from stages.params import load_params  # noqa: E402
 from stages.paths import BENCHMARK_RESULTS  # noqa: E402
 
@@ -68,7 +68,7 @@ def prepare(name: str, backbone: dict, folder: Path) -> tuple[Path, Path, Path, 
             original, spec = perch_tiny_backbone(backbone, folder)
     else:
         original, spec = perch_tiny_backbone(backbone, folder)
-    probed, inventory = probe_blocks(onnx.load(str(original)), spec["window_samples"], spec["embedding_output"])
+    probed, inventory = expose_blocks(onnx.load(str(original)), spec["window_samples"], spec["embedding_output"])
     inventory.update(logits_output=spec["logits_output"], embedding_output=spec["embedding_output"])
     paths = folder / "probed.onnx", folder / "backbone.json", folder / "blocks.json"
     onnx.save(probed, str(paths[0]))

@@ -168,7 +168,7 @@ def compute(params: dict, runner=None) -> tuple[dict, list[dict], dict]:
                              batch_windows=4 * backbone["batch_size"], on_bad_audio="error",
                              desc="probe clips")
     forward_s = time.perf_counter() - started
-    scored = knn.probe_blocks(features, clips["primary_label"].to_numpy(),
+    scored = knn.score_blocks(features, clips["primary_label"].to_numpy(),
                               clips["recording_id"].to_numpy(), knn_config(probe),
                               progress=lambda it: tqdm(it, desc="probe blocks"))
     total_s = time.perf_counter() - started
@@ -177,7 +177,7 @@ def compute(params: dict, runner=None) -> tuple[dict, list[dict], dict]:
     result = {
         "backbone": backbone["name"], "blocks": rounded(scored["blocks"]),
         "chance": round(scored["chance"], 6),
-        "selected": knn.select_blocks(scored["blocks"], probe["select"]),
+        "selected": knn.top_blocks(scored["blocks"], probe["select"]),
         "n_species": int(clips["primary_label"].nunique()), "n_clips_per_species": probe["clips"],
         "n_clips": len(clips), "n_recordings": int(clips["recording_id"].nunique()),
         "species": sorted(clips["primary_label"].unique().tolist()), "choices": knn_config(probe),

@@ -52,7 +52,7 @@ def inventory_record(inventory: dict, spec: dict, check: dict) -> dict:
 
 def run(params: dict, key: str | None = None) -> dict:
     model, spec = read_backbone()
-    probed, inventory = block_surgery.probe_blocks(
+    probed, inventory = block_surgery.expose_blocks(
         model, int(spec["window_samples"]), spec.get("embedding_output"), params["surgery"]["blocks"])
     check = block_surgery.compare_outputs(model, probed, int(spec["window_samples"]))
     record = inventory_record(inventory, spec, check)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import onnx
 
-from birdclef_eos.backbone.surgery import probe_blocks
+from birdclef_eos.backbone.surgery import expose_blocks
 from birdclef_eos.backbone.perch_tiny import export_perch_tiny
 
 SEED, WIDTH = 0, 0.25
@@ -36,7 +36,7 @@ def perch_tiny() -> tuple[Path, dict]:
 def probed_perch_tiny() -> tuple[Path, Path, Path]:
     """(probed ONNX, backbone.json, blocks.json) of the fixture, all blocks exposed."""
     path, spec = perch_tiny()
-    probed, inventory = probe_blocks(onnx.load(str(path)), spec["window_samples"], spec["embedding_output"])
+    probed, inventory = expose_blocks(onnx.load(str(path)), spec["window_samples"], spec["embedding_output"])
     inventory.update(logits_output=spec["logits_output"], embedding_output=spec["embedding_output"])
     onnx.save(probed, str(workdir() / "probed.onnx"))
     (workdir() / "blocks.json").write_text(json.dumps(inventory))

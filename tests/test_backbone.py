@@ -7,7 +7,7 @@ import onnxruntime as ort
 import pytest
 from scipy.signal import resample_poly
 
-from birdclef_eos.backbone.runner import Backbone, BackboneError, normalise, window_offsets
+from birdclef_eos.backbone.runner import Backbone, BackboneError, normalise_audio, window_offsets
 from tests.backbone_fixtures import probed_perch_tiny, workdir
 
 
@@ -44,12 +44,12 @@ def runner(**kwargs) -> Backbone:
 
 def test_perch_normalisation():
     x = np.stack([np.linspace(-1, 3, 100), np.zeros(100)]).astype(np.float32)
-    y = normalise(x, "perch")
+    y = normalise_audio(x, "perch")
     assert abs(y[0].mean()) < 1e-6 and abs(np.abs(y[0]).max() - 0.25) < 1e-6
     assert np.all(y[1] == 0)  # silence stays silence, no division by zero
-    assert np.array_equal(normalise(x, "none"), x)
+    assert np.array_equal(normalise_audio(x, "none"), x)
     with pytest.raises(BackboneError, match="unknown normalisation 'loud'"):
-        normalise(x, "loud")
+        normalise_audio(x, "loud")
 
 
 def test_window_offsets():

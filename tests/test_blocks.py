@@ -8,7 +8,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
-from birdclef_eos.backbone.surgery import SurgeryError, compare_outputs, probe_blocks
+from birdclef_eos.backbone.surgery import SurgeryError, compare_outputs, expose_blocks
 from tests.backbone_fixtures import perch_tiny
 
 BIRDNET_WIDTHS = [36, 72, 108, 192]
@@ -92,7 +92,7 @@ def perch_like_unscoped_adds_model() -> onnx.ModelProto:
 
 
 def test_residual_add_outside_the_block_scope_is_still_the_block_output():
-    _, inventory = probe_blocks(perch_like_unscoped_adds_model(), 64)
+    _, inventory = expose_blocks(perch_like_unscoped_adds_model(), 64)
     blocks = inventory["blocks"]
     assert [b["tensor"] for b in blocks] == ["jax2tf/MBConv_0/h3", "add_1", "jax2tf/MBConv_2/h3", "add_3"]
     assert [b["residual"] for b in blocks] == [False, True, False, True]
@@ -102,7 +102,7 @@ def test_residual_add_outside_the_block_scope_is_still_the_block_output():
 
 def test_original_outputs_unchanged_and_new_outputs_finite():
     model, spec = fixture_model()
-    probed, inventory = probe_blocks(model, 160000, "embedding")
+    probed, inventory = expose_blocks(model, 160000, "embedding")
     onnx.checker.check_model(probed, full_check=True)
     x = np.random.default_rng(2).uniform(-0.25, 0.25, (2, 160000)).astype(np.float32)
     before, after = run_all(model, x), run_all(probed, x)
@@ -119,7 +119,7 @@ def test_original_outputs_unchanged_and_new_outputs_finite():
 
 def test_pooled_output_is_the_spatial_mean_of_the_block_tensor():
     model, _ = fixture_model()
-    probed, inventory = probe_blocks(model, 160000, "embedding")
+    probed, inventory = expose_blocks(model, 160000, "embedding")
     block = inventory["blocks"][21]
     raw = onnx.ModelProto.FromString(model.SerializeToString())
     raw.graph.output.append(onnx.ValueInfoProto(name=block["tensor"]))
@@ -131,9 +131,9 @@ def test_pooled_output_is_the_spatial_mean_of_the_block_tensor():
 
 def test_surgery_is_idempotent_and_deterministic():
     model, _ = fixture_model()
-    once, inv1 = probe_blocks(model, 160000, "embedding")
-    twice, inv2 = probe_blocks(once, 160000, "embedding")
-    again, _ = probe_blocks(model, 160000, "embedding")
+    once, inv1 = expose_blocks(model, 160000, "embedding")
+    twice, inv2 = expose_blocks(once, 160000, "embedding")
+    again, _ = expose_blocks(model, 160000, "embedding")
     assert twice.SerializeToString() == once.SerializeToString()
     assert again.SerializeToString() == once.SerializeToString()
     assert inv1 == inv2
@@ -141,7 +141,7 @@ def test_surgery_is_idempotent_and_deterministic():
 
 def test_selected_blocks_only():
     model, _ = fixture_model()
-    probed, inventory = probe_blocks(model, 160000, "embedding", requested=[24, 21, 25])
+    probed, inventory = expose_blocks(model, 160000, "embedding", requested=[24, 21, 25])
     assert [b["name"] for b in inventory["blocks"]] == ["block_21", "block_24", "block_25"]
     assert inventory["n_found"] == 26
     assert [o.name for o in probed.graph.output][-3:] == ["block_21", "block_24", "block_25"]
@@ -150,7 +150,7 @@ def test_selected_blocks_only():
 def test_requested_block_that_does_not_exist_lists_the_blocks_found():
     model, _ = fixture_model()
     with pytest.raises(SurgeryError, match=r"\[26\] do not exist.*0 \(MBConv_0\).*25 \(MBConv_25\)"):
-        probe_blocks(model, 160000, "embedding", requested=[3, 26])
+        expose_blocks(model, 160000, "embedding", requested=[3, 26])
 
 
 def test_graph_without_blocks_is_an_error():
@@ -159,18 +159,18 @@ def test_graph_without_blocks_is_an_error():
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     with pytest.raises(SurgeryError, match="no MBConv blocks found.*blocks found: none"):
-        probe_blocks(model, 8)
+        expose_blocks(model, 8)
 
 
 def test_unknown_embedding_tensor_is_an_error():
     model, _ = fixture_model()
     with pytest.raises(SurgeryError, match="'nope' is not in the graph"):
-        probe_blocks(model, 160000, "nope")
+        expose_blocks(model, 160000, "nope")
 
 
 def test_birdnet_names_nchw_and_internal_embedding():
     model = birdnet_like_model()
-    probed, inventory = probe_blocks(model, 64, "pooled")
+    probed, inventory = expose_blocks(model, 64, "pooled")
     assert inventory["rule"] == "birdnet" and inventory["layout"] == "NCHW"
     blocks = inventory["blocks"]
     assert [b["scope"] for b in blocks] == ["BLOCK_1-1", "BLOCK_1-2", "BLOCK_2-1", "BLOCK_2-2"]
@@ -186,7 +186,7 @@ def test_birdnet_names_nchw_and_internal_embedding():
     x = np.random.default_rng(0).standard_normal((3, 64)).astype(np.float32)
     out = run_all(probed, x)
     assert out["pooled"].shape == (3, 16) and out["block_02"].shape == (3, 10)
-    twice, _ = probe_blocks(probed, 64, "pooled")
+    twice, _ = expose_blocks(probed, 64, "pooled")
     assert twice.SerializeToString() == probed.SerializeToString()
 
 
@@ -209,7 +209,7 @@ def test_birdnet_v24_has_16_blocks_in_4_stages():
 
     path = birdnet_onnx()
     model = onnx.load(str(path))
-    probed, inventory = probe_blocks(model, birdnet.WINDOW_SAMPLES, birdnet.EMBEDDING_OUTPUT)
+    probed, inventory = expose_blocks(model, birdnet.WINDOW_SAMPLES, birdnet.EMBEDDING_OUTPUT)
     blocks = inventory["blocks"]
     assert inventory["rule"] == "birdnet" and inventory["layout"] == "NCHW" and len(blocks) == 16
     stages = [b["stage"] for b in blocks]

@@ -29,19 +29,19 @@ def toy_blocks(labels, seed=0):
 
 def test_separating_block_ranks_first_and_noise_is_near_chance():
     labels, groups = toy_clips()
-    result = knn.probe_blocks(toy_blocks(labels), labels, groups, CFG)
+    result = knn.score_blocks(toy_blocks(labels), labels, groups, CFG)
     scores = result["blocks"]
     assert scores["block_02"]["rank"] == 1
     assert scores["block_02"]["accuracy"] > 0.9
     assert scores["block_02"]["linear_accuracy"] > 0.9
     assert result["chance"] == pytest.approx(1 / 6)
     assert abs(scores["block_00"]["accuracy"] - result["chance"]) < 0.15
-    assert knn.select_blocks(scores, 2) == [1, 2]
+    assert knn.top_blocks(scores, 2) == [1, 2]
 
 
 def test_intervals_contain_the_point_estimate():
     labels, groups = toy_clips()
-    scores = knn.probe_blocks(toy_blocks(labels), labels, groups, CFG)["blocks"]
+    scores = knn.score_blocks(toy_blocks(labels), labels, groups, CFG)["blocks"]
     for s in scores.values():
         assert s["ci_low"] <= s["accuracy"] <= s["ci_high"]
         assert s["ci_low"] < s["ci_high"] or s["accuracy"] in (0.0, 1.0)
@@ -50,11 +50,11 @@ def test_intervals_contain_the_point_estimate():
 def test_same_seed_same_numbers_other_seed_other_folds():
     labels, groups = toy_clips()
     blocks = toy_blocks(labels)
-    a = knn.probe_blocks(blocks, labels, groups, CFG)
-    b = knn.probe_blocks(blocks, labels, groups, CFG)
+    a = knn.score_blocks(blocks, labels, groups, CFG)
+    b = knn.score_blocks(blocks, labels, groups, CFG)
     assert a["blocks"] == b["blocks"]
     assert np.array_equal(a["folds"], b["folds"])
-    c = knn.probe_blocks(blocks, labels, groups, {**CFG, "seed": 1})
+    c = knn.score_blocks(blocks, labels, groups, {**CFG, "seed": 1})
     assert not np.array_equal(a["folds"], c["folds"])
 
 
@@ -81,19 +81,19 @@ def test_bad_choices_and_bad_features_are_errors():
     labels, groups = toy_clips()
     blocks = toy_blocks(labels)
     with pytest.raises(knn.ProbeError, match="distance"):
-        knn.probe_blocks(blocks, labels, groups, {**CFG, "distance": "manhattan"})
+        knn.score_blocks(blocks, labels, groups, {**CFG, "distance": "manhattan"})
     with pytest.raises(knn.ProbeError, match="normalisation"):
-        knn.probe_blocks(blocks, labels, groups, {**CFG, "normalisation": "pca"})
+        knn.score_blocks(blocks, labels, groups, {**CFG, "normalisation": "pca"})
     blocks["block_01"][3, 2] = np.nan
     with pytest.raises(knn.ProbeError, match="block_01"):
-        knn.probe_blocks(blocks, labels, groups, CFG)
+        knn.score_blocks(blocks, labels, groups, CFG)
 
 
 def test_normalisations_fit_on_training_fold_only():
     train = np.array([[1.0, 10.0], [3.0, 10.0]])
     test = np.array([[5.0, 10.0]])
-    tr, te = knn.normalise(train, test, "standardize")
+    tr, te = knn.normalise_features(train, test, "standardize")
     assert np.allclose(tr[:, 0], [-1, 1]) and np.allclose(te[:, 0], [3])
     assert np.allclose(te[:, 1], 0)  # a constant column does not divide by zero
-    _, te = knn.normalise(train, test, "l2")
+    _, te = knn.normalise_features(train, test, "l2")
     assert np.allclose(np.linalg.norm(te, axis=1), 1)

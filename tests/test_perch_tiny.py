@@ -5,7 +5,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from birdclef_eos.backbone.surgery import probe_blocks
+from birdclef_eos.backbone.surgery import expose_blocks
 from birdclef_eos.backbone.perch_tiny import STAGE_WIDTHS, build_perch_tiny, export_perch_tiny
 from tests.backbone_fixtures import SEED, WIDTH, perch_tiny, probed_perch_tiny
 
@@ -58,7 +58,7 @@ def test_bad_width_multiplier(tmp_path):
 
 def test_surgery_finds_perchs_26_blocks_stages_and_spatial_sizes():
     path, spec = perch_tiny()
-    _, inventory = probe_blocks(onnx.load(str(path)), spec["window_samples"], spec["embedding_output"])
+    _, inventory = expose_blocks(onnx.load(str(path)), spec["window_samples"], spec["embedding_output"])
     blocks = inventory["blocks"]
     assert inventory["rule"] == "perch" and inventory["layout"] == "NHWC"
     assert [b["scope"] for b in blocks] == [f"MBConv_{i}" for i in range(26)]

@@ -27,7 +27,7 @@ class BackboneError(RuntimeError):
     pass
 
 
-def normalise(x: np.ndarray, how: str) -> np.ndarray:
+def normalise_audio(x: np.ndarray, how: str) -> np.ndarray:
     """Per window (rows of ``x``): `perch` subtracts the mean and scales the peak to 0.25; `none` keeps it."""
     if how == "none":
         return x.astype(np.float32, copy=False)
@@ -67,7 +67,7 @@ class Backbone:
         self.sample_rate = int(spec["sample_rate"])
         self.window_samples = int(spec["window_samples"])
         self.normalisation = spec["normalisation"]
-        normalise(np.zeros((1, 2), np.float32), self.normalisation)  # fail early on an unknown one
+        normalise_audio(np.zeros((1, 2), np.float32), self.normalisation)  # fail early on an unknown one
         self.input_name = spec["input_name"]
         self.input_rate = int(input_rate)
         self.batch_size = int(batch_size)
@@ -136,7 +136,7 @@ class Backbone:
             cut = [resample(chunks[:, lo:hi], self.input_rate, self.sample_rate)[:, skip:skip + w]
                    for lo, hi, skip in spans]
         x = np.stack(cut, axis=1).reshape(-1, w)
-        return normalise(x, self.normalisation), len(cut)
+        return normalise_audio(x, self.normalisation), len(cut)
 
     def run_windows(self, n: int, prepared: tuple[np.ndarray, int]) -> list[np.ndarray]:
         x, k = prepared

@@ -191,7 +191,7 @@ def measure_blocks(blocks: list[Block], shapes: dict[str, tuple]) -> None:
                                f"NCHW nor NHWC of its last Conv output {conv}")
 
 
-def select_blocks(blocks: list[Block], requested) -> list[Block]:
+def requested_blocks(blocks: list[Block], requested) -> list[Block]:
     if requested in (None, "all"):
         return blocks
     by_index = {b.index: b for b in blocks}
@@ -230,7 +230,7 @@ def expose_tensor(model: onnx.ModelProto, name: str, shape: tuple) -> None:
     model.graph.output.append(output_info(name, batch_dim(model), shape[1]))
 
 
-def probe_blocks(model: onnx.ModelProto, window_samples: int, embedding: str | None = None,
+def expose_blocks(model: onnx.ModelProto, window_samples: int, embedding: str | None = None,
                  requested=None) -> tuple[onnx.ModelProto, dict]:
     """The probed model (original outputs first, unchanged; then the embedding if it was internal;
     then `block_<ii>`) and the inventory {"rule", "blocks": [...], "n_found"}."""
@@ -243,7 +243,7 @@ def probe_blocks(model: onnx.ModelProto, window_samples: int, embedding: str | N
         raise SurgeryError(f"embedding tensor {embedding!r} is not in the graph")
     shapes = concrete_shapes(model, names, window_samples)
     measure_blocks(blocks, shapes)
-    chosen = select_blocks(blocks, requested)
+    chosen = requested_blocks(blocks, requested)
     if embedding:
         expose_tensor(model, embedding, shapes[embedding])
     append_pooled_outputs(model, chosen)

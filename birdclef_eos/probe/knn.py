@@ -38,7 +38,7 @@ def grouped_folds(labels: np.ndarray, groups: np.ndarray, n_folds: int, seed: in
     return fold
 
 
-def normalise(train: np.ndarray, test: np.ndarray, how: str) -> tuple[np.ndarray, np.ndarray]:
+def normalise_features(train: np.ndarray, test: np.ndarray, how: str) -> tuple[np.ndarray, np.ndarray]:
     """Feature normalisation fitted on the training fold only."""
     if how == "none":
         return train, test
@@ -62,7 +62,7 @@ def knn_correct(features: np.ndarray, labels: np.ndarray, folds: np.ndarray, k: 
     correct = np.zeros(len(labels), dtype=bool)
     for k_fold in np.unique(folds):
         test = folds == k_fold
-        train_x, test_x = normalise(x[~test], x[test], normalisation)
+        train_x, test_x = normalise_features(x[~test], x[test], normalisation)
         model = KNeighborsClassifier(n_neighbors=min(k, int((~test).sum())), metric=distance,
                                      algorithm="brute")
         model.fit(train_x, labels[~test])
@@ -77,7 +77,7 @@ def linear_correct(features: np.ndarray, labels: np.ndarray, folds: np.ndarray,
     correct = np.zeros(len(labels), dtype=bool)
     for k_fold in np.unique(folds):
         test = folds == k_fold
-        train_x, test_x = normalise(x[~test], x[test], "standardize")
+        train_x, test_x = normalise_features(x[~test], x[test], "standardize")
         model = LogisticRegression(C=c, max_iter=max_iter)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
@@ -128,14 +128,14 @@ def rank_blocks(scores: dict[str, dict]) -> dict[str, int]:
     return {name: i + 1 for i, name in enumerate(order)}
 
 
-def select_blocks(scores: dict[str, dict], n: int) -> list[int]:
+def top_blocks(scores: dict[str, dict], n: int) -> list[int]:
     """Indices of the top ``n`` blocks by kNN accuracy, in ascending block order."""
     ranks = rank_blocks(scores)
     chosen = [name for name, r in ranks.items() if r <= n]
     return sorted(int(name.split("_")[-1]) for name in chosen)
 
 
-def probe_blocks(blocks: dict[str, np.ndarray], labels: np.ndarray, groups: np.ndarray,
+def score_blocks(blocks: dict[str, np.ndarray], labels: np.ndarray, groups: np.ndarray,
                  cfg: dict, progress=None) -> dict:
     """Score every block on shared folds; returns per-block scores with ranks, chance, folds."""
     labels, groups = np.asarray(labels), np.asarray(groups)
