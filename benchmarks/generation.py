@@ -19,7 +19,7 @@ from pathlib import Path
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from birdclef_eos.data.synthetic import generate as synthetic# noqa: E402
+from birdclef_eos.data import synthetic  # noqa: E402
 from stages.params import load_params  # noqa: E402
 from stages.dataset import synthetic_config  # noqa: E402
 

@@ -39,10 +39,10 @@ LIMIT = 0.90
 RATE, CHUNK_S, FILE_S = 32_000, 5, 60
 
 
-def birdnet_backbone(backbone: dict) -> tuple[Path, dict]:
+def birdnet_backbone(backbone: dict, cache: Path) -> tuple[Path, dict]:
     from birdclef_eos.backbone import birdnet
 
-    onnx_path = birdnet.prepare(backbone["birdnet"], birdnet.cache_root(backbone))["onnx"]
+    onnx_path = birdnet.prepare(backbone["birdnet"], cache)["onnx"]
     spec = {"name": "birdnet_v24", "input_name": birdnet.INPUT_NAME, "sample_rate": birdnet.SAMPLE_RATE,
             "window_samples": birdnet.WINDOW_SAMPLES, "normalisation": "none",
             "logits_output": birdnet.LOGITS_OUTPUT, "embedding_output": birdnet.EMBEDDING_OUTPUT}
@@ -58,11 +58,11 @@ def perch_tiny_backbone(backbone: dict, folder: Path) -> tuple[Path, dict]:
     return path, {"name": "perch_tiny", **spec}
 
 
-def prepare(name: str, backbone: dict, folder: Path) -> tuple[Path, Path, Path, Path, dict]:
+def prepare(name: str, backbone: dict, folder: Path, cache: Path) -> tuple[Path, Path, Path, Path, dict]:
     """(original onnx, probed onnx, backbone.json, blocks.json, spec) in ``folder``."""
     if name == "birdnet_v24":
         try:
-            original, spec = birdnet_backbone(backbone)
+            original, spec = birdnet_backbone(backbone, cache)
         except FileNotFoundError as exc:
             print(f"BirdNET unavailable ({exc}); using perch_tiny", file=sys.stderr)
             original, spec = perch_tiny_backbone(backbone, folder)
@@ -139,14 +139,16 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=4, help="one-minute audio files (12 chunks each)")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    backbone = load_params()["backbone"]
-    threads, batch = int(backbone["threads"]), int(backbone["batch_size"])
+    params = load_params()
+    backbone, runtime = params["backbone"], params["runtime"]
+    threads, batch = int(runtime["backbone_threads"]), int(runtime["backbone_batch_size"])
 
     with tempfile.TemporaryDirectory(prefix="runner_throughput_") as tmp:
         folder = Path(tmp)
-        original, probed, spec_path, blocks_path, spec = prepare(args.backbone, backbone, folder)
+        original, probed, spec_path, blocks_path, spec = prepare(args.backbone, backbone, folder, Path(runtime["cache_dir"]).expanduser())
         paths = write_audio(folder, args.files)
-        runner = Backbone(probed, spec_path, blocks_path, threads, batch, backbone["chunk_mapping"], progress=False)
+        runner = Backbone(probed, spec_path, blocks_path, threads=threads, batch_size=batch,
+                          chunk_mapping=backbone["chunk_mapping"], input_rate=RATE, progress=False)
         inputs, _ = runner.model_windows(decode_chunks(paths))  # ready-made model inputs for the raw session
         raw_probed = session(probed, threads)
         raw_original = session(original, threads)

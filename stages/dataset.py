@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from birdclef_eos.data import birdclef
-from birdclef_eos.data.synthetic import generate as synthetic
+from birdclef_eos.data import synthetic
 from birdclef_eos.io.files import atomic_dir
 from stages.paths import BIRDCLEF, HIDDEN, INDEX, ROOT
 

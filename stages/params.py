@@ -1,24 +1,51 @@
-"""Reading params.yaml: the one place a user sets anything."""
+"""Reading params.yaml, the one place a user sets anything.
+
+A stage module declares ``PARAMS``: the params.yaml sections or dotted knobs it reads, exactly
+as its dvc.yaml entry lists them (`{key}` stands for the foreach key, e.g.
+``train.variants.{key}``); tests/test_layout.py checks that the two agree. ``stage_params``
+validates the whole file against stages/schema.py before any work, then hands the stage only
+what it declared, plus the unhashed ``runtime`` section (knobs that change speed, not results).
+"""
 from __future__ import annotations
 
 import importlib
 from pathlib import Path
 
-import yaml
+from stages.paths import BLOCKS_JSON, PARAMS_FILE
+from stages.schema import load_params, n_blocks_of, validate
 
-from stages.paths import PARAMS_FILE
-
-
-def load_params(path: str | Path = PARAMS_FILE) -> dict:
-    with open(path, encoding="utf-8") as f:
-        return yaml.safe_load(f)
+RUNTIME = "runtime"
 
 
-def stage_params(stage: str, path: str | Path = PARAMS_FILE) -> dict:
-    """The params.yaml sections that ``stages.<stage>`` declares in its ``PARAMS``."""
+def declared(stage: str, key: str | None = None) -> list[str]:
+    """The dotted params a stage module declares, with ``{key}`` filled in."""
     module = importlib.import_module(f"stages.{stage}")
+    return [p.replace("{key}", key) if key is not None else p for p in module.PARAMS]
+
+
+def pick(params: dict, dotted: str, source: str) -> object:
+    node = params
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise KeyError(f"{source}: '{dotted}' is missing")
+        node = node[part]
+    return node
+
+
+def put(tree: dict, dotted: str, value) -> None:
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        tree = tree.setdefault(part, {})
+    tree[leaf] = value
+
+
+def stage_params(stage: str, key: str | None = None, path: str | Path = PARAMS_FILE) -> dict:
+    """The knobs ``stages.<stage>`` declares (nested as in params.yaml) plus ``runtime``,
+    after validating the whole file (block indices against models/blocks.json when it exists)."""
     everything = load_params(path)
-    missing = [s for s in module.PARAMS if s not in everything]
-    if missing:
-        raise KeyError(f"{path}: stage '{stage}' needs section(s) {missing}, which are missing")
-    return {section: everything[section] for section in module.PARAMS}
+    validate(everything, n_blocks=n_blocks_of(BLOCKS_JSON), source=str(path))
+    out: dict = {}
+    for dotted in declared(stage, key):
+        put(out, dotted, pick(everything, dotted, str(path)))
+    out[RUNTIME] = everything[RUNTIME]
+    return out

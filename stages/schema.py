@@ -19,6 +19,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+from birdclef_eos.io.files import read_yaml
+from stages.paths import PARAMS_FILE
+
 # DVC 3.67's run-cache leaves keys with these names out of the params hash (treeverse/dvc #10296):
 # a knob so named could change without DVC noticing.
 FORBIDDEN_KEYS = ("size", "nfiles")
@@ -596,26 +599,9 @@ def validate(params: dict, sections: list[str] | None = None, n_blocks: int | No
         raise ParamsError(f"{source}: {len(problems)} problem(s):\n{lines}", problems)
 
 
-def read_yaml(path: str | Path, error: type[Exception] = ParamsError):
-    """A YAML file read as DVC reads it (YAML 1.2, so `3e-4` is a float; duplicate keys are errors).
-    A syntax error raises ``error`` naming the file and line."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
-    text = Path(path).read_text(encoding="utf-8")
-    try:
-        return YAML(typ="safe", pure=True).load(text)
-    except MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise error(f"{path}{where}: YAML syntax error: {e.problem or e.context}") from None
-    except YAMLError as e:
-        raise error(f"{path}: YAML syntax error: {e}") from None
-
-
-def load_params(path: str | Path) -> dict:
+def load_params(path: str | Path = PARAMS_FILE) -> dict:
     """params.yaml as a dict (not validated: call ``validate``)."""
-    params = read_yaml(path)
+    params = read_yaml(path, ParamsError)
     if not isinstance(params, dict):
         raise ParamsError(f"{path}: expected a mapping of sections, got {type(params).__name__}")
     return params

@@ -191,13 +191,13 @@ def test_birdnet_names_nchw_and_internal_embedding():
 
 
 def birdnet_onnx() -> Path:
-    """The checkpoint stage's converted BirdNET V2.4 (converted once, then cached by stages.birdnet)."""
+    """The checkpoint stage's converted BirdNET V2.4 (converted once, then cached by birdclef_eos.backbone.birdnet)."""
     from birdclef_eos.backbone import birdnet
     from stages.params import load_params
 
-    backbone = load_params()["backbone"]
+    params = load_params()
     try:
-        return birdnet.prepare(backbone["birdnet"], birdnet.cache_root(backbone))["onnx"]
+        return birdnet.prepare(params["backbone"]["birdnet"], Path(params["runtime"]["cache_dir"]).expanduser())["onnx"]
     except FileNotFoundError as exc:
         if "conversion environment" in str(exc):
             pytest.skip(f"BirdNET conversion environment absent: {exc}")

@@ -143,7 +143,7 @@ def test_unknown_backbone_name(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def prepared():
     cfg = PARAMS["backbone"]
-    return birdnet.prepare(cfg["birdnet"], birdnet.cache_root(cfg))
+    return birdnet.prepare(cfg["birdnet"], Path(PARAMS["runtime"]["cache_dir"]).expanduser())
 
 
 def test_conversion_matches_tflite(prepared):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stages.kaggle_scores import KaggleScoresError, mismatch_note, read_kaggle
+from birdclef_eos.scoring.kaggle import KaggleScoresError, mismatch_note, read_kaggle
 
 KNOWN = {"v1", "v2", "v5", "v6", "v7"}
 SHA_A, SHA_B = "a" * 64, "b" * 64

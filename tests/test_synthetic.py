@@ -10,7 +10,11 @@ import pytest
 import soundfile as sf
 
 from birdclef_eos.data import birdclef
-from birdclef_eos.data.synthetic import generate as synthetic
+from birdclef_eos.data import synthetic
+from birdclef_eos.data.synthetic import layout, world
+from birdclef_eos.data.synthetic.labels import chunk_labels
+from birdclef_eos.data.synthetic.sound import propagate, render_call
+from birdclef_eos.data.synthetic.taxonomy import make_taxonomy
 from birdclef_eos.audio.decode import read_audio
 
 CFG = dict(sample_rate=32000, chunk_s=5, soundscape_s=20, min_overlap_s=0.1, public_fraction=0.5,
@@ -73,7 +77,7 @@ def test_layout_columns_and_audio_format(generated):
 
 
 def test_taxonomy_has_genera_across_classes():
-    tax, templates = synthetic.make_taxonomy(2026, 20, 48, CFG["class_shares"], 0.06)
+    tax, templates = make_taxonomy(2026, 20, 48, CFG["class_shares"], 0.06)
     assert len(tax) == 48 and tax.primary_label.is_unique and tax.scientific_name.is_unique
     assert set(tax.class_name) == {"Aves", "Amphibia", "Insecta"}
     genus_sizes = tax.scientific_name.str.split(" ").str[0].value_counts()
@@ -84,7 +88,7 @@ def test_taxonomy_has_genera_across_classes():
 
 
 def test_congeners_share_a_template_kind_and_are_close():
-    tax, templates = synthetic.make_taxonomy(2026, 20, 48, CFG["class_shares"], 0.06)
+    tax, templates = make_taxonomy(2026, 20, 48, CFG["class_shares"], 0.06)
     tax["genus"] = tax.scientific_name.str.split(" ").str[0]
     for _, group in tax.groupby("genus"):
         ts = [templates[lbl] for lbl in group.primary_label]
@@ -95,29 +99,29 @@ def test_congeners_share_a_template_kind_and_are_close():
 
 def test_call_across_a_boundary_labels_both_chunks():
     events = [("a", 4.5, 5.5), ("b", 12.0, 13.0), ("c", 9.95, 11.0), ("d", 19.0, 20.5)]
-    labels = synthetic.chunk_labels(events, 20, 5, 0.1)
+    labels = chunk_labels(events, 20, 5, 0.1)
     assert labels == [["a"], ["a"], ["b", "c"], ["d"]]  # "c" overlaps chunk 1 by only 0.05 s
-    assert synthetic.chunk_labels(events, 20, 5, 0.0)[1] == ["a", "c"]
+    assert chunk_labels(events, 20, 5, 0.0)[1] == ["a", "c"]
 
 
 def test_labels_file_matches_calls_placed_at_known_times(tmp_path, monkeypatch):
     """Force one call of a known species at a known time across the 5-s boundary."""
-    tax, _ = synthetic.make_taxonomy(7, CFG["genera"], CFG["species"], CFG["class_shares"], 0.06)
+    tax, _ = make_taxonomy(7, CFG["genera"], CFG["species"], CFG["class_shares"], 0.06)
     label = tax.primary_label.iloc[0]
     placed = {}
 
-    def one_call(world, site, hour, rng, duration_s):
+    def one_call(_world, site, hour, rng, duration_s):
         return [(label, 4.6, 0.1, 1.0)]  # a bout of one call starting at 4.6 s, 1 m away
 
-    real_render = synthetic.render_soundscape
+    real_render = layout.render_soundscape
 
-    def spy(world, row, out_path):
-        events = real_render(world, row, out_path)
+    def spy(w, row, out_path):
+        events = real_render(w, row, out_path)
         placed[row["stem"]] = events
         return events
 
-    monkeypatch.setattr(synthetic, "soundscape_events", one_call)
-    monkeypatch.setattr(synthetic, "render_soundscape", spy)
+    monkeypatch.setattr(world, "soundscape_events", one_call)
+    monkeypatch.setattr(layout, "render_soundscape", spy)
     synthetic.generate(tmp_path / "b", tmp_path / "h", 7, CFG, jobs=1)
     rows = pd.read_csv(tmp_path / "b" / "train_soundscapes_labels.csv", keep_default_na=False)
     solution = pd.read_csv(tmp_path / "h" / "solution.csv")
@@ -142,10 +146,10 @@ def test_labels_file_matches_calls_placed_at_known_times(tmp_path, monkeypatch):
 
 
 def test_focal_call_is_louder_than_background():
-    tax, templates = synthetic.make_taxonomy(1, 3, 5, CFG["class_shares"], 0.06)
+    tax, templates = make_taxonomy(1, 3, 5, CFG["class_shares"], 0.06)
     rng = np.random.default_rng(0)
-    call = synthetic.render_call(templates[tax.primary_label.iloc[0]], rng, 32000, 0.04)
-    far = synthetic.propagate(call, 50.0, rng, 32000)
-    near = synthetic.propagate(call, 1.0, rng, 32000)
+    call = render_call(templates[tax.primary_label.iloc[0]], rng, 32000, 0.04)
+    far = propagate(call, 50.0, rng, 32000)
+    near = propagate(call, 1.0, rng, 32000)
     assert np.abs(near).max() > 10 * np.abs(far).max()
     assert 0.9 < np.abs(call).max() <= 1.0

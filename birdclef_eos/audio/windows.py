@@ -13,7 +13,6 @@ from tqdm import tqdm
 from birdclef_eos.audio.decode import AudioError, load_window
 
 WINDOW_S = 5.0
-DATASET_SAMPLE_RATE = 32000  # docs/contracts.md: the runner takes windows at the dataset rate
 BAD_AUDIO_CHOICES = ("error", "skip")
 
 
@@ -48,7 +47,7 @@ def check_finite(outputs: dict[str, np.ndarray], plan: pd.DataFrame) -> None:
 
 
 def forward(runner, plan: pd.DataFrame, names: list[str], batch_windows: int,
-            on_bad_audio: str = "error", sample_rate: int = DATASET_SAMPLE_RATE,
+            on_bad_audio: str, sample_rate: int,
             desc: str = "windows") -> tuple[np.ndarray, dict[str, np.ndarray], list[dict]]:
     """Run every window of ``plan`` through ``runner.features``.
 

@@ -35,10 +35,6 @@ class ChecksumError(RuntimeError):
     pass
 
 
-def cache_root(cfg: dict) -> Path:
-    return Path(os.path.expanduser(cfg["cache_dir"]))
-
-
 def check_sha256(path: Path, expected: str, what: str) -> None:
     found = sha256_file(path)
     if found != expected:

@@ -59,8 +59,8 @@ def load_json(path: str | Path) -> dict:
 
 
 class Backbone:
-    def __init__(self, probed_onnx, backbone_json, blocks_json, threads: int = 2, batch_size: int = 16,
-                 chunk_mapping: str = "center", input_rate: int = 32_000, blocks=None, progress: bool = True):
+    def __init__(self, probed_onnx, backbone_json, blocks_json, *, threads: int, batch_size: int,
+                 chunk_mapping: str, input_rate: int, blocks=None, progress: bool = True):
         import onnxruntime as ort
 
         spec, inventory = load_json(backbone_json), load_json(blocks_json)

@@ -104,3 +104,20 @@ def read_json(path: str | os.PathLike, what: str = "") -> object:
         return json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise FileFormatError(f"{path}: not valid JSON{hint}: {exc}") from exc
+
+
+def read_yaml(path: str | os.PathLike, error: type[Exception] = FileFormatError):
+    """A YAML file read as DVC reads it (YAML 1.2, so `3e-4` is a float; duplicate keys are errors).
+    A syntax error raises ``error`` naming the file and line."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        return YAML(typ="safe", pure=True).load(text)
+    except MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise error(f"{path}{where}: YAML syntax error: {e.problem or e.context}") from None
+    except YAMLError as e:
+        raise error(f"{path}: YAML syntax error: {e}") from None

@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import FancyBboxPatch, Rectangle  # noqa: E402
 
-from birdclef_eos.io.files import atomic_path  # noqa: E402
+from birdclef_eos.report.figures import save_figure  # noqa: E402
 
 
 def stages_of(blocks: list[dict]) -> list[dict]:
@@ -76,6 +76,4 @@ def draw_architecture(inventory: dict, path: str | Path, head_blocks: list[int] 
     ax.axis("off")
     ax.set_title(title or f"{inventory.get('backbone', 'backbone')}: {n} MBConv blocks", fontsize=9)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, metadata={"Software": None})
-    plt.close(fig)
+    save_figure(fig, path)

@@ -1,16 +1,12 @@
 """The public/private leaderboards: split the solution by file, score, rank, read Kaggle's scores."""
 from __future__ import annotations
 
-import datetime as dt
-from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from birdclef_eos.scoring import metric
 
 BOARDS = ("public", "private")
-KAGGLE_FIELDS = ("submission", "public", "private", "date")
 
 
 class BoardError(ValueError):
@@ -56,23 +52,3 @@ def add_ranks(scores: dict[str, dict]) -> dict[str, dict]:
         frame[f"{b}_rank"] = frame[b].astype(float).rank(ascending=False, method="min").astype(int)
     return {name: {k: (int(v) if k.endswith("_rank") else float(v)) for k, v in row.items()}
             for name, row in frame.iterrows()}
-
-
-def read_kaggle(path: str | Path) -> list[dict]:
-    """The scores a user copied from Kaggle: a YAML list of {submission, public, private, date}."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    entries = yaml.safe_load(path.read_text()) or []
-    if not isinstance(entries, list):
-        raise BoardError(f"{path}: expected a list of entries, got {type(entries).__name__}")
-    for i, e in enumerate(entries):
-        missing = [f for f in KAGGLE_FIELDS if not isinstance(e, dict) or f not in e]
-        if missing:
-            raise BoardError(f"{path}: entry {i} lacks {missing}")
-        for f in ("public", "private"):
-            if e[f] is not None and not isinstance(e[f], (int, float)):
-                raise BoardError(f"{path}: entry {i} ({e['submission']}): {f} must be a number, not {e[f]!r}")
-        if isinstance(e["date"], (dt.date, dt.datetime)):
-            e["date"] = e["date"].isoformat()
-    return entries

@@ -11,7 +11,7 @@ import math
 import re
 from pathlib import Path
 
-from stages.schema import read_yaml
+from birdclef_eos.io.files import read_yaml
 
 FIELDS = ("submission", "public", "private", "date", "sha256")
 NULLABLE = ("private",)  # Kaggle shows the private score only after the competition ends

@@ -1,0 +1,71 @@
+"""Window plans: which 5-s windows of which files go through the backbone.
+
+A plan is a DataFrame with one row per window: where to read it (``path``, ``read_s``) and what
+it is (the feature store's ``WINDOW_COLUMNS``). Focal recordings get seeded random windows;
+soundscapes get every 5-s chunk, test chunks once per TTA shift.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from birdclef_eos.audio.windows import random_starts
+
+INDEX_DTYPES = {"labels": str, "secondary_labels": str, "site": str, "primary_label": str,
+                "recording_id": str, "soundscape_id": str, "row_id": str, "path": str}
+
+
+class PlanError(ValueError):
+    pass
+
+
+def read_index_table(folder: str | Path, name: str) -> pd.DataFrame:
+    """One table of data/index (``recordings``, ``soundscapes``, ``chunks``, ``species``)."""
+    path = Path(folder) / f"{name}.csv"
+    if not path.exists():
+        raise PlanError(f"{path}: not found; run the dataset stage first")
+    return pd.read_csv(path, keep_default_na=False, dtype=INDEX_DTYPES)
+
+
+def focal_windows(recordings: pd.DataFrame, per_recording: int, seed: int) -> pd.DataFrame:
+    """``per_recording`` seeded random windows of every focal recording."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for rec in recordings.sort_values("recording_id").itertuples(index=False):
+        for start in sorted(random_starts(rec.duration_s, per_recording, rng)):
+            rows.append({"source": "focal", "file_id": rec.recording_id, "path": rec.path,
+                         "start_s": start, "shift_s": 0.0, "read_s": start, "row_id": "",
+                         "chunk": -1, "split": "focal", "primary_label": rec.primary_label,
+                         "labels": rec.primary_label, "secondary_labels": rec.secondary_labels,
+                         "site": "", "hour": -1})
+    return pd.DataFrame(rows)
+
+
+def soundscape_windows(soundscapes: pd.DataFrame, chunks: pd.DataFrame, shifts: list[float]) -> pd.DataFrame:
+    """Every chunk of every soundscape: training splits at shift 0, test at every TTA shift."""
+    paths = soundscapes.set_index("soundscape_id")["path"]
+    missing = sorted(set(chunks["soundscape_id"]) - set(paths.index))
+    if missing:
+        raise PlanError(f"chunks.csv: soundscape_id {missing[:3]} not in soundscapes.csv")
+    rows = []
+    for c in chunks.sort_values(["soundscape_id", "chunk"]).itertuples(index=False):
+        test = c.split == "test"
+        for shift in (shifts if test else [0.0]):
+            start = round(float(c.start_s) + float(shift), 3)  # where the shifted window starts
+            rows.append({"source": "test" if test else "soundscape", "file_id": c.soundscape_id,
+                         "path": paths[c.soundscape_id], "start_s": start,
+                         "shift_s": float(shift), "read_s": start,
+                         "row_id": c.row_id, "chunk": int(c.chunk), "split": c.split,
+                         "primary_label": "", "labels": "" if test else c.labels,
+                         "secondary_labels": "", "site": c.site, "hour": int(c.hour)})
+    return pd.DataFrame(rows)
+
+
+def window_plan(index: str | Path, per_recording: int, seed: int, shifts: list[float]) -> pd.DataFrame:
+    """The extract stage's plan over the index folder: focal windows, then soundscape chunks."""
+    plans = [focal_windows(read_index_table(index, "recordings"), per_recording, seed),
+             soundscape_windows(read_index_table(index, "soundscapes"), read_index_table(index, "chunks"),
+                                shifts)]
+    return pd.concat([p for p in plans if len(p)], ignore_index=True)
