@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from birdclef_eos.data import birdclef
@@ -17,6 +18,19 @@ from birdclef_eos.io.files import atomic_dir
 from stages.paths import BIRDCLEF, HIDDEN, INDEX, ROOT
 
 PARAMS = ("dataset",)
+
+
+@dataclass
+class DatasetResult:
+    """What the dataset notebook shows: counts over data/index, and ``details`` (source, scale,
+    bytes on disk and the generator's counts in synthetic mode; the folder in real mode)."""
+    n_species: int
+    n_recordings: int
+    recording_minutes: float
+    soundscapes_by_split: dict[str, int]
+    soundscape_minutes: float
+    species_with_20: int
+    details: dict
 
 
 def synthetic_config(p: dict) -> dict:
@@ -32,7 +46,7 @@ def repo_relative(path: Path, tmp: Path, final: Path) -> str:
     return (final / Path(path).relative_to(tmp)).as_posix()
 
 
-def run_synthetic(p: dict) -> dict:
+def run_synthetic(p: dict) -> DatasetResult:
     cfg = synthetic_config(p)
     t0 = time.perf_counter()
     with atomic_dir(BIRDCLEF) as comp_dir, atomic_dir(HIDDEN) as hidden_dir, atomic_dir(INDEX) as index_dir:
@@ -51,10 +65,10 @@ def run_synthetic(p: dict) -> dict:
         tables = birdclef.index_tables(comp, hidden, as_path)
         birdclef.write_index(index_dir, tables)
         disk = sum(f.stat().st_size for d in (comp_dir, hidden_dir) for f in d.rglob("*") if f.is_file())
-    return summary(tables, source="synthetic", size=p["scale"], bytes_on_disk=disk, **sizes)
+    return summary(tables, source="synthetic", scale=p["scale"], bytes_on_disk=disk, **sizes)
 
 
-def run_birdclef(p: dict) -> dict:
+def run_birdclef(p: dict) -> DatasetResult:
     root = Path(p["root"])
     root_abs = root if root.is_absolute() else (Path.cwd() / root)
     for out in (BIRDCLEF, HIDDEN, INDEX):
@@ -75,17 +89,17 @@ def run_birdclef(p: dict) -> dict:
     return summary(tables, source="birdclef", root=str(root))
 
 
-def summary(tables: dict, **extra) -> dict:
+def summary(tables: dict, **details) -> DatasetResult:
     rec, scapes = tables["recordings"], tables["soundscapes"]
-    return dict(
-        extra, n_species=len(tables["species"]), n_recordings=len(rec),
+    return DatasetResult(
+        n_species=len(tables["species"]), n_recordings=len(rec),
         recording_minutes=round(float(rec.duration_s.sum()) / 60, 1),
         soundscapes_by_split={k: int(v) for k, v in scapes.split.value_counts().sort_index().items()},
         soundscape_minutes=round(float(scapes.duration_s.sum()) / 60, 1),
-        species_with_20=int((rec.primary_label.value_counts() >= 20).sum()))
+        species_with_20=int((rec.primary_label.value_counts() >= 20).sum()), details=details)
 
 
-def run(params: dict, key: str | None = None) -> dict:
+def run(params: dict, key: str | None = None) -> DatasetResult:
     p = params["dataset"]
     if p["source"] == "synthetic":
         return run_synthetic(p)
@@ -99,4 +113,4 @@ if __name__ == "__main__":  # python -m stages.dataset: run without the notebook
 
     from stages.params import stage_params
     os.chdir(ROOT)
-    print(json.dumps(run(stage_params("dataset")), indent=2))
+    print(json.dumps(asdict(run(stage_params("dataset"))), indent=2))

@@ -1,20 +1,37 @@
 """Stage `leaderboard`: score every submission on the public and private boards of the hidden set,
 set them beside the paper's reported scores (Table 2) and, in real-data mode, beside the scores
-copied from Kaggle into leaderboard/kaggle.yaml."""
+copied from Kaggle into leaderboard/kaggle.yaml (each bound to the sha256 of the file it scored)."""
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 
 import pandas as pd
 import yaml
 from tqdm import tqdm
 
-from birdclef_eos.scoring import boards
-from birdclef_eos.scoring import submission
-from birdclef_eos.io.files import atomic_path, write_json, write_text
+from birdclef_eos.io.files import read_json, write_json, write_text
+from birdclef_eos.report.figures import plot_boards
+from birdclef_eos.report.tables import run_settings, table2
+from birdclef_eos.scoring import boards, submission
+from birdclef_eos.scoring.kaggle import mismatch_note, read_kaggle
 from stages.paths import FIGURES, HIDDEN, KAGGLE_SCORES, LEADERBOARD_METRICS, REPORTED, SUBMISSIONS, TABLES
 
 PARAMS = ("leaderboard", "submissions")
+
+
+@dataclass
+class LeaderboardResult:
+    """What the leaderboard notebook shows.
+
+    leaderboard: metrics/leaderboard/leaderboard.json ({"mode", "submissions": {name: {public,
+    private, public_rank, private_rank}}, "kaggle": {name: {public, private, difference, matches}}}).
+    table2: Table 2 as markdown. kaggle_dates: {name: YYYY-MM-DD}. mismatches: one sentence per
+    Kaggle score whose sha256 is not the local submission's.
+    """
+    leaderboard: dict
+    table2: str
+    kaggle_dates: dict[str, str]
+    mismatches: list[str]
 
 
 def local_scores(names: list[str]) -> dict[str, dict]:
@@ -33,83 +50,35 @@ def local_scores(names: list[str]) -> dict[str, dict]:
     return boards.add_ranks(scores)
 
 
-def fmt(x, digits: int) -> str:
-    return "-" if x is None or pd.isna(x) else f"{x:.{digits}f}"
+def manifests(names: list[str]) -> dict[str, dict]:
+    out = {}
+    for name in names:
+        path = SUBMISSIONS / name / "manifest.json"
+        if path.exists():
+            out[name] = read_json(path)
+    return out
 
 
-def settings(name: str) -> str:
-    """What a submission ran with here, from its manifest (the paper's description may differ
-    after `dvc exp run -S ...`); "-" when it has no manifest."""
-    path = SUBMISSIONS / name / "manifest.json"
-    if not path.exists():
-        return "-"
-    manifest = json.loads(path.read_text())
-    text = f"{manifest['model']}, TTA x{len(manifest['tta'])}"
-    post = manifest["postprocess"]
-    if not manifest["entry"].get("postprocess"):  # `postprocess: false` runs with every knob off
-        return text + ", raw"
-    return text + f", prior {post['prior_alpha']:g}, sigma {post['sigma']:g}"
-
-
-def table2(rows: list[str], local: dict, reported: dict, kaggle: dict, digits: int) -> str:
-    """Table 2 as markdown: each row's local public/private next to the paper's public LB."""
-    head = ["Submission", "Description (paper)", "Run here", "Local public", "Local private",
-            "Reported public LB"]
-    if kaggle:
-        head += ["Kaggle public", "Kaggle private"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for name in rows:
-        rep, loc, kag = reported.get(name, {}), local.get(name, {}), kaggle.get(name, {})
-        cells = [name, rep.get("description", ""), settings(name), fmt(loc.get("public"), digits),
-                 fmt(loc.get("private"), digits), fmt(rep.get("public"), digits)]
-        if kaggle:
-            cells += [fmt(kag.get("public"), digits), fmt(kag.get("private"), digits)]
-        lines.append("| " + " | ".join(cells) + " |")
-    note = ("\nLocal scores: macro ROC-AUC (competition metric) on the local hidden set's public and "
-            "private files; reported: the paper's Table 2 (Kaggle public LB, Perch v2 features).\n")
-    return "Table 2: standalone sequence-head progression.\n\n" + "\n".join(lines) + "\n" + note
-
-
-def plot(local: dict, reported: dict, path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(local) or list(reported)
-    x = range(len(names))
-    fig, ax = plt.subplots(figsize=(max(4, 1.1 * len(names) + 2), 3.5))
-    for off, board, colour in ((-0.2, "public", "tab:blue"), (0.2, "private", "tab:orange")):
-        ax.bar([i + off for i in x], [local.get(n, {}).get(board, float("nan")) for n in names],
-               width=0.4, label=f"local {board}", color=colour)
-    rep = [reported.get(n, {}).get("public", float("nan")) for n in names]
-    ax.plot(list(x), rep, "k_", markersize=22, mew=2, label="paper public LB")
-    ax.set_xticks(list(x), names)
-    ax.set_ylabel("macro ROC-AUC")
-    shown = [v for n in names for v in (local.get(n, {}).get("public"), local.get(n, {}).get("private")) if v]
-    ax.set_ylim(min([0.5, *shown]) - 0.05, 1.06)
-    ax.legend(loc="upper left", ncol=3, fontsize=8, frameon=False)
-    ax.set_title("Submissions on the local public and private boards")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, metadata={"Software": None})
-    plt.close(fig)
-
-
-def run(params: dict, key: str | None = None) -> dict:
+def run(params: dict, key: str | None = None) -> LeaderboardResult:
     cfg = params["leaderboard"]
     names = list(params["submissions"])
     local = local_scores(names)
     reported = (yaml.safe_load(REPORTED.read_text()) or {}).get("table2", {}) if REPORTED.exists() else {}
-    kaggle = {e["submission"]: e for e in boards.read_kaggle(KAGGLE_SCORES)}
+    found = manifests(names)
+    entries = read_kaggle(KAGGLE_SCORES, set(names),
+                          {n: m["submission_sha256"] for n, m in found.items() if "submission_sha256" in m})
+    kaggle = {e["submission"]: e for e in entries}
     for e in kaggle.values():
         if e["public"] is not None and e["private"] is not None:
             e["difference"] = e["private"] - e["public"]
     result = {"mode": "local" if local else "kaggle-only", "submissions": local,
-              "kaggle": {n: {k: v for k, v in e.items() if k in ("public", "private", "difference")}
+              "kaggle": {n: {k: v for k, v in e.items() if k in ("public", "private", "difference", "matches")}
                          for n, e in kaggle.items()}}
-    LEADERBOARD_METRICS.mkdir(parents=True, exist_ok=True)
     write_json(LEADERBOARD_METRICS / "leaderboard.json", result)
-    plot(local, reported, FIGURES / "leaderboard.png")
-    text = table2(cfg["table2"], local, reported, kaggle, cfg["digits"])
+    plot_boards(local, reported, FIGURES / "leaderboard.png")
+    settings = {n: run_settings(found.get(n)) for n in cfg["table2"]}
+    text = table2(cfg["table2"], local, reported, kaggle, settings, cfg["digits"])
     write_text(TABLES / "table2.md", text)
-    return {"leaderboard": result, "table2": text, "kaggle_dates": {n: e["date"] for n, e in kaggle.items()}}
+    return LeaderboardResult(leaderboard=result, table2=text,
+                             kaggle_dates={n: e["date"] for n, e in kaggle.items()},
+                             mismatches=[m for m in map(mismatch_note, kaggle.values()) if m])

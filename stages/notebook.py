@@ -70,7 +70,7 @@ def run_notebook(stage: str, key: str | None = None, params: dict | None = None,
         raise NotebookError(f"{notebook}: notebook for stage '{stage}' not found")
     check_parameters_cell(notebook)
     if params is None:
-        params = stage_params(stage)
+        params = stage_params(stage, key)
     with atomic_path(report) as tmp:
         pm.execute_notebook(
             str(notebook), str(tmp), parameters={"params": params, "key": key},

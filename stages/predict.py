@@ -8,68 +8,38 @@ post-processing change re-runs only this stage and the leaderboard.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from birdclef_eos.data import features
 from birdclef_eos.heads import models as heads
-from birdclef_eos.scoring import postprocess
-from birdclef_eos.scoring import submission
-from birdclef_eos.io.files import atomic_dir, sha256_tree
+from birdclef_eos.heads.inference import predict_shifts
+from birdclef_eos.io.files import atomic_dir, sha256_file, sha256_tree
+from birdclef_eos.scoring import postprocess, submission
 from stages.paths import FEATURES, HEADS, HIDDEN, INDEX, SUBMISSIONS
 
-PARAMS = ("postprocess", "submissions")
-STEP_KNOBS = ("prior_alpha", "sigma", "rank_power", "neighbour_base", "tax_genus_alpha", "tax_class_alpha")
+PARAMS = ("postprocess", "submissions.{key}")
 
 
 class PredictError(ValueError):
     pass
 
 
-def resolve_knobs(defaults: dict, entry: dict, name: str) -> dict:
-    """The post-processing knobs of one submission: `postprocess: false` switches every step off,
-    `true` takes the shared defaults, a mapping overrides some of them."""
-    post = entry.get("postprocess", False)
-    knobs = dict(defaults)
-    if post is False or post is None:
-        knobs.update({k: 0.0 for k in STEP_KNOBS})
-    elif isinstance(post, dict):
-        unknown = sorted(set(post) - set(defaults))
-        if unknown:
-            raise PredictError(f"submissions.{name}.postprocess: unknown knob(s) {unknown}; "
-                               f"known: {sorted(defaults)}")
-        knobs.update(post)
-    elif post is not True:
-        raise PredictError(f"submissions.{name}.postprocess must be true, false or a mapping, not {post!r}")
-    return knobs
-
-
-def shift_rows(windows: pd.DataFrame, shift: float) -> np.ndarray:
-    """Feature-row indices of the test chunks at one TTA shift, ordered by file then chunk."""
-    test = windows[(windows["source"] == "test") & np.isclose(windows["shift_s"].astype(float), shift)]
-    if test.empty:
-        shifts = sorted(windows.loc[windows["source"] == "test", "shift_s"].astype(float).unique())
-        raise PredictError(f"{FEATURES}/windows.csv: no test windows at shift {shift} s "
-                           f"(extracted shifts: {shifts}); add it to the extract stage's shift set")
-    return test.sort_values(["file_id", "chunk"]).index.to_numpy()
-
-
-def predict_shifts(models, windows, arrays, names, shifts) -> tuple[pd.DataFrame, np.ndarray]:
-    """Head probabilities for every shift, aligned on the shift-0 row order, then averaged."""
-    reference, per_shift = None, []
-    for shift in tqdm(shifts, desc="TTA shifts", leave=False):
-        idx = shift_rows(windows, float(shift))
-        rows = windows.loc[idx].reset_index(drop=True)
-        if reference is None:
-            reference = rows
-        elif list(rows["row_id"]) != list(reference["row_id"]):
-            raise PredictError(f"{FEATURES}/windows.csv: test rows at shift {shift} s do not match "
-                               f"those at shift {shifts[0]} s")
-        per_shift.append(heads.predict_proba(models, [np.asarray(arrays[n])[idx] for n in names]))
-    return reference, per_shift
+@dataclass
+class PredictResult:
+    """What the predict notebook shows. rows x labels: the submission's shape; knobs: the
+    post-processing step knobs it ran with; submission_sha256: sha256 of submission.csv (what a
+    Kaggle score in leaderboard/kaggle.yaml must name)."""
+    submission: str
+    model: str
+    tta: list[float]
+    rows: int
+    labels: int
+    knobs: dict
+    path: str
+    submission_sha256: str
 
 
 def submission_order(chunks: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
@@ -91,13 +61,13 @@ def used_inputs(model_dir: Path, names: list[str]) -> list[Path]:
     return files + ([sample] if sample.exists() else [])
 
 
-def run(params: dict, key: str | None = None) -> dict:
+def run(params: dict, key: str | None = None) -> PredictResult:
     entries = params["submissions"]
     if key not in entries:
         raise PredictError(f"params.yaml: no submission '{key}' under `submissions:` ({sorted(entries)})")
     entry = entries[key]
-    knobs = resolve_knobs(params["postprocess"], entry, key)
-    shifts = [float(s) for s in entry.get("tta", [0.0])]
+    knobs = postprocess.resolve_knobs(params["postprocess"], entry.get("postprocess", False), key)
+    shifts = [float(s) for s in entry["tta"]]
     model_dir = HEADS / entry["model"]
 
     species = pd.read_csv(INDEX / "species.csv", keep_default_na=False).sort_values("label_idx")
@@ -107,26 +77,25 @@ def run(params: dict, key: str | None = None) -> dict:
     if config.get("labels") not in (None, labels):
         raise PredictError(f"{model_dir}/config.json: label order differs from {INDEX}/species.csv")
 
-    _, _, meta = features.load(FEATURES, names=[])
-    blocks = config.get("blocks", meta["blocks"])
-    names = [f"block_{i:02d}" for i in blocks]
-    windows, arrays, meta = features.load(FEATURES, names=names)
+    names = [f"block_{i:02d}" for i in config["blocks"]]
+    windows, arrays, _ = features.load(FEATURES, names=names)
     rows, per_shift = predict_shifts(models, windows, arrays, names, shifts)
-    probs = postprocess.average_shifts(per_shift, knobs["tta_space"])
+    probs = postprocess.average_shifts(per_shift, knobs.tta_space)
 
-    prior = postprocess.fit_prior(chunks, labels) if knobs["prior_alpha"] else None
+    prior = postprocess.fit_prior(chunks, labels) if knobs.prior_alpha else None
     probs = postprocess.postprocess(probs, rows, knobs, prior=prior, species=species)
 
     order = submission_order(chunks, labels)
     sub = submission.build(rows["row_id"].astype(str), probs, labels, order)
     submission.validate(sub, order, name=f"submission '{key}'")
     manifest = {"submission": key, "model": entry["model"], "tta": shifts, "entry": entry,
-                "postprocess": knobs, "rows": len(sub), "labels": len(labels),
+                "postprocess": asdict(knobs), "rows": len(sub), "labels": len(labels),
                 "sha256": sha256_tree(used_inputs(model_dir, names))}
     out = SUBMISSIONS / key
     with atomic_dir(out) as tmp:
         sub.to_csv(tmp / "submission.csv", index=False, float_format="%.6f")
+        manifest["submission_sha256"] = sha256_file(tmp / "submission.csv")
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, allow_nan=False) + "\n")
-    return {"submission": key, "model": entry["model"], "tta": shifts, "rows": len(sub),
-            "labels": len(labels), "knobs": {k: knobs[k] for k in STEP_KNOBS}, "path": str(out)}
-
+    return PredictResult(submission=key, model=entry["model"], tta=shifts, rows=len(sub), labels=len(labels),
+                         knobs={k: getattr(knobs, k) for k in postprocess.STEP_KNOBS}, path=str(out),
+                         submission_sha256=manifest["submission_sha256"])

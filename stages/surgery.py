@@ -34,7 +34,7 @@ class SurgeryResult:
     n_exposed: int
     stages: list[int]
     blocks: list[dict]
-    max_abs_diff: float
+    max_abs_diff: dict[str, float]
     figure: str
 
 

@@ -39,7 +39,8 @@ def chunks(n: int, samples: int = 160000, seed: int = 0) -> np.ndarray:
 
 def runner(**kwargs) -> Backbone:
     probed, spec, blocks = probed_perch_tiny()
-    return Backbone(probed, spec, blocks, **{"threads": 1, "batch_size": 16, "progress": False, **kwargs})
+    return Backbone(probed, spec, blocks, **{"threads": 1, "batch_size": 16, "chunk_mapping": "center",
+                                            "input_rate": 32_000, "progress": False, **kwargs})
 
 
 def test_perch_normalisation():
@@ -107,7 +108,8 @@ def three_second_model(tmp_path):
 def test_chunk_mapping_onto_a_shorter_window(tmp_path, mapping):
     probed, spec, blocks = three_second_model(tmp_path)
     x = chunks(4)
-    out = Backbone(probed, spec, blocks, threads=1, batch_size=3, chunk_mapping=mapping, progress=False).features(x)
+    out = Backbone(probed, spec, blocks, threads=1, batch_size=3, chunk_mapping=mapping, input_rate=32_000,
+                   progress=False).features(x)
     if mapping == "center":
         expected = direct(probed, perch(x[:, 32000:128000]))["block_25"]
     else:
@@ -143,13 +145,15 @@ def test_block_subset_and_errors():
 def test_missing_inventory_file_is_named():
     probed, spec, _ = probed_perch_tiny()
     with pytest.raises(BackboneError, match="nowhere.json"):
-        Backbone(probed, spec, workdir() / "nowhere.json")
+        Backbone(probed, spec, workdir() / "nowhere.json", threads=1, batch_size=1, chunk_mapping="center",
+                 input_rate=32_000)
 
 
 @pytest.mark.parametrize("mapping,offsets", [("center", [32000]), ("mean", [0, 64000])])
 def test_span_resampling_equals_resampling_the_whole_chunk(tmp_path, mapping, offsets):
     probed, spec, blocks = three_second_model(tmp_path)  # 3 s at 32 kHz; chunks come at 16 kHz
-    run = Backbone(probed, spec, blocks, threads=1, chunk_mapping=mapping, input_rate=16000, progress=False)
+    run = Backbone(probed, spec, blocks, threads=1, batch_size=16, chunk_mapping=mapping, input_rate=16000,
+                   progress=False)
     x = chunks(3, samples=80000)
     whole = resample_poly(x, 2, 1, axis=1)
     expected = np.stack([perch(whole[:, o:o + 96000]) for o in offsets], axis=1).reshape(-1, 96000)

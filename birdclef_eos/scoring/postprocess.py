@@ -6,6 +6,8 @@ columns = labels in sample_submission order); ``files`` is the soundscape of eac
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from scipy.ndimage import gaussian_filter1d
@@ -28,7 +30,7 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- test-time augmentation
 
-def average_shifts(per_shift: list[np.ndarray], space: str = "prob") -> np.ndarray:
+def average_shifts(per_shift: list[np.ndarray], space: str) -> np.ndarray:
     """Mean of the predictions for each TTA shift, in probability or logit space."""
     if not per_shift:
         raise PostprocessError("average_shifts: no shifted predictions given")
@@ -92,8 +94,8 @@ def fit_prior(chunks: pd.DataFrame, classes: list[str]) -> dict:
             "site_hour": by(np.char.add(np.char.add(site, "|"), hour))}
 
 
-def prior_probability(prior: dict, site: str, hour, k_hour: float = 8.0, k_site: float = 8.0,
-                      k_site_hour: float = 4.0) -> np.ndarray:
+def prior_probability(prior: dict, site: str, hour, k_hour: float, k_site: float,
+                      k_site_hour: float) -> np.ndarray:
     """Hierarchically shrunk P(class | site, hour): global -> hour -> site -> site x hour.
 
     Each level pulls towards its own frequency with weight n / (n + k); an unseen key (or k = 0
@@ -112,8 +114,8 @@ def prior_probability(prior: dict, site: str, hour, k_hour: float = 8.0, k_site:
     return p
 
 
-def apply_prior(Z: np.ndarray, sites, hours, prior: dict, alpha: float, clip: float = 1e-4,
-                relative: bool = False, **shrink) -> np.ndarray:
+def apply_prior(Z: np.ndarray, sites, hours, prior: dict, alpha: float, clip: float,
+                relative: bool, **shrink) -> np.ndarray:
     """logit += alpha * logit(p_prior(site, hour)); ``relative`` subtracts the global log-odds
     (the paper's log P(s|site,hr) / P(s) form)."""
     Z = np.asarray(Z, dtype=np.float64)
@@ -138,8 +140,8 @@ def file_groups(files, chunks) -> list[np.ndarray]:
     return [g.sort_values("chunk")["row"].to_numpy() for _, g in frame.groupby("file", sort=False)]
 
 
-def gaussian_smooth(P: np.ndarray, files, chunks, sigma: float, mode: str = "nearest",
-                    space: str = "logit", truncate: float = 4.0) -> np.ndarray:
+def gaussian_smooth(P: np.ndarray, files, chunks, sigma: float, mode: str,
+                    space: str, truncate: float) -> np.ndarray:
     """Gaussian filter along each file's chunks (``scipy.ndimage.gaussian_filter1d``)."""
     P = np.asarray(P, dtype=np.float64)
     if sigma <= 0:
@@ -198,8 +200,8 @@ def group_smooth(P: np.ndarray, groups, alpha: float) -> np.ndarray:
     return out
 
 
-def taxonomy_smooth(P: np.ndarray, genus, class_name, genus_alpha: float = 0.15,
-                    class_alpha: float = 0.05) -> np.ndarray:
+def taxonomy_smooth(P: np.ndarray, genus, class_name, genus_alpha: float,
+                    class_alpha: float) -> np.ndarray:
     """TAX_SMOOTHING: genus pull, then class pull, then clip to [0, 1]."""
     out = group_smooth(P, genus, genus_alpha)
     out = group_smooth(out, class_name, class_alpha)
@@ -208,28 +210,68 @@ def taxonomy_smooth(P: np.ndarray, genus, class_name, genus_alpha: float = 0.15,
 
 # ---------------------------------------------------------------- the whole chain
 
-def postprocess(P: np.ndarray, rows: pd.DataFrame, knobs: dict, prior: dict | None = None,
+STEP_KNOBS = ("prior_alpha", "sigma", "rank_power", "neighbour_base", "tax_genus_alpha", "tax_class_alpha")
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """Every post-processing knob (params.yaml `postprocess`, where each default lives and is
+    explained). A step knob at 0 switches that step off."""
+    prior_alpha: float
+    prior_k_hour: float
+    prior_k_site: float
+    prior_k_site_hour: float
+    prior_clip: float
+    prior_relative: bool
+    sigma: float
+    smooth_mode: str
+    smooth_space: str
+    smooth_truncate: float
+    tta_space: str
+    rank_power: float
+    neighbour_base: float
+    tax_genus_alpha: float
+    tax_class_alpha: float
+
+
+def resolve_knobs(defaults: dict, post, name: str) -> Knobs:
+    """The knobs of one submission from the shared ``defaults``: ``post`` false (or None)
+    switches every step off, true takes the defaults, a mapping overrides some of them."""
+    knobs = dict(defaults)
+    if post is False or post is None:
+        knobs.update({k: 0.0 for k in STEP_KNOBS})
+    elif isinstance(post, dict):
+        unknown = sorted(set(post) - set(defaults))
+        if unknown:
+            raise PostprocessError(f"submissions.{name}.postprocess: unknown knob(s) {unknown}; "
+                                   f"known: {sorted(defaults)}")
+        knobs.update(post)
+    elif post is not True:
+        raise PostprocessError(f"submissions.{name}.postprocess must be true, false or a mapping, not {post!r}")
+    return Knobs(**knobs)
+
+
+def postprocess(P: np.ndarray, rows: pd.DataFrame, knobs: Knobs, prior: dict | None = None,
                 species: pd.DataFrame | None = None) -> np.ndarray:
     """Apply the chain in a fixed order: prior (logits), Gaussian smoothing, rank-aware power,
-    adaptive neighbour smoothing, taxonomy smoothing. ``rows`` has file_id, chunk, site, hour.
-    A knob at 0 switches its step off."""
+    adaptive neighbour smoothing, taxonomy smoothing. ``rows`` has file_id, chunk, site, hour."""
     files, chunks = rows["file_id"].to_numpy(), rows["chunk"].to_numpy()
     P = np.asarray(P, dtype=np.float64)
-    if knobs.get("prior_alpha", 0):
+    if knobs.prior_alpha:
         if prior is None:
             raise PostprocessError("postprocess: prior_alpha > 0 but no prior was fitted")
-        Z = apply_prior(logit(P), rows["site"], rows["hour"], prior, knobs["prior_alpha"],
-                        clip=knobs.get("prior_clip", 1e-4), relative=knobs.get("prior_relative", False),
-                        k_hour=knobs.get("prior_k_hour", 8.0), k_site=knobs.get("prior_k_site", 8.0),
-                        k_site_hour=knobs.get("prior_k_site_hour", 4.0))
+        Z = apply_prior(logit(P), rows["site"], rows["hour"], prior, knobs.prior_alpha,
+                        clip=knobs.prior_clip, relative=knobs.prior_relative,
+                        k_hour=knobs.prior_k_hour, k_site=knobs.prior_k_site,
+                        k_site_hour=knobs.prior_k_site_hour)
         P = sigmoid(Z)
-    P = gaussian_smooth(P, files, chunks, knobs.get("sigma", 0.0), mode=knobs.get("smooth_mode", "nearest"),
-                        space=knobs.get("smooth_space", "logit"), truncate=knobs.get("smooth_truncate", 4.0))
-    P = rank_power_scale(P, files, chunks, knobs.get("rank_power", 0.0))
-    P = adaptive_neighbour_smooth(P, files, chunks, knobs.get("neighbour_base", 0.0))
-    if knobs.get("tax_genus_alpha", 0) or knobs.get("tax_class_alpha", 0):
+    P = gaussian_smooth(P, files, chunks, knobs.sigma, mode=knobs.smooth_mode,
+                        space=knobs.smooth_space, truncate=knobs.smooth_truncate)
+    P = rank_power_scale(P, files, chunks, knobs.rank_power)
+    P = adaptive_neighbour_smooth(P, files, chunks, knobs.neighbour_base)
+    if knobs.tax_genus_alpha or knobs.tax_class_alpha:
         if species is None:
             raise PostprocessError("postprocess: taxonomy smoothing needs the species table")
         P = taxonomy_smooth(P, species["genus"], species["class_name"],
-                            knobs.get("tax_genus_alpha", 0.0), knobs.get("tax_class_alpha", 0.0))
+                            knobs.tax_genus_alpha, knobs.tax_class_alpha)
     return P

@@ -1,0 +1,116 @@
+"""Cross-validated training of one head: the rows it learns from, the folds, the OOF predictions.
+
+``train_folds`` trains one model per fold (seeded ``seed * 1000 + fold``), keeps each fold's best
+epoch, predicts the held-out rows and collects the block weights (scalar mix) or mean CLS
+attention (attention heads) the paper compares with the probe.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from birdclef_eos.heads import models as heads
+from birdclef_eos.heads import training
+
+
+class CrossValError(ValueError):
+    pass
+
+
+@dataclass
+class FoldsResult:
+    """oof: [n_rows, n_classes] held-out probabilities (every row predicted once); states: one
+    state dict per fold; folds: per-fold records (epochs, best epoch, validation AUC, sizes);
+    weights / attention: per fold, one value per block (only one of the two is filled)."""
+    oof: np.ndarray
+    states: list[dict]
+    folds: list[dict]
+    weights: list[list[float]]
+    attention: list[list[float]]
+
+
+def training_rows(windows: pd.DataFrame) -> pd.DataFrame:
+    """Focal windows and labelled soundscape chunks at shift 0 (shifted copies are for TTA)."""
+    focal = windows["source"] == "focal"
+    labelled = ((windows["source"] == "soundscape") & (windows["split"] == "labelled")
+                & np.isclose(windows["shift_s"].astype(float), 0.0))
+    if not focal.any():
+        raise CrossValError("windows.csv: no focal rows to train on")
+    return windows[focal | labelled]
+
+
+def load_tokens(arrays: dict, names: list[str], index: np.ndarray) -> list[torch.Tensor]:
+    """One float32 tensor [len(index), C_i] per block name."""
+    return [torch.from_numpy(np.ascontiguousarray(np.asarray(arrays[n])[index], dtype=np.float32))
+            for n in names]
+
+
+def pick(tokens: list[torch.Tensor], mask: np.ndarray) -> list[torch.Tensor]:
+    idx = torch.from_numpy(np.flatnonzero(mask))
+    return [t[idx] for t in tokens]
+
+
+def validation_rows(is_sc: np.ndarray, fold_of: np.ndarray, k: int, y: np.ndarray) -> tuple[np.ndarray, str]:
+    """The fold's labelled soundscape chunks when their macro-AUC is defined, else its focal rows."""
+    sc = is_sc & (fold_of == k)
+    pos = y[sc].sum(axis=0) > 0.5
+    if sc.any() and (pos & (pos < sc.sum())).any():
+        return sc, "soundscape"
+    return ~is_sc & (fold_of == k), "focal"
+
+
+def round_or_none(x: float, digits: int = 6):
+    return round(float(x), digits) if np.isfinite(x) else None
+
+
+def train_folds(rows: pd.DataFrame, tokens: list[torch.Tensor], y: np.ndarray, fold_of: np.ndarray,
+                model_config: dict, config: training.TrainConfig, n_folds: int, seed: int,
+                soundscape_fraction: float, logger: Callable[[int], tuple[Callable, Callable]],
+                desc: str = "folds") -> FoldsResult:
+    """Train ``n_folds`` heads. ``logger(fold)`` returns (log(epoch, record), close()) for curves."""
+    is_sc = (rows["source"] == "soundscape").to_numpy()
+    oof = np.zeros_like(y)
+    states, fold_records, weights, attention = [], [], [], []
+    for k in tqdm(range(n_folds), desc=desc):
+        torch.manual_seed(seed * 1000 + k)
+        model = heads.build_head(model_config)
+        tr = fold_of != k
+        if soundscape_fraction == 0:
+            tr &= ~is_sc
+        val, val_source = validation_rows(is_sc, fold_of, k, y)
+        log, close = logger(k)
+        best, history = training.train_fold(
+            model, pick(tokens, tr), torch.from_numpy(y[tr]),
+            training.source_weights(is_sc[tr], soundscape_fraction),
+            pick(tokens, val), y[val], config, seed=seed * 1000 + k, log=log, desc=f"fold {k}")
+        close()
+        held = fold_of == k
+        oof[held] = torch.sigmoid(training.predict_logits(best, pick(tokens, held))).numpy()
+        best_epoch = history[-1]["best_epoch"]
+        fold_records.append({"fold": k, "val_source": val_source, "epochs_run": len(history),
+                             "best_epoch": best_epoch,
+                             "val_macro_auc": round_or_none(history[best_epoch]["val_macro_auc"]),
+                             "n_train": int(tr.sum()), "n_val": int(val.sum())})
+        if isinstance(best, heads.ScalarMix):
+            weights.append(best.block_weights().detach().tolist())
+        else:
+            attention.append(best.cls_attention(pick(tokens, held)).tolist())
+        states.append(best.state_dict())
+    return FoldsResult(oof=oof, states=states, folds=fold_records, weights=weights, attention=attention)
+
+
+def focal_top1(rows: pd.DataFrame, oof: np.ndarray, labels: list[str]) -> float:
+    focal = (rows["source"] == "focal").to_numpy()
+    truth = rows.loc[focal, "primary_label"].map({l: i for i, l in enumerate(labels)}).to_numpy()
+    return float((oof[focal].argmax(axis=1) == truth).mean())
+
+
+def weight_summary(blocks: list[int], per_fold: list[list[float]]) -> dict:
+    per_fold = [[round(w, 6) for w in fold] for fold in per_fold]
+    return {"blocks": blocks, "per_fold": per_fold,
+            "mean": [round(float(w), 6) for w in np.mean(per_fold, axis=0)]}
