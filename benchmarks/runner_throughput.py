@@ -141,7 +141,7 @@ def main() -> int:
     args = parser.parse_args()
     params = load_params()
     backbone, runtime = params["backbone"], params["runtime"]
-    threads, batch = int(runtime["backbone_threads"]), int(runtime["backbone_batch_size"])
+    threads, batch = int(runtime["backbone_threads"]), int(backbone["batch_size"])
 
     with tempfile.TemporaryDirectory(prefix="runner_throughput_") as tmp:
         folder = Path(tmp)

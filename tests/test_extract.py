@@ -12,8 +12,8 @@ from tests.probe_fakes import FakeBackbone, make_index
 PARAMS = {
     "extract": {"windows_per_recording": 2, "tta_shifts": [-1.0, 0.0, 1.0], "on_bad_audio": "error",
                 "batch_windows": 8, "seed": 0},
-    "head": {"blocks": [0, 2]},
-    "backbone": {"name": "fake", "threads": 1, "batch_size": 4, "chunk_mapping": "center"},
+    "backbone": {"name": "fake", "chunk_mapping": "center", "batch_size": 4, "threads": 1},
+    "dataset": {"sample_rate": 32000},
 }
 
 
@@ -32,11 +32,11 @@ def test_extract_writes_every_window_once(workdir):
     out = extract.run(PARAMS, runner=FakeBackbone())
     windows, arrays, meta = store.load("data/features")
     # 4 recordings x 2 focal windows; 2 training soundscapes x 3 chunks; 1 test x 3 chunks x 3 shifts
-    assert out["windows"] == {"focal": 8, "labelled": 3, "unlabelled": 3, "test": 9}
-    assert sorted(arrays) == ["block_00", "block_02", "embedding", "logits"]
+    assert out.windows == {"focal": 8, "labelled": 3, "unlabelled": 3, "test": 9}
+    assert sorted(arrays) == ["block_00", "block_01", "block_02", "embedding", "logits"]  # every block
     assert arrays["logits"].dtype == np.float16 and arrays["block_02"].dtype == np.float32
     assert all(len(a) == len(windows) == 23 for a in arrays.values())
-    assert meta["blocks"] == [0, 2] and meta["bad_audio"] == []
+    assert meta["blocks"] == [0, 1, 2] and meta["bad_audio"] == []
     test = windows[windows["source"] == "test"]
     assert sorted(test["shift_s"].unique()) == [-1.0, 0.0, 1.0]
     assert (test.groupby("row_id").size() == 3).all()
@@ -60,15 +60,12 @@ def test_rows_match_their_audio(workdir):
         assert np.allclose(fake.features(x)["block_02"][0], arrays["block_02"][i], atol=1e-5)
 
 
-def test_auto_blocks_come_from_the_probe(workdir):
-    (workdir / "models/probe_selected.json").write_text(json.dumps({"blocks": [1, 2]}))
-    params = {**PARAMS, "head": {"blocks": "auto"}}
-    assert extract.run(params, runner=FakeBackbone())["blocks"] == [1, 2]
+def test_every_block_is_stored_whatever_the_probe_chose(workdir):
+    """The head's block choice is train's (train.blocks): extract stores every exposed block."""
+    (workdir / "models/probe_selected.json").write_text(json.dumps({"blocks": [1]}))
+    assert extract.run(PARAMS, runner=FakeBackbone()).blocks == [0, 1, 2]
     (workdir / "models/probe_selected.json").unlink()
-    with pytest.raises(extract.ExtractError, match="probe"):
-        extract.run(params, runner=FakeBackbone())
-    with pytest.raises(extract.ExtractError, match="9"):
-        extract.run({**PARAMS, "head": {"blocks": [9]}}, runner=FakeBackbone())
+    assert extract.run(PARAMS, runner=FakeBackbone()).blocks == [0, 1, 2]
 
 
 def test_corrupt_file_stops_or_is_skipped_and_listed(workdir):
@@ -81,7 +78,7 @@ def test_corrupt_file_stops_or_is_skipped_and_listed(workdir):
     windows, arrays, meta = store.load("data/features")
     assert [b["path"] for b in meta["bad_audio"]] == [str(bad)]
     assert len(windows) == 21 and "sp1/XC0" not in set(windows["file_id"])
-    assert all(np.isfinite(a).all() for a in arrays.values()) and out["bad_audio"]
+    assert all(np.isfinite(a).all() for a in arrays.values()) and out.bad_audio
 
 
 def test_nan_features_are_an_error_naming_the_file(workdir):

@@ -34,7 +34,7 @@ def params(**extra):
 
 def test_predict_writes_a_valid_deterministic_submission_and_manifest(tree):
     out = predict.run(params(), "v6")
-    assert out["rows"] == 36 and out["tta"] == [-1.0, 0.0, 1.0]
+    assert out.rows == 36 and out.tta == [-1.0, 0.0, 1.0]
     sub = pd.read_csv(tree / "submissions/v6/submission.csv")
     sample = pd.read_csv(tree / "data/hidden/sample_submission.csv")
     assert list(sub.columns) == list(sample.columns) and list(sub.row_id) == list(sample.row_id)
@@ -60,19 +60,20 @@ def test_post_processing_knobs_change_the_submission(tree):
 
 def test_predict_names_a_missing_shift_and_an_unknown_knob(tree):
     write_features(tree, np.random.default_rng(1), shifts=[0.0])
-    with pytest.raises(predict.PredictError, match="no test windows at shift -1.0 s"):
+    with pytest.raises(ValueError, match="no test windows at shift -1.0 s"):
         predict.run(params(), "v6")
     bad = params()
     bad["submissions"]["v6"] = {**bad["submissions"]["v6"], "postprocess": {"sigmaa": 2}}
-    with pytest.raises(predict.PredictError, match=r"submissions.v6.postprocess: unknown knob\(s\) \['sigmaa'\]"):
+    with pytest.raises(ValueError, match=r"submissions.v6.postprocess: unknown knob\(s\) \['sigmaa'\]"):
         predict.run(bad, "v6")
 
 
 def test_leaderboard_scores_ranks_and_writes_table2(tree):
     for name in ("v1", "v2", "v6", "v7"):
         predict.run(params(), name)
+    v6_sha = json.loads((tree / "submissions/v6/manifest.json").read_text())["submission_sha256"]
     (tree / "leaderboard/kaggle.yaml").write_text(
-        "- {submission: v6, public: 0.9, private: 0.95, date: 2026-05-28}\n")
+        f"- {{submission: v6, public: 0.9, private: 0.95, date: 2026-05-28, sha256: {v6_sha}}}\n")
     result = leaderboard.run(params())
     board = json.loads((tree / "metrics/leaderboard/leaderboard.json").read_text())
     assert set(board["submissions"]) == {"v1", "v2", "v6", "v7"}
@@ -85,7 +86,21 @@ def test_leaderboard_scores_ranks_and_writes_table2(tree):
     assert "0.879" in table and "| 0.900 | 0.950 |" in table
     assert "| v1 | " in table and "| scalarmix, TTA x1, raw | " in table
     assert (tree / "figures/leaderboard.png").stat().st_size > 1000
-    assert result["kaggle_dates"] == {"v6": "2026-05-28"}
+    assert result.kaggle_dates == {"v6": "2026-05-28"} and result.mismatches == []
+    assert board["kaggle"]["v6"]["matches"] is True
+
+
+def test_a_kaggle_score_of_other_bytes_is_reported_as_such(tree):
+    """kaggle.yaml binds a score to the sha256 of the file Kaggle scored: after a re-run with
+    other settings the local file differs, and the leaderboard says so instead of pairing them."""
+    for name in ("v1", "v2", "v6", "v7"):
+        predict.run(params(), name)
+    (tree / "leaderboard/kaggle.yaml").write_text(
+        f"- {{submission: v6, public: 0.9, private: 0.95, date: 2026-05-28, sha256: {'ab' * 32}}}\n")
+    result = leaderboard.run(params())
+    assert result.leaderboard["kaggle"]["v6"]["matches"] is False
+    assert len(result.mismatches) == 1 and "belongs to other bytes" in result.mismatches[0]
+    assert "0.900 (other bytes)" in (tree / "paper/tables/table2.md").read_text()
 
 
 def test_leaderboard_names_a_malformed_submission(tree):
@@ -113,26 +128,11 @@ def test_ranks_share_ties():
     assert [ranks[n]["private_rank"] for n in "pqr"] == [3, 1, 2]
 
 
-def test_read_kaggle_checks_entries(tmp_path):
-    path = tmp_path / "kaggle.yaml"
-    assert boards.read_kaggle(path) == []
-    path.write_text("[]\n")
-    assert boards.read_kaggle(path) == []
-    path.write_text("- {submission: v6, public: 0.879}\n")
-    with pytest.raises(boards.BoardError, match=r"entry 0 lacks \['private', 'date'\]"):
-        boards.read_kaggle(path)
-    path.write_text("- {submission: v6, public: high, private: null, date: 2026-05-28}\n")
-    with pytest.raises(boards.BoardError, match="public must be a number"):
-        boards.read_kaggle(path)
-    path.write_text(yaml.safe_dump([{"submission": "v6", "public": 0.879, "private": None, "date": "x"}]))
-    assert boards.read_kaggle(path)[0]["private"] is None
-
-
 def test_real_data_mode_reports_only_kaggle_scores(tree):
     for name in ("solution.csv", "boards.csv"):
         (tree / "data/hidden" / name).unlink()
     (tree / "leaderboard/kaggle.yaml").write_text(
-        "- {submission: v6, public: 0.879, private: null, date: 2026-05-28}\n")
+        f"- {{submission: v6, public: 0.879, private: null, date: 2026-05-28, sha256: {'cd' * 32}}}\n")
     result = leaderboard.run(params())
-    assert result["leaderboard"]["mode"] == "kaggle-only" and result["leaderboard"]["submissions"] == {}
+    assert result.leaderboard["mode"] == "kaggle-only" and result.leaderboard["submissions"] == {}
     assert "| v6 | priors | - | - | - | 0.879 | 0.879 | - |" in (tree / "paper/tables/table2.md").read_text()

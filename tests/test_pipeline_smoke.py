@@ -1,6 +1,7 @@
 """The whole pipeline, `dvc repro` from dataset to leaderboard, on the smoke-size configuration
 (tests/smoke_params.yaml) in a throwaway copy of the repository; then a post-processing change
-through `dvc exp run -S` must re-run only prediction and the leaderboard."""
+through `dvc exp run -S` must re-run only prediction and the leaderboard, and a block-choice
+change only training and what follows it."""
 from __future__ import annotations
 
 import json
@@ -39,3 +40,9 @@ def test_full_pipeline_smoke(tmp_path):
     assert "Running stage 'leaderboard'" in out
     diff = sh([dvc, "metrics", "diff", "--json"], repo)
     assert "leaderboard" in diff
+
+    # the head's block choice is train's: a block-choice experiment re-runs no extraction
+    out = sh([dvc, "exp", "run", "-S", "train.blocks=[20,24,25]"], repo, timeout=900)
+    for cached in ("dataset", "checkpoint", "surgery", "probe", "extract"):
+        assert f"Running stage '{cached}'" not in out, f"{cached} re-ran after a block-choice change"
+    assert "Running stage 'train@attn'" in out and "Running stage 'leaderboard'" in out

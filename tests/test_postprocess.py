@@ -5,9 +5,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from stages.params import load_params
+
 from birdclef_eos.scoring import postprocess as pp
 
 CLASSES = ["a", "b"]
+
+
+DEFAULTS = load_params()["postprocess"]
+SHRINK = {k: DEFAULTS[f"prior_{k}"] for k in ("k_hour", "k_site", "k_site_hour")}
 
 
 def chunk_table():
@@ -24,7 +30,7 @@ def test_average_shifts_in_probability_and_logit_space():
     # logit(0.2) = -logit(0.8): their mean is 0, i.e. probability 0.5
     assert pp.average_shifts([np.array([[0.2]]), np.array([[0.8]])], "logit")[0, 0] == pytest.approx(0.5)
     with pytest.raises(pp.PostprocessError, match="shape"):
-        pp.average_shifts([np.zeros((2, 1)), np.zeros((3, 1))])
+        pp.average_shifts([np.zeros((2, 1)), np.zeros((3, 1))], "prob")
 
 
 def test_prior_levels_follow_the_shrinkage_formula():
@@ -38,9 +44,9 @@ def test_prior_levels_follow_the_shrinkage_formula():
     p = pp.prior_probability(prior, "S1", 6, k_hour=8, k_site=8, k_site_hour=4)
     assert p == pytest.approx([25 / 33, 15.7 / 33])
     # an unseen site only gets the hour level
-    assert pp.prior_probability(prior, "S9", 6) == pytest.approx([6 / 11, 5 / 11])
+    assert pp.prior_probability(prior, "S9", 6, **SHRINK) == pytest.approx([6 / 11, 5 / 11])
     # hours read back as text or float mean the same hour
-    assert pp.prior_probability(prior, "S9", "6.0") == pytest.approx([6 / 11, 5 / 11])
+    assert pp.prior_probability(prior, "S9", "6.0", **SHRINK) == pytest.approx([6 / 11, 5 / 11])
 
 
 def test_prior_ignores_test_and_unlabelled_chunks():
@@ -55,15 +61,15 @@ def test_prior_ignores_test_and_unlabelled_chunks():
 
 def test_apply_prior_adds_alpha_times_the_prior_log_odds():
     prior = pp.fit_prior(chunk_table(), CLASSES)
-    z = pp.apply_prior(np.zeros((1, 2)), ["S9"], [6], prior, alpha=0.5)
+    z = pp.apply_prior(np.zeros((1, 2)), ["S9"], [6], prior, alpha=0.5, clip=1e-4, relative=False, **SHRINK)
     assert z[0] == pytest.approx([0.5 * math.log(6 / 5), 0.5 * math.log(5 / 6)])
-    assert pp.apply_prior(np.ones((1, 2)), ["S9"], [6], prior, alpha=0.0)[0] == pytest.approx([1, 1])
+    assert pp.apply_prior(np.ones((1, 2)), ["S9"], [6], prior, alpha=0.0, clip=1e-4, relative=False, **SHRINK)[0] == pytest.approx([1, 1])
 
 
 def test_apply_prior_relative_subtracts_the_global_log_odds():
     prior = pp.fit_prior(chunk_table(), CLASSES)
     prior["global"] = np.array([0.25, 0.5])
-    z = pp.apply_prior(np.zeros((1, 2)), ["S9"], [99], prior, alpha=1.0, relative=True)
+    z = pp.apply_prior(np.zeros((1, 2)), ["S9"], [99], prior, alpha=1.0, clip=1e-4, relative=True, **SHRINK)
     assert z[0] == pytest.approx([0.0, 0.0])  # no level applies: the prior is the global one
 
 
@@ -86,11 +92,11 @@ def test_gaussian_smoothing_stays_inside_each_file():
 
 def test_gaussian_smoothing_keeps_constants_and_sigma_zero_is_identity():
     P = np.full((4, 2), 0.3)
-    assert pp.gaussian_smooth(P, ["A"] * 4, range(4), 1.5, mode="nearest", space="logit") == pytest.approx(P)
+    assert pp.gaussian_smooth(P, ["A"] * 4, range(4), 1.5, mode="nearest", space="logit", truncate=4.0) == pytest.approx(P)
     Q = np.array([[0.1], [0.9]])
-    assert pp.gaussian_smooth(Q, ["A", "A"], [0, 1], 0.0) == pytest.approx(Q)
+    assert pp.gaussian_smooth(Q, ["A", "A"], [0, 1], 0.0, mode="nearest", space="logit", truncate=4.0) == pytest.approx(Q)
     with pytest.raises(pp.PostprocessError, match="space"):
-        pp.gaussian_smooth(Q, ["A", "A"], [0, 1], 1.0, space="rank")
+        pp.gaussian_smooth(Q, ["A", "A"], [0, 1], 1.0, mode="nearest", space="rank", truncate=4.0)
 
 
 def test_rank_power_scale_multiplies_by_the_file_max():
@@ -117,10 +123,25 @@ def test_taxonomy_smoothing_genus_then_class():
 def test_chain_with_every_step_off_is_identity_and_needs_a_prior():
     rows = pd.DataFrame({"file_id": ["A", "A"], "chunk": [0, 1], "site": ["S1", "S1"], "hour": [6, 6]})
     P = np.array([[0.1, 0.7], [0.4, 0.2]])
-    assert pp.postprocess(P, rows, {}) == pytest.approx(P)
+    off = pp.resolve_knobs(DEFAULTS, False, "raw")
+    assert pp.postprocess(P, rows, off) == pytest.approx(P)
+    with_prior = pp.resolve_knobs(DEFAULTS, {"prior_alpha": 0.5, "sigma": 0.0}, "prior")
     with pytest.raises(pp.PostprocessError, match="no prior"):
-        pp.postprocess(P, rows, {"prior_alpha": 0.5})
+        pp.postprocess(P, rows, with_prior)
     prior = pp.fit_prior(chunk_table(), CLASSES)
-    moved = pp.postprocess(P, rows, {"prior_alpha": 0.5}, prior=prior)
+    moved = pp.postprocess(P, rows, with_prior, prior=prior)
     assert moved[:, 0] == pytest.approx(pp.sigmoid(pp.logit(P[:, 0]) + 0.5 * pp.logit(
-        pp.prior_probability(prior, "S1", 6))[0]))
+        pp.prior_probability(prior, "S1", 6, **SHRINK))[0]))
+
+
+def test_knobs_resolve_from_the_shared_defaults_only():
+    """false switches every step off, true takes params.yaml's defaults, a mapping overrides some;
+    a knob that is not in params.yaml is an error naming the submission."""
+    assert pp.resolve_knobs(DEFAULTS, True, "v6") == pp.Knobs(**DEFAULTS)
+    off = pp.resolve_knobs(DEFAULTS, False, "v2")
+    assert all(getattr(off, k) == 0 for k in pp.STEP_KNOBS) and off.smooth_mode == DEFAULTS["smooth_mode"]
+    assert pp.resolve_knobs(DEFAULTS, {"sigma": 1.5}, "v7").sigma == 1.5
+    with pytest.raises(pp.PostprocessError, match="submissions.v9.postprocess"):
+        pp.resolve_knobs(DEFAULTS, {"sigmaa": 1}, "v9")
+    with pytest.raises(pp.PostprocessError, match="true, false or a mapping"):
+        pp.resolve_knobs(DEFAULTS, "yes", "v9")

@@ -10,7 +10,8 @@ PARAMS = {
     "probe": {"species": 4, "clips": 6, "min_recordings": 3, "blocks": "all", "k": 3, "folds": 3,
               "distance": "cosine", "normalisation": "standardize", "bootstrap": 100,
               "linear_probe": True, "linear_c": 1.0, "linear_max_iter": 200, "select": 2, "seed": 0},
-    "backbone": {"name": "fake", "threads": 1, "batch_size": 4, "chunk_mapping": "center"},
+    "backbone": {"name": "fake", "chunk_mapping": "center", "batch_size": 4, "threads": 1},
+    "dataset": {"sample_rate": 32000},
 }
 
 
@@ -32,7 +33,7 @@ def test_probe_writes_table_metrics_figure_and_selection(workdir):
     table = (workdir / "paper/tables/table1.md").read_text()
     assert table.count("\n| ") == 4 and "reported" not in table  # header + 3 blocks; no paper column
     assert (workdir / "figures/probe.png").stat().st_size > 1000
-    assert out["selected"] == metrics["selected"]
+    assert out.selected == metrics["selected"]
 
 
 def test_probe_marks_its_selection_on_figure_1(workdir, monkeypatch):
@@ -45,7 +46,7 @@ def test_probe_marks_its_selection_on_figure_1(workdir, monkeypatch):
 
     monkeypatch.setattr(probe, "draw_architecture", spy)
     out = probe.run(PARAMS, runner=FakeBackbone())
-    assert drawn == {"path": "figures/architecture_selected.png", "head_blocks": out["selected"], "n_blocks": 3}
+    assert drawn == {"path": "figures/architecture_selected.png", "head_blocks": out.selected, "n_blocks": 3}
     assert (workdir / "figures/architecture_selected.png").stat().st_size > 1000
 
 

@@ -167,14 +167,14 @@ def test_unknown_keys_name_the_nearest_known_one_or_the_new_name():
     bad["probe"]["foldz"] = 5
     bad["postprocces"] = {}
     bad["head"] = {"blocks": [1]}
-    bad["backbone"]["threads"] = 2
+    bad["backbone"]["cache_dir"] = "~/x"
     with pytest.raises(ParamsError) as err:
         schema.validate(bad)
     text = str(err.value)
     assert "probe.foldz: unknown key; did you mean probe.folds?" in text
     assert "postprocces: unknown key; did you mean postprocess?" in text
     assert "head: unknown key: renamed to train.blocks" in text
-    assert "backbone.threads: unknown key: renamed to runtime.backbone_threads" in text
+    assert "backbone.cache_dir: unknown key: renamed to runtime.cache_dir" in text
 
 
 def test_missing_knob_is_named():

@@ -9,7 +9,7 @@ from stages import surgery
 from stages.paths import ARCHITECTURE_FIGURE, BACKBONE_JSON, BACKBONE_ONNX, BLOCKS_JSON, PROBED_ONNX
 from tests.backbone_fixtures import perch_tiny
 
-PARAMS = {"surgery": {"blocks": "all"}, "head": {"blocks": [21, 24, 25]}}
+PARAMS = {"surgery": {"blocks": "all"}}
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def workdir(tmp_path, monkeypatch):
 
 def test_stage_writes_the_contract(workdir):
     result = surgery.run(PARAMS)
-    assert result["n_found"] == 26 and result["stages"] == list(range(1, 8))
+    assert result.n_found == 26 and result.stages == list(range(1, 8))
     record = json.loads(BLOCKS_JSON.read_text())
     assert [b["name"] for b in record["blocks"]] == [f"block_{i:02d}" for i in range(26)]
     for b in record["blocks"]:

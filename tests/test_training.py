@@ -122,8 +122,8 @@ def test_train_stage_writes_the_contract(tmp_path, monkeypatch):
     (tmp_path / "metrics/probe").mkdir(parents=True)
     (tmp_path / "metrics/probe/probe.json").write_text(json.dumps({"blocks": {
         f"block_{i:02d}": {"accuracy": a, "rank": r} for i, (a, r) in enumerate([(0.3, 3), (0.6, 1), (0.5, 2)])}}))
-    params = {"train": {
-        "seed": 0, "threads": 1, "n_folds": 3, "fold_salt": "s", "secondary_weight": 1.0,
+    params = {"runtime": {}, "train": {
+        "blocks": [0, 1, 2], "seed": 0, "threads": 1, "n_folds": 3, "fold_salt": "s", "secondary_weight": 1.0,
         "model": {"d": 8, "heads": 2, "ffn": 16, "dropout": 0.1},
         "optim": {"epochs": 2, "patience": 1, "min_delta": 0.0, "batch_size": 32, "lr": 0.003, "weight_decay": 0.01,
                   "mixup_alpha": 0.2, "samples_per_epoch": None, "mix_lr_scale": 10.0},
@@ -141,4 +141,12 @@ def test_train_stage_writes_the_contract(tmp_path, monkeypatch):
     assert len(models) == 3 and config["labels"] == species["primary_label"].tolist()
     assert "Spearman" in (tmp_path / "paper/tables/probe_vs_weights.md").read_text()
     assert (tmp_path / "metrics/train/scalarmix/curves/fold_0/plots/metrics/loss.tsv").exists()
-    assert result["table"]
+    assert result.table and m["blocks"] == [0, 1, 2]
+    # the block choice is train's: one block read, nothing upstream touched
+    params["train"]["blocks"] = [1]
+    one = train.run(params, "scalarmix").metrics
+    assert one["blocks"] == [1] and one["channels"] == [arrays["block_01"].shape[1]]
+    (tmp_path / "models/probe_selected.json").write_text(json.dumps({"blocks": [2, 0]}))
+    assert train.head_blocks("auto", [0, 1, 2]) == [0, 2]
+    with pytest.raises(train.TrainStageError, match="train.blocks"):
+        train.head_blocks([7], [0, 1, 2])
