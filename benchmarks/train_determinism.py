@@ -91,14 +91,18 @@ def worker(spec: dict) -> None:
     import numpy as np
     import torch
 
+    import yaml
+
     sys.path.insert(0, str(ROOT))
-    from stages import heads, training
-    from stages.config import load_params
+    try:
+        from stages import heads, training
+    except ImportError:  # after the move of the head code into the birdclef_eos package
+        from birdclef_eos.heads import models as heads, training
 
     torch.use_deterministic_algorithms(spec["deterministic"])
     torch.backends.mkldnn.enabled = spec["mkldnn"]
     torch.set_num_threads(spec["threads"])
-    params = load_params()["train"]
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))["train"]
     optim, mcfg = params["optim"], params["model"]
     blocks, y = synthetic(spec["rows"] + spec["val_rows"])
     data_sha = hashlib.sha256(b"".join(b.tobytes() for b in blocks) + y.tobytes()).hexdigest()
