@@ -90,7 +90,8 @@ def run(params: dict, key: str | None = None) -> PredictResult:
     submission.validate(sub, order, name=f"submission '{key}'")
     manifest = {"submission": key, "model": entry["model"], "tta": shifts, "entry": entry,
                 "postprocess": asdict(knobs), "rows": len(sub), "labels": len(labels),
-                "sha256": sha256_tree(used_inputs(model_dir, names))}
+                "sha256": sha256_tree(used_inputs(model_dir, names)),
+                "bytes_depend_on": config.get("bytes_depend_on")}  # the training runtime (docs/reproducibility.md)
     out = SUBMISSIONS / key
     with atomic_dir(out) as tmp:
         sub.to_csv(tmp / "submission.csv", index=False, float_format="%.6f")

@@ -22,6 +22,7 @@ import yaml
 from birdclef_eos.data import features, folds
 from birdclef_eos.heads import crossval, training
 from birdclef_eos.heads import models as heads
+from birdclef_eos.io.fingerprint import what_bytes_depend_on
 from birdclef_eos.io.files import atomic_dir, read_json, write_json, write_text
 from birdclef_eos.report.tables import probe_vs_weights
 from stages.paths import FEATURES, HEADS, INDEX, OOF, PROBE_METRICS, PROBE_SELECTED, REPORTED, TRAIN_METRICS
@@ -175,7 +176,8 @@ def run(params: dict, key: str | None = None) -> TrainResult:
         for k, state in enumerate(result.states):
             torch.save(state, model_dir / f"fold_{k}.pt")
         write_json(model_dir / "config.json", {"variant": key, "model": mconfig, "blocks": blocks,
-                                               "labels": labels, "n_folds": train["n_folds"]})
+                                               "labels": labels, "n_folds": train["n_folds"],
+                                               "bytes_depend_on": what_bytes_depend_on()})
 
     sc_rows = rows[is_sc]
     oof_frame = pd.concat([sc_rows[["row_id"]].reset_index(drop=True),

@@ -1,4 +1,4 @@
-"""stages/fingerprint.py: what a manifest records about the machine a result was computed on."""
+"""birdclef_eos/io/fingerprint.py: what a manifest records about the machine a result was computed on."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ import sys
 
 import torch
 
-from stages import fingerprint
+from birdclef_eos.io import fingerprint
 
 CPUINFO = """processor\t: 0
 vendor_id\t: GenuineIntel
@@ -51,11 +51,11 @@ def test_runtime_fingerprint_is_json_and_names_the_training_key():
 
 def test_fingerprint_follows_the_dispatch_environment():
     """ATEN_CPU_CAPABILITY=default is honoured on any x86 CPU and shows in the fingerprint."""
-    code = ("import json; from stages.fingerprint import runtime_fingerprint as f; "
+    code = ("import json; from birdclef_eos.io.fingerprint import runtime_fingerprint as f; "
             "print(json.dumps(f()))")
     env = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE", "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
-                         cwd=fingerprint.__file__.rsplit("/stages/", 1)[0])
+                         cwd=fingerprint.__file__.rsplit("/birdclef_eos/", 1)[0])
     fp = json.loads(out.stdout)
     assert fp["torch"]["cpu_capability"] == "DEFAULT"
     assert fp["env"] == {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"}

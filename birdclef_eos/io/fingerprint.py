@@ -91,6 +91,13 @@ def runtime_fingerprint() -> dict:
     return fp
 
 
+def what_bytes_depend_on() -> dict:
+    """The short record a training manifest keeps: ``training_key`` plus the CPU model and SIMD
+    flags (results agree byte for byte only where these agree; docs/reproducibility.md)."""
+    fp = runtime_fingerprint()
+    return {**fp["training_key"], "cpu": fp["cpu"]["model"], "simd": fp["cpu"]["simd_flags"]}
+
+
 if __name__ == "__main__":
     import json
     print(json.dumps(runtime_fingerprint(), indent=2))
