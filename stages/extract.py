@@ -21,7 +21,7 @@ from birdclef_eos.io.files import read_json, sha256_file
 from stages.paths import BLOCKS_JSON, FEATURES, INDEX, PROBED_ONNX
 from stages.runner import open_backbone
 
-PARAMS = ("extract", "backbone.name", "backbone.chunk_mapping", "backbone.batch_size", "backbone.threads",
+PARAMS = ("extract", "backbone.name", "backbone.chunk_mapping", "backbone.batch_size", "backbone.threads", "backbone.frontend",
           "dataset.sample_rate")
 
 

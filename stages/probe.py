@@ -27,7 +27,7 @@ from stages.paths import (BLOCKS_JSON, FIGURES, INDEX, PROBE_METRICS, PROBE_SELE
                           TABLES)
 from stages.runner import open_backbone
 
-PARAMS = ("probe", "backbone.name", "backbone.chunk_mapping", "backbone.batch_size", "backbone.threads",
+PARAMS = ("probe", "backbone.name", "backbone.chunk_mapping", "backbone.batch_size", "backbone.threads", "backbone.frontend",
           "dataset.sample_rate")
 PROBE_JSON = PROBE_METRICS / "probe.json"
 PROBE_FIGURE = FIGURES / "probe.png"

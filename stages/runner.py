@@ -15,4 +15,5 @@ def open_backbone(params: dict, blocks: list[int] | None = None) -> Backbone:
     return Backbone(PROBED_ONNX, BACKBONE_JSON, BLOCKS_JSON, threads=params["backbone"]["threads"],
                     batch_size=params["backbone"]["batch_size"],
                     chunk_mapping=params["backbone"]["chunk_mapping"],
-                    input_rate=params["dataset"]["sample_rate"], blocks=blocks, progress=False)
+                    input_rate=params["dataset"]["sample_rate"], blocks=blocks, progress=False,
+                    frontend=params["backbone"]["frontend"], provider=params["runtime"]["provider"])

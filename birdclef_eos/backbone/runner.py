@@ -60,8 +60,11 @@ def load_json(path: str | Path) -> dict:
 
 class Backbone:
     def __init__(self, probed_onnx, backbone_json, blocks_json, *, threads: int, batch_size: int,
-                 chunk_mapping: str, input_rate: int, blocks=None, progress: bool = True):
-        import onnxruntime as ort
+                 chunk_mapping: str, input_rate: int, blocks=None, progress: bool = True,
+                 frontend: str = "graph", provider: str = "cpu"):
+        import onnx
+
+        from birdclef_eos.backbone.frontend import FrontendRunner, make_session, resolve
 
         spec, inventory = load_json(backbone_json), load_json(blocks_json)
         self.sample_rate = int(spec["sample_rate"])
@@ -75,11 +78,16 @@ class Backbone:
         window_offsets(self.window_samples, self.window_samples, chunk_mapping)
         self.progress = progress
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = int(threads)
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(probed_onnx), options, providers=["CPUExecutionProvider"])
+        # the frontend's DFT can run in numpy in the preparation thread (frontend.py: `auto`, `dft`)
+        self.frontend = None
+        model = onnx.load(str(probed_onnx)) if frontend != "graph" else None
+        if frontend == "graph" or resolve(model, frontend) == "graph":
+            self.session = make_session(str(probed_onnx), int(threads), provider)
+        else:
+            self.frontend = FrontendRunner(model, resolve(model, frontend), self.window_samples,
+                                           lambda part, t: make_session(part, t or int(threads), provider,
+                                                                        spinning=False))
+            self.session = self.frontend.back
         available = {o.name: o for o in self.session.get_outputs()}
 
         listed = inventory["blocks"]
@@ -138,9 +146,14 @@ class Backbone:
         x = np.stack(cut, axis=1).reshape(-1, w)
         return normalise_audio(x, self.normalisation), len(cut)
 
-    def run_windows(self, n: int, prepared: tuple[np.ndarray, int]) -> list[np.ndarray]:
-        x, k = prepared
-        values = self.session.run(list(self.outputs.values()), {self.input_name: x})
+    def prepare(self, chunks: np.ndarray) -> tuple[dict[str, np.ndarray], int]:
+        """The session's feeds for a batch of chunks (preparation thread), and k windows per chunk."""
+        x, k = self.model_windows(chunks)
+        return (self.frontend.prepare(x) if self.frontend else {self.input_name: x}), k
+
+    def run_windows(self, n: int, prepared: tuple[dict[str, np.ndarray], int]) -> list[np.ndarray]:
+        feeds, k = prepared
+        values = self.session.run(list(self.outputs.values()), feeds)
         return [v.reshape(n, k, -1).mean(axis=1) for v in values]
 
     def features(self, windows: np.ndarray) -> dict[str, np.ndarray]:
@@ -156,13 +169,13 @@ class Backbone:
         batches = [windows[i:i + self.batch_size] for i in range(0, n, self.batch_size)]
         # prepare the next batch (resample, normalise) while onnxruntime runs this one
         with ThreadPoolExecutor(max_workers=1) as pool:
-            pending = pool.submit(self.model_windows, batches[0]) if batches else None
+            pending = pool.submit(self.prepare, batches[0]) if batches else None
             start = 0
             for i, batch in enumerate(tqdm(batches, desc="backbone", unit="batch", leave=False,
                                            disable=not self.progress or len(batches) < 2)):
                 prepared = pending.result()
                 if i + 1 < len(batches):
-                    pending = pool.submit(self.model_windows, batches[i + 1])
+                    pending = pool.submit(self.prepare, batches[i + 1])
                 for key, value in zip(self.outputs, self.run_windows(len(batch), prepared)):
                     result[key][start:start + len(batch)] = value
                 start += len(batch)
