@@ -23,15 +23,16 @@ PARAMS = ("leaderboard", "submissions")
 class LeaderboardResult:
     """What the leaderboard notebook shows.
 
-    leaderboard: metrics/leaderboard/leaderboard.json ({"mode", "submissions": {name: {public,
+    leaderboard: build/metrics/leaderboard/leaderboard.json ({"mode", "submissions": {name: {public,
     private, public_rank, private_rank}}, "kaggle": {name: {public, private, difference, matches}}}).
-    table2: Table 2 as markdown. kaggle_dates: {name: YYYY-MM-DD}. mismatches: one sentence per
+    table2: Table 2 as markdown; figure: the boards' bar chart. kaggle_dates: {name: YYYY-MM-DD}. mismatches: one sentence per
     Kaggle score whose sha256 is not the local submission's.
     """
     leaderboard: dict
     table2: str
     kaggle_dates: dict[str, str]
     mismatches: list[str]
+    figure: str
 
 
 def local_scores(names: list[str]) -> dict[str, dict]:
@@ -75,10 +76,12 @@ def run(params: dict, key: str | None = None) -> LeaderboardResult:
               "kaggle": {n: {k: v for k, v in e.items() if k in ("public", "private", "difference", "matches")}
                          for n, e in kaggle.items()}}
     write_json(LEADERBOARD_METRICS / "leaderboard.json", result)
-    plot_boards(local, reported, FIGURES / "leaderboard.png")
+    figure = FIGURES / "leaderboard.png"
+    plot_boards(local, reported, figure)
     settings = {n: run_settings(found.get(n)) for n in cfg["table2"]}
     text = table2(cfg["table2"], local, reported, kaggle, settings, cfg["digits"])
     write_text(TABLES / "table2.md", text)
     return LeaderboardResult(leaderboard=result, table2=text,
                              kaggle_dates={n: e["date"] for n, e in kaggle.items()},
-                             mismatches=[m for m in map(mismatch_note, kaggle.values()) if m])
+                             mismatches=[m for m in map(mismatch_note, kaggle.values()) if m],
+                             figure=str(figure))

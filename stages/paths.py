@@ -21,19 +21,23 @@ PROBED_ONNX = Path("models/backbone_probed.onnx")
 BLOCKS_JSON = Path("models/blocks.json")
 
 # probe
-PROBE_METRICS = Path("metrics/probe")  # probe.json lives inside
+PROBE_METRICS = Path("build/metrics/probe")  # probe.json lives inside
 PROBE_SELECTED = Path("models/probe_selected.json")
 
 # extract / train / predict / leaderboard
 FEATURES = Path("data/features")
 HEADS = Path("models/heads")           # models/heads/<variant>/
-TRAIN_METRICS = Path("metrics/train")  # metrics/train/<variant>/metrics.json
+TRAIN_METRICS = Path("build/metrics/train")  # build/metrics/train/<variant>/metrics.json
 OOF = Path("predictions/oof")
 SUBMISSIONS = Path("submissions")      # submissions/<name>/
-LEADERBOARD_METRICS = Path("metrics/leaderboard")
+LEADERBOARD_METRICS = Path("build/metrics/leaderboard")
 
-FIGURES = Path("figures")
-TABLES = Path("paper/tables")
+# Small results (metrics, tables, figures) are written under build/ by the stages that make them,
+# as cached DVC outputs (so those stages keep DVC's run-cache); the cheap `publish` stage copies
+# them to the git-tracked folders a reader and `dvc metrics diff` see.
+FIGURES = Path("build/figures")
+TABLES = Path("build/tables")
+PUBLISHED = {Path("build/metrics"): Path("metrics"), FIGURES: Path("figures"), TABLES: Path("paper/tables")}
 
 # predict / leaderboard (issue 6)
 REPORTED = Path("paper/reported.yaml")         # the paper's numbers, one key per table

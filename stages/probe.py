@@ -3,9 +3,9 @@ blocks it selects for the sequence head.
 
 Draws `probe.species` x `probe.clips` focal clips (one seeded 5-s window each), runs them once
 through the probed graph, scores every block with grouped k-fold kNN (plus a linear probe) and
-writes metrics/probe/probe.json, figures/probe.png, paper/tables/table1.md,
+writes build/metrics/probe/probe.json, build/figures/probe.png, build/tables/table1.md,
 models/probe_selected.json and Figure 1 with the selected blocks marked
-(figures/architecture_selected.png).
+(build/figures/architecture_selected.png).
 """
 from __future__ import annotations
 

@@ -3,9 +3,9 @@ extracted block features.
 
 Reads the blocks `train.blocks` names (`auto`: models/probe_selected.json) from data/features,
 data/index/species.csv (label order) and, for the probe-versus-weights table,
-metrics/probe/probe.json. Writes models/heads/<variant>/ (fold checkpoints + config.json),
+build/metrics/probe/probe.json. Writes models/heads/<variant>/ (fold checkpoints + config.json),
 predictions/oof/<variant>/oof.csv (one row per labelled soundscape chunk),
-metrics/train/<variant>/ (metrics.json + DVCLive curves per fold) and, when the variant names a
+build/metrics/train/<variant>/ (metrics.json + DVCLive curves per fold) and, when the variant names a
 `table`, the probe ranking next to the learned block weights.
 """
 from __future__ import annotations
@@ -25,7 +25,8 @@ from birdclef_eos.heads import models as heads
 from birdclef_eos.io.fingerprint import what_bytes_depend_on
 from birdclef_eos.io.files import atomic_dir, read_json, write_json, write_text
 from birdclef_eos.report.tables import probe_vs_weights
-from stages.paths import FEATURES, HEADS, INDEX, OOF, PROBE_METRICS, PROBE_SELECTED, REPORTED, TRAIN_METRICS
+from stages.paths import (FEATURES, HEADS, INDEX, OOF, PROBE_METRICS, PROBE_SELECTED, REPORTED, TABLES,
+                          TRAIN_METRICS)
 
 PARAMS = ("train.blocks", "train.seed", "train.threads", "train.n_folds", "train.fold_salt", "train.secondary_weight",
           "train.model", "train.optim", "train.variants.{key}")
@@ -42,7 +43,7 @@ class TrainStageError(ValueError):
 class TrainResult:
     """What the train notebook shows.
 
-    metrics: metrics/train/<variant>/metrics.json (OOF macro-AUC, focal top-1, parameter counts,
+    metrics: build/metrics/train/<variant>/metrics.json (OOF macro-AUC, focal top-1, parameter counts,
     per-fold records, block weights or CLS attention). table: the probe-versus-weights markdown
     (None when the variant names no table). curves: the DVCLive folder (one per fold).
     """
@@ -195,6 +196,6 @@ def run(params: dict, key: str | None = None) -> TrainResult:
         if variant["head"] == "residual":
             table += ("\nThe last token of the residual head is h_last - h_previous, so its weight "
                       "belongs to that difference, not to the block itself.\n")
-        write_text(variant["table"], table)
+        write_text(TABLES / f"{variant['table']}.md", table)
     return TrainResult(metrics=metrics, table=table, seconds=time.perf_counter() - started,
                        curves=str(TRAIN_METRICS / key / "curves"))

@@ -11,7 +11,8 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = REPO / ".venv" / "bin"
 SKIP = (".venv", ".venv-convert", "data/", "models/", "reports/", "metrics/", "predictions/",
-        "submissions/", "dvc.lock", ".dvc/cache", ".dvc/tmp")
+        "submissions/", "build/", "figures/", "paper/tables/", "dvc.lock", ".dvc/cache", ".dvc/tmp",
+        ".dvc/config.local")
 
 
 def copy_repo(dest: Path) -> None:

@@ -75,17 +75,17 @@ def test_leaderboard_scores_ranks_and_writes_table2(tree):
     (tree / "leaderboard/kaggle.yaml").write_text(
         f"- {{submission: v6, public: 0.9, private: 0.95, date: 2026-05-28, sha256: {v6_sha}}}\n")
     result = leaderboard.run(params())
-    board = json.loads((tree / "metrics/leaderboard/leaderboard.json").read_text())
+    board = json.loads((tree / "build/metrics/leaderboard/leaderboard.json").read_text())
     assert set(board["submissions"]) == {"v1", "v2", "v6", "v7"}
     v6 = board["submissions"]["v6"]
     assert v6["difference"] == pytest.approx(v6["private"] - v6["public"])
     assert sorted(s["public_rank"] for s in board["submissions"].values())[0] == 1
     assert board["kaggle"]["v6"]["difference"] == pytest.approx(0.05)
-    table = (tree / "paper/tables/table2.md").read_text()
+    table = (tree / "build/tables/table2.md").read_text()
     assert "| v6 | priors | attn, TTA x3, prior 0.5, sigma 1 | " in table
     assert "0.879" in table and "| 0.900 | 0.950 |" in table
     assert "| v1 | " in table and "| scalarmix, TTA x1, raw | " in table
-    assert (tree / "figures/leaderboard.png").stat().st_size > 1000
+    assert (tree / "build/figures/leaderboard.png").stat().st_size > 1000
     assert result.kaggle_dates == {"v6": "2026-05-28"} and result.mismatches == []
     assert board["kaggle"]["v6"]["matches"] is True
 
@@ -100,7 +100,7 @@ def test_a_kaggle_score_of_other_bytes_is_reported_as_such(tree):
     result = leaderboard.run(params())
     assert result.leaderboard["kaggle"]["v6"]["matches"] is False
     assert len(result.mismatches) == 1 and "belongs to other bytes" in result.mismatches[0]
-    assert "0.900 (other bytes)" in (tree / "paper/tables/table2.md").read_text()
+    assert "0.900 (other bytes)" in (tree / "build/tables/table2.md").read_text()
 
 
 def test_leaderboard_names_a_malformed_submission(tree):
@@ -135,4 +135,4 @@ def test_real_data_mode_reports_only_kaggle_scores(tree):
         f"- {{submission: v6, public: 0.879, private: null, date: 2026-05-28, sha256: {'cd' * 32}}}\n")
     result = leaderboard.run(params())
     assert result.leaderboard["mode"] == "kaggle-only" and result.leaderboard["submissions"] == {}
-    assert "| v6 | priors | - | - | - | 0.879 | 0.879 | - |" in (tree / "paper/tables/table2.md").read_text()
+    assert "| v6 | priors | - | - | - | 0.879 | 0.879 | - |" in (tree / "build/tables/table2.md").read_text()

@@ -1,23 +1,34 @@
-"""The whole pipeline, `dvc repro` from dataset to leaderboard, on the smoke-size configuration
-(tests/smoke_params.yaml) in a throwaway copy of the repository; then a post-processing change
-through `dvc exp run -S` must re-run only prediction and the leaderboard, and a block-choice
-change only training and what follows it."""
+"""The whole pipeline on the smoke-size configuration (tests/smoke_params.yaml) in a throwaway
+copy of the repository, used as a researcher would:
+
+1. `dvc repro` from dataset to publish; the small results land in git-tracked folders.
+2. Commit and tag the run as a submission; a post-processing experiment re-runs only prediction
+   and the leaderboard; a block-choice experiment re-runs no extraction.
+3. Commit that second run (a training knob changed) and tag it; `dvc push` after each.
+4. `git checkout <first tag> && dvc checkout` restores the first run's checkpoint and submission
+   bytes, also after deleting the DVC cache and pulling from the remote.
+5. A fresh clone with no DVC cache runs `dvc metrics diff <tag> <tag>` and sees the changed scores.
+"""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import yaml
 
+from birdclef_eos.io.files import sha256_file
 from tests.repo_copy import REPO, VENV_BIN, make_repo, sh
 
 SMOKE = yaml.safe_load((REPO / "tests" / "smoke_params.yaml").read_text())
+KEPT = ("models/heads/attn/fold_0.pt", "submissions/v6/submission.csv")
 
 
 @pytest.mark.skipif(not (VENV_BIN / "dvc").exists(), reason="needs the project venv (setup.sh)")
 def test_full_pipeline_smoke(tmp_path):
     repo = make_repo(tmp_path / "repo", SMOKE)
     dvc = str(VENV_BIN / "dvc")
+    sh([dvc, "remote", "add", "-d", "-f", "--local", "storage", str(tmp_path / "remote")], repo)
     sh([dvc, "repro"], repo, timeout=1500)
 
     board = json.loads((repo / "metrics" / "leaderboard" / "leaderboard.json").read_text())
@@ -30,19 +41,52 @@ def test_full_pipeline_smoke(tmp_path):
     for figure in ("architecture.png", "architecture_selected.png", "probe.png", "leaderboard.png"):
         assert (repo / "figures" / figure).stat().st_size > 0
     assert "up to date" in sh([dvc, "status"], repo), "a second look finds stale stages"
+    status = sh(["git", "status", "--porcelain", "metrics", "paper/tables", "figures"], repo)
+    assert "metrics/" in status and "figures/" in status, "the published results are not visible to git"
 
     sh(["git", "add", "-A"], repo)
-    sh(["git", "commit", "-qm", "smoke baseline", "--allow-empty"], repo)
+    sh(["git", "commit", "-qm", "submission 1"], repo)
+    sh(["git", "tag", "sub-1"], repo)
+    sh([dvc, "push"], repo)  # every submission's artifacts to the remote
+    first = {f: sha256_file(repo / f) for f in KEPT}
+
     out = sh([dvc, "exp", "run", "-S", "postprocess.prior_alpha=2.0"], repo, timeout=900)
     for cached in ("dataset", "checkpoint", "surgery", "probe", "extract", "train@attn"):
         assert f"Running stage '{cached}'" not in out, f"{cached} re-ran after a post-processing change"
-    assert "Running stage 'predict@v6'" in out
-    assert "Running stage 'leaderboard'" in out
-    diff = sh([dvc, "metrics", "diff", "--json"], repo)
-    assert "leaderboard" in diff
+    assert "Running stage 'predict@v6'" in out and "Running stage 'leaderboard'" in out
+    assert "leaderboard" in sh([dvc, "metrics", "diff", "--json"], repo)
 
     # the head's block choice is train's: a block-choice experiment re-runs no extraction
-    out = sh([dvc, "exp", "run", "-S", "train.blocks=[20,24,25]"], repo, timeout=900)
+    out = sh([dvc, "exp", "run", "-S", "postprocess.prior_alpha=0.5", "-S", "train.blocks=[20,24,25]"], repo,
+             timeout=900)
     for cached in ("dataset", "checkpoint", "surgery", "probe", "extract"):
         assert f"Running stage '{cached}'" not in out, f"{cached} re-ran after a block-choice change"
     assert "Running stage 'train@attn'" in out and "Running stage 'leaderboard'" in out
+    sh(["git", "add", "-A"], repo)
+    sh(["git", "commit", "-qm", "submission 2: the head reads blocks 20, 24, 25"], repo)
+    sh(["git", "tag", "sub-2"], repo)
+    second = {f: sha256_file(repo / f) for f in KEPT}
+    assert second != first
+    sh([dvc, "push"], repo)
+
+    # no re-run can overwrite what an earlier submission used: both versions come back
+    sh(["git", "checkout", "-q", "sub-1"], repo)
+    sh([dvc, "checkout"], repo)
+    assert {f: sha256_file(repo / f) for f in KEPT} == first
+    shutil.rmtree(repo / ".dvc" / "cache")
+    sh([dvc, "pull"], repo)
+    assert {f: sha256_file(repo / f) for f in KEPT} == first
+    sh(["git", "checkout", "-q", "sub-2"], repo)
+    sh([dvc, "pull"], repo)  # the cache now holds only sub-1's files: pull checks sub-2's out
+    assert {f: sha256_file(repo / f) for f in KEPT} == second
+
+    # a fresh clone without any DVC cache compares the two submissions from git alone
+    clone = tmp_path / "clone"
+    sh(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
+    assert not (clone / ".dvc" / "cache").exists()
+    diff = json.loads(sh([dvc, "metrics", "diff", "sub-1", "sub-2", "--json"], clone))
+    changed = diff["metrics/train/attn/metrics.json"]
+    assert changed["oof_macro_auc"]["old"] != changed["oof_macro_auc"]["new"]
+    assert "metrics/leaderboard/leaderboard.json" in diff
+    params = json.loads(sh([dvc, "params", "diff", "sub-1", "sub-2", "--json"], clone))
+    assert "train.blocks" in params["params.yaml"]

@@ -24,15 +24,15 @@ def workdir(tmp_path, monkeypatch):
 
 def test_probe_writes_table_metrics_figure_and_selection(workdir):
     out = probe.run(PARAMS, runner=FakeBackbone())
-    metrics = json.loads((workdir / "metrics/probe/probe.json").read_text())
+    metrics = json.loads((workdir / "build/metrics/probe/probe.json").read_text())
     assert metrics["n_clips"] == 24 and metrics["n_recordings"] == 12
     assert metrics["blocks"]["block_02"]["rank"] == 1
     assert metrics["blocks"]["block_02"]["accuracy"] > 0.9
     assert 2 in metrics["selected"] and len(metrics["selected"]) == 2
     assert json.loads((workdir / "models/probe_selected.json").read_text()) == {"blocks": metrics["selected"]}
-    table = (workdir / "paper/tables/table1.md").read_text()
+    table = (workdir / "build/tables/table1.md").read_text()
     assert table.count("\n| ") == 4 and "reported" not in table  # header + 3 blocks; no paper column
-    assert (workdir / "figures/probe.png").stat().st_size > 1000
+    assert (workdir / "build/figures/probe.png").stat().st_size > 1000
     assert out.selected == metrics["selected"]
 
 
@@ -46,15 +46,15 @@ def test_probe_marks_its_selection_on_figure_1(workdir, monkeypatch):
 
     monkeypatch.setattr(probe, "draw_architecture", spy)
     out = probe.run(PARAMS, runner=FakeBackbone())
-    assert drawn == {"path": "figures/architecture_selected.png", "head_blocks": out.selected, "n_blocks": 3}
-    assert (workdir / "figures/architecture_selected.png").stat().st_size > 1000
+    assert drawn == {"path": "build/figures/architecture_selected.png", "head_blocks": out.selected, "n_blocks": 3}
+    assert (workdir / "build/figures/architecture_selected.png").stat().st_size > 1000
 
 
 def test_probe_is_byte_stable(workdir):
     probe.run(PARAMS, runner=FakeBackbone())
-    first = (workdir / "metrics/probe/probe.json").read_bytes()
+    first = (workdir / "build/metrics/probe/probe.json").read_bytes()
     probe.run(PARAMS, runner=FakeBackbone())
-    assert (workdir / "metrics/probe/probe.json").read_bytes() == first
+    assert (workdir / "build/metrics/probe/probe.json").read_bytes() == first
 
 
 def test_reported_column_only_for_perch(workdir):
@@ -62,7 +62,7 @@ def test_reported_column_only_for_perch(workdir):
     (workdir / "paper/reported.yaml").write_text("table1:\n  knn5: {1: 0.072, 2: 0.5}\n")
     params = {**PARAMS, "backbone": {**PARAMS["backbone"], "name": "perch_v2"}}
     probe.run(params, runner=FakeBackbone())
-    table = (workdir / "paper/tables/table1.md").read_text()
+    table = (workdir / "build/tables/table1.md").read_text()
     assert "kNN-5 reported" in table and "| 0.500 |" in table
 
 

@@ -119,8 +119,8 @@ def test_train_stage_writes_the_contract(tmp_path, monkeypatch):
     features.save("data/features", windows, arrays, meta)
     (tmp_path / "data/index").mkdir(parents=True)
     species.to_csv("data/index/species.csv", index=False)
-    (tmp_path / "metrics/probe").mkdir(parents=True)
-    (tmp_path / "metrics/probe/probe.json").write_text(json.dumps({"blocks": {
+    (tmp_path / "build/metrics/probe").mkdir(parents=True)
+    (tmp_path / "build/metrics/probe/probe.json").write_text(json.dumps({"blocks": {
         f"block_{i:02d}": {"accuracy": a, "rank": r} for i, (a, r) in enumerate([(0.3, 3), (0.6, 1), (0.5, 2)])}}))
     params = {"runtime": {}, "train": {
         "blocks": [0, 1, 2], "seed": 0, "threads": 1, "n_folds": 3, "fold_salt": "s", "secondary_weight": 1.0,
@@ -128,9 +128,9 @@ def test_train_stage_writes_the_contract(tmp_path, monkeypatch):
         "optim": {"epochs": 2, "patience": 1, "min_delta": 0.0, "batch_size": 32, "lr": 0.003, "weight_decay": 0.01,
                   "mixup_alpha": 0.2, "samples_per_epoch": None, "mix_lr_scale": 10.0},
         "variants": {"scalarmix": {"head": "scalarmix", "soundscape_fraction": 0.0,
-                                   "table": "paper/tables/probe_vs_weights.md"}}}}
+                                   "table": "probe_vs_weights"}}}}
     result = train.run(params, "scalarmix")
-    m = json.loads((tmp_path / "metrics/train/scalarmix/metrics.json").read_text())
+    m = json.loads((tmp_path / "build/metrics/train/scalarmix/metrics.json").read_text())
     assert len(m["block_weights"]["per_fold"]) == 3 and m["n_params"] > 0
     assert 0 <= m["oof_macro_auc"] <= 1
     oof = pd.read_csv(tmp_path / "predictions/oof/scalarmix/oof.csv")
@@ -139,8 +139,8 @@ def test_train_stage_writes_the_contract(tmp_path, monkeypatch):
     assert list(oof.columns) == ["row_id"] + species["primary_label"].tolist()
     models, config = heads.load_variant(tmp_path / "models/heads/scalarmix")
     assert len(models) == 3 and config["labels"] == species["primary_label"].tolist()
-    assert "Spearman" in (tmp_path / "paper/tables/probe_vs_weights.md").read_text()
-    assert (tmp_path / "metrics/train/scalarmix/curves/fold_0/plots/metrics/loss.tsv").exists()
+    assert "Spearman" in (tmp_path / "build/tables/probe_vs_weights.md").read_text()
+    assert (tmp_path / "build/metrics/train/scalarmix/curves/fold_0/plots/metrics/loss.tsv").exists()
     assert result.table and m["blocks"] == [0, 1, 2]
     # the block choice is train's: one block read, nothing upstream touched
     params["train"]["blocks"] = [1]
