@@ -182,3 +182,12 @@ def test_shards_change_no_batch_and_no_byte(workdir, tmp_path):
                       shards=ShardStore(tmp_path / "shards", shard_windows=1))
     assert plain == sharded and len(list((tmp_path / "shards").iterdir())) >= 2
     assert all(a[n].tobytes() == b[n].tobytes() for n in names)
+
+
+def test_a_corrupt_meta_json_names_the_file(workdir):
+    from birdclef_eos.io.files import FileFormatError
+
+    extract.run(PARAMS, runner=FakeBackbone())
+    (workdir / "data/features/meta.json").write_text('{"blocks": [0, 1')
+    with pytest.raises(FileFormatError, match=r"data/features/meta.json: not valid JSON \(written by the extract"):
+        store.load("data/features")
