@@ -9,6 +9,9 @@ PARAMS_FILE = ROOT / "params.yaml"
 NOTEBOOKS = ROOT / "notebooks"
 REPORTS = ROOT / "reports"
 
+# fingerprint (runs on every repro): a digest of the real folder `dataset.root`, which DVC cannot hash
+SOURCE_FINGERPRINT = Path("data/source_fingerprint.json")
+
 # dataset
 BIRDCLEF = Path("data/birdclef")      # the competition layout (synthetic set, or a record of the real folder)
 HIDDEN = Path("data/hidden")          # hidden test soundscapes, solution, boards

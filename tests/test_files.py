@@ -75,3 +75,32 @@ def test_read_json_names_a_corrupt_file(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(FileFormatError, match="meta.json: not valid JSON"):
         read_json(bad)
+
+
+def test_folder_fingerprint_changes_exactly_when_the_folder_does(tmp_path):
+    from birdclef_eos.io.files import folder_fingerprint
+
+    root = tmp_path / "kaggle"
+    (root / "train_audio" / "aaa1").mkdir(parents=True)
+    (root / "train_audio" / "aaa1" / "XC1.ogg").write_bytes(b"abc")
+    (root / "train.csv").write_text("primary_label\naaa1\n")
+    first = folder_fingerprint(root)
+    assert first == folder_fingerprint(root)  # reading changes nothing
+    (root / "train.csv").read_text()
+    assert first == folder_fingerprint(root)
+    assert first["files"] == 2 and first["bytes"] == 3 + len("primary_label\naaa1\n")
+    assert sorted(first["entries"]) == ["train.csv", "train_audio"]
+
+    (root / "train_audio" / "aaa1" / "XC2.ogg").write_bytes(b"d")  # added
+    added = folder_fingerprint(root)
+    assert added["sha256"] != first["sha256"] and added["files"] == 3
+    assert added["entries"]["train.csv"] == first["entries"]["train.csv"]  # says which part changed
+    st = (root / "train.csv").stat()
+    os.utime(root / "train.csv", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched, same bytes
+    touched = folder_fingerprint(root)
+    assert touched["entries"]["train.csv"] != added["entries"]["train.csv"]
+    assert touched["entries"]["train_audio"] == added["entries"]["train_audio"]
+    (root / "train_audio" / "aaa1" / "XC2.ogg").unlink()  # removed
+    assert folder_fingerprint(root)["files"] == 2
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        folder_fingerprint(tmp_path / "absent")

@@ -162,6 +162,38 @@ def sha256_tree(paths) -> dict[str, str]:
     return dict(sorted(out.items()))
 
 
+def folder_fingerprint(root: str | os.PathLike) -> dict:
+    """A small, deterministic digest of what a folder holds, without reading its files: per
+    top-level entry, the number of files, their bytes and a sha256 over the sorted
+    ``path<TAB>size<TAB>mtime_ns`` lines of the files under it (symlinks followed); the same over
+    the whole folder. It changes when a file is added, removed, resized or touched, and only then."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder")
+    entries: dict[str, dict] = {}
+    whole = hashlib.sha256()
+    total_files = total_bytes = 0
+    for top in sorted(os.listdir(root)):
+        digest, files, size = hashlib.sha256(), 0, 0
+        if (root / top).is_dir():
+            listing = []
+            for folder, dirs, names in os.walk(root / top, followlinks=True):
+                dirs.sort()
+                listing.extend(Path(folder) / n for n in names)
+            listing.sort()
+        else:
+            listing = [root / top]
+        for f in listing:
+            st = f.stat()
+            line = f"{f.relative_to(root).as_posix()}\t{st.st_size}\t{st.st_mtime_ns}\n".encode()
+            digest.update(line)
+            whole.update(line)
+            files, size = files + 1, size + st.st_size
+        entries[top] = {"files": files, "bytes": size, "sha256": digest.hexdigest()}
+        total_files, total_bytes = total_files + files, total_bytes + size
+    return {"files": total_files, "bytes": total_bytes, "sha256": whole.hexdigest(), "entries": entries}
+
+
 class FileFormatError(ValueError):
     """A file that exists but cannot be parsed; the message names the file."""
 
