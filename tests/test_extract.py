@@ -191,3 +191,21 @@ def test_a_corrupt_meta_json_names_the_file(workdir):
     (workdir / "data/features/meta.json").write_text('{"blocks": [0, 1')
     with pytest.raises(FileFormatError, match=r"data/features/meta.json: not valid JSON \(written by the extract"):
         store.load("data/features")
+
+
+def test_killed_after_the_last_shard_resumes_without_the_runner(workdir, monkeypatch):
+    """Killed while writing data/features/: every window is in a shard, the rerun runs nothing."""
+    monkeypatch.setattr(extract, "SHARD_WINDOWS", 1)
+    params = with_extract(batch_windows=2)
+    extract.run(params, runner=FakeBackbone())
+    expected = feature_bytes(workdir)
+
+    def killed(*args, **kwargs):
+        raise Killed("killed while saving")
+    with monkeypatch.context() as m:
+        m.setattr(extract.store, "save", killed)
+        with pytest.raises(Killed):
+            extract.run(params, runner=FakeBackbone())
+    idle = FakeBackbone()
+    extract.run(params, runner=idle)
+    assert idle.calls == 0 and feature_bytes(workdir) == expected
