@@ -6,19 +6,31 @@ every test soundscape at each `extract.tta_shifts` shift. Features: every expose
 output, the final embedding and the logits, written to data/features/ (docs/contracts.md).
 Which blocks a head reads is the train stage's choice (`train.blocks`), so changing it re-runs
 no extraction.
+
+Resumable: progress is saved every ~512 windows under .dvc/tmp/extract-shards/<key>/ (outside the
+outputs, which DVC deletes before the stage runs), where <key> is a sha256 over everything the
+features depend on (`shard_key`); a run killed halfway continues from its last shard and writes the
+same bytes as an uninterrupted one. The shard folder is removed once data/features/ is written.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import shutil
 import time
 from dataclasses import dataclass
+from importlib import metadata
 
 import numpy as np
+import pandas as pd
 
+from birdclef_eos.audio.shards import SHARD_WINDOWS, ShardStore
 from birdclef_eos.audio.windows import forward
 from birdclef_eos.data import features as store
 from birdclef_eos.data.plans import window_plan
 from birdclef_eos.io.files import read_json, sha256_file
-from stages.paths import BLOCKS_JSON, FEATURES, INDEX, PROBED_ONNX
+from stages.paths import BACKBONE_JSON, BLOCKS_JSON, EXTRACT_SHARDS, FEATURES, INDEX, PROBED_ONNX, ROOT
 from stages.runner import open_backbone
 
 PARAMS = ("extract", "backbone.name", "backbone.chunk_mapping", "backbone.batch_size", "backbone.threads", "backbone.frontend",
@@ -42,6 +54,44 @@ class ExtractResult:
     channels: dict[str, int]
 
 
+def shard_key(params: dict, plan: pd.DataFrame, names: list[str]) -> str:
+    """sha256 over everything the features depend on, so that shards of another input, model,
+    setting, code or library version are never resumed: the plan, the output names, the model
+    files, the params that reach the runner (and `runtime.provider`), each audio file's size and
+    modification time, every project source file, and the numpy / onnxruntime versions."""
+    digest = hashlib.sha256()
+
+    def part(label: str, data: bytes) -> None:
+        digest.update(f"{label}\0{len(data)}\0".encode())
+        digest.update(data)
+
+    part("plan", plan.to_csv(index=False).encode())
+    part("names", json.dumps(names).encode())
+    for f in (PROBED_ONNX, BACKBONE_JSON, BLOCKS_JSON):
+        part(str(f), (sha256_file(f) if f.exists() else "absent").encode())
+    knobs = {s: params[s] for s in ("backbone", "dataset", "extract")}
+    knobs["provider"] = params.get("runtime", {}).get("provider")
+    part("params", json.dumps(knobs, sort_keys=True).encode())
+    stats = []
+    for path in plan["path"].drop_duplicates():
+        try:
+            st = os.stat(path)
+            stats.append([str(path), st.st_size, st.st_mtime_ns])
+        except OSError:
+            stats.append([str(path), None, None])
+    part("audio", json.dumps(stats).encode())
+    for f in sorted(list((ROOT / "birdclef_eos").rglob("*.py")) + list((ROOT / "stages").glob("*.py"))):
+        part(f.relative_to(ROOT).as_posix(), f.read_bytes())
+    versions = {}
+    for package in ("numpy", "onnxruntime", "onnxruntime-gpu", "soundfile", "scipy"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    part("versions", json.dumps(versions, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
 def run(params: dict, key: str | None = None, runner=None) -> ExtractResult:
     extract = params["extract"]
     inventory = read_json(BLOCKS_JSON, "run the surgery stage")
@@ -50,10 +100,11 @@ def run(params: dict, key: str | None = None, runner=None) -> ExtractResult:
     names = [f"block_{i:02d}" for i in blocks] + ["embedding", "logits"]
 
     started = time.perf_counter()
+    shards = ShardStore(EXTRACT_SHARDS / shard_key(params, plan, names), SHARD_WINDOWS)
     runner = runner or open_backbone(params)
     kept, arrays, bad_audio = forward(runner, plan, names, extract["batch_windows"],
                                       extract["on_bad_audio"], params["dataset"]["sample_rate"],
-                                      desc="extract")
+                                      desc="extract", shards=shards)
     seconds = time.perf_counter() - started
     arrays["logits"] = arrays["logits"].astype(np.float16)
     for name in names[:-1]:
@@ -66,6 +117,7 @@ def run(params: dict, key: str | None = None, runner=None) -> ExtractResult:
             "bad_audio": bad_audio, "windows": counts, "tta_shifts": extract["tta_shifts"],
             "windows_per_recording": extract["windows_per_recording"], "seed": extract["seed"]}
     store.save(FEATURES, windows, arrays, meta)
+    shutil.rmtree(EXTRACT_SHARDS, ignore_errors=True)  # this run's shards, and any of older settings
     return ExtractResult(blocks=blocks, windows=counts, n_windows=len(windows), seconds=seconds,
                          windows_per_s=len(windows) / max(seconds, 1e-9), bad_audio=bad_audio,
                          channels=meta["channels"])

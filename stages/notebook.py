@@ -5,27 +5,59 @@ parameter ``params`` (and ``key`` for dict-keyed foreach stages). The executed c
 written to ``reports/<stage>[@key].ipynb`` with timestamps, durations, kernel ids and
 stderr streams (progress bars) removed, so the same run gives the same bytes.
 Cell output is streamed to the terminal while it runs, so progress bars stay visible.
+A stage module that sets ``NOTEBOOK = False`` (the cheap `fingerprint` stage, run on every repro)
+has its ``run(params, key)`` called directly, with no notebook and no report.
+
+It is the entry of every stage command, so it first checks that it runs in the project's
+environment (``check_environment``): DVC has already deleted the stage's outputs by then, and a
+bare "No module named ..." from deep inside would not say what to do.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import sys
 from pathlib import Path
-
-import nbformat
 
 from birdclef_eos.io.files import atomic_path
 from stages.params import stage_params
 from stages.paths import NOTEBOOKS, REPORTS, ROOT
+
+# what every stage needs from .venv (only looked up, not imported, before the check passes)
+REQUIRED_MODULES = ("nbformat", "papermill", "ipykernel", "numpy", "pandas", "ruamel.yaml")
 
 
 class NotebookError(RuntimeError):
     pass
 
 
+class MissingEnvironment(NotebookError):
+    """The interpreter running the stage lacks a module the pipeline needs."""
+
+
+def module_missing(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is None
+    except (ImportError, ValueError):  # a missing parent package of a dotted name
+        return True
+
+
+def check_environment(modules: tuple[str, ...] | None = None) -> None:
+    """Raise MissingEnvironment naming the first missing module (of ``REQUIRED_MODULES`` by
+    default), the interpreter and the fix."""
+    for name in REQUIRED_MODULES if modules is None else modules:
+        if module_missing(name):
+            raise MissingEnvironment(
+                f"run `source .venv/bin/activate` (or bash setup.sh) first: {name} is missing from "
+                f"{sys.executable}")
+
+
 def check_parameters_cell(path: Path) -> None:
     """Fail unless the notebook has a code cell tagged ``parameters`` (papermill needs it;
     without one the notebook's defaults would silently win)."""
+    import nbformat
+
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
@@ -33,7 +65,7 @@ def check_parameters_cell(path: Path) -> None:
     raise NotebookError(f"{path}: no code cell tagged 'parameters'; papermill cannot pass params")
 
 
-def strip_volatile(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+def strip_volatile(nb: "nbformat.NotebookNode") -> "nbformat.NotebookNode":
     """Remove what changes from run to run: timings, ids, stderr (progress bars)."""
     nb.metadata.pop("papermill", None)
     nb.metadata.pop("widgets", None)
@@ -62,6 +94,7 @@ def report_path(stage: str, key: str | None) -> Path:
 
 def run_notebook(stage: str, key: str | None = None, params: dict | None = None,
                  notebook: Path | None = None, report: Path | None = None) -> Path:
+    import nbformat
     import papermill as pm
 
     notebook = notebook or NOTEBOOKS / f"{stage}.ipynb"
@@ -82,13 +115,26 @@ def run_notebook(stage: str, key: str | None = None, params: dict | None = None,
     return report
 
 
+def run_stage(stage: str, key: str | None = None) -> Path:
+    """Run a stage: its notebook, or its ``run`` directly when its module sets ``NOTEBOOK = False``."""
+    module = importlib.import_module(f"stages.{stage}")
+    if getattr(module, "NOTEBOOK", True) is False:
+        return Path(module.run(stage_params(stage, key), key))
+    return run_notebook(stage, key)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("stage")
     parser.add_argument("--key", default=None, help="foreach key, e.g. 'attn' for train@attn")
     args = parser.parse_args(argv)
     try:
-        out = run_notebook(args.stage, args.key)
+        check_environment()
+    except MissingEnvironment as exc:
+        print(f"stage '{args.stage}' cannot start: {exc}", file=sys.stderr)
+        return 1
+    try:
+        out = run_stage(args.stage, args.key)
     except Exception as exc:  # papermill's error already carries the notebook traceback
         print(f"stage '{args.stage}' failed: {exc}", file=sys.stderr)
         return 1

@@ -9,6 +9,9 @@ PARAMS_FILE = ROOT / "params.yaml"
 NOTEBOOKS = ROOT / "notebooks"
 REPORTS = ROOT / "reports"
 
+# fingerprint (runs on every repro): a digest of the real folder `dataset.root`, which DVC cannot hash
+SOURCE_FINGERPRINT = Path("data/source_fingerprint.json")
+
 # dataset
 BIRDCLEF = Path("data/birdclef")      # the competition layout (synthetic set, or a record of the real folder)
 HIDDEN = Path("data/hidden")          # hidden test soundscapes, solution, boards
@@ -26,6 +29,9 @@ PROBE_SELECTED = Path("models/probe_selected.json")
 
 # extract / train / predict / leaderboard
 FEATURES = Path("data/features")
+# extract's progress, kept outside its outputs (DVC deletes those before a stage runs) so that a
+# killed extraction resumes: .dvc/tmp/extract-shards/<sha256 of what the features depend on>/
+EXTRACT_SHARDS = Path(".dvc/tmp/extract-shards")
 HEADS = Path("models/heads")           # models/heads/<variant>/
 TRAIN_METRICS = Path("build/metrics/train")  # build/metrics/train/<variant>/metrics.json
 OOF = Path("predictions/oof")

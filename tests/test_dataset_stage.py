@@ -87,3 +87,52 @@ def test_unknown_source_or_size_is_a_clear_error():
         dataset.run({"dataset": {"source": "kaggle"}})
     with pytest.raises(KeyError, match="dataset.scale 'huge'"):
         dataset.synthetic_config({"scale": "huge", "scales": {"smoke": {}}})
+
+
+def test_fingerprint_stage_writes_a_small_stable_record(tmp_path, monkeypatch):
+    from stages import fingerprint
+    from tests.test_birdclef import make_folder
+
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "data" / "source_fingerprint.json"
+    fingerprint.run({"dataset": {"source": "synthetic", "root": "../nowhere"}})
+    assert out.read_text() == '{\n  "source": "synthetic"\n}\n'
+    (tmp_path / "kaggle").mkdir()
+    make_folder(tmp_path / "kaggle")
+    real = {"dataset": {"source": "birdclef", "root": "kaggle"}}
+    fingerprint.run(real)
+    first = out.read_bytes()
+    assert len(first) < 2000 and b"train_audio" in first
+    fingerprint.run(real)
+    assert out.read_bytes() == first
+    (tmp_path / "kaggle" / "train_audio" / "aaa1" / "XC9.ogg").write_bytes(b"new")
+    fingerprint.run(real)
+    assert out.read_bytes() != first
+    with pytest.raises(FileNotFoundError, match="dataset.root 'absent'"):
+        fingerprint.run({"dataset": {"source": "birdclef", "root": "absent"}})
+
+
+@pytest.mark.skipif(not (VENV_BIN / "dvc").exists(), reason="needs the project venv (setup.sh)")
+def test_dvc_reruns_dataset_exactly_when_the_real_folder_changes(tmp_path):
+    """Real-data mode through DVC: a second repro skips `dataset`; a file added to the folder
+    outside the repository makes it run again."""
+    from tests.test_birdclef import make_folder
+
+    kaggle = tmp_path / "kaggle"
+    kaggle.mkdir()
+    make_folder(kaggle)
+    repo = tmp_path / "repo"
+    copy_repo(repo)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["dataset"].update(source="birdclef", root=str(kaggle))
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    sh(["git", "init", "-q"], repo)
+    dvc = str(VENV_BIN / "dvc")
+
+    first = sh([dvc, "repro", "dataset"], repo)
+    assert "Running stage 'fingerprint'" in first and "Running stage 'dataset'" in first
+    again = sh([dvc, "repro", "dataset"], repo)
+    assert "Stage 'dataset' didn't change" in again, again
+    shutil.copy(kaggle / "train_audio" / "aaa1" / "XC0.ogg", kaggle / "train_audio" / "aaa1" / "XC7.ogg")
+    changed = sh([dvc, "repro", "dataset"], repo)
+    assert "Running stage 'dataset'" in changed, changed

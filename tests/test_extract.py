@@ -1,5 +1,6 @@
 """The extract stage on a hand-made index and a fake backbone: windows, shifts, bad audio."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -97,3 +98,114 @@ def test_same_params_same_bytes(workdir):
     extract.run(PARAMS, runner=FakeBackbone())
     second = {p.name: p.read_bytes() for p in (workdir / "data/features").iterdir()}
     assert first == second
+
+
+class Killed(RuntimeError):
+    pass
+
+
+class KilledAfter(FakeBackbone):
+    """A runner that records its batch sizes and dies on call number ``die_at`` (a killed stage)."""
+
+    def __init__(self, die_at: int | None = None, log: list | None = None):
+        super().__init__()
+        self.die_at, self.log = die_at, log if log is not None else []
+
+    def features(self, windows):
+        if self.die_at is not None and self.calls + 1 >= self.die_at:
+            raise Killed(f"killed before call {self.die_at}")
+        self.log.append(len(windows))
+        return super().features(windows)
+
+
+def feature_bytes(workdir):
+    return {p.name: p.read_bytes() for p in sorted((workdir / "data/features").iterdir())}
+
+
+@pytest.mark.parametrize("bad_file", [None, "sp0_1.flac", "SC_1.flac"])
+def test_a_killed_extraction_resumes_with_the_same_bytes(workdir, monkeypatch, bad_file):
+    """Batches of 2 windows, a shard every 4: killed on the 5th runner call, the second run
+    continues after the two saved shards and writes what an uninterrupted run writes."""
+    monkeypatch.setattr(extract, "SHARD_WINDOWS", 4)
+    params = with_extract(batch_windows=2, on_bad_audio="skip")
+    if bad_file:
+        (workdir / "audio" / bad_file).write_bytes(b"not audio at all")
+    whole = []
+    extract.run(params, runner=KilledAfter(log=whole))
+    expected = feature_bytes(workdir)
+    shards = workdir / ".dvc/tmp/extract-shards"
+    assert not shards.exists()  # removed after success
+
+    before = []
+    with pytest.raises(Killed):
+        extract.run(params, runner=KilledAfter(die_at=5, log=before))
+    saved = sorted(p.name for p in shards.rglob("shard_*.npz"))
+    assert saved == ["shard_00000.npz", "shard_00001.npz"]
+    after = []
+    resumed = KilledAfter(log=after)
+    extract.run(params, runner=resumed)
+    assert 0 < len(after) < len(whole)  # it did not start over
+    assert before[:len(whole) - len(after)] + after == whole  # the runner saw the same batches
+    assert feature_bytes(workdir) == expected
+    assert not shards.exists()
+
+
+def test_shards_of_other_settings_are_not_resumed(workdir):
+    from birdclef_eos.data.plans import window_plan
+
+    plan = window_plan("data/index", 2, 0, [-1.0, 0.0, 1.0])
+    names = ["block_00", "embedding", "logits"]
+    key = extract.shard_key(PARAMS, plan, names)
+    assert extract.shard_key(PARAMS, plan, names) == key
+    assert extract.shard_key({**PARAMS, "backbone": {**PARAMS["backbone"], "batch_size": 8}}, plan, names) != key
+    assert extract.shard_key(with_extract(batch_windows=16), plan, names) != key
+    assert extract.shard_key({**PARAMS, "runtime": {"provider": "cuda"}}, plan, names) != key
+    assert extract.shard_key(PARAMS, plan, names[:2]) != key
+    audio = workdir / "audio" / "SC_0.flac"
+    st = audio.stat()
+    os.utime(audio, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # same bytes, touched
+    assert extract.shard_key(PARAMS, plan, names) != key
+
+
+def test_shards_change_no_batch_and_no_byte(workdir, tmp_path):
+    """forward with a shard store gives the arrays of forward without one (shards end only where
+    the batch buffer is empty)."""
+    from birdclef_eos.audio.shards import ShardStore
+    from birdclef_eos.audio.windows import forward
+    from birdclef_eos.data.plans import window_plan
+
+    plan = window_plan("data/index", 2, 0, [-1.0, 0.0, 1.0])
+    names = ["block_01", "embedding"]
+    plain, sharded = [], []
+    _, a, _ = forward(KilledAfter(log=plain), plan, names, 3, "error", 32000)
+    _, b, _ = forward(KilledAfter(log=sharded), plan, names, 3, "error", 32000,
+                      shards=ShardStore(tmp_path / "shards", shard_windows=1))
+    assert plain == sharded and len(list((tmp_path / "shards").iterdir())) >= 2
+    assert all(a[n].tobytes() == b[n].tobytes() for n in names)
+
+
+def test_a_corrupt_meta_json_names_the_file(workdir):
+    from birdclef_eos.io.files import FileFormatError
+
+    extract.run(PARAMS, runner=FakeBackbone())
+    (workdir / "data/features/meta.json").write_text('{"blocks": [0, 1')
+    with pytest.raises(FileFormatError, match=r"data/features/meta.json: not valid JSON \(written by the extract"):
+        store.load("data/features")
+
+
+def test_killed_after_the_last_shard_resumes_without_the_runner(workdir, monkeypatch):
+    """Killed while writing data/features/: every window is in a shard, the rerun runs nothing."""
+    monkeypatch.setattr(extract, "SHARD_WINDOWS", 1)
+    params = with_extract(batch_windows=2)
+    extract.run(params, runner=FakeBackbone())
+    expected = feature_bytes(workdir)
+
+    def killed(*args, **kwargs):
+        raise Killed("killed while saving")
+    with monkeypatch.context() as m:
+        m.setattr(extract.store, "save", killed)
+        with pytest.raises(Killed):
+            extract.run(params, runner=FakeBackbone())
+    idle = FakeBackbone()
+    extract.run(params, runner=idle)
+    assert idle.calls == 0 and feature_bytes(workdir) == expected

@@ -56,3 +56,40 @@ def test_strip_volatile_removes_timings():
     assert "papermill" not in out.metadata
     assert "execution" not in out.cells[0].metadata
     assert out.cells[0].execution_count is None
+
+
+def test_a_missing_module_says_how_to_fix_it():
+    import sys
+
+    from stages.notebook import MissingEnvironment, check_environment
+
+    check_environment()  # the test's own interpreter has everything
+    with pytest.raises(MissingEnvironment) as err:
+        check_environment(("nbformat", "no_such_module_12b"))
+    message = str(err.value)
+    assert "source .venv/bin/activate" in message and "bash setup.sh" in message
+    assert f"no_such_module_12b is missing from {sys.executable}" in message
+    with pytest.raises(MissingEnvironment, match="no_such_pkg_12b.yaml is missing"):
+        check_environment(("no_such_pkg_12b.yaml",))  # a dotted name whose parent is absent
+
+
+def test_the_entry_stops_before_any_stage_runs(monkeypatch, capsys):
+    from stages import notebook
+
+    monkeypatch.setattr(notebook, "REQUIRED_MODULES", ("no_such_module_12b",))
+    monkeypatch.setattr(notebook, "run_stage", lambda *a: pytest.fail("the stage ran"))
+    assert notebook.main(["dataset"]) == 1
+    assert "source .venv/bin/activate" in capsys.readouterr().err
+
+
+def test_an_interpreter_without_the_environment_gets_the_fix():
+    """`python -S` sees no site-packages, like a system python outside .venv."""
+    import subprocess
+    import sys
+
+    from stages.paths import ROOT
+
+    proc = subprocess.run([sys.executable, "-S", "-m", "stages.notebook", "dataset"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert "run `source .venv/bin/activate` (or bash setup.sh) first: nbformat is missing from" in proc.stderr

@@ -2,7 +2,9 @@
 
 A window plan is a DataFrame with one row per window and at least ``path`` and ``read_s``
 (where the 5-s read starts, TTA shift included). ``forward`` reads the windows file by file,
-runs them through the runner in batches and returns one array per requested output.
+runs them through the runner in batches and returns one array per requested output. Given a
+``shards`` store (birdclef_eos/audio/shards.py) it saves its progress as it goes and, on a later
+call, continues after the last saved shard with the same bytes as one uninterrupted pass.
 """
 from __future__ import annotations
 
@@ -47,12 +49,16 @@ def check_finite(outputs: dict[str, np.ndarray], plan: pd.DataFrame) -> None:
 
 
 def forward(runner, plan: pd.DataFrame, names: list[str], batch_windows: int,
-            on_bad_audio: str, sample_rate: int,
-            desc: str = "windows") -> tuple[np.ndarray, dict[str, np.ndarray], list[dict]]:
+            on_bad_audio: str, sample_rate: int, desc: str = "windows",
+            shards=None) -> tuple[np.ndarray, dict[str, np.ndarray], list[dict]]:
     """Run every window of ``plan`` through ``runner.features``.
 
     Returns (kept: boolean mask over plan rows, {name: array over kept rows}, bad_audio list).
     With ``on_bad_audio='error'`` an unreadable file stops everything, naming the file.
+    ``shards``: a ``ShardStore`` private to this plan, runner and settings; the pass starts after
+    the shards already in it and saves a new one whenever a runner batch brings the unsaved windows
+    to ``shards.shard_windows`` (shards end only where the batch buffer is empty, so the runner sees
+    the same batches whether or not the pass was resumed).
     """
     if on_bad_audio not in BAD_AUDIO_CHOICES:
         raise ValueError(f"on_bad_audio must be one of {BAD_AUDIO_CHOICES}, not '{on_bad_audio}'")
@@ -63,6 +69,30 @@ def forward(runner, plan: pd.DataFrame, names: list[str], batch_windows: int,
     buffer: list[np.ndarray] = []
     buffer_rows: list[int] = []
     done_rows: list[int] = []
+    skipped_rows: list[int] = []
+    groups = list(plan.groupby("path", sort=False).groups.items())
+    first = 0  # files (path groups) done before this call
+    resumed = shards.load(names, len(plan)) if shards is not None else []
+    for shard in resumed:
+        for n in names:
+            collected[n].append(shard.arrays[n])
+        done_rows.extend(shard.rows.tolist())
+        skipped_rows.extend(shard.skipped.tolist())
+        bad_audio.extend(shard.bad_audio)
+        first = shard.end
+    kept[skipped_rows] = False
+    n_resumed = len(done_rows) + len(skipped_rows)
+    saved = {"shards": len(resumed), "start": first, "parts": len(collected[names[0]]) if names else 0,
+             "done": len(done_rows), "skipped": len(skipped_rows), "bad": len(bad_audio)}
+
+    def save_shard(end: int):
+        """Save what was done since the last shard (files ``saved['start']`` to ``end``)."""
+        k = saved["parts"]
+        shards.save(saved["shards"], len(plan), start=saved["start"], end=end, rows=done_rows[saved["done"]:],
+                    skipped=skipped_rows[saved["skipped"]:], bad_audio=bad_audio[saved["bad"]:],
+                    arrays={n: np.concatenate(collected[n][k:]) for n in names})
+        saved.update(shards=saved["shards"] + 1, start=end, parts=len(collected[names[0]]),
+                     done=len(done_rows), skipped=len(skipped_rows), bad=len(bad_audio))
 
     def flush():
         if not buffer:
@@ -80,8 +110,10 @@ def forward(runner, plan: pd.DataFrame, names: list[str], batch_windows: int,
         buffer.clear()
         buffer_rows.clear()
 
-    with tqdm(total=len(plan), desc=desc, unit="win", mininterval=2.0) as bar:
-        for path, rows in plan.groupby("path", sort=False).groups.items():
+    with tqdm(total=len(plan), initial=n_resumed, desc=desc, unit="win", mininterval=2.0,
+              postfix={"resumed": n_resumed} if resumed else None) as bar:
+        for i in range(first, len(groups)):
+            path, rows = groups[i]
             rows = list(rows)
             try:
                 windows = read_file_windows(path, plan.loc[rows, "read_s"].tolist(), sample_rate)
@@ -89,6 +121,7 @@ def forward(runner, plan: pd.DataFrame, names: list[str], batch_windows: int,
                 if on_bad_audio == "error":
                     raise
                 kept[rows] = False
+                skipped_rows.extend(rows)
                 bad_audio.append({"path": str(path), "error": str(exc)})
                 bar.update(len(rows))
                 continue
@@ -96,6 +129,9 @@ def forward(runner, plan: pd.DataFrame, names: list[str], batch_windows: int,
             buffer_rows.extend(rows)
             if len(buffer_rows) >= batch_windows:
                 flush()
+                unsaved = len(done_rows) + len(skipped_rows) - saved["done"] - saved["skipped"]
+                if shards is not None and unsaved >= shards.shard_windows:
+                    save_shard(i + 1)
         flush()
     if not kept.any():
         raise FeatureError("no readable audio: every file in the plan was skipped")

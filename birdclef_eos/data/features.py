@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from birdclef_eos.io.files import atomic_dir
+from birdclef_eos.io.files import atomic_dir, read_json
 
 WINDOW_COLUMNS = ["source", "file_id", "start_s", "shift_s", "row_id", "chunk", "split",
                   "primary_label", "labels", "secondary_labels", "site", "hour"]
@@ -48,7 +48,7 @@ def load(folder: str | Path, names: list[str] | None = None, mmap: bool = True):
     windows = pd.read_csv(folder / "windows.csv", keep_default_na=False,
                           dtype={"labels": str, "secondary_labels": str, "row_id": str,
                                  "site": str, "primary_label": str, "file_id": str})
-    meta = json.loads((folder / "meta.json").read_text())
+    meta = read_json(folder / "meta.json", "written by the extract stage; run `dvc repro -f extract`")
     if names is None:
         names = sorted(p.stem for p in folder.glob("*.npy"))
     arrays = {}
