@@ -22,7 +22,7 @@ import yaml
 from birdclef_eos.data import features, folds
 from birdclef_eos.heads import crossval, training
 from birdclef_eos.heads import models as heads
-from birdclef_eos.io.fingerprint import what_bytes_depend_on
+from birdclef_eos.io.machine import what_bytes_depend_on
 from birdclef_eos.io.files import atomic_dir, read_json, write_json, write_text
 from birdclef_eos.report.tables import probe_vs_weights
 from stages.paths import (FEATURES, HEADS, INDEX, OOF, PROBE_METRICS, PROBE_SELECTED, REPORTED, TABLES,

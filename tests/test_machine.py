@@ -1,4 +1,4 @@
-"""birdclef_eos/io/fingerprint.py: what a manifest records about the machine a result was computed on."""
+"""birdclef_eos/io/machine.py: what a manifest records about the machine a result was computed on."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ import sys
 
 import torch
 
-from birdclef_eos.io import fingerprint
+from birdclef_eos.io import machine as fingerprint
 
 CPUINFO = """processor\t: 0
 vendor_id\t: GenuineIntel
@@ -33,8 +33,8 @@ def test_cpu_info_without_proc_cpuinfo(tmp_path):
     assert info["model"] and info["simd_flags"] == []
 
 
-def test_runtime_fingerprint_is_json_and_names_the_training_key():
-    fp = json.loads(json.dumps(fingerprint.runtime_fingerprint()))
+def test_machine_record_is_json_and_names_the_training_key():
+    fp = json.loads(json.dumps(fingerprint.machine_record()))
     assert fp["torch"]["version"] == torch.__version__
     assert fp["torch"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert fp["torch"]["num_threads"] == torch.get_num_threads()
@@ -51,7 +51,7 @@ def test_runtime_fingerprint_is_json_and_names_the_training_key():
 
 def test_fingerprint_follows_the_dispatch_environment():
     """ATEN_CPU_CAPABILITY=default is honoured on any x86 CPU and shows in the fingerprint."""
-    code = ("import json; from birdclef_eos.io.fingerprint import runtime_fingerprint as f; "
+    code = ("import json; from birdclef_eos.io.machine import machine_record as f; "
             "print(json.dumps(f()))")
     env = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE", "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,

@@ -1,8 +1,8 @@
-"""What a result was computed on: the facts that decide whether training reproduces byte for byte.
+"""The machine a result was computed on: the facts that decide whether training reproduces byte for byte.
 
 The dataset, the ONNX conversion and the feature extraction reproduce across machines; a trained
 head does so only on the same torch build, the same CPU code path and the same thread count
-(docs/reproducibility.md). ``runtime_fingerprint()`` collects those facts so that a manifest can
+(docs/reproducibility.md). ``machine_record()`` collects those facts so that a manifest can
 record them next to a result: two results whose fingerprints agree on ``training_key`` are expected
 to be byte-identical; two that differ there are not, and a small difference is then no bug.
 """
@@ -54,7 +54,7 @@ def torch_libraries(config: str) -> list[str]:
     return [line.strip(" -\t") for line in config.splitlines() if any(k in line for k in keep)]
 
 
-def runtime_fingerprint() -> dict:
+def machine_record() -> dict:
     """Versions, CPU and dispatch of this process, JSON-serialisable. ``training_key`` holds the
     fields that must agree for a trained head to reproduce byte for byte."""
     import numpy as np
@@ -94,10 +94,10 @@ def runtime_fingerprint() -> dict:
 def what_bytes_depend_on() -> dict:
     """The short record a training manifest keeps: ``training_key`` plus the CPU model and SIMD
     flags (results agree byte for byte only where these agree; docs/reproducibility.md)."""
-    fp = runtime_fingerprint()
+    fp = machine_record()
     return {**fp["training_key"], "cpu": fp["cpu"]["model"], "simd": fp["cpu"]["simd_flags"]}
 
 
 if __name__ == "__main__":
     import json
-    print(json.dumps(runtime_fingerprint(), indent=2))
+    print(json.dumps(machine_record(), indent=2))
