@@ -23,7 +23,10 @@ def signed(x: float, digits: int = 3) -> str:
 
 
 def verdict(interval: dict) -> str:
-    """better (the probe's choice: the interval lies above 0), worse (below 0) or within noise."""
+    """better (the probe's choice: the interval lies above 0), worse (below 0), within noise, or
+    no interval (a single file: nothing to resample)."""
+    if interval["low"] is None or interval["high"] is None:
+        return "no interval"
     if interval["low"] > 0:
         return "better"
     if interval["high"] < 0:
@@ -32,6 +35,8 @@ def verdict(interval: dict) -> str:
 
 
 def interval_text(interval: dict, digits: int = 3) -> str:
+    if interval["low"] is None or interval["high"] is None:
+        return f"{signed(interval['difference'], digits)} [one file: no interval]"
     return (f"{signed(interval['difference'], digits)} [{signed(interval['low'], digits)}, "
             f"{signed(interval['high'], digits)}]")
 
@@ -47,14 +52,15 @@ def comparison_sentence(label: str, comparisons: dict[str, dict], same_blocks: b
         if key in comparisons:
             c = comparisons[key]
             v = verdict(c)
-            word = {"better": "better", "worse": "worse", "within noise": "within noise"}[v]
+            word = {"better": "better", "worse": "worse", "within noise": "within noise",
+                    "no interval": "not resampled"}[v]
             parts.append(f"{word} on {name} ({interval_text(c, digits)})")
     verdicts = {verdict(comparisons[k]) for k, _ in EVALS if k in comparisons}
     if "better" in verdicts and "worse" not in verdicts:
         head = f"The probe's choice beats {label} here"
     elif "worse" in verdicts and "better" not in verdicts:
         head = f"{label[0].upper() + label[1:]} beats the probe's choice here"
-    elif verdicts == {"within noise"}:
+    elif verdicts <= {"within noise", "no interval"}:
         head = f"The probe's choice and {label} are within noise of each other here"
     else:
         head = f"The probe's choice and {label} trade places here"

@@ -72,7 +72,9 @@ class PairedInterval:
     confidence: float
 
     def as_dict(self, digits: int = 6) -> dict:
-        return {k: (round(v, digits) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+        """JSON-ready: floats rounded, NaN (no interval) as None."""
+        return {k: ((round(v, digits) if np.isfinite(v) else None) if isinstance(v, float) else v)
+                for k, v in self.__dict__.items()}
 
 
 def file_draws(groups: np.ndarray, n_boot: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -102,6 +104,10 @@ def paired_bootstraps(y_true: np.ndarray, reference: np.ndarray, others: dict[st
     if not 0 < confidence < 1:
         raise BootstrapError(f"confidence {confidence} not in (0, 1)")
     y_true = np.asarray(y_true) > 0.5
+    if len(np.unique(np.asarray(groups).astype(str))) < 2:  # one file: nothing to resample, no interval
+        ref_all = macro_auc(y_true, reference)
+        return {name: PairedInterval(ref_all, macro_auc(y_true, s), ref_all - macro_auc(y_true, s), float("nan"),
+                                     float("nan"), 0, n_boot, 1, confidence) for name, s in others.items()}
     inverse, counts = file_draws(groups, n_boot, seed)
     ref = WeightedAUC(y_true, reference)
     ref_draws = np.array([ref(c[inverse]) for c in counts])
