@@ -121,7 +121,7 @@ def test_the_ablation_sentences_follow_the_numbers():
                               "(+0.050 [+0.020, +0.080]); within noise on the public board")
     assert said[1].startswith("The probe's choice and the last three blocks (`abl_last3`) are within noise of each "
                               "other here")
-    assert said[2].startswith("All blocks through the scalar mix (`abl_all`) beats the probe's choice here: worse on OOF")
+    assert said[2].startswith("The probe's choice loses to all blocks through the scalar mix (`abl_all`) here: worse on OOF")
     assert said[3] == ("The focal and soundscape probe rankings agree (Spearman rho = 0.90 over 16 blocks); the focal "
                        "top 3 are blocks 13, 14, 15, the soundscape top 3 blocks 15, 14, 12 (2 in common).")
     assert "do not agree" in sentences(toy_result(rho=0.1))[-1]
@@ -147,3 +147,5 @@ def test_a_board_of_one_file_has_no_interval():
     result["variants"]["abl_last3"]["comparison"]["public"] = ci.as_dict()
     said = sentences(result)
     assert "not resampled on the public board" in said[1] and "[one file: no interval]" in said[1]
+    result["variants"]["abl_last3"]["comparison"]["private"]["n_files"] = 2
+    assert "on the private board (-0.010 [-0.040, +0.020]; only 2 files)" in sentences(result)[1]

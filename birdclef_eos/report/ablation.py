@@ -12,6 +12,7 @@ import math
 EVALS = (("oof", "OOF"), ("public", "the public board"), ("private", "the private board"))
 AGREE_RHO = 0.7    # rho at or above: the rankings agree
 PARTLY_RHO = 0.4   # rho at or above (and below AGREE_RHO): they agree only partly
+FEW_FILES = 10     # fewer files than this: the sentence says how few (a bootstrap over 2 files is crude)
 
 
 def fmt(x, digits: int = 3) -> str:
@@ -54,12 +55,13 @@ def comparison_sentence(label: str, comparisons: dict[str, dict], same_blocks: b
             v = verdict(c)
             word = {"better": "better", "worse": "worse", "within noise": "within noise",
                     "no interval": "not resampled"}[v]
-            parts.append(f"{word} on {name} ({interval_text(c, digits)})")
+            few = f"; only {c['n_files']} files" if 1 < c.get("n_files", FEW_FILES) < FEW_FILES else ""
+            parts.append(f"{word} on {name} ({interval_text(c, digits)}{few})")
     verdicts = {verdict(comparisons[k]) for k, _ in EVALS if k in comparisons}
     if "better" in verdicts and "worse" not in verdicts:
         head = f"The probe's choice beats {label} here"
     elif "worse" in verdicts and "better" not in verdicts:
-        head = f"{label[0].upper() + label[1:]} beats the probe's choice here"
+        head = f"The probe's choice loses to {label} here"
     elif verdicts <= {"within noise", "no interval"}:
         head = f"The probe's choice and {label} are within noise of each other here"
     else:
