@@ -52,3 +52,6 @@ BENCHMARK_RESULTS = Path("benchmarks/results")
 
 # surgery (issue 3)
 ARCHITECTURE_FIGURE = FIGURES / "architecture.png"  # Figure 1, drawn from blocks.json
+
+# ablation (issue 13)
+ABLATION_METRICS = Path("build/metrics/ablation")  # ablation.json lives inside

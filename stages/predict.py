@@ -77,7 +77,7 @@ def run(params: dict, key: str | None = None) -> PredictResult:
     if config.get("labels") not in (None, labels):
         raise PredictError(f"{model_dir}/config.json: label order differs from {INDEX}/species.csv")
 
-    names = [f"block_{i:02d}" for i in config["blocks"]]
+    names = config.get("tokens") or [f"block_{i:02d}" for i in config["blocks"]]  # tokens: e.g. ["embedding"]
     windows, arrays, _ = features.load(FEATURES, names=names)
     rows, per_shift = predict_shifts(models, windows, arrays, names, shifts)
     probs = postprocess.average_shifts(per_shift, knobs.tta_space)

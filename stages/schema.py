@@ -215,6 +215,8 @@ SCHEMA: dict[str, Knob] = {
     "train.variants.*.head": Str("scalarmix", "attn", "residual"),
     "train.variants.*.soundscape_fraction": Num(0, 1),
     "train.variants.*.table": Str(),
+    # the variant's own block choice (issue 13's ablation); absent = train.blocks
+    "train.variants.*.blocks": Knob("blocks", words=("auto", "last3", "embedding", "best1", "all"), optional=True),
 
     **{f"postprocess.{k}": v for k, v in POSTPROCESS.items()},
 
@@ -224,6 +226,17 @@ SCHEMA: dict[str, Knob] = {
 
     "leaderboard.table2": Knob("names"),
     "leaderboard.digits": Int(0, 10),
+
+    "ablation.reference": Str(),
+    "ablation.reference_submission": Str(),
+    "ablation.variants": Knob("names"),
+    "ablation.bootstrap": Int(1),
+    "ablation.confidence": Num(0, 1, lo_open=True, hi_open=True),
+    "ablation.seed": Int(0),
+    "ablation.soundscape_probe.method": Str("ridge", "logistic"),
+    "ablation.soundscape_probe.folds": Int(2),
+    "ablation.soundscape_probe.c": Num(0, lo_open=True),
+    "ablation.soundscape_probe.max_iter": Int(1),
 }
 
 
@@ -481,7 +494,9 @@ def block_list(params, path):
 
 
 def rule_blocks(params, n_blocks):
-    paths = ("surgery.blocks", "probe.blocks", "train.blocks")
+    variants = get(params, "train.variants")
+    paths = ("surgery.blocks", "probe.blocks", "train.blocks") + tuple(
+        f"train.variants.{k}.blocks" for k in (variants if isinstance(variants, dict) else {}))
     if n_blocks is not None:
         for path in paths:
             bad = [b for b in block_list(params, path) or [] if b >= n_blocks]
@@ -537,6 +552,25 @@ def rule_table2(params, n_blocks):
                           f"{bad} are not submissions; known: {' | '.join(subs)}")
 
 
+def rule_ablation(params, n_blocks):
+    abl, variants, subs = get(params, "ablation"), get(params, "train.variants"), get(params, "submissions")
+    if not (isinstance(abl, dict) and isinstance(variants, dict) and isinstance(subs, dict)):
+        return
+    names = abl.get("variants") if isinstance(abl.get("variants"), list) else []
+    for name in [abl.get("reference")] + names:
+        if isinstance(name, str) and name not in variants:
+            path = "ablation.reference" if name == abl.get("reference") else "ablation.variants"
+            yield Problem(path, name, f"expected a key of train.variants: {' | '.join(variants)}")
+    for name in names:
+        if isinstance(name, str) and name in variants and (subs.get(name) or {}).get("model") != name:
+            yield Problem("ablation.variants", name,
+                          f"each ablation variant needs a submission of the same name with model: {name}")
+    ref_sub, ref = abl.get("reference_submission"), abl.get("reference")
+    if isinstance(ref_sub, str) and (subs.get(ref_sub) or {}).get("model") != ref:
+        yield Problem("ablation.reference_submission", ref_sub,
+                      f"expected a submission whose model is ablation.reference ({ref})")
+
+
 @dataclass(frozen=True)
 class Rule:
     sections: tuple[str, ...]  # runs only when every one of them is validated
@@ -552,6 +586,7 @@ RULES = (
     Rule(("probe",), rule_select),
     Rule(("submissions",), rule_submissions),
     Rule(("leaderboard", "submissions"), rule_table2),
+    Rule(("ablation", "train", "submissions"), rule_ablation),
 )
 
 

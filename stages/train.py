@@ -1,7 +1,9 @@
 """Stage `train@<variant>`: one sequence head (paper section 4), trained in 5 folds on the
 extracted block features.
 
-Reads the blocks `train.blocks` names (`auto`: models/probe_selected.json) from data/features,
+Reads the blocks `train.blocks` names (`auto`: models/probe_selected.json) from data/features; a
+variant's own `blocks` overrides it (a list, or auto | last3 | embedding | best1 | all, see
+`resolve_tokens`: the ablation variants of issue 13),
 data/index/species.csv (label order) and, for the probe-versus-weights table,
 build/metrics/probe/probe.json. Writes models/heads/<variant>/ (fold checkpoints + config.json),
 predictions/oof/<variant>/oof.csv (one row per labelled soundscape chunk),
@@ -53,16 +55,56 @@ class TrainResult:
     curves: str
 
 
-def head_blocks(chosen, known: list[int]) -> list[int]:
-    """The blocks the head reads: the probe's choice when ``auto``, else the explicit list."""
-    if chosen == "auto":
-        blocks = read_json(PROBE_SELECTED, "run the probe stage or set train.blocks to a list")["blocks"]
+SYMBOLIC = ("auto", "last3", "embedding", "best1", "all")  # a variant's `blocks` (issue 13's ablation)
+EMBEDDING = "embedding"                                     # the final embedding array, one token
+
+
+def resolve_tokens(choice, known: list[int], selected: list[int] | None = None,
+                   probe_scores: dict | None = None) -> list[str]:
+    """Feature-store arrays the head reads, in block order: ``auto`` = the probe's selection
+    (``selected``), ``last3`` = the last three extracted blocks, ``embedding`` = the final
+    embedding as a single token, ``best1`` = the probe's rank-1 block among the extracted ones
+    (``probe_scores``: probe.json's per-block entries), ``all`` = every extracted block; or an
+    explicit list of block indices."""
+    known = sorted(int(b) for b in known)
+    if choice == EMBEDDING:
+        return [EMBEDDING]
+    if choice == "auto":
+        if selected is None:
+            raise TrainStageError(f"blocks 'auto' needs {PROBE_SELECTED}: run the probe stage or name the blocks")
+        blocks = selected
+    elif choice == "last3":
+        blocks = known[-3:]
+    elif choice == "all":
+        blocks = known
+    elif choice == "best1":
+        ranked = [(int(v["rank"]), int(n.split("_")[-1])) for n, v in (probe_scores or {}).items()
+                  if n.startswith("block_") and "rank" in v and int(n.split("_")[-1]) in known]
+        if not ranked:
+            raise TrainStageError(f"blocks 'best1' needs the probe's ranks of the extracted blocks "
+                                  f"({PROBE_METRICS}/probe.json)")
+        blocks = [min(ranked)[1]]
+    elif isinstance(choice, str):
+        raise TrainStageError(f"blocks '{choice}': expected one of {' | '.join(SYMBOLIC)} or a list of indices")
     else:
-        blocks = chosen
+        blocks = choice
     unknown = [b for b in blocks if b not in known]
     if unknown:
-        raise TrainStageError(f"train.blocks: blocks {unknown} are not in {FEATURES}/meta.json (known: {known})")
-    return sorted(int(b) for b in blocks)
+        raise TrainStageError(f"blocks {unknown} are not in {FEATURES}/meta.json (known: {known})")
+    return [f"block_{b:02d}" for b in sorted(int(b) for b in blocks)]
+
+
+def head_tokens(choice, known: list[int]) -> list[str]:
+    """``resolve_tokens`` with the probe's outputs read from disk when the choice needs them."""
+    selected = read_json(PROBE_SELECTED)["blocks"] if choice == "auto" and PROBE_SELECTED.exists() else None
+    probe_json = PROBE_METRICS / "probe.json"
+    scores = read_json(probe_json).get("blocks", {}) if choice == "best1" and probe_json.exists() else None
+    return resolve_tokens(choice, known, selected, scores)
+
+
+def token_label(name: str):
+    """block_07 -> 7; embedding -> 'embedding' (what metrics.json and config.json list as `blocks`)."""
+    return int(name.split("_")[-1]) if name.startswith("block_") else name
 
 
 def model_config(train: dict, variant: dict, channels: list[int], n_classes: int) -> dict:
@@ -137,8 +179,9 @@ def run(params: dict, key: str | None = None) -> TrainResult:
     torch.set_num_threads(train["threads"])
 
     windows, _, meta = features.load(FEATURES, names=[])
-    blocks = head_blocks(train["blocks"], meta["blocks"])
-    names = [f"block_{i:02d}" for i in blocks]
+    choice = variant.get("blocks", train["blocks"])
+    names = head_tokens(choice, meta["blocks"])
+    blocks = [token_label(n) for n in names]
     _, arrays, _ = features.load(FEATURES, names=names)
     labels = pd.read_csv(INDEX / "species.csv").sort_values("label_idx")["primary_label"].astype(str).tolist()
     rows = crossval.training_rows(windows)
@@ -157,7 +200,7 @@ def run(params: dict, key: str | None = None) -> TrainResult:
         n_params = heads.count_parameters(heads.build_head(mconfig))
         paper_count = paper_config_params(train, variant["head"])
         metrics = {
-            "variant": key, "head": variant["head"], "blocks": blocks, "channels": channels,
+            "variant": key, "head": variant["head"], "block_choice": choice, "blocks": blocks, "channels": channels,
             "oof_macro_auc": crossval.round_or_none(training.auc_or_nan(y[is_sc], oof[is_sc])),
             "focal_top1": round(crossval.focal_top1(rows, oof, labels), 6),
             "n_params": n_params, "n_params_paper_reported": PAPER_N_PARAMS,
@@ -176,7 +219,7 @@ def run(params: dict, key: str | None = None) -> TrainResult:
     with atomic_dir(HEADS / key) as model_dir:
         for k, state in enumerate(result.states):
             torch.save(state, model_dir / f"fold_{k}.pt")
-        write_json(model_dir / "config.json", {"variant": key, "model": mconfig, "blocks": blocks,
+        write_json(model_dir / "config.json", {"variant": key, "model": mconfig, "blocks": blocks, "tokens": names,
                                                "labels": labels, "n_folds": train["n_folds"],
                                                "bytes_depend_on": what_bytes_depend_on()})
 
@@ -187,7 +230,11 @@ def run(params: dict, key: str | None = None) -> TrainResult:
         oof_frame.to_csv(oof_dir / "oof.csv", index=False, float_format="%.6g")
 
     table = None
-    if variant.get("table"):
+    if variant.get("table") and EMBEDDING in blocks:
+        table = (f"The head of `{key}` reads the final embedding as one token: there is no block weight "
+                 "to set beside the probe's ranking.\n")
+        write_text(TABLES / f"{variant['table']}.md", table)
+    elif variant.get("table"):
         weights = metrics.get("block_weights") or metrics["cls_attention"]
         weight_name = "scalar-mix weight" if "block_weights" in metrics else "CLS attention weight"
         probe = read_probe(PROBE_METRICS / "probe.json", blocks)

@@ -21,6 +21,7 @@ from birdclef_eos.io.files import sha256_file
 from tests.repo_copy import REPO, VENV_BIN, make_repo, sh
 
 SMOKE = yaml.safe_load((REPO / "tests" / "smoke_params.yaml").read_text())
+SMOKE_ABLATION = yaml.safe_load((REPO / "params.yaml").read_text())["ablation"]["variants"]
 KEPT = ("models/heads/attn/fold_0.pt", "submissions/v6/submission.csv")
 
 
@@ -36,8 +37,16 @@ def test_full_pipeline_smoke(tmp_path):
     for name in ("v1", "v2", "v5", "v6", "v7"):
         scores = board["submissions"][name]
         assert 0.0 <= scores["public"] <= 1.0 and 0.0 <= scores["private"] <= 1.0, (name, scores)
-    for table in ("table1.md", "table2.md"):
+    for table in ("table1.md", "table2.md", "ablation.md"):
         assert (repo / "paper" / "tables" / table).stat().st_size > 0
+    # the ablation (issue 13): each variant against the probe's choice, on OOF and both boards
+    ablation = json.loads((repo / "metrics" / "ablation" / "ablation.json").read_text())
+    assert set(ablation["variants"]) == set(SMOKE_ABLATION)
+    for v in ablation["variants"].values():
+        assert set(v["comparison"]) == {"oof", "public", "private"}
+    assert ablation["variants"]["abl_embedding"]["blocks"] == ["embedding"]
+    assert "Spearman rho" in (repo / "paper" / "tables" / "ablation.md").read_text()
+    assert "abl_last3" not in (repo / "paper" / "tables" / "table2.md").read_text()
     for figure in ("architecture.png", "architecture_selected.png", "probe.png", "leaderboard.png"):
         assert (repo / "figures" / figure).stat().st_size > 0
     stale = json.loads(sh([dvc, "status", "--json"], repo))

@@ -147,6 +147,34 @@ def test_train_stage_writes_the_contract(tmp_path, monkeypatch):
     one = train.run(params, "scalarmix").metrics
     assert one["blocks"] == [1] and one["channels"] == [arrays["block_01"].shape[1]]
     (tmp_path / "models/probe_selected.json").write_text(json.dumps({"blocks": [2, 0]}))
-    assert train.head_blocks("auto", [0, 1, 2]) == [0, 2]
-    with pytest.raises(train.TrainStageError, match="train.blocks"):
-        train.head_blocks([7], [0, 1, 2])
+    assert train.head_tokens("auto", [0, 1, 2]) == ["block_00", "block_02"]
+    with pytest.raises(train.TrainStageError, match="not in"):
+        train.head_tokens([7], [0, 1, 2])
+    # a variant's own `blocks` overrides train.blocks: the embedding as one token (issue 13)
+    params["train"]["variants"]["abl_embedding"] = {"head": "attn", "soundscape_fraction": 0.2,
+                                                    "table": "ablation/abl_embedding", "blocks": "embedding"}
+    emb = train.run(params, "abl_embedding")
+    assert emb.metrics["blocks"] == ["embedding"] and emb.metrics["channels"] == [arrays["embedding"].shape[1]]
+    _, config = heads.load_variant(tmp_path / "models/heads/abl_embedding")
+    assert config["tokens"] == ["embedding"]
+    assert "final embedding" in (tmp_path / "build/tables/ablation/abl_embedding.md").read_text()
+
+
+def test_symbolic_block_choices_resolve_on_a_toy_store():
+    from stages.train import TrainStageError, resolve_tokens
+    _, _, meta, _ = toy_features.toy_store(channels=(4, 4, 4, 4, 4, 4))
+    known = meta["blocks"]                                  # 0..5
+    probe = {f"block_{i:02d}": {"accuracy": a, "rank": r}
+             for i, (a, r) in enumerate([(.1, 6), (.5, 2), (.2, 5), (.9, 1), (.3, 4), (.4, 3)])}
+    assert resolve_tokens("auto", known, selected=[5, 3, 1]) == ["block_01", "block_03", "block_05"]
+    assert resolve_tokens("last3", known) == ["block_03", "block_04", "block_05"]
+    assert resolve_tokens("embedding", known) == ["embedding"]
+    assert resolve_tokens("best1", known, probe_scores=probe) == ["block_03"]
+    assert resolve_tokens("all", known) == [f"block_{i:02d}" for i in range(6)]
+    assert resolve_tokens([4, 0], known) == ["block_00", "block_04"]
+    # best1 among the extracted blocks only; auto without the probe's file is an error
+    assert resolve_tokens("best1", [0, 1, 2], probe_scores=probe) == ["block_01"]
+    with pytest.raises(TrainStageError, match="auto"):
+        resolve_tokens("auto", known)
+    with pytest.raises(TrainStageError, match="best1"):
+        resolve_tokens("best1", known, probe_scores={})

@@ -42,7 +42,10 @@ def toy_windows(n_species: int, n_recordings: int, windows_per_recording: int, n
 
 
 def toy_block_features(windows: pd.DataFrame, labels: list[str], channels: list[int], noise: float,
-                       rng: np.random.Generator) -> dict[str, np.ndarray]:
+                       rng: np.random.Generator, informative: int | None = None,
+                       embedding_dim: int = 10) -> dict[str, np.ndarray]:
+    """Block arrays (and the final ``embedding``); with ``informative`` = b, only block b carries the
+    labels (the others are noise), so a probe should rank it first."""
     index = {label: i for i, label in enumerate(labels)}
     multi_hot = np.zeros((len(windows), len(labels)), dtype=np.float32)
     for row, cell in enumerate(windows["labels"]):
@@ -51,19 +54,22 @@ def toy_block_features(windows: pd.DataFrame, labels: list[str], channels: list[
     arrays = {}
     for b, c in enumerate(channels):
         means = rng.normal(size=(len(labels), c)).astype(np.float32)
-        arrays[f"block_{b:02d}"] = (multi_hot @ means
+        signal = 1.0 if informative is None or informative == b else 0.0
+        arrays[f"block_{b:02d}"] = (signal * multi_hot @ means
                                     + noise * rng.normal(size=(len(windows), c))).astype(np.float32)
+    means = rng.normal(size=(len(labels), embedding_dim)).astype(np.float32)
+    arrays["embedding"] = (multi_hot @ means + noise * rng.normal(size=(len(windows), embedding_dim))).astype(np.float32)
     return arrays
 
 
 def toy_store(n_species: int = 6, n_recordings: int = 60, windows_per_recording: int = 3,
               n_soundscapes: int = 12, channels: tuple[int, ...] = (8, 12, 12), noise: float = 2.0,
-              seed: int = 0):
+              seed: int = 0, informative: int | None = None):
     """(windows, arrays, meta, species table) in the shapes features.save and data/index expect."""
     rng = np.random.default_rng(seed)
     labels = species_names(n_species)
     windows = toy_windows(n_species, n_recordings, windows_per_recording, n_soundscapes, rng)
-    arrays = toy_block_features(windows, labels, list(channels), noise, rng)
+    arrays = toy_block_features(windows, labels, list(channels), noise, rng, informative)
     meta = {"blocks": list(range(len(channels))), "channels": list(channels), "bad_audio": []}
     species = pd.DataFrame({"label_idx": range(n_species), "primary_label": labels})
     return windows, arrays, meta, species
