@@ -2,7 +2,7 @@
 
 A stage module declares ``PARAMS``: the params.yaml sections or dotted knobs it reads, exactly
 as its dvc.yaml entry lists them (`{key}` stands for the foreach key, e.g.
-``train.variants.{key}``); tests/test_layout.py checks that the two agree. ``stage_params``
+``train.variants.{key}``); tests/stages/test_layout.py checks that the two agree. ``stage_params``
 validates the whole file against stages/schema.py before any work, then hands the stage only
 what it declared, plus the unhashed ``runtime`` section (knobs that cannot change a result: the cache folder).
 """

@@ -1,6 +1,6 @@
 """Where every pipeline artifact lives, relative to the repository root.
 
-dvc.yaml names the same paths as deps and outs; tests/test_layout.py checks they agree.
+dvc.yaml names the same paths as deps and outs; tests/stages/test_layout.py checks they agree.
 """
 from pathlib import Path
 

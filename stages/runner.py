@@ -1,7 +1,7 @@
 """Opening the probed backbone, the one way probe and extract read audio through it.
 
 Its speed knobs (`backbone.threads`, `backbone.batch_size`) are hashed params: both move the last
-bits of the features (tests/test_runtime_neutral.py), so DVC must see them change.
+bits of the features (tests/stages/test_runtime_neutral.py), so DVC must see them change.
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ and it carries the three libraries inline instead: the page works offline from a
 The versions are the ones dvc_render's VegaRenderer.SCRIPTS names (read from the installed package),
 and the files are the packages' `jsdelivr` entry points, i.e. the very files the CDN serves for those
 URLs, inlined byte for byte. sources.json records name, version, file, the tarball's npm integrity and
-the sha256 of each inlined file; tests/test_plots_offline.py checks the template against it.
+the sha256 of each inlined file; tests/stages/test_plots_offline.py checks the template against it.
 
 Rebuild (needs npm and the npm registry):  python vendor/vega/build_template.py
 """

@@ -9,7 +9,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from birdclef_eos.backbone.surgery import SurgeryError, compare_outputs, expose_blocks
-from tests.backbone_fixtures import perch_tiny
+from tests.fakes.backbone_fixtures import perch_tiny
 
 BIRDNET_WIDTHS = [36, 72, 108, 192]
 BIRDNET_STAGE_BLOCKS = [3, 4, 5, 4]

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.repo_copy import VENV_BIN, copy_repo, sh
+from tests.fakes.repo_copy import VENV_BIN, copy_repo, sh
 
 
 def outs_hashes(lock_path: Path) -> dict[str, str]:
@@ -58,7 +58,7 @@ def test_real_mode_indexes_a_competition_folder(tmp_path, monkeypatch):
     """source: birdclef validates and indexes a real-layout folder (same tables as synthetic)."""
     from birdclef_eos.data import birdclef
     from stages import dataset
-    from tests.test_birdclef import make_folder
+    from tests.birdclef_eos.data.test_birdclef import make_folder
 
     (tmp_path / "kaggle").mkdir()
     make_folder(tmp_path / "kaggle")
@@ -91,7 +91,7 @@ def test_unknown_source_or_size_is_a_clear_error():
 
 def test_fingerprint_stage_writes_a_small_stable_record(tmp_path, monkeypatch):
     from stages import fingerprint
-    from tests.test_birdclef import make_folder
+    from tests.birdclef_eos.data.test_birdclef import make_folder
 
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "data" / "source_fingerprint.json"
@@ -116,7 +116,7 @@ def test_fingerprint_stage_writes_a_small_stable_record(tmp_path, monkeypatch):
 def test_dvc_reruns_dataset_exactly_when_the_real_folder_changes(tmp_path):
     """Real-data mode through DVC: a second repro skips `dataset`; a file added to the folder
     outside the repository makes it run again."""
-    from tests.test_birdclef import make_folder
+    from tests.birdclef_eos.data.test_birdclef import make_folder
 
     kaggle = tmp_path / "kaggle"
     kaggle.mkdir()

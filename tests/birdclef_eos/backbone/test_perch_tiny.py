@@ -7,7 +7,7 @@ import torch
 
 from birdclef_eos.backbone.surgery import expose_blocks
 from birdclef_eos.backbone.perch_tiny import STAGE_WIDTHS, build_perch_tiny, export_perch_tiny
-from tests.backbone_fixtures import SEED, WIDTH, perch_tiny, probed_perch_tiny
+from tests.fakes.backbone_fixtures import SEED, WIDTH, perch_tiny, probed_perch_tiny
 
 PERCH_STAGE_BLOCKS = [2, 3, 3, 5, 5, 6, 2]                     # facts.md section 5
 PERCH_SPATIAL = [(250, 64), (125, 32), (63, 16), (32, 8), (32, 8), (16, 4), (16, 4)]

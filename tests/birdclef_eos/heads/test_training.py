@@ -7,7 +7,7 @@ import torch
 
 from birdclef_eos.data import features
 from birdclef_eos.heads import models as heads
-from tests import toy_features
+from tests.fakes import toy_features
 from birdclef_eos.heads import training
 
 

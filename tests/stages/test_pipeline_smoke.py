@@ -1,4 +1,4 @@
-"""The whole pipeline on the smoke-size configuration (tests/smoke_params.yaml) in a throwaway
+"""The whole pipeline on the smoke-size configuration (tests/stages/smoke_params.yaml) in a throwaway
 copy of the repository, used as a researcher would:
 
 1. `dvc repro` from dataset to publish; the small results land in git-tracked folders.
@@ -18,9 +18,9 @@ import pytest
 import yaml
 
 from birdclef_eos.io.files import sha256_file
-from tests.repo_copy import REPO, VENV_BIN, make_repo, sh
+from tests.fakes.repo_copy import REPO, VENV_BIN, make_repo, sh
 
-SMOKE = yaml.safe_load((REPO / "tests" / "smoke_params.yaml").read_text())
+SMOKE = yaml.safe_load((REPO / "tests" / "stages" / "smoke_params.yaml").read_text())
 SMOKE_ABLATION = yaml.safe_load((REPO / "params.yaml").read_text())["ablation"]["variants"]
 KEPT = ("models/heads/attn/fold_0.pt", "submissions/v6/submission.csv")
 

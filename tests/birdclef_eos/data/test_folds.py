@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from birdclef_eos.data import folds
-from tests import toy_features
+from tests.fakes import toy_features
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = REPO / ".venv" / "bin"
 SKIP = (".venv", ".venv-convert", "data/", "models/", "reports/", "metrics/", "predictions/",
         "submissions/", "build/", "figures/", "paper/tables/", "dvc.lock", ".dvc/cache", ".dvc/tmp",

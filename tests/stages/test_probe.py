@@ -4,7 +4,7 @@ import json
 import pytest
 
 from stages import probe
-from tests.probe_fakes import FakeBackbone, make_index
+from tests.fakes.probe_fakes import FakeBackbone, make_index
 
 PARAMS = {
     "probe": {"species": 4, "clips": 6, "min_recordings": 3, "blocks": "all", "k": 3, "folds": 3,

@@ -4,13 +4,13 @@ Both speed knobs of the backbone runner move the last bits of the features (meas
 `backbone.threads` and `backbone.batch_size` are hashed params of probe and extract; torch's
 training threads change the trained weights (benchmarks/train_determinism.py), so `train.threads`
 is hashed too. The unhashed `runtime` section holds only `cache_dir`: what is cached there is
-checked by sha256 and keyed by its inputs (tests/test_checkpoint.py).
+checked by sha256 and keyed by its inputs (tests/stages/test_checkpoint.py).
 """
 import numpy as np
 import pytest
 
 from birdclef_eos.backbone.runner import Backbone
-from tests.backbone_fixtures import probed_perch_tiny
+from tests.fakes.backbone_fixtures import probed_perch_tiny
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 from stages import schema
 from stages.schema import ParamsError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PARAMS_FILE = REPO / "params.yaml"
 SHIPPED = schema.load_params(PARAMS_FILE)
 
@@ -111,7 +111,7 @@ def test_smoke_overlay_merged_over_params_passes():
     def merge(base, over):
         return {k: merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
                 for k, v in {**base, **over}.items()}
-    schema.validate(merge(SHIPPED, schema.load_params(REPO / "tests" / "smoke_params.yaml")))
+    schema.validate(merge(SHIPPED, schema.load_params(REPO / "tests" / "stages" / "smoke_params.yaml")))
 
 
 def test_no_key_anywhere_is_named_size_or_nfiles():

@@ -8,7 +8,7 @@ import pytest
 from scipy.signal import resample_poly
 
 from birdclef_eos.backbone.runner import Backbone, BackboneError, normalise_audio, window_offsets
-from tests.backbone_fixtures import probed_perch_tiny, workdir
+from tests.fakes.backbone_fixtures import probed_perch_tiny, workdir
 
 
 def direct(probed, x: np.ndarray) -> dict:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 VENDOR = ROOT / "vendor" / "vega"
 sys.path.insert(0, str(VENDOR))
 import build_template  # noqa: E402

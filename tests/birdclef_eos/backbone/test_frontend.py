@@ -10,7 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 from birdclef_eos.backbone.runner import Backbone
 from birdclef_eos.backbone.frontend import FrontendError, FrontendRunner, make_session, real_dft, split_model
 from birdclef_eos.backbone.tflite_to_onnx import cosine_basis
-from tests.backbone_fixtures import probed_perch_tiny
+from tests.fakes.backbone_fixtures import probed_perch_tiny
 
 SAMPLES, FRAME = 1024, 128
 RTOL = 1e-5  # of each output's largest magnitude

@@ -11,7 +11,7 @@ from stages import predict
 from stages.params import load_params
 from stages.paths import ROOT
 
-from tests.predict_fakes import make_tree, write_features
+from tests.fakes.predict_fakes import make_tree, write_features
 import numpy as np
 
 DEFAULTS = load_params(ROOT / "params.yaml")

@@ -10,7 +10,7 @@ from birdclef_eos.probe import soundscape
 from birdclef_eos.report.ablation import ablation_markdown, sentences, verdict
 from birdclef_eos.scoring.bootstrap import WeightedAUC, file_draws, paired_bootstrap, paired_bootstraps
 from birdclef_eos.scoring.metric import macro_auc
-from tests import toy_features
+from tests.fakes import toy_features
 
 
 def toy_predictions(n_files=40, chunks=12, n_classes=6, seed=0):

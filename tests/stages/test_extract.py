@@ -8,7 +8,7 @@ import pytest
 from stages import extract
 from birdclef_eos.data import features as store
 from birdclef_eos.audio.decode import AudioError
-from tests.probe_fakes import FakeBackbone, make_index
+from tests.fakes.probe_fakes import FakeBackbone, make_index
 
 PARAMS = {
     "extract": {"windows_per_recording": 2, "tta_shifts": [-1.0, 0.0, 1.0], "on_bad_audio": "error",

@@ -7,7 +7,7 @@ import pytest
 
 from stages import surgery
 from stages.paths import ARCHITECTURE_FIGURE, BACKBONE_JSON, BACKBONE_ONNX, BLOCKS_JSON, PROBED_ONNX
-from tests.backbone_fixtures import perch_tiny
+from tests.fakes.backbone_fixtures import perch_tiny
 
 PARAMS = {"surgery": {"blocks": "all"}}
 
