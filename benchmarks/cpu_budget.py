@@ -82,7 +82,7 @@ def one_file(path, backbone, models, names, shifts, knobs, prior, species, label
 
     x, _ = read_audio(path, RATE)
     steps = {"decode": lap()}
-    feats = backbone.features(np.concatenate([cut_windows(x, s) for s in shifts]))  # one batched pass
+    feats = backbone.features(np.concatenate([cut_windows(x, s) for s in shifts])).arrays()  # one batched pass
     steps["backbone"] = lap()
     probs = heads.predict_proba(models, [feats[n] for n in names])  # all shifts in one pass
     per_shift = [probs[i * CHUNKS:(i + 1) * CHUNKS] for i in range(len(shifts))]

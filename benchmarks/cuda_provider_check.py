@@ -35,7 +35,7 @@ def main() -> int:
                        progress=False, provider=provider)
         run.features(x[:16])  # warm-up
         t = time.perf_counter()
-        out[provider] = run.features(x)
+        out[provider] = run.features(x).arrays()
         speed[provider] = len(x) / (time.perf_counter() - t)
     report = {k: {"max_abs": float(np.abs(out["cpu"][k] - out["cuda"][k]).max()),
                   "max_rel": float(np.abs(out["cpu"][k] - out["cuda"][k]).max() / (np.abs(out["cpu"][k]).max() + 1e-12))}

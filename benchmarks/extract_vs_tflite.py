@@ -192,15 +192,15 @@ def main() -> int:
         signals = birdnet.test_signals()
         reference = birdnet.tflite_logits(tflite_path, signals)
         exact = runner("dft", input_rate=birdnet.SAMPLE_RATE, batch_size=1)
-        ours = exact.features(np.stack(list(signals.values())))["logits"]
+        ours = exact.features(np.stack(list(signals.values()))).logits
         compare = lambda ours: {name: {"max_abs_logit_diff": float(np.abs(ours[i] - reference[name]).max()),
                                        "top_class_tflite": int(reference[name].argmax()),
                                        "top_class_ours": int(ours[i].argmax())} for i, name in enumerate(signals)}
         equivalence = compare(ours)
         if args.explore:
             exact.frontend.precision = "float32"
-            equivalence_f32 = compare(exact.features(np.stack(list(signals.values())))["logits"])
-        diff = feature_diff(graph_runner.features(chunks), dft_runner.features(chunks))
+            equivalence_f32 = compare(exact.features(np.stack(list(signals.values()))).logits)
+        diff = feature_diff(graph_runner.features(chunks).arrays(), dft_runner.features(chunks).arrays())
 
     best_tflite = max(v for k, v in wps.items() if k.startswith("tflite"))
     ours_wps = wps[f"runner_dft_b{batch}"]

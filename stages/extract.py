@@ -3,7 +3,8 @@
 Windows: `extract.windows_per_recording` seeded random 5-s windows per focal recording; every
 5-s chunk of every training soundscape (labelled and unlabelled) at shift 0; every chunk of
 every test soundscape at each `extract.tta_shifts` shift. Features: every exposed block's pooled
-output, the final embedding and the logits, written to data/features/ (docs/contracts.md).
+output, the final embedding and the logit columns a later stage reads (`extract.logits`),
+written to data/features/ (docs/contracts.md).
 Which blocks a head reads is the train stage's choice (`train.blocks`), so changing it re-runs
 no extraction.
 
@@ -28,7 +29,8 @@ import pandas as pd
 from birdclef_eos.audio.shards import SHARD_WINDOWS, ShardStore
 from birdclef_eos.audio.windows import forward
 from birdclef_eos.data import features as store
-from birdclef_eos.data.plans import window_plan
+from birdclef_eos.backbone.labels import competition_map, select_logits
+from birdclef_eos.data.plans import read_index_table, window_plan
 from birdclef_eos.io.files import read_json, sha256_file
 from stages.paths import BACKBONE_JSON, BLOCKS_JSON, EXTRACT_SHARDS, FEATURES, INDEX, PROBED_ONNX, ROOT
 from stages.runner import open_backbone
@@ -92,6 +94,24 @@ def shard_key(params: dict, plan: pd.DataFrame, names: list[str]) -> str:
     return digest.hexdigest()
 
 
+def keep_logits(logits: np.ndarray, mode: str) -> tuple[np.ndarray | None, dict]:
+    """The logit columns a later stage reads (`extract.logits`): `competition` keeps one float16
+    column per competition class (species.csv order) from the backbone class of the same
+    scientific name, else its genus's maximum, else 0; `all` keeps every backbone class; `none`
+    keeps no logits."""
+    if mode == "none":
+        return None, {"mode": mode}
+    if mode == "all":
+        return logits.astype(np.float16), {"mode": mode, "columns": int(logits.shape[1])}
+    classes = read_json(BACKBONE_JSON, "run the checkpoint stage")["classes"]
+    species = read_index_table(INDEX, "species").sort_values("label_idx")
+    mapping = competition_map(classes, species["scientific_name"].tolist())
+    return (select_logits(logits, mapping).astype(np.float16),
+            {"mode": mode, "columns": len(mapping.source), "from_backbone_columns": len(classes),
+             "sources": mapping.counts(),
+             "by_class": dict(zip(species["primary_label"], mapping.source))})
+
+
 def run(params: dict, key: str | None = None, runner=None) -> ExtractResult:
     extract = params["extract"]
     inventory = read_json(BLOCKS_JSON, "run the surgery stage")
@@ -106,7 +126,9 @@ def run(params: dict, key: str | None = None, runner=None) -> ExtractResult:
                                       extract["on_bad_audio"], params["dataset"]["sample_rate"],
                                       desc="extract", shards=shards)
     seconds = time.perf_counter() - started
-    arrays["logits"] = arrays["logits"].astype(np.float16)
+    arrays["logits"], logits_meta = keep_logits(arrays["logits"], extract["logits"])
+    if arrays["logits"] is None:
+        del arrays["logits"]
     for name in names[:-1]:
         arrays[name] = arrays[name].astype(np.float32)
     windows = plan[kept].drop(columns=["path", "read_s"]).reset_index(drop=True)
@@ -115,7 +137,8 @@ def run(params: dict, key: str | None = None, runner=None) -> ExtractResult:
             "backbone": params["backbone"]["name"],
             "backbone_sha256": sha256_file(PROBED_ONNX) if PROBED_ONNX.exists() else None,
             "bad_audio": bad_audio, "windows": counts, "tta_shifts": extract["tta_shifts"],
-            "windows_per_recording": extract["windows_per_recording"], "seed": extract["seed"]}
+            "windows_per_recording": extract["windows_per_recording"], "seed": extract["seed"],
+            "logits": logits_meta}
     store.save(FEATURES, windows, arrays, meta)
     shutil.rmtree(EXTRACT_SHARDS, ignore_errors=True)  # this run's shards, and any of older settings
     return ExtractResult(blocks=blocks, windows=counts, n_windows=len(windows), seconds=seconds,

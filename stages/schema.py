@@ -189,6 +189,7 @@ SCHEMA: dict[str, Knob] = {
 
     "extract.windows_per_recording": Int(1),
     "extract.tta_shifts": Knob("numbers"),
+    "extract.logits": Str("competition", "all", "none"),
     "extract.on_bad_audio": Str("error", "skip"),
     "extract.batch_windows": Int(1),
     "extract.seed": Int(0),

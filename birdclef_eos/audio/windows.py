@@ -51,7 +51,7 @@ def check_finite(outputs: dict[str, np.ndarray], plan: pd.DataFrame) -> None:
 def forward(runner, plan: pd.DataFrame, names: list[str], batch_windows: int,
             on_bad_audio: str, sample_rate: int, desc: str = "windows",
             shards=None) -> tuple[np.ndarray, dict[str, np.ndarray], list[dict]]:
-    """Run every window of ``plan`` through ``runner.features``.
+    """Run every window of ``plan`` through ``runner.features`` (a ``BackboneOutputs``).
 
     Returns (kept: boolean mask over plan rows, {name: array over kept rows}, bad_audio list).
     With ``on_bad_audio='error'`` an unreadable file stops everything, naming the file.
@@ -97,7 +97,7 @@ def forward(runner, plan: pd.DataFrame, names: list[str], batch_windows: int,
     def flush():
         if not buffer:
             return
-        out = runner.features(np.concatenate(buffer))
+        out = runner.features(np.concatenate(buffer)).arrays()
         missing = [n for n in names if n not in out]
         if missing:
             raise FeatureError(f"the backbone runner returned no output named {missing}")

@@ -8,6 +8,7 @@ audio normalisation, runs the probed ONNX in batches and returns float32 arrays.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 import math
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
@@ -56,6 +57,33 @@ def load_json(path: str | Path) -> dict:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise BackboneError(f"{path}: cannot read JSON ({exc})") from exc
+
+
+@dataclass
+class BackboneOutputs:
+    """What the runner returns for N chunks, all float32 and row-aligned with the input:
+
+    blocks: {"block_07": [N, C_07], ...}, the pooled block outputs in block order;
+    embedding: [N, E], the backbone's final embedding (None when it has none);
+    logits: [N, L], the model's raw class outputs (L = len(backbone.json classes)).
+    With ``chunk_mapping: mean`` every array is the mean over the chunk's model windows.
+    """
+    blocks: dict[str, np.ndarray]
+    embedding: np.ndarray | None
+    logits: np.ndarray
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The flat mapping the feature store keeps: block names, then "embedding", "logits"."""
+        out = dict(self.blocks)
+        if self.embedding is not None:
+            out["embedding"] = self.embedding
+        out["logits"] = self.logits
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "BackboneOutputs":
+        return cls(blocks={k: v for k, v in arrays.items() if k.startswith("block_")},
+                   embedding=arrays.get("embedding"), logits=arrays["logits"])
 
 
 class Backbone:
@@ -156,8 +184,8 @@ class Backbone:
         values = self.session.run(list(self.outputs.values()), feeds)
         return [v.reshape(n, k, -1).mean(axis=1) for v in values]
 
-    def features(self, windows: np.ndarray) -> dict[str, np.ndarray]:
-        """float32 [N, samples] chunks at ``input_rate`` -> {"block_07": [N, C], ..., "embedding", "logits"}."""
+    def features(self, windows: np.ndarray) -> BackboneOutputs:
+        """float32 [N, samples] chunks at ``input_rate`` -> their pooled block outputs, embedding, logits."""
         windows = np.asarray(windows, dtype=np.float32)
         if windows.ndim != 2:
             raise BackboneError(f"windows must be [N, samples], got shape {windows.shape}")
@@ -179,4 +207,4 @@ class Backbone:
                 for key, value in zip(self.outputs, self.run_windows(len(batch), prepared)):
                     result[key][start:start + len(batch)] = value
                 start += len(batch)
-        return result
+        return BackboneOutputs.from_arrays(result)

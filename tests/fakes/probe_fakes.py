@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from birdclef_eos.backbone.runner import BackboneOutputs
+
 from birdclef_eos.audio.decode import write_flac
 
 SR = 32000
@@ -23,7 +25,7 @@ class FakeBackbone:
         self.n_logits = n_logits
         self.calls = 0
 
-    def features(self, windows: np.ndarray) -> dict:
+    def features(self, windows: np.ndarray) -> BackboneOutputs:
         windows = np.asarray(windows, dtype=np.float32)
         assert windows.ndim == 2 and windows.shape[1] == 5 * SR
         self.calls += 1
@@ -32,9 +34,11 @@ class FakeBackbone:
         bands = np.log1p(bands)
         seeds = np.abs(windows[:, :100]).sum(axis=1) * 1e6
         noise = np.stack([np.random.default_rng(int(s) % 2**32).normal(size=4) for s in seeds])
-        return {"block_00": noise.astype(np.float32), "block_01": (0.2 * bands + noise).astype(np.float32),
-                "block_02": bands.astype(np.float32), "embedding": bands[:, :4].astype(np.float32),
-                "logits": np.tile(bands[:, :1], (1, self.n_logits)).astype(np.float32)}
+        return BackboneOutputs(
+            blocks={"block_00": noise.astype(np.float32), "block_01": (0.2 * bands + noise).astype(np.float32),
+                    "block_02": bands.astype(np.float32)},
+            embedding=bands[:, :4].astype(np.float32),
+            logits=np.tile(bands[:, :1], (1, self.n_logits)).astype(np.float32))
 
 
 def tone(freq: float, seconds: float, seed: int) -> np.ndarray:

@@ -3,6 +3,7 @@ import json
 import os
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from stages import extract
@@ -12,7 +13,7 @@ from tests.fakes.probe_fakes import FakeBackbone, make_index
 
 PARAMS = {
     "extract": {"windows_per_recording": 2, "tta_shifts": [-1.0, 0.0, 1.0], "on_bad_audio": "error",
-                "batch_windows": 8, "seed": 0},
+                "batch_windows": 8, "seed": 0, "logits": "all"},
     "backbone": {"name": "fake", "chunk_mapping": "center", "batch_size": 4, "threads": 1, "frontend": "graph"},
     "dataset": {"sample_rate": 32000},
 }
@@ -58,7 +59,7 @@ def test_rows_match_their_audio(workdir):
         row = windows.iloc[i]
         path = (workdir / "audio" / (row["file_id"].replace("/XC", "_") + ".flac"))
         x = load_window(path, row["start_s"], 5.0, 32000)[None]
-        assert np.allclose(fake.features(x)["block_02"][0], arrays["block_02"][i], atol=1e-5)
+        assert np.allclose(fake.features(x).blocks["block_02"][0], arrays["block_02"][i], atol=1e-5)
 
 
 def test_every_block_is_stored_whatever_the_probe_chose(workdir):
@@ -86,7 +87,7 @@ def test_nan_features_are_an_error_naming_the_file(workdir):
     class NanBackbone(FakeBackbone):
         def features(self, windows):
             out = super().features(windows)
-            out["embedding"][-1, 0] = np.nan
+            out.embedding[-1, 0] = np.nan
             return out
     with pytest.raises(RuntimeError, match="embedding.*flac"):
         extract.run(PARAMS, runner=NanBackbone())
@@ -209,3 +210,29 @@ def test_killed_after_the_last_shard_resumes_without_the_runner(workdir, monkeyp
     idle = FakeBackbone()
     extract.run(params, runner=idle)
     assert idle.calls == 0 and feature_bytes(workdir) == expected
+
+
+def test_logits_keep_only_what_a_later_stage_reads(workdir):
+    """`competition`: one column per species.csv class; `none`: no logits at all."""
+    species = pd.DataFrame({"label_idx": [0, 1, 2], "primary_label": ["sp0", "sp1", "sp2"],
+                            "scientific_name": ["Alpha one", "Beta two", "Gamma three"]})
+    species.to_csv(workdir / "data/index/species.csv", index=False)
+    names = species["scientific_name"].tolist()
+    classes = [f"{names[0]}_First", "Othergenus alpha_Other", f"{names[1].split()[0]} zzz_Cousin"]
+    (workdir / "models/backbone.json").write_text(json.dumps({"classes": classes}))
+
+    class ThreeLogits(FakeBackbone):
+        def features(self, windows):
+            out = super().features(windows)
+            out.logits = np.stack([out.logits[:, 0], out.logits[:, 0] + 1, out.logits[:, 0] + 2], axis=1)
+            return out
+
+    extract.run(with_extract(logits="competition"), runner=ThreeLogits())
+    _, arrays, meta = store.load("data/features")
+    assert arrays["logits"].shape[1] == len(species) and arrays["logits"].dtype == np.float16
+    assert meta["logits"]["by_class"][species["primary_label"].iloc[0]] == "species"
+    assert meta["logits"]["sources"] == {"species": 1, "genus": 1, "none": 1}
+    assert arrays["logits"][:, 2].tolist() == [0.0] * len(arrays["logits"])  # no source: 0
+    extract.run(with_extract(logits="none"), runner=ThreeLogits())
+    _, arrays, meta = store.load("data/features")
+    assert "logits" not in arrays and meta["logits"] == {"mode": "none"}

@@ -23,7 +23,7 @@ def features(windows, threads, batch_size):
     probed, spec, blocks = probed_perch_tiny()
     runner = Backbone(probed, spec, blocks, threads=threads, batch_size=batch_size, chunk_mapping="center",
                       input_rate=32_000, progress=False)
-    return runner.features(windows)
+    return runner.features(windows).arrays()
 
 
 def differs(a, b) -> bool:

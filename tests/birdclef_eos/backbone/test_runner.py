@@ -67,7 +67,7 @@ def test_features_match_the_graph_on_normalised_input():
     run = runner(threads=2)
     assert run.session.get_session_options().intra_op_num_threads == 2
     x = chunks(5)
-    out = run.features(x)
+    out = run.features(x).arrays()
     assert list(out) == run.block_names + ["embedding", "logits"]
     assert run.block_names == [f"block_{i:02d}" for i in range(26)]
     expected = direct(probed_perch_tiny()[0], perch(x))
@@ -78,7 +78,7 @@ def test_features_match_the_graph_on_normalised_input():
 
 def test_a_wrong_normalisation_would_be_caught():
     x = chunks(3)
-    out = runner().features(x)
+    out = runner().features(x).arrays()
     raw = direct(probed_perch_tiny()[0], x)  # skipping the normalisation changes the features
     with pytest.raises(AssertionError):
         assert_close(out["block_20"], raw["block_20"])
@@ -86,7 +86,7 @@ def test_a_wrong_normalisation_would_be_caught():
 
 def test_resamples_to_the_model_rate():
     x = chunks(3, samples=80000)  # 5 s at 16 kHz
-    out = runner(input_rate=16000).features(x)
+    out = runner(input_rate=16000).features(x).arrays()
     expected = direct(probed_perch_tiny()[0], perch(resample_poly(x, 2, 1, axis=1)))
     assert_close(out["block_20"], expected["block_20"])
     assert_close(out["logits"], expected["label"])
@@ -109,7 +109,7 @@ def test_chunk_mapping_onto_a_shorter_window(tmp_path, mapping):
     probed, spec, blocks = three_second_model(tmp_path)
     x = chunks(4)
     out = Backbone(probed, spec, blocks, threads=1, batch_size=3, chunk_mapping=mapping, input_rate=32_000,
-                   progress=False).features(x)
+                   progress=False).features(x).arrays()
     if mapping == "center":
         expected = direct(probed, perch(x[:, 32000:128000]))["block_25"]
     else:
@@ -119,8 +119,8 @@ def test_chunk_mapping_onto_a_shorter_window(tmp_path, mapping):
 
 def test_batching_does_not_change_features():
     x = chunks(7, seed=3)
-    a = runner(batch_size=3).features(x)
-    b = runner(batch_size=16).features(x)
+    a = runner(batch_size=3).features(x).arrays()
+    b = runner(batch_size=16).features(x).arrays()
     for key in a:
         assert_close(a[key], b[key], key)
 
@@ -128,7 +128,8 @@ def test_batching_does_not_change_features():
 def test_block_subset_and_errors():
     run = runner(blocks=[21, 24])
     assert run.block_names == ["block_21", "block_24"]
-    assert set(run.features(chunks(2))) == {"block_21", "block_24", "embedding", "logits"}
+    out = run.features(chunks(2))
+    assert set(out.blocks) == {"block_21", "block_24"} and set(out.arrays()) == {"block_21", "block_24", "embedding", "logits"}
     with pytest.raises(BackboneError, match=r"blocks \['block_30'\] not in the probed graph"):
         runner(blocks=[30])
     bad = chunks(3)
@@ -139,7 +140,7 @@ def test_block_subset_and_errors():
         run.features(bad[0])
     with pytest.raises(BackboneError, match="shorter than the model window"):
         run.features(chunks(2, samples=32000))
-    assert run.features(np.zeros((0, 160000), np.float32))["block_21"].shape == (0, 58)
+    assert run.features(np.zeros((0, 160000), np.float32)).blocks["block_21"].shape == (0, 58)
 
 
 def test_missing_inventory_file_is_named():
