@@ -87,7 +87,7 @@ def one_file(path, backbone, models, names, shifts, knobs, prior, species, label
     probs = heads.predict_proba(models, [feats[n] for n in names])  # all shifts in one pass
     per_shift = [probs[i * CHUNKS:(i + 1) * CHUNKS] for i in range(len(shifts))]
     steps["head"] = lap()
-    probs = postprocess.average_shifts(per_shift, knobs["tta_space"])
+    probs = postprocess.average_shifts(per_shift, knobs.tta_space)
     stem = Path(path).stem
     rows = pd.DataFrame({"file_id": stem, "chunk": range(CHUNKS), "site": "S01", "hour": 6,
                          "row_id": [f"{stem}_{5 * c + 5}" for c in range(CHUNKS)]})
@@ -109,12 +109,7 @@ def main() -> None:
     os.chdir(args.repo)
     params = load_params("params.yaml")
     entry = params["submissions"][args.submission]
-    knobs = dict(params["postprocess"])
-    if entry.get("postprocess") is False:
-        knobs.update({k: 0.0 for k in ("prior_alpha", "sigma", "rank_power", "neighbour_base",
-                                       "tax_genus_alpha", "tax_class_alpha")})
-    elif isinstance(entry.get("postprocess"), dict):
-        knobs.update(entry["postprocess"])
+    knobs = postprocess.resolve_knobs(params["postprocess"], entry.get("postprocess", False), args.submission)
     shifts = [float(s) for s in entry["tta"]]
     bb = params["backbone"]
     # one torch thread: the head sees 36 rows per file; on 2 shared cores, 2 threads measured 1.5 s
@@ -135,11 +130,12 @@ def main() -> None:
     names = [f"block_{i:02d}" for i in blocks]
     backbone = Backbone("models/backbone_probed.onnx", "models/backbone.json", "models/blocks.json",
                         threads=bb["threads"], batch_size=bb["batch_size"], chunk_mapping=bb["chunk_mapping"],
-                        blocks=names, progress=False)
+                        input_rate=params["dataset"]["sample_rate"], blocks=names, progress=False,
+                        frontend=bb["frontend"], provider=params["runtime"]["provider"])
     chunks = pd.DataFrame({"split": "labelled", "site": "S01", "hour": 6, "labels": labels[:1]})
     if Path("data/index/chunks.csv").exists():
         chunks = pd.read_csv("data/index/chunks.csv", keep_default_na=False, dtype={"labels": str})
-    prior = postprocess.fit_prior(chunks, labels) if knobs["prior_alpha"] else None
+    prior = postprocess.fit_prior(chunks, labels) if knobs.prior_alpha else None
     setup_s = time.perf_counter() - t0
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -141,14 +141,15 @@ def main() -> int:
     args = parser.parse_args()
     params = load_params()
     backbone, runtime = params["backbone"], params["runtime"]
-    threads, batch = int(runtime["backbone_threads"]), int(backbone["batch_size"])
+    threads, batch = int(backbone["threads"]), int(backbone["batch_size"])
 
     with tempfile.TemporaryDirectory(prefix="runner_throughput_") as tmp:
         folder = Path(tmp)
         original, probed, spec_path, blocks_path, spec = prepare(args.backbone, backbone, folder, Path(runtime["cache_dir"]).expanduser())
         paths = write_audio(folder, args.files)
         runner = Backbone(probed, spec_path, blocks_path, threads=threads, batch_size=batch,
-                          chunk_mapping=backbone["chunk_mapping"], input_rate=RATE, progress=False)
+                          chunk_mapping=backbone["chunk_mapping"], input_rate=RATE, progress=False,
+                          frontend=backbone["frontend"])
         inputs, _ = runner.model_windows(decode_chunks(paths))  # ready-made model inputs for the raw session
         raw_probed = session(probed, threads)
         raw_original = session(original, threads)
