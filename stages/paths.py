@@ -55,3 +55,8 @@ ARCHITECTURE_FIGURE = FIGURES / "architecture.png"  # Figure 1, drawn from block
 
 # ablation (issue 13)
 ABLATION_METRICS = Path("build/metrics/ablation")  # ablation.json lives inside
+
+# pseudo-labelling (issue 15)
+PSEUDO = Path("data/pseudo")                      # the teacher's soft labels of the unlabelled soundscapes
+PSEUDO_METRICS = Path("build/metrics/pseudo")     # summary.json (a copy of data/pseudo/summary.json)
+PSEUDO_TABLE_METRICS = Path("build/metrics/pseudo_table")  # pseudo.json: the table's numbers

@@ -225,6 +225,22 @@ SCHEMA: dict[str, Knob] = {
     "submissions.*.tta": Knob("numbers", optional=True),
     "submissions.*.postprocess": Knob("overrides", optional=True),
 
+    "pseudo.teacher": Str(),
+    "pseudo.mode": Str("ensemble", "fold"),
+    "pseudo.gate": Num(0, 1),
+    "pseudo.floor": Num(0, 1),
+    "pseudo.power": Num(0, lo_open=True),
+    "students.*.twin": Str(),
+    "students.*.sources.focal": Num(0, 1),
+    "students.*.sources.soundscape": Num(0, 1),
+    "students.*.sources.pseudo": Num(0, 1),
+    "pseudo_table.reference": Str(),
+    "pseudo_table.reference_submission": Str(),
+    "pseudo_table.rows.*": Str(),
+    "pseudo_table.bootstrap": Int(1),
+    "pseudo_table.confidence": Num(0, 1, lo_open=True, hi_open=True),
+    "pseudo_table.seed": Int(0),
+
     "leaderboard.table2": Knob("names"),
     "leaderboard.digits": Int(0, 10),
 
@@ -534,8 +550,11 @@ def rule_submissions(params, n_blocks):
         if not isinstance(entry, dict):
             continue
         model = entry.get("model")
-        if isinstance(variants, dict) and isinstance(model, str) and model not in variants:
-            yield Problem(f"submissions.{name}.model", model, f"expected a key of train.variants: {' | '.join(variants)}")
+        students = get(params, "students")
+        known = list(variants or {}) + list(students if isinstance(students, dict) else {})
+        if isinstance(variants, dict) and isinstance(students, dict) and isinstance(model, str) and model not in known:
+            yield Problem(f"submissions.{name}.model", model, f"expected a key of train.variants: {' | '.join(variants)} "
+                          f"(or of students: {' | '.join(students)})")
         tta = entry.get("tta")
         if isinstance(shifts, list) and isinstance(tta, list):
             bad = [s for s in tta if is_number(s) and s not in shifts]
@@ -551,6 +570,20 @@ def rule_table2(params, n_blocks):
         if bad:
             yield Problem("leaderboard.table2", rows,
                           f"{bad} are not submissions; known: {' | '.join(subs)}")
+
+
+def rule_students(params, n_blocks):
+    students, variants = get(params, "students"), get(params, "train.variants")
+    for name, entry in students.items() if isinstance(students, dict) else ():
+        if not isinstance(entry, dict):
+            continue
+        if isinstance(variants, dict) and entry.get("twin") not in variants:
+            yield Problem(f"students.{name}.twin", entry.get("twin"), f"expected a key of train.variants: {' | '.join(variants)}")
+        if isinstance(variants, dict) and name in variants:
+            yield Problem(f"students.{name}", name, "a student's name must differ from every train variant")
+        shares = entry.get("sources")
+        if isinstance(shares, dict) and all(is_number(v) for v in shares.values()) and abs(sum(shares.values()) - 1) > 1e-6:
+            yield Problem(f"students.{name}.sources", shares, "expected shares summing to 1")
 
 
 def rule_ablation(params, n_blocks):
@@ -585,9 +618,10 @@ RULES = (
     Rule(("train",), rule_heads),
     Rule((), rule_blocks),      # each block knob on its own; surgery.blocks when present
     Rule(("probe",), rule_select),
-    Rule(("submissions",), rule_submissions),
+    Rule(("submissions", "students"), rule_submissions),
     Rule(("leaderboard", "submissions"), rule_table2),
     Rule(("ablation", "train", "submissions"), rule_ablation),
+    Rule(("students", "train"), rule_students),
 )
 
 

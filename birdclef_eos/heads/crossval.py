@@ -15,6 +15,7 @@ import torch
 from tqdm import tqdm
 
 from birdclef_eos.heads import models as heads
+from birdclef_eos.heads import pseudo as pseudo_labels
 from birdclef_eos.heads import training
 
 
@@ -71,8 +72,13 @@ def round_or_none(x: float, digits: int = 6):
 def train_folds(rows: pd.DataFrame, tokens: list[torch.Tensor], y: np.ndarray, fold_of: np.ndarray,
                 model_config: dict, config: training.TrainConfig, n_folds: int, seed: int,
                 soundscape_fraction: float, logger: Callable[[int], tuple[Callable, Callable]],
-                desc: str = "folds") -> FoldsResult:
-    """Train ``n_folds`` heads. ``logger(fold)`` returns (log(epoch, record), close()) for curves."""
+                desc: str = "folds", pseudo: Callable[[int], tuple[list[torch.Tensor], np.ndarray]] | None = None,
+                sources: dict | None = None) -> FoldsResult:
+    """Train ``n_folds`` heads. ``logger(fold)`` returns (log(epoch, record), close()) for curves.
+
+    ``pseudo(fold)``, when given, returns the extra (tokens, soft targets) fold ``fold`` trains on
+    (pseudo-labelled unlabelled chunks: in no fold, never validated or predicted out of fold), and
+    ``sources`` the batch shares {focal, soundscape, pseudo} that replace ``soundscape_fraction``."""
     is_sc = (rows["source"] == "soundscape").to_numpy()
     oof = np.zeros_like(y)
     states, fold_records, weights, attention = [], [], [], []
@@ -84,9 +90,17 @@ def train_folds(rows: pd.DataFrame, tokens: list[torch.Tensor], y: np.ndarray, f
             tr &= ~is_sc
         val, val_source = validation_rows(is_sc, fold_of, k, y)
         log, close = logger(k)
+        tr_tokens, tr_y = pick(tokens, tr), y[tr]
+        if pseudo is None:
+            weights = training.source_weights(is_sc[tr], soundscape_fraction)
+        else:
+            p_tokens, p_y = pseudo(k)
+            tr_tokens = [torch.cat([a, b.to(a.dtype)]) for a, b in zip(tr_tokens, p_tokens)]
+            tr_y = np.concatenate([tr_y, np.asarray(p_y, dtype=tr_y.dtype)])
+            source = np.concatenate([np.where(is_sc[tr], "soundscape", "focal"), np.full(len(p_y), "pseudo")])
+            weights = pseudo_labels.mixture_weights(source, sources)
         best, history = training.train_fold(
-            model, pick(tokens, tr), torch.from_numpy(y[tr]),
-            training.source_weights(is_sc[tr], soundscape_fraction),
+            model, tr_tokens, torch.from_numpy(tr_y), weights,
             pick(tokens, val), y[val], config, seed=seed * 1000 + k, log=log, desc=f"fold {k}")
         close()
         held = fold_of == k
@@ -95,7 +109,7 @@ def train_folds(rows: pd.DataFrame, tokens: list[torch.Tensor], y: np.ndarray, f
         fold_records.append({"fold": k, "val_source": val_source, "epochs_run": len(history),
                              "best_epoch": best_epoch,
                              "val_macro_auc": round_or_none(history[best_epoch]["val_macro_auc"]),
-                             "n_train": int(tr.sum()), "n_val": int(val.sum())})
+                             "n_train": int(len(tr_y)), "n_val": int(val.sum())})
         if isinstance(best, heads.ScalarMix):
             weights.append(best.block_weights().detach().tolist())
         else:

@@ -1,0 +1,114 @@
+"""Stage `pseudo_table` (issue 15): does pseudo-labelling inflate the OOF, and do the boards agree?
+
+Reads the OOF predictions of `pseudo_table.reference` (attn, the head of v6) and of each student
+(`pseudo_table.rows`: submission -> student), the labelled chunks (data/index/chunks.csv), the
+submissions and the hidden solution and boards (data/hidden), and the paper's numbers
+(paper/reported.yaml `pseudo`). Writes build/metrics/pseudo_table/pseudo.json and
+build/tables/pseudo.md (paper/tables/pseudo.md after publish): per row OOF macro-AUC, local public and
+private, the difference to v6 with a paired bootstrap interval over files, the paper's numbers, and
+sentences generated from them. It shows the current `pseudo.mode`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from birdclef_eos.io.files import read_json, write_json, write_text
+from birdclef_eos.report.pseudo import pseudo_markdown, sentences
+from birdclef_eos.scoring import boards, submission
+from birdclef_eos.scoring.bootstrap import paired_bootstraps
+from birdclef_eos.scoring.metric import macro_auc
+from stages.paths import HIDDEN, INDEX, OOF, PSEUDO_METRICS, PSEUDO_TABLE_METRICS, REPORTED, SUBMISSIONS, TABLES
+
+PARAMS = ("pseudo_table", "pseudo.mode")
+
+
+class PseudoTableError(ValueError):
+    pass
+
+
+@dataclass
+class PseudoTableResult:
+    """What the notebook shows: pseudo (pseudo.json), table (pseudo.md), sentences, seconds."""
+    pseudo: dict
+    table: str
+    sentences: list[str]
+    seconds: float
+
+
+def truth_matrix(cells: pd.Series, labels: list[str]) -> np.ndarray:
+    index = {label: j for j, label in enumerate(labels)}
+    y = np.zeros((len(cells), len(labels)))
+    for i, cell in enumerate(cells):
+        for label in filter(None, (p.strip() for p in str(cell).split(";"))):
+            if label in index:
+                y[i, index[label]] = 1.0
+    return y
+
+
+def read_oof(name: str, labels: list[str], ids: list[str]) -> np.ndarray:
+    path = OOF / name / "oof.csv"
+    if not path.exists():
+        raise PseudoTableError(f"{path}: missing; run the stage that trains {name}")
+    frame = pd.read_csv(path, dtype={"row_id": str}).set_index("row_id").reindex(ids)
+    if frame[labels].isna().any().any():
+        raise PseudoTableError(f"{path}: rows or label columns differ from the reference's OOF")
+    return frame[labels].to_numpy(dtype=np.float64)
+
+
+def flip(c) -> dict:
+    """The interval of (other - reference) from paired_bootstraps' (reference - other)."""
+    d = c.as_dict()
+    return {"difference": -d["difference"], "low": -d["high"], "high": -d["low"], "n_files": d.get("n_files")}
+
+
+def run(params: dict, key: str | None = None) -> PseudoTableResult:
+    started = time.perf_counter()
+    cfg, mode = params["pseudo_table"], params["pseudo"]["mode"]
+    ref, ref_sub, rows = cfg["reference"], cfg["reference_submission"], cfg["rows"]
+    boot = (cfg["bootstrap"], cfg["seed"], cfg["confidence"])
+    labels = pd.read_csv(INDEX / "species.csv").sort_values("label_idx")["primary_label"].astype(str).tolist()
+
+    ids = pd.read_csv(OOF / ref / "oof.csv", usecols=["row_id"], dtype={"row_id": str})["row_id"].tolist()
+    chunks = pd.read_csv(INDEX / "chunks.csv", keep_default_na=False, dtype={"row_id": str, "labels": str})
+    y = truth_matrix(chunks.set_index("row_id")["labels"].reindex(ids), labels)
+    scores = {n: read_oof(n, labels, ids) for n in [ref] + list(rows.values())}
+    oof_ci = paired_bootstraps(y, scores[ref], {s: scores[m] for s, m in rows.items()},
+                               boards.file_of(pd.Series(ids)).to_numpy(), *boot)
+    r6 = lambda x: round(float(x), 6)  # noqa: E731
+    reference = {"submission": ref_sub, "model": ref, "oof": r6(macro_auc(y, scores[ref]))}
+    out_rows = {s: {"model": m, "oof": r6(macro_auc(y, scores[m])), "vs_reference": {"oof": flip(oof_ci[s])}}
+                for s, m in rows.items()}
+    if (HIDDEN / "solution.csv").exists():
+        solution = pd.read_csv(HIDDEN / "solution.csv", dtype={"row_id": str})
+        parts = boards.split_solution(solution, pd.read_csv(HIDDEN / "boards.csv", dtype=str))
+        subs = {}
+        for name in [ref_sub] + list(rows):
+            path = SUBMISSIONS / name / "submission.csv"
+            if not path.exists():
+                raise PseudoTableError(f"{path}: missing; run predict@{name}")
+            subs[name] = submission.read(path).set_index("row_id")
+        for board, part in parts.items():
+            cols = [c for c in part.columns if c != "row_id"]
+            bids = part["row_id"].astype(str)
+            truth = part[cols].to_numpy()
+            mat = {n: s.reindex(bids)[cols].to_numpy(dtype=np.float64) for n, s in subs.items()}
+            reference[board] = r6(macro_auc(truth, mat[ref_sub]))
+            ci = paired_bootstraps(truth, mat[ref_sub], {n: mat[n] for n in rows}, boards.file_of(bids).to_numpy(), *boot)
+            for n in rows:
+                out_rows[n][board] = r6(macro_auc(truth, mat[n]))
+                out_rows[n]["vs_reference"][board] = flip(ci[n])
+    paper = (yaml.safe_load(REPORTED.read_text()) or {}).get("pseudo", {})
+    summary = read_json(PSEUDO_METRICS / "summary.json", "run the pseudo stage")
+    result = {"mode": mode, "teacher": summary.get("teacher"), "pseudo_labels": summary, "reference": reference,
+              "rows": out_rows, "paper": {k: v for k, v in paper.items() if isinstance(v, dict)},
+              "bootstrap": {"draws": cfg["bootstrap"], "confidence": cfg["confidence"], "seed": cfg["seed"]}}
+    said = sentences(result)
+    table = pseudo_markdown(result, said)
+    write_json(PSEUDO_TABLE_METRICS / "pseudo.json", result)
+    write_text(TABLES / "pseudo.md", table)
+    return PseudoTableResult(pseudo=result, table=table, sentences=said, seconds=time.perf_counter() - started)

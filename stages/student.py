@@ -1,0 +1,129 @@
+"""Stage `student@<name>` (issue 15): a head trained on focal windows, labelled soundscape chunks and
+the teacher's pseudo-labelled unlabelled chunks (paper sections 7.1 and 7.2).
+
+Each `students.<name>` entry names its unpseudo `twin` (a train variant) and the batch composition
+`sources` ({focal, soundscape, pseudo} shares summing to 1). The student copies the twin's head
+(models/heads/<twin>/config.json: type, width, blocks) and trains with the same folds, epochs and
+seeds (train.*). The pseudo rows (data/pseudo, the `pseudo` stage) belong to no fold: every student
+fold trains on them, with the labels `pseudo.mode` picks (`ensemble`: the teacher's 5-fold mean;
+`fold`: student fold k gets teacher fold k's labels only) after `pseudo.gate`, `floor` and `power`.
+The OOF predictions cover the labelled soundscape chunks exactly as for the train variants.
+Writes models/heads/<name>/, predictions/oof/<name>/oof.csv and build/metrics/train/<name>/metrics.json.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from birdclef_eos.data import features, folds
+from birdclef_eos.heads import crossval, training
+from birdclef_eos.heads import models as heads
+from birdclef_eos.heads import pseudo as pseudo_labels
+from birdclef_eos.io.files import atomic_dir, read_json, write_json
+from birdclef_eos.io.machine import what_bytes_depend_on
+from stages.paths import FEATURES, HEADS, INDEX, OOF, PSEUDO, TRAIN_METRICS
+
+PARAMS = ("train.seed", "train.threads", "train.n_folds", "train.fold_salt", "train.secondary_weight",
+          "train.optim", "pseudo.mode", "pseudo.gate", "pseudo.floor", "pseudo.power", "students.{key}")
+
+
+class StudentStageError(ValueError):
+    pass
+
+
+@dataclass
+class StudentResult:
+    """What the student notebook shows: metrics (build/metrics/train/<name>/metrics.json), seconds."""
+    metrics: dict
+    seconds: float
+
+
+def train_config(o: dict) -> training.TrainConfig:
+    return training.TrainConfig(epochs=o["epochs"], patience=o["patience"], min_delta=o["min_delta"],
+                                batch_size=o["batch_size"], lr=o["lr"], weight_decay=o["weight_decay"],
+                                mixup_alpha=o["mixup_alpha"], samples_per_epoch=o["samples_per_epoch"],
+                                mix_lr_scale=o["mix_lr_scale"])
+
+
+def read_pseudo(labels: list[str], n_folds: int, mode: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """(rows.csv, labels.npy [teacher folds, N, K]) after checking they fit the student."""
+    for name in ("rows.csv", "labels.npy", "labels.txt"):
+        if not (PSEUDO / name).exists():
+            raise StudentStageError(f"{PSEUDO}/{name}: missing; run the pseudo stage")
+    if (PSEUDO / "labels.txt").read_text().split() != labels:
+        raise StudentStageError(f"{PSEUDO}/labels.txt: the teacher's classes differ from {INDEX}/species.csv")
+    rows = pd.read_csv(PSEUDO / "rows.csv", dtype=str)
+    per_fold = np.load(PSEUDO / "labels.npy")
+    if mode == "fold" and len(per_fold) != n_folds:
+        raise StudentStageError(f"pseudo.mode fold: the teacher has {len(per_fold)} folds, train.n_folds is {n_folds}")
+    return rows, per_fold
+
+
+def run(params: dict, key: str | None = None) -> StudentResult:
+    train, cfg = params["train"], params["pseudo"]
+    students = params.get("students", {})
+    if key not in students:
+        raise StudentStageError(f"params.yaml students has no entry '{key}'")
+    student = students[key]
+    sources = pseudo_labels.check_fractions(student["sources"], f"students.{key}.sources")
+    started = time.perf_counter()
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(train["threads"])
+
+    twin = read_json(HEADS / student["twin"] / "config.json", f"run train@{student['twin']}")
+    names, mconfig = twin["tokens"], twin["model"]
+    windows, arrays, _ = features.load(FEATURES, names=names)
+    labels = pd.read_csv(INDEX / "species.csv").sort_values("label_idx")["primary_label"].astype(str).tolist()
+    rows = crossval.training_rows(windows)
+    y = training.targets_matrix(rows, labels, train["secondary_weight"])
+    fold_of = folds.assign_folds(rows, train["n_folds"], train["fold_salt"])
+    tokens = crossval.load_tokens(arrays, names, rows.index.to_numpy())
+
+    p_rows, per_fold = read_pseudo(labels, train["n_folds"], cfg["mode"])
+    position = pd.Series(np.arange(len(windows)), index=windows["row_id"].astype(str))
+    missing = sorted(set(p_rows["row_id"]) - set(position.index))
+    if missing:
+        raise StudentStageError(f"{PSEUDO}/rows.csv: rows {missing[:3]} are not in {FEATURES}/windows.csv")
+    p_index = windows.index.to_numpy()[position.reindex(p_rows["row_id"]).to_numpy()]
+    p_tokens = crossval.load_tokens(arrays, names, p_index)
+    kept_counts = {}
+
+    def pseudo_fold(k: int):
+        kept, soft = pseudo_labels.transform(pseudo_labels.fold_labels(per_fold, cfg["mode"], k),
+                                             cfg["gate"], cfg["floor"], cfg["power"])
+        kept_counts[k] = int(kept.sum())
+        return crossval.pick(p_tokens, kept), soft.astype(np.float32)
+
+    no_curves = lambda k: (None, lambda: None)  # noqa: E731
+    result = crossval.train_folds(rows, tokens, y, fold_of, mconfig, train_config(train["optim"]), train["n_folds"],
+                                  train["seed"], sources.get("soundscape", 0.0), no_curves,
+                                  desc=f"student@{key} folds", pseudo=pseudo_fold, sources=sources)
+    oof = result.oof
+    is_sc = (rows["source"] == "soundscape").to_numpy()
+    metrics = {"variant": key, "twin": student["twin"], "head": mconfig["type"], "blocks": twin["blocks"],
+               "sources": sources, "pseudo": {k: cfg[k] for k in ("mode", "gate", "floor", "power")},
+               "pseudo_chunks": int(len(p_rows)), "pseudo_chunks_kept_per_fold": [kept_counts[k] for k in sorted(kept_counts)],
+               "oof_macro_auc": crossval.round_or_none(training.auc_or_nan(y[is_sc], oof[is_sc])),
+               "focal_top1": round(crossval.focal_top1(rows, oof, labels), 6),
+               "n_labelled_chunks": int(is_sc.sum()), "n_focal_windows": int((~is_sc).sum()),
+               "folds": result.folds}
+    if result.attention:
+        metrics["cls_attention"] = crossval.weight_summary(twin["blocks"], result.attention)
+    with atomic_dir(TRAIN_METRICS / key) as metrics_dir:
+        write_json(metrics_dir / "metrics.json", metrics)
+    with atomic_dir(HEADS / key) as model_dir:
+        for k, state in enumerate(result.states):
+            torch.save(state, model_dir / f"fold_{k}.pt")
+        write_json(model_dir / "config.json", {"variant": key, "model": mconfig, "blocks": twin["blocks"],
+                                               "tokens": names, "labels": labels, "n_folds": train["n_folds"],
+                                               "bytes_depend_on": what_bytes_depend_on()})
+    sc_rows = rows[is_sc]
+    oof_frame = pd.concat([sc_rows[["row_id"]].reset_index(drop=True),
+                           pd.DataFrame(oof[is_sc], columns=labels)], axis=1)
+    with atomic_dir(OOF / key) as oof_dir:
+        oof_frame.to_csv(oof_dir / "oof.csv", index=False, float_format="%.6g")
+    return StudentResult(metrics=metrics, seconds=time.perf_counter() - started)
