@@ -37,7 +37,15 @@ def test_full_pipeline_smoke(tmp_path):
     for name in ("v1", "v2", "v5", "v6", "v7"):
         scores = board["submissions"][name]
         assert 0.0 <= scores["public"] <= 1.0 and 0.0 <= scores["private"] <= 1.0, (name, scores)
-    for table in ("table1.md", "table2.md", "ablation.md"):
+    # pseudo-labelling (issue 15): the teacher's labels, both students, v4 and v4_residual, the table
+    summary = json.loads((repo / "metrics" / "pseudo" / "summary.json").read_text())
+    assert summary["chunks"] > 0 and summary["teacher"] == "attn"
+    for name in ("v4", "v4_residual"):
+        assert 0.0 <= board["submissions"][name]["public"] <= 1.0, name
+    pseudo = json.loads((repo / "metrics" / "pseudo_table" / "pseudo.json").read_text())
+    assert set(pseudo["rows"]) == {"v4", "v4_residual"} and pseudo["mode"] == "ensemble"
+    assert set(pseudo["rows"]["v4"]["vs_reference"]) == {"oof", "public", "private"}
+    for table in ("table1.md", "table2.md", "ablation.md", "pseudo.md"):
         assert (repo / "paper" / "tables" / table).stat().st_size > 0
     # the ablation (issue 13): each variant against the probe's choice, on OOF and both boards
     ablation = json.loads((repo / "metrics" / "ablation" / "ablation.json").read_text())
@@ -61,9 +69,10 @@ def test_full_pipeline_smoke(tmp_path):
     first = {f: sha256_file(repo / f) for f in KEPT}
 
     out = sh([dvc, "exp", "run", "-S", "postprocess.prior_alpha=2.0"], repo, timeout=900)
-    for cached in ("dataset", "checkpoint", "surgery", "probe", "extract", "train@attn"):
+    for cached in ("dataset", "checkpoint", "surgery", "probe", "extract", "train@attn", "pseudo",
+                   "student@pseudo", "student@pseudo_residual"):
         assert f"Running stage '{cached}'" not in out, f"{cached} re-ran after a post-processing change"
-    assert "Running stage 'predict@v6'" in out and "Running stage 'leaderboard'" in out
+    assert "Running stage 'predict@v6'" in out and "Running stage 'predict@v4'" in out and "Running stage 'leaderboard'" in out
     assert "leaderboard" in sh([dvc, "metrics", "diff", "--json"], repo)
 
     # the head's block choice is train's: a block-choice experiment re-runs no extraction
