@@ -63,7 +63,8 @@ def read_oof(name: str, labels: list[str], ids: list[str]) -> np.ndarray:
 def flip(c) -> dict:
     """The interval of (other - reference) from paired_bootstraps' (reference - other)."""
     d = c.as_dict()
-    return {"difference": -d["difference"], "low": -d["high"], "high": -d["low"], "n_files": d.get("n_files")}
+    neg = lambda x: None if x is None else -x  # noqa: E731  (null intervals: a single file)
+    return {"difference": neg(d["difference"]), "low": neg(d["high"]), "high": neg(d["low"]), "n_files": d.get("n_files")}
 
 
 def run(params: dict, key: str | None = None) -> PseudoTableResult:

@@ -92,15 +92,15 @@ def train_folds(rows: pd.DataFrame, tokens: list[torch.Tensor], y: np.ndarray, f
         log, close = logger(k)
         tr_tokens, tr_y = pick(tokens, tr), y[tr]
         if pseudo is None:
-            weights = training.source_weights(is_sc[tr], soundscape_fraction)
+            draw = training.source_weights(is_sc[tr], soundscape_fraction)
         else:
             p_tokens, p_y = pseudo(k)
             tr_tokens = [torch.cat([a, b.to(a.dtype)]) for a, b in zip(tr_tokens, p_tokens)]
             tr_y = np.concatenate([tr_y, np.asarray(p_y, dtype=tr_y.dtype)])
             source = np.concatenate([np.where(is_sc[tr], "soundscape", "focal"), np.full(len(p_y), "pseudo")])
-            weights = pseudo_labels.mixture_weights(source, sources)
+            draw = pseudo_labels.mixture_weights(source, sources)
         best, history = training.train_fold(
-            model, tr_tokens, torch.from_numpy(tr_y), weights,
+            model, tr_tokens, torch.from_numpy(tr_y), draw,
             pick(tokens, val), y[val], config, seed=seed * 1000 + k, log=log, desc=f"fold {k}")
         close()
         held = fold_of == k

@@ -10,13 +10,15 @@ def fmt(x, digits: int = 4) -> str:
 
 
 def interval(c: dict | None, digits: int = 4) -> str:
-    if not c:
+    if not c or c.get("difference") is None:
         return "-"
+    if c.get("low") is None or c.get("high") is None:
+        return f"{c['difference']:+.{digits}f}"
     return f"{c['difference']:+.{digits}f} [{c['low']:+.{digits}f}, {c['high']:+.{digits}f}]"
 
 
 def verdict(c: dict | None) -> str:
-    if not c:
+    if not c or c.get("low") is None or c.get("high") is None:
         return "unmeasured"
     if c["low"] > 0:
         return "up"
