@@ -84,11 +84,13 @@ def run(params: dict, key: str | None = None) -> StudentResult:
     tokens = crossval.load_tokens(arrays, names, rows.index.to_numpy())
 
     p_rows, per_fold = read_pseudo(labels, train["n_folds"], cfg["mode"])
-    position = pd.Series(np.arange(len(windows)), index=windows["row_id"].astype(str))
+    pool = windows[(windows["source"] == "soundscape") & (windows["split"] == "unlabelled")
+                   & np.isclose(windows["shift_s"].astype(float), 0.0)]
+    position = pd.Series(pool.index.to_numpy(), index=pool["row_id"].astype(str))
     missing = sorted(set(p_rows["row_id"]) - set(position.index))
     if missing:
-        raise StudentStageError(f"{PSEUDO}/rows.csv: rows {missing[:3]} are not in {FEATURES}/windows.csv")
-    p_index = windows.index.to_numpy()[position.reindex(p_rows["row_id"]).to_numpy()]
+        raise StudentStageError(f"{PSEUDO}/rows.csv: rows {missing[:3]} are not unlabelled chunks in {FEATURES}/windows.csv")
+    p_index = position.reindex(p_rows["row_id"]).to_numpy()
     p_tokens = crossval.load_tokens(arrays, names, p_index)
     kept_counts = {}
 
