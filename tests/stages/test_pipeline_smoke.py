@@ -75,8 +75,17 @@ def test_full_pipeline_smoke(tmp_path):
     assert "Running stage 'predict@v6'" in out and "Running stage 'predict@v4'" in out and "Running stage 'leaderboard'" in out
     assert "leaderboard" in sh([dvc, "metrics", "diff", "--json"], repo)
 
+    # the fold teacher (issue 15): the stored labels are raw, so only the students and what reads them re-run
+    out = sh([dvc, "exp", "run", "-S", "pseudo.mode=fold"], repo, timeout=900)
+    for cached in ("extract", "train@attn", "train@residual", "pseudo", "predict@v6"):
+        assert f"Running stage '{cached}'" not in out, f"{cached} re-ran after a pseudo.mode change"
+    for ran in ("student@pseudo", "student@pseudo_residual", "predict@v4", "pseudo_table"):
+        assert f"Running stage '{ran}'" in out, f"{ran} did not re-run after a pseudo.mode change"
+    assert json.loads((repo / "metrics" / "pseudo_table" / "pseudo.json").read_text())["mode"] == "fold"
+
     # the head's block choice is train's: a block-choice experiment re-runs no extraction
-    out = sh([dvc, "exp", "run", "-S", "postprocess.prior_alpha=0.5", "-S", "train.blocks=[20,24,25]"], repo,
+    out = sh([dvc, "exp", "run", "-S", "postprocess.prior_alpha=0.5", "-S", "pseudo.mode=ensemble",
+              "-S", "train.blocks=[20,24,25]"], repo,
              timeout=900)
     for cached in ("dataset", "checkpoint", "surgery", "probe", "extract"):
         assert f"Running stage '{cached}'" not in out, f"{cached} re-ran after a block-choice change"
