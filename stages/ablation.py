@@ -26,6 +26,7 @@ from birdclef_eos.report.ablation import ablation_markdown, sentences
 from birdclef_eos.scoring import boards, submission
 from birdclef_eos.scoring.bootstrap import paired_bootstraps
 from birdclef_eos.scoring.metric import macro_auc
+from birdclef_eos.scoring.oof import read_oof, truth_matrix
 from stages.paths import (ABLATION_METRICS, FEATURES, HIDDEN, INDEX, OOF, PROBE_METRICS, PROBE_SELECTED,
                           SUBMISSIONS, TABLES, TRAIN_METRICS)
 
@@ -50,26 +51,6 @@ class AblationResult:
     seconds: float
 
 
-def truth_matrix(cells: pd.Series, labels: list[str]) -> np.ndarray:
-    index = {label: j for j, label in enumerate(labels)}
-    y = np.zeros((len(cells), len(labels)), dtype=np.float64)
-    for i, cell in enumerate(cells):
-        for label in filter(None, (part.strip() for part in str(cell).split(";"))):
-            if label in index:
-                y[i, index[label]] = 1.0
-    return y
-
-
-def read_oof(name: str, labels: list[str], row_ids: list[str]) -> np.ndarray:
-    path = OOF / name / "oof.csv"
-    if not path.exists():
-        raise AblationStageError(f"{path}: missing; run train@{name}")
-    frame = pd.read_csv(path, dtype={"row_id": str}).set_index("row_id").reindex(row_ids)
-    if frame[labels].isna().any().any():
-        raise AblationStageError(f"{path}: rows or label columns differ from the reference's OOF")
-    return frame[labels].to_numpy(dtype=np.float64)
-
-
 def oof_comparison(cfg: dict, names: list[str], labels: list[str]) -> tuple[dict, dict]:
     """(OOF macro-AUC of each model, paired intervals of the reference against each variant)."""
     ref = cfg["reference"]
@@ -79,7 +60,7 @@ def oof_comparison(cfg: dict, names: list[str], labels: list[str]) -> tuple[dict
     if cells.isna().any():
         raise AblationStageError(f"{INDEX}/chunks.csv: OOF rows {cells[cells.isna()].index[:3].tolist()} have no labels")
     y = truth_matrix(cells, labels)
-    scores = {n: read_oof(n, labels, ids) for n in [ref] + names}
+    scores = {n: read_oof(OOF / n / "oof.csv", labels, ids, f"train@{n}") for n in [ref] + names}
     groups = boards.file_of(pd.Series(ids)).to_numpy()
     intervals = paired_bootstraps(y, scores[ref], {n: scores[n] for n in names}, groups,
                                   cfg["bootstrap"], cfg["seed"], cfg["confidence"])

@@ -22,6 +22,7 @@ from birdclef_eos.report.pseudo import pseudo_markdown, sentences
 from birdclef_eos.scoring import boards, submission
 from birdclef_eos.scoring.bootstrap import paired_bootstraps
 from birdclef_eos.scoring.metric import macro_auc
+from birdclef_eos.scoring.oof import read_oof, truth_matrix
 from stages.paths import HIDDEN, INDEX, OOF, PSEUDO_METRICS, PSEUDO_TABLE_METRICS, REPORTED, SUBMISSIONS, TABLES
 
 PARAMS = ("pseudo_table", "pseudo.mode")
@@ -38,26 +39,6 @@ class PseudoTableResult:
     table: str
     sentences: list[str]
     seconds: float
-
-
-def truth_matrix(cells: pd.Series, labels: list[str]) -> np.ndarray:
-    index = {label: j for j, label in enumerate(labels)}
-    y = np.zeros((len(cells), len(labels)))
-    for i, cell in enumerate(cells):
-        for label in filter(None, (p.strip() for p in str(cell).split(";"))):
-            if label in index:
-                y[i, index[label]] = 1.0
-    return y
-
-
-def read_oof(name: str, labels: list[str], ids: list[str]) -> np.ndarray:
-    path = OOF / name / "oof.csv"
-    if not path.exists():
-        raise PseudoTableError(f"{path}: missing; run the stage that trains {name}")
-    frame = pd.read_csv(path, dtype={"row_id": str}).set_index("row_id").reindex(ids)
-    if frame[labels].isna().any().any():
-        raise PseudoTableError(f"{path}: rows or label columns differ from the reference's OOF")
-    return frame[labels].to_numpy(dtype=np.float64)
 
 
 def flip(c) -> dict:
@@ -77,7 +58,7 @@ def run(params: dict, key: str | None = None) -> PseudoTableResult:
     ids = pd.read_csv(OOF / ref / "oof.csv", usecols=["row_id"], dtype={"row_id": str})["row_id"].tolist()
     chunks = pd.read_csv(INDEX / "chunks.csv", keep_default_na=False, dtype={"row_id": str, "labels": str})
     y = truth_matrix(chunks.set_index("row_id")["labels"].reindex(ids), labels)
-    scores = {n: read_oof(n, labels, ids) for n in [ref] + list(rows.values())}
+    scores = {n: read_oof(OOF / n / "oof.csv", labels, ids, f"the stage that trains {n}") for n in [ref] + list(rows.values())}
     oof_ci = paired_bootstraps(y, scores[ref], {s: scores[m] for s, m in rows.items()},
                                boards.file_of(pd.Series(ids)).to_numpy(), *boot)
     r6 = lambda x: round(float(x), 6)  # noqa: E731
