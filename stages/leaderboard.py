@@ -62,7 +62,7 @@ def manifests(names: list[str]) -> dict[str, dict]:
 
 def run(params: dict, key: str | None = None) -> LeaderboardResult:
     cfg = params["leaderboard"]
-    names = list(params["submissions"])
+    names = list(params["submissions"]) + [n for n in cfg["others"] if n not in params["submissions"]]
     local = local_scores(names)
     reported = (yaml.safe_load(REPORTED.read_text()) or {}).get("table2", {}) if REPORTED.exists() else {}
     found = manifests(names)

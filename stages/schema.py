@@ -243,6 +243,7 @@ SCHEMA: dict[str, Knob] = {
 
     "leaderboard.table2": Knob("names"),
     "leaderboard.digits": Int(0, 10),
+    "leaderboard.others": Knob("names", lo=0),  # may be empty
 
     "ablation.reference": Str(),
     "ablation.reference_submission": Str(),
@@ -301,7 +302,7 @@ def describe(knob: Knob) -> str:
         "range": f"expected [lo, hi]: two {item}{b_} with lo <= hi",
         "blocks": f"expected {' or '.join(repr(w) for w in knob.words)} or a non-empty list of distinct "
                   "0-based block indices (integers >= 0)",
-        "names": "expected a non-empty list of distinct names",
+        "names": f"expected a {'' if knob.lo == 0 else 'non-empty '}list of distinct names",
         "overrides": "expected true (the postprocess defaults), false (raw) or a mapping of postprocess knobs",
         "frontend": "expected auto | dft | graph | tensor:<name of a graph tensor>",
     }[knob.type]
@@ -336,8 +337,8 @@ def knob_ok(knob: Knob, v) -> bool:
         return (isinstance(v, list) and len(v) > 0 and all(is_int(x) and x >= 0 for x in v)
                 and len(set(v)) == len(v))
     if t == "names":
-        return (isinstance(v, list) and len(v) > 0 and all(isinstance(x, str) and x for x in v)
-                and len(set(v)) == len(v))
+        return (isinstance(v, list) and len(v) >= (1 if knob.lo is None else knob.lo)
+                and all(isinstance(x, str) and x for x in v) and len(set(v)) == len(v))
     if t == "overrides":
         return isinstance(v, (bool, dict))
     if t == "frontend":

@@ -27,7 +27,7 @@ def tree(tmp_path, monkeypatch):
 def params(**extra):
     subs = {k: DEFAULTS["submissions"][k] for k in ("v1", "v2", "v6", "v7")}
     p = {"postprocess": dict(DEFAULTS["postprocess"]), "submissions": subs,
-         "leaderboard": {"table2": ["v1", "v6"], "digits": 3}}
+         "leaderboard": {"table2": ["v1", "v6"], "digits": 3, "others": []}}
     p.update(extra)
     return p
 

@@ -62,7 +62,7 @@ def bad_values(knob: schema.Knob):
     if knob.type == "blocks":
         out += [[], [-1], [1, 1], "bogus"]
     if knob.type == "names":
-        out += [[], ["v1", "v1"]]
+        out += ([] if knob.lo == 0 else [[]]) + [["v1", "v1"]]
     if knob.type == "overrides":
         out.append({"sigmaa": 1.0})
     if knob.type == "frontend":
