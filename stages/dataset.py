@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from birdclef_eos.data import birdclef
+from birdclef_eos.data import holdout as local_board
 from birdclef_eos.data import synthetic
 from birdclef_eos.io.files import atomic_dir
 from stages.paths import BIRDCLEF, HIDDEN, INDEX, ROOT
@@ -37,7 +38,7 @@ def synthetic_config(p: dict) -> dict:
     """The generator's knobs: the shared ones plus those of the chosen scale."""
     if p["scale"] not in p["scales"]:
         raise KeyError(f"params.yaml: dataset.scale '{p['scale']}' is not one of {sorted(p['scales'])}")
-    shared = {k: v for k, v in p.items() if k not in ("scales", "source", "root", "scale", "seed", "jobs")}
+    shared = {k: v for k, v in p.items() if k not in ("scales", "source", "root", "scale", "seed", "jobs", "holdout")}
     return {**shared, **p["scales"][p["scale"]]}
 
 
@@ -76,17 +77,31 @@ def run_birdclef(p: dict) -> DatasetResult:
             raise ValueError(f"params.yaml: dataset.root '{root}' lies inside the stage output {out}, "
                              f"which DVC deletes before the stage runs; place the real folder elsewhere")
     comp = birdclef.read_competition(root)
-    tables = birdclef.index_tables(comp, None, lambda f: Path(f).as_posix())
+    h = p["holdout"]
+    held = local_board.hold_out(comp["scapes"], comp["chunk_labels"], comp["order"], float(h["share"]),
+                                h["group"], int(h["seed"]), float(p["public_fraction"]))
+    if held is not None:
+        comp = {**comp, "scapes": held.scapes}
+    tables = birdclef.index_tables(comp, held.hidden if held else None, lambda f: Path(f).as_posix())
     files = sorted(f for f in root.rglob("*") if f.is_file())
     record = dict(root=root.as_posix(), files=len(files), bytes=sum(f.stat().st_size for f in files),
                   species=len(tables["species"]), recordings=len(tables["recordings"]),
-                  soundscapes=len(tables["soundscapes"]))
+                  soundscapes=len(tables["soundscapes"]),
+                  holdout={**h, "files": len(held.hidden) if held else 0})
     with atomic_dir(BIRDCLEF) as comp_dir, atomic_dir(HIDDEN) as hidden_dir, atomic_dir(INDEX) as index_dir:
         (comp_dir / "source.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-        (hidden_dir / "README.md").write_text(
-            "Real-data mode: the hidden test set is Kaggle's; there is no local solution.\n")
+        if held is None:
+            (hidden_dir / "README.md").write_text(
+                "Real-data mode with dataset.holdout.share 0: the hidden test set is Kaggle's; "
+                "there is no local solution.\n")
+        else:
+            local_board.write_hidden(hidden_dir, held, (
+                f"Real-data mode: the local hidden set is {len(held.hidden)} labelled train soundscape(s) of "
+                f"{root.as_posix()} held out by {h['group']} (dataset.holdout: share {h['share']}, seed {h['seed']}); "
+                "their audio stays in the competition folder (data/index/soundscapes.csv has the paths), "
+                "their labels are only in solution.csv.\n"))
         birdclef.write_index(index_dir, tables)
-    return summary(tables, source="birdclef", root=str(root))
+    return summary(tables, source="birdclef", root=str(root), local_board=len(held.hidden) if held else 0)
 
 
 def summary(tables: dict, **details) -> DatasetResult:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from birdclef_eos.data import features
 from birdclef_eos.heads import models as heads
-from birdclef_eos.heads.inference import predict_shifts
+from birdclef_eos.heads.inference import NoTestWindows, predict_shifts
 from birdclef_eos.io.files import atomic_dir, sha256_file, sha256_tree
 from birdclef_eos.scoring import postprocess, submission
 from stages.paths import FEATURES, HEADS, HIDDEN, INDEX, SUBMISSIONS
@@ -79,7 +79,13 @@ def run(params: dict, key: str | None = None) -> PredictResult:
 
     names = config.get("tokens") or [f"block_{i:02d}" for i in config["blocks"]]  # tokens: e.g. ["embedding"]
     windows, arrays, _ = features.load(FEATURES, names=names)
-    rows, per_shift = predict_shifts(models, windows, arrays, names, shifts)
+    try:
+        rows, per_shift = predict_shifts(models, windows, arrays, names, shifts)
+    except NoTestWindows as exc:
+        raise PredictError(f"{FEATURES}/{exc}. In real-data mode the competition's test_soundscapes/ is empty "
+                           "outside Kaggle: set dataset.holdout.share above 0 for a local board made from the "
+                           "labelled train soundscapes, and submit through the kernel bundle (README, Kaggle "
+                           "kernels)") from exc
     probs = postprocess.average_shifts(per_shift, knobs.tta_space)
 
     prior = postprocess.fit_prior(chunks, labels) if knobs.prior_alpha else None

@@ -12,9 +12,16 @@ class InferenceError(ValueError):
     pass
 
 
+class NoTestWindows(InferenceError):
+    """The feature store holds no test window at any shift: the data set has no test soundscapes."""
+
+
 def shift_rows(windows: pd.DataFrame, shift: float) -> np.ndarray:
     """Feature-row indices of the test chunks at one TTA shift, ordered by file then chunk."""
     test = windows[(windows["source"] == "test") & np.isclose(windows["shift_s"].astype(float), shift)]
+    if test.empty and not (windows["source"] == "test").any():
+        raise NoTestWindows("windows.csv: no test windows at all (the data set has no test soundscapes, "
+                            "so there is nothing to predict)")
     if test.empty:
         shifts = sorted(windows.loc[windows["source"] == "test", "shift_s"].astype(float).unique())
         raise InferenceError(f"windows.csv: no test windows at shift {shift} s "

@@ -63,7 +63,8 @@ def test_real_mode_indexes_a_competition_folder(tmp_path, monkeypatch):
     (tmp_path / "kaggle").mkdir()
     make_folder(tmp_path / "kaggle")
     monkeypatch.chdir(tmp_path)
-    summary = dataset.run({"dataset": {"source": "birdclef", "root": "kaggle"}})
+    summary = dataset.run({"dataset": {"source": "birdclef", "root": "kaggle", "public_fraction": 0.3,
+                                       "holdout": {"share": 0, "group": "file", "seed": 0}}})
     assert summary.n_species == 3 and summary.n_recordings == 3
     assert (tmp_path / "data" / "birdclef" / "source.json").exists()
     assert (tmp_path / "data" / "hidden" / "README.md").exists()
@@ -125,6 +126,7 @@ def test_dvc_reruns_dataset_exactly_when_the_real_folder_changes(tmp_path):
     copy_repo(repo)
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["dataset"].update(source="birdclef", root=str(kaggle))
+    params["dataset"]["holdout"]["share"] = 0  # one labelled file: no local board (tests/stages/test_real_mode.py has one)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh(["git", "init", "-q"], repo)
     dvc = str(VENV_BIN / "dvc")
