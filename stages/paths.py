@@ -60,3 +60,7 @@ ABLATION_METRICS = Path("build/metrics/ablation")  # ablation.json lives inside
 PSEUDO = Path("data/pseudo")                      # the teacher's soft labels of the unlabelled soundscapes
 PSEUDO_METRICS = Path("build/metrics/pseudo")     # summary.json (a copy of data/pseudo/summary.json)
 PSEUDO_TABLE_METRICS = Path("build/metrics/pseudo_table")  # pseudo.json: the table's numbers
+
+# Kaggle kernel bundles (issue 21)
+MODEL_FOLDER = Path("bundles/models")   # the shared, content-addressed model folder (one Kaggle dataset)
+KERNELS = Path("bundles/kernels")       # bundles/kernels/<bundle>/: the generated notebook + kernel-metadata.json

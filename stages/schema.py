@@ -258,6 +258,15 @@ SCHEMA: dict[str, Knob] = {
     "ablation.soundscape_probe.folds": Int(2),
     "ablation.soundscape_probe.c": Num(0, lo_open=True),
     "ablation.soundscape_probe.max_iter": Int(1),
+
+    "kaggle.owner": Str(),
+    "kaggle.competition": Str(),
+    "kaggle.model_dataset": Str(),
+    "kaggle.kernel_prefix": Str(),
+    "kaggle.vendor": Knob("names", lo=0),          # may be empty
+    "kaggle.vendor_exclude": Knob("names", lo=0),  # may be empty
+    "bundles.*.kind": Str("predict"),              # birdclef_eos/bundle/infer.py KINDS; a blend kind joins it
+    "bundles.*.submission": Str(),
 }
 
 
@@ -609,6 +618,16 @@ def rule_ablation(params, n_blocks):
                       f"expected a submission whose model is ablation.reference ({ref})")
 
 
+def rule_bundles(params, n_blocks):
+    bundles, subs = get(params, "bundles"), get(params, "submissions")
+    if not (isinstance(bundles, dict) and isinstance(subs, dict)):
+        return
+    for name, entry in bundles.items():
+        sub = entry.get("submission") if isinstance(entry, dict) else None
+        if isinstance(sub, str) and sub not in subs:
+            yield Problem(f"bundles.{name}.submission", sub, f"expected a key of submissions: {' | '.join(subs)}")
+
+
 @dataclass(frozen=True)
 class Rule:
     sections: tuple[str, ...]  # runs only when every one of them is validated
@@ -626,6 +645,7 @@ RULES = (
     Rule(("leaderboard", "submissions"), rule_table2),
     Rule(("ablation", "train", "submissions"), rule_ablation),
     Rule(("students", "train"), rule_students),
+    Rule(("bundles", "submissions"), rule_bundles),
 )
 
 
