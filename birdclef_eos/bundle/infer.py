@@ -34,7 +34,7 @@ class BundleError(ValueError):
     pass
 
 
-def test_chunks(test_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+def soundscape_chunks(test_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(soundscapes, chunks) of every audio file in ``test_dir``, split ``test``, as the index has them."""
     scapes = birdclef.read_soundscapes(Path(test_dir), default_split="test")
     if scapes.empty:
@@ -52,7 +52,7 @@ def predict_kind(root: Path, cfg: dict, test_dir: Path) -> pd.DataFrame:
     labels = species["primary_label"].astype(str).tolist()
     models, config = heads.load_variant(root / files["head"])
     names = config.get("tokens") or [f"block_{i:02d}" for i in config["blocks"]]
-    scapes, chunks = test_chunks(test_dir)
+    scapes, chunks = soundscape_chunks(test_dir)
     shifts = [float(s) for s in cfg["tta"]]
     plan = soundscape_windows(scapes, chunks, shifts)
     b = cfg["backbone"]
