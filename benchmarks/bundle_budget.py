@@ -1,0 +1,85 @@
+"""CPU budget of a Kaggle kernel bundle, run as Kaggle runs it (issue 21).
+
+Runs the generated notebook bundles/kernels/<bundle>/*.ipynb with papermill, offline, on a
+competition-layout folder whose test_soundscapes/ holds the first N hidden test files of the default
+set (data/hidden/test_soundscapes), twice: with 1 file (set-up: checking and linking the model
+folder, sessions, checkpoints) and with N files. The per-file time (the difference over N - 1 files)
+is extrapolated to the real hidden test set (about 700 one-minute files) plus the set-up, and set
+against Kaggle's 90-minute CPU limit. Also checks the N-file submission against
+submissions/<submission>/submission.csv (max abs difference; 1e-6 is the test's tolerance).
+
+Usage: python benchmarks/bundle_budget.py [--bundle v6] [--files 8]   (after dvc repro bundle@v6)
+Writes benchmarks/results/bundle_budget.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+LIMIT_MIN, HIDDEN_FILES = 90.0, 700
+
+
+def run_kernel(notebook: Path, model_dir: Path, files: list[Path], work: Path) -> tuple[float, float, Path]:
+    """(seconds the notebook reports for the submission, papermill wall seconds, submission.csv)."""
+    test_dir = work / "birdclef-2026" / "test_soundscapes"
+    test_dir.mkdir(parents=True)
+    for f in files:
+        shutil.copy2(f, test_dir / f.name)
+    out = work / "working"
+    out.mkdir()
+    env = dict(os.environ, EOS_MODEL_DIR=str(model_dir), EOS_TEST_DIR=str(test_dir), EOS_OUT_DIR=str(out))
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "papermill", str(notebook), str(work / "executed.ipynb"), "--cwd", str(work)],
+                   env=env, check=True, capture_output=True)
+    wall = time.perf_counter() - started
+    printed = re.search(r"rows x \d+ labels in ([\d.]+) s", (work / "executed.ipynb").read_text())
+    return float(printed.group(1)), wall, out / "submission.csv"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bundle", default="v6")
+    ap.add_argument("--files", type=int, default=8)
+    ap.add_argument("--out", default=str(ROOT / "benchmarks/results/bundle_budget.json"))
+    args = ap.parse_args()
+    kernel_dir = ROOT / "bundles/kernels" / args.bundle
+    notebook = next(kernel_dir.glob("*.ipynb"))
+    manifest = json.loads((ROOT / "bundles/models/manifest.json").read_text())
+    submission = manifest["bundles"][args.bundle]["submission"]
+    hidden = sorted((ROOT / "data/hidden/test_soundscapes").iterdir())[: args.files]
+    with tempfile.TemporaryDirectory() as one, tempfile.TemporaryDirectory() as many:
+        t1, wall1, _ = run_kernel(notebook, ROOT / "bundles/models", hidden[:1], Path(one))
+        tn, walln, csv = run_kernel(notebook, ROOT / "bundles/models", hidden, Path(many))
+        mine = pd.read_csv(csv, dtype={"row_id": str}).set_index("row_id")
+        want = pd.read_csv(ROOT / "submissions" / submission / "submission.csv", dtype={"row_id": str}).set_index("row_id")
+        diff = float(np.abs(mine.to_numpy() - want.loc[mine.index, mine.columns].to_numpy()).max())
+    per_file = (tn - t1) / max(len(hidden) - 1, 1)
+    setup = max(t1 - per_file, 0.0)
+    minutes = (setup + per_file * HIDDEN_FILES) / 60
+    result = {"bundle": args.bundle, "submission": submission, "files_timed": len(hidden),
+              "seconds_1_file": round(t1, 2), f"seconds_{len(hidden)}_files": round(tn, 2),
+              "papermill_wall_s": [round(wall1, 1), round(walln, 1)],
+              "per_file_s": round(per_file, 3), "setup_s": round(setup, 2), "hidden_files": HIDDEN_FILES,
+              "extrapolated_min": round(minutes, 2), "limit_min": LIMIT_MIN, "ratio_to_limit": round(minutes / LIMIT_MIN, 4),
+              "max_abs_diff_to_submission": diff, "rows": len(mine),
+              "load_average_1min": [round(os.getloadavg()[0], 2)],
+              "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}}
+    Path(args.out).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    print(json.dumps(result, indent=2, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
