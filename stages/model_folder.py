@@ -7,7 +7,8 @@ descriptions, the head's checkpoints, the species table, the labelled chunks the
 fitted on (labelled rows only: real-data mode's held-out files are not among them), the library code
 the kernel runs (birdclef_eos/bundle/infer.py and what it imports) and the vendored packages
 (`kaggle.vendor`). manifest.json maps logical paths to sha256s; eos_fork.py is the entry a kernel or a
-fork imports. Upload the folder as one Kaggle dataset (README: Kaggle kernels).
+fork imports; dataset-metadata.json is what `kaggle datasets create -p bundles/models` reads. Upload the
+folder as one Kaggle dataset (README: Kaggle kernels).
 """
 from __future__ import annotations
 
@@ -92,6 +93,8 @@ def run(params: dict, key: str | None = None) -> ModelFolderResult:
                       "models/blocks.json": BLOCKS_JSON, "index/species.csv": INDEX / "species.csv",
                       "index/prior_chunks.csv": prior_chunks})
         manifest = folder.build(out, files, code, vendor, configs, kernel.ENTRY)
+        k = params["kaggle"]
+        (out / "dataset-metadata.json").write_text(kernel.dumps(kernel.dataset_metadata(k["owner"], k["model_dataset"])))
         sizes = {p.name: p.stat().st_size for p in (out / "objects").iterdir()}
     shared = sum(sizes[sha] for sha in {**manifest["code"], **manifest["vendor"]}.values())
     per_bundle = sum(sizes[manifest["files"][lp]] for c in configs.values()

@@ -120,3 +120,9 @@ def metadata(slug: str, owner: str, title: str, code_file: str, model_dataset: s
             "kernel_type": "notebook", "is_private": True, "enable_gpu": False, "enable_tpu": False,
             "enable_internet": False, "dataset_sources": [model_dataset], "competition_sources": [competition],
             "kernel_sources": [], "model_sources": []}
+
+
+def dataset_metadata(owner: str, slug: str) -> dict:
+    """dataset-metadata.json of the model folder for `kaggle datasets create|version -p <folder>`: private
+    by default on Kaggle; CC BY-NC-SA 4.0 because the default folder carries BirdNET V2.4's weights."""
+    return {"title": slug, "id": f"{owner}/{slug}", "licenses": [{"name": "CC-BY-NC-SA-4.0"}]}

@@ -125,3 +125,5 @@ def test_model_folder_stores_each_file_once_and_pins_it(workspace):
     meta = json.loads((root / kernel.folder / "kernel-metadata.json").read_text())
     assert meta["enable_internet"] is False and meta["code_file"] == kernel.files[0]
     assert meta["dataset_sources"] == ["your-kaggle-username/birdclef-eos-models"]
+    dataset = json.loads((root / "bundles/models/dataset-metadata.json").read_text())
+    assert dataset["id"] == meta["dataset_sources"][0]
