@@ -108,3 +108,17 @@ def test_site_date_grouping(tmp_path, monkeypatch):
     key = scapes.site + "_" + scapes.date.astype(str)
     train_keys = set(key[scapes.split == "labelled"])
     assert train_keys.isdisjoint(key[scapes.split == "test"])
+
+
+def test_predict_says_there_are_no_test_windows_not_add_the_shift(tmp_path, monkeypatch):
+    """Issue 21: a mode with no test soundscapes at all gets told so, and how to get a board."""
+    from stages import predict
+    from tests.fakes.predict_fakes import make_tree, write_features
+    from tests.stages.test_leaderboard import params
+
+    make_tree(tmp_path)
+    write_features(tmp_path, np.random.default_rng(1), shifts=[])
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(predict.PredictError, match="no test windows at all") as err:
+        predict.run(params(), "v6")
+    assert "dataset.holdout.share" in str(err.value) and "add it to the extract" not in str(err.value)
