@@ -60,3 +60,7 @@ ABLATION_METRICS = Path("build/metrics/ablation")  # ablation.json lives inside
 PSEUDO = Path("data/pseudo")                      # the teacher's soft labels of the unlabelled soundscapes
 PSEUDO_METRICS = Path("build/metrics/pseudo")     # summary.json (a copy of data/pseudo/summary.json)
 PSEUDO_TABLE_METRICS = Path("build/metrics/pseudo_table")  # pseudo.json: the table's numbers
+
+# issue 17: the blends (submissions/<name>/ like any submission) and the v7 sweep
+BLEND_METRICS = Path("build/metrics/blend")        # blend.json: each blend's resolved weights and sha256
+SWEEP_METRICS = Path("build/metrics/sweep")        # sweep.json: the v7 prior/sigma grid on the OOF

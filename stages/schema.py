@@ -244,6 +244,21 @@ SCHEMA: dict[str, Knob] = {
     "leaderboard.table2": Knob("names"),
     "leaderboard.digits": Int(0, 10),
     "leaderboard.others": Knob("names", lo=0),  # may be empty
+    "leaderboard.table3.rows": Knob("names"),
+    "leaderboard.table3.reference": Str(),
+    "leaderboard.bootstrap.draws": Int(1),
+    "leaderboard.bootstrap.seed": Int(0),
+    "leaderboard.bootstrap.confidence": Num(0, 1, lo_open=True, hi_open=True),
+
+    # issue 17: the blends (the `blend` stage)
+    "blend.weight": Num(0, 1),
+    "blend.space": Str("prob", "rank"),
+    "blend.taxonomy.genus": Num(0, 1),
+    "blend.taxonomy.class": Num(0, 1),
+    "blends.*.parts.*": Knob("share", 0, 1, words=("weight", "rest")),
+    "blends.*.taxonomy": Knob("bool", optional=True),
+    "blends.*.space": Str("prob", "rank", optional=True),
+    "blends.*.normalise": Knob("bool", optional=True),
 
     "ablation.reference": Str(),
     "ablation.reference_submission": Str(),
@@ -302,6 +317,7 @@ def describe(knob: Knob) -> str:
         "range": f"expected [lo, hi]: two {item}{b_} with lo <= hi",
         "blocks": f"expected {' or '.join(repr(w) for w in knob.words)} or a non-empty list of distinct "
                   "0-based block indices (integers >= 0)",
+        "share": f"expected a number{b_} or one of {' | '.join(knob.words)}",
         "names": f"expected a {'' if knob.lo == 0 else 'non-empty '}list of distinct names",
         "overrides": "expected true (the postprocess defaults), false (raw) or a mapping of postprocess knobs",
         "frontend": "expected auto | dft | graph | tensor:<name of a graph tensor>",
@@ -336,6 +352,8 @@ def knob_ok(knob: Knob, v) -> bool:
             return v in knob.words
         return (isinstance(v, list) and len(v) > 0 and all(is_int(x) and x >= 0 for x in v)
                 and len(set(v)) == len(v))
+    if t == "share":
+        return (isinstance(v, str) and v in knob.words) or (is_number(v) and in_bounds(knob, v))
     if t == "names":
         return (isinstance(v, list) and len(v) >= (1 if knob.lo is None else knob.lo)
                 and all(isinstance(x, str) and x for x in v) and len(set(v)) == len(v))
@@ -571,6 +589,16 @@ def rule_table2(params, n_blocks):
         if bad:
             yield Problem("leaderboard.table2", rows,
                           f"{bad} are not submissions; known: {' | '.join(subs)}")
+    others, blends = get(params, "leaderboard.others"), get(params, "blends")
+    known = set(subs if isinstance(subs, dict) else ()) | set(others if isinstance(others, list) else ()) \
+        | set(blends if isinstance(blends, dict) else ())
+    for table in ("table3",):
+        rows, ref = get(params, f"leaderboard.{table}.rows"), get(params, f"leaderboard.{table}.reference")
+        for path, names in ((f"leaderboard.{table}.rows", rows), (f"leaderboard.{table}.reference", [ref])):
+            bad = [r for r in names or [] if isinstance(r, str) and r not in known]
+            if bad and isinstance(subs, dict):
+                yield Problem(path, names if path.endswith("rows") else ref,
+                              f"{bad} are not submissions, leaderboard.others or blends")
 
 
 def rule_students(params, n_blocks):
@@ -606,6 +634,29 @@ def rule_ablation(params, n_blocks):
                       f"expected a submission whose model is ablation.reference ({ref})")
 
 
+def rule_blends(params, n_blocks):
+    blends, subs = get(params, "blends"), get(params, "submissions")
+    others = get(params, "leaderboard.others")
+    if not (isinstance(blends, dict) and isinstance(subs, dict)):
+        return
+    known = set(subs) | set(others if isinstance(others, list) else []) | set(blends)
+    for name, entry in blends.items():
+        if name in subs:
+            yield Problem(f"blends.{name}", name, "a blend's name must differ from every predict submission")
+        parts = entry.get("parts") if isinstance(entry, dict) else None
+        if not isinstance(parts, dict):
+            continue
+        for part in parts:
+            if part not in known:
+                yield Problem(f"blends.{name}.parts.{part}", part, "expected a submission (submissions, "
+                              "leaderboard.others) or another blend")
+        if part_rest := [p for p, w in parts.items() if w == "rest"]:
+            if len(part_rest) > 1:
+                yield Problem(f"blends.{name}.parts", parts, "at most one part may be `rest`")
+            elif entry.get("normalise"):
+                yield Problem(f"blends.{name}.normalise", True, "normalise with a `rest` part leaves the weights undefined")
+
+
 @dataclass(frozen=True)
 class Rule:
     sections: tuple[str, ...]  # runs only when every one of them is validated
@@ -620,9 +671,10 @@ RULES = (
     Rule((), rule_blocks),      # each block knob on its own; surgery.blocks when present
     Rule(("probe",), rule_select),
     Rule(("submissions", "students"), rule_submissions),
-    Rule(("leaderboard", "submissions"), rule_table2),
+    Rule(("leaderboard", "submissions", "blends"), rule_table2),
     Rule(("ablation", "train", "submissions"), rule_ablation),
     Rule(("students", "train"), rule_students),
+    Rule(("blends", "submissions", "leaderboard"), rule_blends),
 )
 
 
