@@ -260,6 +260,14 @@ SCHEMA: dict[str, Knob] = {
     "blends.*.space": Str("prob", "rank", optional=True),
     "blends.*.normalise": Knob("bool", optional=True),
 
+    "sweep.model": Str(),
+    "sweep.raw": Str(),
+    "sweep.prior_alpha": Knob("numbers", 0),
+    "sweep.sigma": Knob("numbers", 0),
+    "sweep.bootstrap": Int(1),
+    "sweep.confidence": Num(0, 1, lo_open=True, hi_open=True),
+    "sweep.seed": Int(0),
+
     "ablation.reference": Str(),
     "ablation.reference_submission": Str(),
     "ablation.variants": Knob("names"),
