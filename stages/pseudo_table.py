@@ -24,7 +24,7 @@ from birdclef_eos.scoring.metric import macro_auc
 from birdclef_eos.scoring.oof import read_oof, truth_matrix
 from stages.paths import HIDDEN, INDEX, OOF, PSEUDO_METRICS, PSEUDO_TABLE_METRICS, REPORTED, SUBMISSIONS, TABLES
 
-PARAMS = ("pseudo_table", "pseudo.mode")
+PARAMS = ("pseudo_table", "pseudo.mode", "students")
 
 
 class PseudoTableError(ValueError):
@@ -55,7 +55,8 @@ def run(params: dict, key: str | None = None) -> PseudoTableResult:
                                boards.file_of(pd.Series(ids)).to_numpy(), *boot)
     r6 = lambda x: round(float(x), 6)  # noqa: E731
     reference = {"submission": ref_sub, "model": ref, "oof": r6(macro_auc(y, scores[ref]))}
-    out_rows = {s: {"model": m, "oof": r6(macro_auc(y, scores[m])), "vs_reference": {"oof": boards.flip(oof_ci[s])}}
+    students = params["students"]
+    out_rows = {s: {"model": m, "mode": (students.get(m) or {}).get("mode", mode), "oof": r6(macro_auc(y, scores[m])), "vs_reference": {"oof": boards.flip(oof_ci[s])}}
                 for s, m in rows.items()}
     if (HIDDEN / "solution.csv").exists():
         solution = pd.read_csv(HIDDEN / "solution.csv", dtype={"row_id": str})

@@ -234,6 +234,7 @@ SCHEMA: dict[str, Knob] = {
     "students.*.sources.focal": Num(0, 1),
     "students.*.sources.soundscape": Num(0, 1),
     "students.*.sources.pseudo": Num(0, 1),
+    "students.*.mode": Str("ensemble", "fold", optional=True),  # overrides pseudo.mode
     "pseudo_table.reference": Str(),
     "pseudo_table.reference_submission": Str(),
     "pseudo_table.rows.*": Str(),

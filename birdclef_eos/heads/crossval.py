@@ -7,6 +7,7 @@ attention (attention heads) the paper compares with the probe.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -14,9 +15,11 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from birdclef_eos.data import folds
 from birdclef_eos.heads import models as heads
 from birdclef_eos.heads import pseudo as pseudo_labels
 from birdclef_eos.heads import training
+from birdclef_eos.io.files import write_json
 
 
 class CrossValError(ValueError):
@@ -33,6 +36,42 @@ class FoldsResult:
     folds: list[dict]
     weights: list[list[float]]
     attention: list[list[float]]
+
+
+@dataclass
+class FoldData:
+    """What every fold trains on. rows: focal windows + labelled soundscape chunks (windows.csv rows);
+    y: float32 [n_rows, K] targets; fold_of: int [n_rows]; tokens: one float32 tensor [n_rows, C_i]
+    per block name; is_soundscape: bool [n_rows] (the rows the OOF is scored on)."""
+    rows: pd.DataFrame
+    y: np.ndarray
+    fold_of: np.ndarray
+    tokens: list[torch.Tensor]
+    is_soundscape: np.ndarray
+
+
+def fold_data(windows: pd.DataFrame, arrays: dict, names: list[str], labels: list[str], secondary_weight: float,
+              n_folds: int, fold_salt: str) -> FoldData:
+    """The training rows, their targets, folds and block tokens (``folds.assign_folds``)."""
+    rows = training_rows(windows)
+    return FoldData(rows=rows, y=training.targets_matrix(rows, labels, secondary_weight),
+                    fold_of=folds.assign_folds(rows, n_folds, fold_salt),
+                    tokens=load_tokens(arrays, names, rows.index.to_numpy()),
+                    is_soundscape=(rows["source"] == "soundscape").to_numpy())
+
+
+def oof_frame(data: FoldData, oof: np.ndarray, labels: list[str]) -> pd.DataFrame:
+    """row_id + one column per label, for the labelled soundscape chunks (predictions/oof/<name>/oof.csv)."""
+    sc = data.rows[data.is_soundscape]
+    return pd.concat([sc[["row_id"]].reset_index(drop=True),
+                      pd.DataFrame(oof[data.is_soundscape], columns=labels)], axis=1)
+
+
+def save_folds(folder, states: list[dict], config: dict) -> None:
+    """fold_<k>.pt per fold and config.json into ``folder`` (an open atomic_dir)."""
+    for k, state in enumerate(states):
+        torch.save(state, Path(folder) / f"fold_{k}.pt")
+    write_json(Path(folder) / "config.json", config)
 
 
 def training_rows(windows: pd.DataFrame) -> pd.DataFrame:

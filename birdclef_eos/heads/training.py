@@ -42,6 +42,17 @@ class TrainConfig:
     mix_lr_scale: float = 10.0    # learning-rate multiplier of the scalar-mix logits
     time_limit_s: float | None = None  # stop after the epoch that passes this (benchmarks only)
 
+    @classmethod
+    def from_mapping(cls, optim: dict) -> "TrainConfig":
+        """From a mapping of the knobs above (params.yaml `train.optim`); every knob but
+        time_limit_s must be given."""
+        keys = ("epochs", "patience", "min_delta", "batch_size", "lr", "weight_decay", "mixup_alpha",
+                "samples_per_epoch", "mix_lr_scale")
+        missing = [k for k in keys if k not in optim]
+        if missing:
+            raise TrainingError(f"train.optim: missing {missing}")
+        return cls(**{k: optim[k] for k in keys})
+
 
 def split_labels(cell: str) -> list[str]:
     return [s for s in str(cell).split(";") if s]
