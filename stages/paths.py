@@ -60,3 +60,11 @@ ABLATION_METRICS = Path("build/metrics/ablation")  # ablation.json lives inside
 PSEUDO = Path("data/pseudo")                      # the teacher's soft labels of the unlabelled soundscapes
 PSEUDO_METRICS = Path("build/metrics/pseudo")     # summary.json (a copy of data/pseudo/summary.json)
 PSEUDO_TABLE_METRICS = Path("build/metrics/pseudo_table")  # pseudo.json: the table's numbers
+
+# figures and paper (issue 22)
+TRAJECTORIES_FIGURE = FIGURES / "trajectories.png"   # Figure 2
+PIPELINES_FIGURE = FIGURES / "pipelines.png"         # Figure 3
+FIGURES_METRICS = Path("build/metrics/figures")     # trajectories.json: Figure 2's coordinates and lengths
+CLAIMS = Path("paper/claims.yaml")                  # the paper's claims, how each is tested (git-tracked, hand-written)
+PAPER = Path("paper/paper.md")                      # the regenerated paper (git-tracked, written by the paper stage)
+VERDICTS = Path("paper/verdicts.json")              # every claim's numbers and verdict (what paper.md shows)

@@ -54,7 +54,8 @@ class Knob:
 
     type: int | number | str | bool | sha256 | numbers (a list) | range ([lo, hi] of `item`) |
     blocks (`words` or a list of 0-based block indices) | names (a list of names) |
-    overrides (true, false or a mapping of `postprocess` knobs) | frontend (auto, dft, graph, tensor:<name>).
+    overrides (true, false or a mapping of `postprocess` knobs) | frontend (auto, dft, graph, tensor:<name>) |
+    share (a blend part: a number in [0, 1], `weight` or `rest`).
     lo/hi bound the value (or each item); lo_open/hi_open make a bound strict."""
     type: str
     lo: float | None = None
@@ -255,6 +256,34 @@ SCHEMA: dict[str, Knob] = {
     "ablation.soundscape_probe.folds": Int(2),
     "ablation.soundscape_probe.c": Num(0, lo_open=True),
     "ablation.soundscape_probe.max_iter": Int(1),
+
+    # issue 17's shape (the blend stage); issue 22's Figure 3 draws it
+    "blend.weight": Num(0, 1),
+    "blend.space": Str("prob", "rank"),
+    "blend.taxonomy.genus": Num(0, 1),
+    "blend.taxonomy.class": Num(0, 1),
+    "blends.*.parts.*": Knob("share"),
+    "blends.*.taxonomy": Knob("bool"),
+
+    "figures.trajectories.species": Str("probe", "focal"),
+    "figures.trajectories.blocks": Knob("blocks", words=("last",)),
+    "figures.trajectories.n_last": Int(2),
+    "figures.trajectories.width": Int(2),
+    "figures.trajectories.align": Str("procrustes", "none"),
+    "figures.trajectories.method": Str("pca", "tsne", "umap"),
+    "figures.trajectories.perplexity": Num(0, lo_open=True),
+    "figures.trajectories.showcase": Int(0),
+    "figures.trajectories.seed": Int(0),
+    "figures.pipelines.standalone": Str(),
+    "figures.pipelines.blend": Str(),
+
+    "paper.verdict.confidence": Num(0, 1, lo_open=True, hi_open=True),
+    "paper.verdict.bootstrap": Int(1),
+    "paper.verdict.seed": Int(0),
+    "paper.verdict.margin": Num(0),
+    "paper.verdict.tolerance": Num(0),
+    "paper.verdict.without_interval": Str("point", "undecided"),
+    "paper.digits": Int(0, 10),
 }
 
 
@@ -305,6 +334,7 @@ def describe(knob: Knob) -> str:
         "names": f"expected a {'' if knob.lo == 0 else 'non-empty '}list of distinct names",
         "overrides": "expected true (the postprocess defaults), false (raw) or a mapping of postprocess knobs",
         "frontend": "expected auto | dft | graph | tensor:<name of a graph tensor>",
+        "share": "expected a number in [0, 1], `weight` (blend.weight) or `rest` (1 - the other parts)",
     }[knob.type]
     return text + (" (or null)" if knob.nullable else "")
 
@@ -341,6 +371,8 @@ def knob_ok(knob: Knob, v) -> bool:
                 and all(isinstance(x, str) and x for x in v) and len(set(v)) == len(v))
     if t == "overrides":
         return isinstance(v, (bool, dict))
+    if t == "share":
+        return v in ("weight", "rest") or (is_number(v) and 0 <= v <= 1)
     if t == "frontend":
         return isinstance(v, str) and (v in ("auto", "dft", "graph") or (v.startswith("tensor:") and len(v) > 7))
     raise ValueError(f"schema: unknown knob type {t!r}")
@@ -612,6 +644,16 @@ class Rule:
     check: Callable
 
 
+def rule_figures(params, n_blocks):
+    fig, subs, blends = get(params, "figures.pipelines"), get(params, "submissions"), get(params, "blends")
+    if not isinstance(fig, dict):
+        return
+    if isinstance(subs, dict) and isinstance(fig.get("standalone"), str) and fig["standalone"] not in subs:
+        yield Problem("figures.pipelines.standalone", fig["standalone"], f"expected a key of submissions: {' | '.join(subs)}")
+    if isinstance(blends, dict) and isinstance(fig.get("blend"), str) and fig["blend"] not in blends:
+        yield Problem("figures.pipelines.blend", fig["blend"], f"expected a key of blends: {' | '.join(blends)}")
+
+
 RULES = (
     Rule(("dataset",), rule_scale),
     Rule(("dataset",), rule_shares),
@@ -623,6 +665,7 @@ RULES = (
     Rule(("leaderboard", "submissions"), rule_table2),
     Rule(("ablation", "train", "submissions"), rule_ablation),
     Rule(("students", "train"), rule_students),
+    Rule(("figures", "submissions", "blends"), rule_figures),
 )
 
 
