@@ -64,3 +64,10 @@ PSEUDO_TABLE_METRICS = Path("build/metrics/pseudo_table")  # pseudo.json: the ta
 # issue 17: the blends (submissions/<name>/ like any submission) and the v7 sweep
 BLEND_METRICS = Path("build/metrics/blend")        # blend.json: each blend's resolved weights and sha256
 SWEEP_METRICS = Path("build/metrics/sweep")        # sweep.json: the v7 prior/sigma grid on the OOF
+# figures and paper (issue 22)
+TRAJECTORIES_FIGURE = FIGURES / "trajectories.png"   # Figure 2
+PIPELINES_FIGURE = FIGURES / "pipelines.png"         # Figure 3
+FIGURES_METRICS = Path("build/metrics/figures")     # trajectories.json: Figure 2's coordinates and lengths
+CLAIMS = Path("paper/claims.yaml")                  # the paper's claims, how each is tested (git-tracked, hand-written)
+PAPER = Path("paper/paper.md")                      # the regenerated paper (git-tracked, written by the paper stage)
+VERDICTS = Path("paper/verdicts.json")              # every claim's numbers and verdict (what paper.md shows)

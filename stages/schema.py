@@ -54,7 +54,8 @@ class Knob:
 
     type: int | number | str | bool | sha256 | numbers (a list) | range ([lo, hi] of `item`) |
     blocks (`words` or a list of 0-based block indices) | names (a list of names) |
-    overrides (true, false or a mapping of `postprocess` knobs) | frontend (auto, dft, graph, tensor:<name>).
+    overrides (true, false or a mapping of `postprocess` knobs) | frontend (auto, dft, graph, tensor:<name>) |
+    share (a blend part: a number in [0, 1], `weight` or `rest`).
     lo/hi bound the value (or each item); lo_open/hi_open make a bound strict."""
     type: str
     lo: float | None = None
@@ -279,6 +280,26 @@ SCHEMA: dict[str, Knob] = {
     "ablation.soundscape_probe.folds": Int(2),
     "ablation.soundscape_probe.c": Num(0, lo_open=True),
     "ablation.soundscape_probe.max_iter": Int(1),
+
+    "figures.trajectories.species": Str("probe", "focal"),
+    "figures.trajectories.blocks": Knob("blocks", words=("last",)),
+    "figures.trajectories.n_last": Int(2),
+    "figures.trajectories.width": Int(2),
+    "figures.trajectories.align": Str("procrustes", "none"),
+    "figures.trajectories.method": Str("pca", "tsne", "umap"),
+    "figures.trajectories.perplexity": Num(0, lo_open=True),
+    "figures.trajectories.showcase": Int(0),
+    "figures.trajectories.seed": Int(0),
+    "figures.pipelines.standalone": Str(),
+    "figures.pipelines.blend": Str(),
+
+    "paper.verdict.confidence": Num(0, 1, lo_open=True, hi_open=True),
+    "paper.verdict.bootstrap": Int(1),
+    "paper.verdict.seed": Int(0),
+    "paper.verdict.margin": Num(0),
+    "paper.verdict.tolerance": Num(0),
+    "paper.verdict.without_interval": Str("point", "undecided"),
+    "paper.digits": Int(0, 10),
 }
 
 
@@ -672,6 +693,16 @@ class Rule:
     check: Callable
 
 
+def rule_figures(params, n_blocks):
+    fig, subs, blends = get(params, "figures.pipelines"), get(params, "submissions"), get(params, "blends")
+    if not isinstance(fig, dict):
+        return
+    if isinstance(subs, dict) and isinstance(fig.get("standalone"), str) and fig["standalone"] not in subs:
+        yield Problem("figures.pipelines.standalone", fig["standalone"], f"expected a key of submissions: {' | '.join(subs)}")
+    if isinstance(blends, dict) and isinstance(fig.get("blend"), str) and fig["blend"] not in blends:
+        yield Problem("figures.pipelines.blend", fig["blend"], f"expected a key of blends: {' | '.join(blends)}")
+
+
 RULES = (
     Rule(("dataset",), rule_scale),
     Rule(("dataset",), rule_shares),
@@ -684,6 +715,7 @@ RULES = (
     Rule(("ablation", "train", "submissions"), rule_ablation),
     Rule(("students", "train"), rule_students),
     Rule(("blends", "submissions", "leaderboard"), rule_blends),
+    Rule(("figures", "submissions", "blends"), rule_figures),
 )
 
 
