@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from birdclef_eos.scoring.bootstrap import WeightedAUC, file_draws
+from birdclef_eos.scoring.bootstrap import file_draws
 from birdclef_eos.scoring.metric import macro_auc
+from birdclef_eos.scoring.pairs import pair_counts, weighted_scores
 
 
 class CeilingError(ValueError):
@@ -76,14 +77,13 @@ def curve(y_true: np.ndarray, base: np.ndarray, blends: dict[float, np.ndarray],
     y = np.asarray(y_true) > 0.5
     inverse, counts = file_draws(groups, n_boot, seed)
     tail = (1 - confidence) / 2 * 100
-    base_auc = WeightedAUC(y, base)
-    base_draws = np.array([base_auc(c[inverse]) for c in counts])
+    n_files = counts.shape[1]
+    base_draws = weighted_scores(pair_counts(y, base, inverse, n_files), counts)
     base_all = macro_auc(y, base)
     weights = sorted(blends)
     score, low, high, gain, g_low, g_high = (np.full(len(weights), np.nan) for _ in range(6))
     for i, w in enumerate(weights):
-        model = WeightedAUC(y, blends[w])
-        draws = np.array([model(c[inverse]) for c in counts])
+        draws = weighted_scores(pair_counts(y, blends[w], inverse, n_files), counts)
         ok = np.isfinite(draws) & np.isfinite(base_draws)
         score[i] = macro_auc(y, blends[w])
         low[i], high[i] = np.percentile(draws[ok], [tail, 100 - tail])

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from birdclef_eos.scoring.metric import macro_auc
-from birdclef_eos.scoring.shakeup import pair_counts, random_splits, split_scores, swap_probability
+from birdclef_eos.scoring.pairs import pair_counts
+from birdclef_eos.scoring.shakeup import random_splits, split_scores, swap_probability
 
 
 def toy(seed=0, files=8, rows=6, k=4):
