@@ -71,3 +71,7 @@ FIGURES_METRICS = Path("build/metrics/figures")     # trajectories.json: Figure 
 CLAIMS = Path("paper/claims.yaml")                  # the paper's claims, how each is tested (git-tracked, hand-written)
 PAPER = Path("paper/paper.md")                      # the regenerated paper (git-tracked, written by the paper stage)
 VERDICTS = Path("paper/verdicts.json")              # every claim's numbers and verdict (what paper.md shows)
+
+# issue 19: the ceiling attempts' plateau and the shake-up
+CEILING_METRICS = Path("build/metrics/ceiling")    # ceiling.json: plateau curves and control partners
+SHAKEUP_METRICS = Path("build/metrics/shakeup")    # shakeup.json: private - public over random splits, swaps

@@ -270,6 +270,22 @@ SCHEMA: dict[str, Knob] = {
     "sweep.confidence": Num(0, 1, lo_open=True, hi_open=True),
     "sweep.seed": Int(0),
 
+    "ceiling.base": Str(),
+    "ceiling.partners": Knob("names"),
+    "ceiling.weights": Knob("numbers", 0, 1),
+    "ceiling.control.like": Str(),
+    "ceiling.control.strengths": Knob("numbers", 0.5, 1, hi_open=True),
+    "ceiling.control.weight": Num(0, 1, lo_open=True),
+    "ceiling.control.tolerance": Num(0, 0.05, lo_open=True),
+    "ceiling.control.seed": Int(0),
+    "ceiling.bootstrap": Int(2),
+    "ceiling.confidence": Num(0, 1, lo_open=True, hi_open=True),
+    "ceiling.seed": Int(0),
+    "shakeup.rows": Knob("names"),
+    "shakeup.splits": Int(1),
+    "shakeup.public_share": Num(0, 1, lo_open=True, hi_open=True),
+    "shakeup.seed": Int(0),
+
     "ablation.reference": Str(),
     "ablation.reference_submission": Str(),
     "ablation.variants": Knob("names"),
@@ -622,6 +638,11 @@ def rule_table2(params, n_blocks):
     others, blends = get(params, "leaderboard.others"), get(params, "blends")
     known = set(subs if isinstance(subs, dict) else ()) | set(others if isinstance(others, list) else ()) \
         | set(blends if isinstance(blends, dict) else ())
+    for path in ("shakeup.rows", "ceiling.partners", "ceiling.base", "ceiling.control.like"):
+        names = get(params, path)
+        bad = [r for r in (names if isinstance(names, list) else [names]) if isinstance(r, str) and r not in known]
+        if bad and isinstance(subs, dict) and names is not None:
+            yield Problem(path, names, f"{bad} are not submissions, leaderboard.others or blends")
     for table in ("table3",):
         rows, ref = get(params, f"leaderboard.{table}.rows"), get(params, f"leaderboard.{table}.reference")
         for path, names in ((f"leaderboard.{table}.rows", rows), (f"leaderboard.{table}.reference", [ref])):
