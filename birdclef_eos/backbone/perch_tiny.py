@@ -331,3 +331,20 @@ def export_perch_tiny(path: Path, seed: int, width_multiplier: float, n_classes:
         "embedding_output": "embedding",
         "classes": [f"perch_tiny_{i:03d}" for i in range(n_classes)],
     }
+
+
+def export_weights(path: Path, seed: int, width_multiplier: float, n_classes: int = 32) -> None:
+    """The fixture's weights (BatchNorm folded) and block list as one ``.npz``, for rebuilding the same
+    model in TensorFlow (perch_tiny_tf.py, in the conversion environment) as a SavedModel."""
+    import json
+
+    model = build_perch_tiny(seed, width_multiplier, n_classes)
+    arrays = {k: v.detach().numpy().astype(np.float32) for k, v in model.state_dict().items()}
+    blocks = []
+    for i in range(model.n_blocks):
+        block = getattr(model, f"MBConv_{i}")
+        conv = block.DepthwiseConv.conv
+        blocks.append({"kernel": conv.kernel_size[0], "stride": conv.stride[0], "residual": block.residual,
+                       "expand": not isinstance(block.ExpandConv, nn.Identity)})
+    config = {"window_samples": WINDOW_SAMPLES, "frame": FRAME, "blocks": blocks}
+    np.savez(path, config=np.array(json.dumps(config)), **arrays)

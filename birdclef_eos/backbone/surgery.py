@@ -221,10 +221,10 @@ def is_passive(node, index: GraphIndex) -> bool:
 
 
 def root(tensor: str, index: GraphIndex) -> str:
-    """``tensor`` followed back through layout-only nodes (Transpose, Identity, Cast)."""
+    """``tensor`` followed back through layout-only nodes (Transpose, Identity, Cast, Pad)."""
     while tensor in index.producer:
         node = index.producer[tensor]
-        if node.op_type not in ("Transpose", "Identity", "Cast") or len(index.live_inputs(node)) != 1:
+        if node.op_type not in ("Transpose", "Identity", "Cast", "Pad") or len(index.live_inputs(node)) != 1:
             break
         tensor = index.live_inputs(node)[0]
     return tensor
