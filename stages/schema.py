@@ -165,6 +165,10 @@ SCHEMA: dict[str, Knob] = {
     "backbone.perch_v2.bytes": Int(1),
     "backbone.perch_v2.sha256": Knob("sha256"),
     "backbone.perch_v2.n_classes": Int(1),
+    "backbone.perch_v2.format": Str("onnx", "onnx_no_dft", "saved_model"),
+    "backbone.perch_v2.fingerprint": Str(),
+    "backbone.perch_v2.opset": Int(1),
+    "backbone.perch_v2.max_relative_diff": Num(0, lo_open=True),
     "backbone.perch_tiny.seed": Int(0),
     "backbone.perch_tiny.width_multiplier": Num(0, 1, lo_open=True),
 
