@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 import yaml
@@ -26,6 +25,7 @@ from birdclef_eos.heads import crossval, training
 from birdclef_eos.heads import models as heads
 from birdclef_eos.io.machine import what_bytes_depend_on
 from birdclef_eos.io.files import atomic_dir, read_json, write_json, write_text
+from birdclef_eos.report.curves import dvclive_logger
 from birdclef_eos.report.tables import probe_vs_weights
 from stages.paths import (FEATURES, HEADS, INDEX, OOF, PROBE_METRICS, PROBE_SELECTED, REPORTED, TABLES,
                           TRAIN_METRICS)
@@ -120,27 +120,6 @@ def train_config(train: dict) -> training.TrainConfig:
                                 lr=o["lr"], weight_decay=o["weight_decay"], mixup_alpha=o["mixup_alpha"],
                                 samples_per_epoch=o["samples_per_epoch"],
                                 mix_lr_scale=o["mix_lr_scale"])
-
-
-def dvclive_logger(curves_dir: Path):
-    """Per fold: DVCLive curves (loss, val_macro_auc) under curves_dir/fold_<k>."""
-    from dvclive import Live
-
-    def open_fold(k: int):
-        live = Live(str(curves_dir / f"fold_{k}"), save_dvc_exp=False, dvcyaml=False, report=None)
-
-        def log(epoch: int, record: dict) -> None:
-            live.log_metric("loss", record["loss"])
-            if np.isfinite(record["val_macro_auc"]):
-                live.log_metric("val_macro_auc", record["val_macro_auc"])
-            live.next_step()
-
-        def close() -> None:
-            live.end()
-            # DVCLive's own summary would sit among the curves that `plots:` reads; metrics.json has it
-            (curves_dir / f"fold_{k}" / "metrics.json").unlink(missing_ok=True)
-        return log, close
-    return open_fold
 
 
 def read_probe(path: Path, blocks: list[int]) -> dict[int, dict]:
