@@ -60,3 +60,7 @@ ABLATION_METRICS = Path("build/metrics/ablation")  # ablation.json lives inside
 PSEUDO = Path("data/pseudo")                      # the teacher's soft labels of the unlabelled soundscapes
 PSEUDO_METRICS = Path("build/metrics/pseudo")     # summary.json (a copy of data/pseudo/summary.json)
 PSEUDO_TABLE_METRICS = Path("build/metrics/pseudo_table")  # pseudo.json: the table's numbers
+
+# the spectrogram ViT (issue 18): one folder per input size, never shared between sizes
+VIT_MODELS = Path("models/vit")                   # models/vit/<size>/fold_<k>.pt, config.json
+VIT_METRICS = Path("build/metrics/vit")           # build/metrics/vit/<size>/metrics.json, curves/
