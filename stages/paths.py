@@ -75,3 +75,6 @@ VERDICTS = Path("paper/verdicts.json")              # every claim's numbers and 
 # issue 19: the ceiling attempts' plateau and the shake-up
 CEILING_METRICS = Path("build/metrics/ceiling")    # ceiling.json: plateau curves and control partners
 SHAKEUP_METRICS = Path("build/metrics/shakeup")    # shakeup.json: private - public over random splits, swaps
+# the spectrogram ViT (issue 18): one folder per input size, never shared between sizes
+VIT_MODELS = Path("models/vit")                   # models/vit/<size>/fold_<k>.pt, config.json
+VIT_METRICS = Path("build/metrics/vit")           # build/metrics/vit/<size>/metrics.json, curves/

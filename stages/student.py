@@ -23,7 +23,7 @@ import torch
 from birdclef_eos.data import features
 from birdclef_eos.heads import crossval, training
 from birdclef_eos.heads import pseudo as pseudo_labels
-from birdclef_eos.heads.curves import dvclive_logger
+from birdclef_eos.report.curves import dvclive_logger
 from birdclef_eos.io.files import atomic_dir, read_json, write_json
 from birdclef_eos.io.machine import what_bytes_depend_on
 from stages.paths import FEATURES, HEADS, INDEX, OOF, PSEUDO, TRAIN_METRICS

@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 import yaml
@@ -24,9 +23,9 @@ import yaml
 from birdclef_eos.data import features
 from birdclef_eos.heads import crossval, training
 from birdclef_eos.heads import models as heads
-from birdclef_eos.heads.curves import dvclive_logger
 from birdclef_eos.io.machine import what_bytes_depend_on
 from birdclef_eos.io.files import atomic_dir, read_json, write_json, write_text
+from birdclef_eos.report.curves import dvclive_logger
 from birdclef_eos.report.tables import probe_vs_weights
 from stages.paths import (FEATURES, HEADS, INDEX, OOF, PROBE_METRICS, PROBE_SELECTED, REPORTED, TABLES,
                           TRAIN_METRICS)

@@ -112,18 +112,22 @@ def train_folds(rows: pd.DataFrame, tokens: list[torch.Tensor], y: np.ndarray, f
                 model_config: dict, config: training.TrainConfig, n_folds: int, seed: int,
                 soundscape_fraction: float, logger: Callable[[int], tuple[Callable, Callable]],
                 desc: str = "folds", pseudo: Callable[[int], tuple[list[torch.Tensor], np.ndarray]] | None = None,
-                sources: dict | None = None) -> FoldsResult:
+                sources: dict | None = None, build: Callable[[dict], torch.nn.Module] = heads.build_head,
+                trained_folds: list[int] | None = None) -> FoldsResult:
     """Train ``n_folds`` heads. ``logger(fold)`` returns (log(epoch, record), close()) for curves.
 
     ``pseudo(fold)``, when given, returns the extra (tokens, soft targets) fold ``fold`` trains on
     (pseudo-labelled unlabelled chunks: in no fold, never validated or predicted out of fold), and
-    ``sources`` the batch shares {focal, soundscape, pseudo} that replace ``soundscape_fraction``."""
+    ``sources`` the batch shares {focal, soundscape, pseudo} that replace ``soundscape_fraction``.
+    ``build(model_config)`` makes each fold's model (default: a sequence head; the spectrogram ViT
+    passes its own); ``trained_folds`` trains only those folds of the ``n_folds``-fold assignment
+    (default: all), leaving the other folds' OOF rows at 0."""
     is_sc = (rows["source"] == "soundscape").to_numpy()
     oof = np.zeros_like(y)
     states, fold_records, weights, attention = [], [], [], []
-    for k in tqdm(range(n_folds), desc=desc):
+    for k in tqdm(range(n_folds) if trained_folds is None else trained_folds, desc=desc):
         torch.manual_seed(seed * 1000 + k)
-        model = heads.build_head(model_config)
+        model = build(model_config)
         tr = fold_of != k
         if soundscape_fraction == 0:
             tr &= ~is_sc
@@ -151,7 +155,7 @@ def train_folds(rows: pd.DataFrame, tokens: list[torch.Tensor], y: np.ndarray, f
                              "n_train": int(len(tr_y)), "n_val": int(val.sum())})
         if isinstance(best, heads.ScalarMix):
             weights.append(best.block_weights().detach().tolist())
-        else:
+        elif hasattr(best, "cls_attention"):
             attention.append(best.cls_attention(pick(tokens, held)).tolist())
         states.append(best.state_dict())
     return FoldsResult(oof=oof, states=states, folds=fold_records, weights=weights, attention=attention)

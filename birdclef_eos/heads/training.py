@@ -44,14 +44,13 @@ class TrainConfig:
 
     @classmethod
     def from_mapping(cls, optim: dict) -> "TrainConfig":
-        """From a mapping of the knobs above (params.yaml `train.optim`); every knob but
-        time_limit_s must be given."""
-        keys = ("epochs", "patience", "min_delta", "batch_size", "lr", "weight_decay", "mixup_alpha",
-                "samples_per_epoch", "mix_lr_scale")
-        missing = [k for k in keys if k not in optim]
+        """From a mapping of the knobs above (params.yaml `train.optim`, `vit.optim`); the optimiser
+        knobs must be given, samples_per_epoch and mix_lr_scale may be (else their defaults)."""
+        required = ("epochs", "patience", "min_delta", "batch_size", "lr", "weight_decay", "mixup_alpha")
+        missing = [k for k in required if k not in optim]
         if missing:
-            raise TrainingError(f"train.optim: missing {missing}")
-        return cls(**{k: optim[k] for k in keys})
+            raise TrainingError(f"optim: missing {missing}")
+        return cls(**{k: optim[k] for k in required + ("samples_per_epoch", "mix_lr_scale") if k in optim})
 
 
 def split_labels(cell: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""Training curves: DVCLive per fold (loss, val_macro_auc), for every stage that trains folds."""
+"""DVCLive training curves, one folder per fold (the train and vit stages log through it)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,12 +7,11 @@ import numpy as np
 
 
 def dvclive_logger(curves_dir: Path):
-    """``open_fold(k) -> (log(epoch, record), close())`` writing DVCLive curves under curves_dir/fold_<k>
-    (record: {"loss", "val_macro_auc"}; a NaN AUC is not logged)."""
+    """Per fold: DVCLive curves (loss, val_macro_auc) under curves_dir/fold_<k>."""
     from dvclive import Live
 
     def open_fold(k: int):
-        live = Live(str(Path(curves_dir) / f"fold_{k}"), save_dvc_exp=False, dvcyaml=False, report=None)
+        live = Live(str(curves_dir / f"fold_{k}"), save_dvc_exp=False, dvcyaml=False, report=None)
 
         def log(epoch: int, record: dict) -> None:
             live.log_metric("loss", record["loss"])
@@ -23,6 +22,6 @@ def dvclive_logger(curves_dir: Path):
         def close() -> None:
             live.end()
             # DVCLive's own summary would sit among the curves that `plots:` reads; metrics.json has it
-            (Path(curves_dir) / f"fold_{k}" / "metrics.json").unlink(missing_ok=True)
+            (curves_dir / f"fold_{k}" / "metrics.json").unlink(missing_ok=True)
         return log, close
     return open_fold
