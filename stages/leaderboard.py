@@ -11,12 +11,12 @@ from tqdm import tqdm
 
 from birdclef_eos.io.files import read_json, write_json, write_text
 from birdclef_eos.report.figures import plot_boards
-from birdclef_eos.report.tables import run_settings, table2
+from birdclef_eos.report.tables import board_table, run_settings, table2
 from birdclef_eos.scoring import boards, submission
 from birdclef_eos.scoring.kaggle import mismatch_note, read_kaggle
 from stages.paths import FIGURES, HIDDEN, KAGGLE_SCORES, LEADERBOARD_METRICS, REPORTED, SUBMISSIONS, TABLES
 
-PARAMS = ("leaderboard", "submissions")
+PARAMS = ("leaderboard", "submissions", "blends")
 
 
 @dataclass
@@ -25,7 +25,8 @@ class LeaderboardResult:
 
     leaderboard: build/metrics/leaderboard/leaderboard.json ({"mode", "submissions": {name: {public,
     private, public_rank, private_rank}}, "kaggle": {name: {public, private, difference, matches}}}).
-    table2: Table 2 as markdown; figure: the boards' bar chart. kaggle_dates: {name: YYYY-MM-DD}. mismatches: one sentence per
+    table2: Table 2 as markdown; table3: Table 3 (build/tables/table3.md; differences to
+    `leaderboard.table3.reference` with paired bootstrap intervals in build/metrics/leaderboard/table3.json); figure: the boards' bar chart. kaggle_dates: {name: YYYY-MM-DD}. mismatches: one sentence per
     Kaggle score whose sha256 is not the local submission's.
     """
     leaderboard: dict
@@ -33,6 +34,7 @@ class LeaderboardResult:
     kaggle_dates: dict[str, str]
     mismatches: list[str]
     figure: str
+    table3: str
 
 
 def local_scores(names: list[str]) -> dict[str, dict]:
@@ -60,11 +62,33 @@ def manifests(names: list[str]) -> dict[str, dict]:
     return out
 
 
+def board_comparison(cfg: dict, table: str, local: dict, reported: dict, title: str) -> str:
+    """A table of `leaderboard.<table>` rows with paired bootstrap differences to its reference on
+    each board; writes build/tables/<table>.md and build/metrics/leaderboard/<table>.json."""
+    rows, reference = cfg[table]["rows"], cfg[table]["reference"]
+    compare = {}
+    if local:
+        solution = pd.read_csv(HIDDEN / "solution.csv", dtype={"row_id": str})
+        parts = boards.split_solution(solution, pd.read_csv(HIDDEN / "boards.csv", dtype=str))
+        subs = {n: submission.read(SUBMISSIONS / n / "submission.csv").set_index("row_id")
+                for n in dict.fromkeys([reference] + rows)}
+        boot = cfg["bootstrap"]
+        compare = boards.compare(parts, subs, reference, [r for r in rows if r != reference],
+                                 boot["draws"], boot["seed"], boot["confidence"])
+    write_json(LEADERBOARD_METRICS / f"{table}.json",
+               {"rows": rows, "reference": reference, "bootstrap": cfg["bootstrap"],
+                "scores": {r: local.get(r) for r in rows}, "compare": compare})
+    text = board_table(title, rows, local, reported, compare, reference, cfg["digits"], cfg["bootstrap"]["confidence"])
+    write_text(TABLES / f"{table}.md", text)
+    return text
+
+
 def run(params: dict, key: str | None = None) -> LeaderboardResult:
     cfg = params["leaderboard"]
-    names = list(params["submissions"]) + [n for n in cfg["others"] if n not in params["submissions"]]
+    names = list(dict.fromkeys(list(params["submissions"]) + cfg["others"] + list(params["blends"])))
     local = local_scores(names)
-    reported = (yaml.safe_load(REPORTED.read_text()) or {}).get("table2", {}) if REPORTED.exists() else {}
+    paper = (yaml.safe_load(REPORTED.read_text()) or {}) if REPORTED.exists() else {}
+    reported = paper.get("table2", {})
     found = manifests(names)
     entries = read_kaggle(KAGGLE_SCORES, set(names),
                           {n: m["submission_sha256"] for n, m in found.items() if "submission_sha256" in m})
@@ -81,7 +105,9 @@ def run(params: dict, key: str | None = None) -> LeaderboardResult:
     settings = {n: run_settings(found.get(n)) for n in cfg["table2"]}
     text = table2(cfg["table2"], local, reported, kaggle, settings, cfg["digits"])
     write_text(TABLES / "table2.md", text)
-    return LeaderboardResult(leaderboard=result, table2=text,
+    table3 = board_comparison(cfg, "table3", local, paper.get("table3", {}),
+                              "Table 3: the eos7 blend and the standalone submissions, public and private.")
+    return LeaderboardResult(leaderboard=result, table2=text, table3=table3,
                              kaggle_dates={n: e["date"] for n, e in kaggle.items()},
                              mismatches=[m for m in map(mismatch_note, kaggle.values()) if m],
                              figure=str(figure))

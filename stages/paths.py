@@ -61,6 +61,24 @@ PSEUDO = Path("data/pseudo")                      # the teacher's soft labels of
 PSEUDO_METRICS = Path("build/metrics/pseudo")     # summary.json (a copy of data/pseudo/summary.json)
 PSEUDO_TABLE_METRICS = Path("build/metrics/pseudo_table")  # pseudo.json: the table's numbers
 
+# issue 17: the blends (submissions/<name>/ like any submission) and the v7 sweep
+BLEND_METRICS = Path("build/metrics/blend")        # blend.json: each blend's resolved weights and sha256
+SWEEP_METRICS = Path("build/metrics/sweep")        # sweep.json: the v7 prior/sigma grid on the OOF
+# figures and paper (issue 22)
+TRAJECTORIES_FIGURE = FIGURES / "trajectories.png"   # Figure 2
+PIPELINES_FIGURE = FIGURES / "pipelines.png"         # Figure 3
+FIGURES_METRICS = Path("build/metrics/figures")     # trajectories.json: Figure 2's coordinates and lengths
+CLAIMS = Path("paper/claims.yaml")                  # the paper's claims, how each is tested (git-tracked, hand-written)
+PAPER = Path("paper/paper.md")                      # the regenerated paper (git-tracked, written by the paper stage)
+VERDICTS = Path("paper/verdicts.json")              # every claim's numbers and verdict (what paper.md shows)
+
+# issue 19: the ceiling attempts' plateau and the shake-up
+CEILING_METRICS = Path("build/metrics/ceiling")    # ceiling.json: plateau curves and control partners
+SHAKEUP_METRICS = Path("build/metrics/shakeup")    # shakeup.json: private - public over random splits, swaps
+# the spectrogram ViT (issue 18): one folder per input size, never shared between sizes
+VIT_MODELS = Path("models/vit")                   # models/vit/<size>/fold_<k>.pt, config.json
+VIT_METRICS = Path("build/metrics/vit")           # build/metrics/vit/<size>/metrics.json, curves/
+
 # Kaggle kernel bundles (issue 21)
 MODEL_FOLDER = Path("bundles/models")   # the shared, content-addressed model folder (one Kaggle dataset)
 KERNELS = Path("bundles/kernels")       # bundles/kernels/<bundle>/: the generated notebook + kernel-metadata.json

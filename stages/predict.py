@@ -42,18 +42,6 @@ class PredictResult:
     submission_sha256: str
 
 
-def submission_order(chunks: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
-    """sample_submission.csv when the hidden folder has one; otherwise the index's test chunks."""
-    path = HIDDEN / "sample_submission.csv"
-    if path.exists():
-        sample = pd.read_csv(path, dtype={"row_id": str})
-        if list(sample.columns[1:]) != labels:
-            raise PredictError(f"{path}: label columns differ from {INDEX}/species.csv order")
-        return sample
-    test = chunks[chunks["split"] == "test"]
-    return pd.DataFrame({"row_id": test["row_id"].astype(str)}).assign(**{c: 0.0 for c in labels})
-
-
 def used_inputs(model_dir: Path, names: list[str]) -> list[Path]:
     files = [FEATURES / "windows.csv", FEATURES / "meta.json"] + [FEATURES / f"{n}.npy" for n in names]
     files += [INDEX / "species.csv", INDEX / "chunks.csv", model_dir]
@@ -91,7 +79,7 @@ def run(params: dict, key: str | None = None) -> PredictResult:
     prior = postprocess.fit_prior(chunks, labels) if knobs.prior_alpha else None
     probs = postprocess.postprocess(probs, rows, knobs, prior=prior, species=species)
 
-    order = submission_order(chunks, labels)
+    order = submission.order_frame(HIDDEN / "sample_submission.csv", chunks, labels)
     sub = submission.build(rows["row_id"].astype(str), probs, labels, order)
     submission.validate(sub, order, name=f"submission '{key}'")
     manifest = {"submission": key, "model": entry["model"], "tta": shifts, "entry": entry,

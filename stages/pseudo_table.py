@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 import yaml
 
@@ -25,7 +24,7 @@ from birdclef_eos.scoring.metric import macro_auc
 from birdclef_eos.scoring.oof import read_oof, truth_matrix
 from stages.paths import HIDDEN, INDEX, OOF, PSEUDO_METRICS, PSEUDO_TABLE_METRICS, REPORTED, SUBMISSIONS, TABLES
 
-PARAMS = ("pseudo_table", "pseudo.mode")
+PARAMS = ("pseudo_table", "pseudo.mode", "students")
 
 
 class PseudoTableError(ValueError):
@@ -39,13 +38,6 @@ class PseudoTableResult:
     table: str
     sentences: list[str]
     seconds: float
-
-
-def flip(c) -> dict:
-    """The interval of (other - reference) from paired_bootstraps' (reference - other)."""
-    d = c.as_dict()
-    neg = lambda x: None if x is None else -x  # noqa: E731  (null intervals: a single file)
-    return {"difference": neg(d["difference"]), "low": neg(d["high"]), "high": neg(d["low"]), "n_files": d.get("n_files")}
 
 
 def run(params: dict, key: str | None = None) -> PseudoTableResult:
@@ -63,7 +55,8 @@ def run(params: dict, key: str | None = None) -> PseudoTableResult:
                                boards.file_of(pd.Series(ids)).to_numpy(), *boot)
     r6 = lambda x: round(float(x), 6)  # noqa: E731
     reference = {"submission": ref_sub, "model": ref, "oof": r6(macro_auc(y, scores[ref]))}
-    out_rows = {s: {"model": m, "oof": r6(macro_auc(y, scores[m])), "vs_reference": {"oof": flip(oof_ci[s])}}
+    students = params["students"]
+    out_rows = {s: {"model": m, "mode": (students.get(m) or {}).get("mode", mode), "oof": r6(macro_auc(y, scores[m])), "vs_reference": {"oof": boards.flip(oof_ci[s])}}
                 for s, m in rows.items()}
     if (HIDDEN / "solution.csv").exists():
         solution = pd.read_csv(HIDDEN / "solution.csv", dtype={"row_id": str})
@@ -74,16 +67,12 @@ def run(params: dict, key: str | None = None) -> PseudoTableResult:
             if not path.exists():
                 raise PseudoTableError(f"{path}: missing; run predict@{name}")
             subs[name] = submission.read(path).set_index("row_id")
-        for board, part in parts.items():
-            cols = [c for c in part.columns if c != "row_id"]
-            bids = part["row_id"].astype(str)
-            truth = part[cols].to_numpy()
-            mat = {n: s.reindex(bids)[cols].to_numpy(dtype=np.float64) for n, s in subs.items()}
-            reference[board] = r6(macro_auc(truth, mat[ref_sub]))
-            ci = paired_bootstraps(truth, mat[ref_sub], {n: mat[n] for n in rows}, boards.file_of(bids).to_numpy(), *boot)
+        cmp = boards.compare(parts, subs, ref_sub, list(rows), *boot)
+        for board, res in cmp.items():
+            reference[board] = r6(res["scores"][ref_sub])
             for n in rows:
-                out_rows[n][board] = r6(macro_auc(truth, mat[n]))
-                out_rows[n]["vs_reference"][board] = flip(ci[n])
+                out_rows[n][board] = r6(res["scores"][n])
+                out_rows[n]["vs_reference"][board] = res["vs"][n]
     paper = (yaml.safe_load(REPORTED.read_text()) or {}).get("pseudo", {})
     summary = read_json(PSEUDO_METRICS / "summary.json", "run the pseudo stage")
     result = {"mode": mode, "teacher": summary.get("teacher"), "pseudo_labels": summary, "reference": reference,

@@ -54,7 +54,8 @@ class Knob:
 
     type: int | number | str | bool | sha256 | numbers (a list) | range ([lo, hi] of `item`) |
     blocks (`words` or a list of 0-based block indices) | names (a list of names) |
-    overrides (true, false or a mapping of `postprocess` knobs) | frontend (auto, dft, graph, tensor:<name>).
+    overrides (true, false or a mapping of `postprocess` knobs) | frontend (auto, dft, graph, tensor:<name>) |
+    share (a blend part: a number in [0, 1], `weight` or `rest`).
     lo/hi bound the value (or each item); lo_open/hi_open make a bound strict."""
     type: str
     lo: float | None = None
@@ -167,6 +168,10 @@ SCHEMA: dict[str, Knob] = {
     "backbone.perch_v2.bytes": Int(1),
     "backbone.perch_v2.sha256": Knob("sha256"),
     "backbone.perch_v2.n_classes": Int(1),
+    "backbone.perch_v2.format": Str("onnx", "onnx_no_dft", "saved_model"),
+    "backbone.perch_v2.fingerprint": Str(),
+    "backbone.perch_v2.opset": Int(1),
+    "backbone.perch_v2.max_relative_diff": Num(0, lo_open=True),
     "backbone.perch_tiny.seed": Int(0),
     "backbone.perch_tiny.width_multiplier": Num(0, 1, lo_open=True),
 
@@ -237,6 +242,7 @@ SCHEMA: dict[str, Knob] = {
     "students.*.sources.focal": Num(0, 1),
     "students.*.sources.soundscape": Num(0, 1),
     "students.*.sources.pseudo": Num(0, 1),
+    "students.*.mode": Str("ensemble", "fold", optional=True),  # overrides pseudo.mode
     "pseudo_table.reference": Str(),
     "pseudo_table.reference_submission": Str(),
     "pseudo_table.rows.*": Str(),
@@ -247,6 +253,68 @@ SCHEMA: dict[str, Knob] = {
     "leaderboard.table2": Knob("names"),
     "leaderboard.digits": Int(0, 10),
     "leaderboard.others": Knob("names", lo=0),  # may be empty
+    "leaderboard.table3.rows": Knob("names"),
+    "leaderboard.table3.reference": Str(),
+    "leaderboard.bootstrap.draws": Int(1),
+    "leaderboard.bootstrap.seed": Int(0),
+    "leaderboard.bootstrap.confidence": Num(0, 1, lo_open=True, hi_open=True),
+
+    # issue 17: the blends (the `blend` stage)
+    "blend.weight": Num(0, 1),
+    "blend.space": Str("prob", "rank"),
+    "blend.taxonomy.genus": Num(0, 1),
+    "blend.taxonomy.class": Num(0, 1),
+    "blends.*.parts.*": Knob("share", 0, 1, words=("weight", "rest")),
+    "blends.*.taxonomy": Knob("bool", optional=True),
+    "blends.*.space": Str("prob", "rank", optional=True),
+    "blends.*.normalise": Knob("bool", optional=True),
+
+    "sweep.model": Str(),
+    "sweep.raw": Str(),
+    "sweep.prior_alpha": Knob("numbers", 0),
+    "sweep.sigma": Knob("numbers", 0),
+    "sweep.bootstrap": Int(1),
+    "sweep.confidence": Num(0, 1, lo_open=True, hi_open=True),
+    "sweep.seed": Int(0),
+
+    "ceiling.base": Str(),
+    "ceiling.partners": Knob("names"),
+    "ceiling.weights": Knob("numbers", 0, 1),
+    "ceiling.control.like": Str(),
+    "ceiling.control.strengths": Knob("numbers", 0.5, 1, hi_open=True),
+    "ceiling.control.weight": Num(0, 1, lo_open=True),
+    "ceiling.control.tolerance": Num(0, 0.05, lo_open=True),
+    "ceiling.control.seed": Int(0),
+    "ceiling.bootstrap": Int(2),
+    "ceiling.confidence": Num(0, 1, lo_open=True, hi_open=True),
+    "ceiling.seed": Int(0),
+    "shakeup.rows": Knob("names"),
+    "shakeup.splits": Int(1),
+    "shakeup.public_share": Num(0, 1, lo_open=True, hi_open=True),
+    "shakeup.seed": Int(0),
+
+    "vit.sizes.*.image": Int(1),
+    "vit.sizes.*.init": Str(nullable=True),
+    "vit.sizes.*.resize_pos_embed": Knob("bool"),
+    "vit.model.patch": Int(1),
+    "vit.model.width": Int(1),
+    "vit.model.depth": Int(1),
+    "vit.model.heads": Int(1),
+    "vit.model.ffn": Int(1),
+    "vit.model.dropout": Num(0, 1, hi_open=True),
+    "vit.folds": Int(1),
+    "vit.soundscape_fraction": Num(0, 1),
+    "vit.optim.epochs": Int(1),
+    "vit.optim.patience": Int(1),
+    "vit.optim.min_delta": Num(0),
+    "vit.optim.batch_size": Int(1),
+    "vit.optim.lr": Num(0, lo_open=True),
+    "vit.optim.weight_decay": Num(0),
+    "vit.optim.mixup_alpha": Num(0),
+    "vit.optim.samples_per_epoch": Int(1, nullable=True),
+    "vit.tta": Knob("numbers"),
+    "vit.seed": Int(0),
+    "vit.threads": Int(1),
 
     "ablation.reference": Str(),
     "ablation.reference_submission": Str(),
@@ -259,6 +327,25 @@ SCHEMA: dict[str, Knob] = {
     "ablation.soundscape_probe.c": Num(0, lo_open=True),
     "ablation.soundscape_probe.max_iter": Int(1),
 
+    "figures.trajectories.species": Str("probe", "focal"),
+    "figures.trajectories.blocks": Knob("blocks", words=("last",)),
+    "figures.trajectories.n_last": Int(2),
+    "figures.trajectories.width": Int(2),
+    "figures.trajectories.align": Str("procrustes", "none"),
+    "figures.trajectories.method": Str("pca", "tsne", "umap"),
+    "figures.trajectories.perplexity": Num(0, lo_open=True),
+    "figures.trajectories.showcase": Int(0),
+    "figures.trajectories.seed": Int(0),
+    "figures.pipelines.standalone": Str(),
+    "figures.pipelines.blend": Str(),
+
+    "paper.verdict.confidence": Num(0, 1, lo_open=True, hi_open=True),
+    "paper.verdict.bootstrap": Int(1),
+    "paper.verdict.seed": Int(0),
+    "paper.verdict.margin": Num(0),
+    "paper.verdict.tolerance": Num(0),
+    "paper.verdict.without_interval": Str("point", "undecided"),
+    "paper.digits": Int(0, 10),
     "kaggle.owner": Str(),
     "kaggle.competition": Str(),
     "kaggle.model_dataset": Str(),
@@ -314,6 +401,7 @@ def describe(knob: Knob) -> str:
         "range": f"expected [lo, hi]: two {item}{b_} with lo <= hi",
         "blocks": f"expected {' or '.join(repr(w) for w in knob.words)} or a non-empty list of distinct "
                   "0-based block indices (integers >= 0)",
+        "share": f"expected a number{b_} or one of {' | '.join(knob.words)}",
         "names": f"expected a {'' if knob.lo == 0 else 'non-empty '}list of distinct names",
         "overrides": "expected true (the postprocess defaults), false (raw) or a mapping of postprocess knobs",
         "frontend": "expected auto | dft | graph | tensor:<name of a graph tensor>",
@@ -348,6 +436,8 @@ def knob_ok(knob: Knob, v) -> bool:
             return v in knob.words
         return (isinstance(v, list) and len(v) > 0 and all(is_int(x) and x >= 0 for x in v)
                 and len(set(v)) == len(v))
+    if t == "share":
+        return (isinstance(v, str) and v in knob.words) or (is_number(v) and in_bounds(knob, v))
     if t == "names":
         return (isinstance(v, list) and len(v) >= (1 if knob.lo is None else knob.lo)
                 and all(isinstance(x, str) and x for x in v) and len(set(v)) == len(v))
@@ -583,6 +673,21 @@ def rule_table2(params, n_blocks):
         if bad:
             yield Problem("leaderboard.table2", rows,
                           f"{bad} are not submissions; known: {' | '.join(subs)}")
+    others, blends = get(params, "leaderboard.others"), get(params, "blends")
+    known = set(subs if isinstance(subs, dict) else ()) | set(others if isinstance(others, list) else ()) \
+        | set(blends if isinstance(blends, dict) else ())
+    for path in ("shakeup.rows", "ceiling.partners", "ceiling.base", "ceiling.control.like"):
+        names = get(params, path)
+        bad = [r for r in (names if isinstance(names, list) else [names]) if isinstance(r, str) and r not in known]
+        if bad and isinstance(subs, dict) and names is not None:
+            yield Problem(path, names, f"{bad} are not submissions, leaderboard.others or blends")
+    for table in ("table3",):
+        rows, ref = get(params, f"leaderboard.{table}.rows"), get(params, f"leaderboard.{table}.reference")
+        for path, names in ((f"leaderboard.{table}.rows", rows), (f"leaderboard.{table}.reference", [ref])):
+            bad = [r for r in names or [] if isinstance(r, str) and r not in known]
+            if bad and isinstance(subs, dict):
+                yield Problem(path, names if path.endswith("rows") else ref,
+                              f"{bad} are not submissions, leaderboard.others or blends")
 
 
 def rule_students(params, n_blocks):
@@ -618,6 +723,43 @@ def rule_ablation(params, n_blocks):
                       f"expected a submission whose model is ablation.reference ({ref})")
 
 
+def rule_blends(params, n_blocks):
+    blends, subs = get(params, "blends"), get(params, "submissions")
+    others = get(params, "leaderboard.others")
+    if not (isinstance(blends, dict) and isinstance(subs, dict)):
+        return
+    known = set(subs) | set(others if isinstance(others, list) else []) | set(blends)
+    for name, entry in blends.items():
+        if name in subs:
+            yield Problem(f"blends.{name}", name, "a blend's name must differ from every predict submission")
+        parts = entry.get("parts") if isinstance(entry, dict) else None
+        if not isinstance(parts, dict):
+            continue
+        for part in parts:
+            if part not in known:
+                yield Problem(f"blends.{name}.parts.{part}", part, "expected a submission (submissions, "
+                              "leaderboard.others) or another blend")
+        if part_rest := [p for p, w in parts.items() if w == "rest"]:
+            if len(part_rest) > 1:
+                yield Problem(f"blends.{name}.parts", parts, "at most one part may be `rest`")
+            elif entry.get("normalise"):
+                yield Problem(f"blends.{name}.normalise", True, "normalise with a `rest` part leaves the weights undefined")
+def rule_vit(params, n_blocks):
+    vit, n_folds = get(params, "vit"), get(params, "train.n_folds")
+    if not isinstance(vit, dict):
+        return
+    model = vit.get("model") if isinstance(vit.get("model"), dict) else {}
+    patch, width, heads = model.get("patch"), model.get("width"), model.get("heads")
+    for name, entry in (vit.get("sizes") or {}).items() if isinstance(vit.get("sizes"), dict) else ():
+        image = entry.get("image") if isinstance(entry, dict) else None
+        if is_int(image) and is_int(patch) and patch > 0 and image % patch:
+            yield Problem(f"vit.sizes.{name}.image", image, f"expected a multiple of vit.model.patch ({patch})")
+    if is_int(width) and is_int(heads) and heads > 0 and width % heads:
+        yield Problem("vit.model.heads", heads, f"expected a divisor of vit.model.width ({width})")
+    if is_int(vit.get("folds")) and is_int(n_folds) and vit["folds"] > n_folds:
+        yield Problem("vit.folds", vit["folds"], f"expected at most train.n_folds ({n_folds})")
+
+
 def rule_bundles(params, n_blocks):
     bundles, subs = get(params, "bundles"), get(params, "submissions")
     if not (isinstance(bundles, dict) and isinstance(subs, dict)):
@@ -634,6 +776,16 @@ class Rule:
     check: Callable
 
 
+def rule_figures(params, n_blocks):
+    fig, subs, blends = get(params, "figures.pipelines"), get(params, "submissions"), get(params, "blends")
+    if not isinstance(fig, dict):
+        return
+    if isinstance(subs, dict) and isinstance(fig.get("standalone"), str) and fig["standalone"] not in subs:
+        yield Problem("figures.pipelines.standalone", fig["standalone"], f"expected a key of submissions: {' | '.join(subs)}")
+    if isinstance(blends, dict) and isinstance(fig.get("blend"), str) and fig["blend"] not in blends:
+        yield Problem("figures.pipelines.blend", fig["blend"], f"expected a key of blends: {' | '.join(blends)}")
+
+
 RULES = (
     Rule(("dataset",), rule_scale),
     Rule(("dataset",), rule_shares),
@@ -642,9 +794,12 @@ RULES = (
     Rule((), rule_blocks),      # each block knob on its own; surgery.blocks when present
     Rule(("probe",), rule_select),
     Rule(("submissions", "students"), rule_submissions),
-    Rule(("leaderboard", "submissions"), rule_table2),
+    Rule(("leaderboard", "submissions", "blends"), rule_table2),
     Rule(("ablation", "train", "submissions"), rule_ablation),
     Rule(("students", "train"), rule_students),
+    Rule(("blends", "submissions", "leaderboard"), rule_blends),
+    Rule(("figures", "submissions", "blends"), rule_figures),
+    Rule(("vit", "train"), rule_vit),
     Rule(("bundles", "submissions"), rule_bundles),
 )
 

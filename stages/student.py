@@ -6,7 +6,8 @@ Each `students.<name>` entry names its unpseudo `twin` (a train variant) and the
 (models/heads/<twin>/config.json: type, width, blocks) and trains with the same folds, epochs and
 seeds (train.*). The pseudo rows (data/pseudo, the `pseudo` stage) belong to no fold: every student
 fold trains on them, with the labels `pseudo.mode` picks (`ensemble`: the teacher's 5-fold mean;
-`fold`: student fold k gets teacher fold k's labels only) after `pseudo.gate`, `floor` and `power`.
+`fold`: student fold k gets teacher fold k's labels only) after `pseudo.gate`, `floor` and `power`; an entry's own `mode` overrides `pseudo.mode`, so both
+modes can be trained in one run (the fold-teacher row of the pseudo table).
 The OOF predictions cover the labelled soundscape chunks exactly as for the train variants.
 Writes models/heads/<name>/, predictions/oof/<name>/oof.csv and build/metrics/train/<name>/metrics.json.
 """
@@ -19,10 +20,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from birdclef_eos.data import features, folds
+from birdclef_eos.data import features
 from birdclef_eos.heads import crossval, training
-from birdclef_eos.heads import models as heads
 from birdclef_eos.heads import pseudo as pseudo_labels
+from birdclef_eos.report.curves import dvclive_logger
 from birdclef_eos.io.files import atomic_dir, read_json, write_json
 from birdclef_eos.io.machine import what_bytes_depend_on
 from stages.paths import FEATURES, HEADS, INDEX, OOF, PSEUDO, TRAIN_METRICS
@@ -37,16 +38,11 @@ class StudentStageError(ValueError):
 
 @dataclass
 class StudentResult:
-    """What the student notebook shows: metrics (build/metrics/train/<name>/metrics.json), seconds."""
+    """What the student notebook shows: metrics (build/metrics/train/<name>/metrics.json), seconds,
+    curves (the DVCLive folder, one per fold)."""
     metrics: dict
     seconds: float
-
-
-def train_config(o: dict) -> training.TrainConfig:
-    return training.TrainConfig(epochs=o["epochs"], patience=o["patience"], min_delta=o["min_delta"],
-                                batch_size=o["batch_size"], lr=o["lr"], weight_decay=o["weight_decay"],
-                                mixup_alpha=o["mixup_alpha"], samples_per_epoch=o["samples_per_epoch"],
-                                mix_lr_scale=o["mix_lr_scale"])
+    curves: str
 
 
 def read_pseudo(labels: list[str], n_folds: int, mode: str) -> tuple[pd.DataFrame, np.ndarray]:
@@ -78,12 +74,12 @@ def run(params: dict, key: str | None = None) -> StudentResult:
     names, mconfig = twin["tokens"], twin["model"]
     windows, arrays, _ = features.load(FEATURES, names=names)
     labels = pd.read_csv(INDEX / "species.csv").sort_values("label_idx")["primary_label"].astype(str).tolist()
-    rows = crossval.training_rows(windows)
-    y = training.targets_matrix(rows, labels, train["secondary_weight"])
-    fold_of = folds.assign_folds(rows, train["n_folds"], train["fold_salt"])
-    tokens = crossval.load_tokens(arrays, names, rows.index.to_numpy())
+    data = crossval.fold_data(windows, arrays, names, labels, train["secondary_weight"], train["n_folds"],
+                              train["fold_salt"])
+    rows, y = data.rows, data.y
+    mode = student.get("mode", cfg["mode"])
 
-    p_rows, per_fold = read_pseudo(labels, train["n_folds"], cfg["mode"])
+    p_rows, per_fold = read_pseudo(labels, train["n_folds"], mode)
     pool = windows[(windows["source"] == "soundscape") & (windows["split"] == "unlabelled")
                    & np.isclose(windows["shift_s"].astype(float), 0.0)]
     position = pd.Series(pool.index.to_numpy(), index=pool["row_id"].astype(str))
@@ -95,19 +91,32 @@ def run(params: dict, key: str | None = None) -> StudentResult:
     kept_counts = {}
 
     def pseudo_fold(k: int):
-        kept, soft = pseudo_labels.transform(pseudo_labels.fold_labels(per_fold, cfg["mode"], k),
+        kept, soft = pseudo_labels.transform(pseudo_labels.fold_labels(per_fold, mode, k),
                                              cfg["gate"], cfg["floor"], cfg["power"])
         kept_counts[k] = int(kept.sum())
         return crossval.pick(p_tokens, kept), soft.astype(np.float32)
 
-    no_curves = lambda k: (None, lambda: None)  # noqa: E731
-    result = crossval.train_folds(rows, tokens, y, fold_of, mconfig, train_config(train["optim"]), train["n_folds"],
-                                  train["seed"], sources.get("soundscape", 0.0), no_curves,
-                                  desc=f"student@{key} folds", pseudo=pseudo_fold, sources=sources)
-    oof = result.oof
-    is_sc = (rows["source"] == "soundscape").to_numpy()
+    with atomic_dir(TRAIN_METRICS / key) as metrics_dir:
+        result = crossval.train_folds(rows, data.tokens, y, data.fold_of, mconfig,
+                                      training.TrainConfig.from_mapping(train["optim"]), train["n_folds"],
+                                      train["seed"], sources.get("soundscape", 0.0), dvclive_logger(metrics_dir / "curves"),
+                                      desc=f"student@{key} folds", pseudo=pseudo_fold, sources=sources)
+        metrics = student_metrics(key, student, twin, mconfig, sources, {**{k: cfg[k] for k in ("gate", "floor", "power")}, "mode": mode},
+                                  p_rows, kept_counts, data, result, labels)
+        write_json(metrics_dir / "metrics.json", metrics)
+    with atomic_dir(HEADS / key) as model_dir:
+        crossval.save_folds(model_dir, result.states, {"variant": key, "model": mconfig, "blocks": twin["blocks"],
+                                                       "tokens": names, "labels": labels, "n_folds": train["n_folds"],
+                                                       "bytes_depend_on": what_bytes_depend_on()})
+    with atomic_dir(OOF / key) as oof_dir:
+        crossval.oof_frame(data, result.oof, labels).to_csv(oof_dir / "oof.csv", index=False, float_format="%.6g")
+    return StudentResult(metrics=metrics, seconds=time.perf_counter() - started, curves=str(TRAIN_METRICS / key / "curves"))
+
+
+def student_metrics(key, student, twin, mconfig, sources, pseudo, p_rows, kept_counts, data, result, labels) -> dict:
+    rows, y, is_sc, oof = data.rows, data.y, data.is_soundscape, result.oof
     metrics = {"variant": key, "twin": student["twin"], "head": mconfig["type"], "blocks": twin["blocks"],
-               "sources": sources, "pseudo": {k: cfg[k] for k in ("mode", "gate", "floor", "power")},
+               "sources": sources, "pseudo": pseudo,
                "pseudo_chunks": int(len(p_rows)), "pseudo_chunks_kept_per_fold": [kept_counts[k] for k in sorted(kept_counts)],
                "oof_macro_auc": crossval.round_or_none(training.auc_or_nan(y[is_sc], oof[is_sc])),
                "focal_top1": round(crossval.focal_top1(rows, oof, labels), 6),
@@ -115,17 +124,4 @@ def run(params: dict, key: str | None = None) -> StudentResult:
                "folds": result.folds}
     if result.attention:
         metrics["cls_attention"] = crossval.weight_summary(twin["blocks"], result.attention)
-    with atomic_dir(TRAIN_METRICS / key) as metrics_dir:
-        write_json(metrics_dir / "metrics.json", metrics)
-    with atomic_dir(HEADS / key) as model_dir:
-        for k, state in enumerate(result.states):
-            torch.save(state, model_dir / f"fold_{k}.pt")
-        write_json(model_dir / "config.json", {"variant": key, "model": mconfig, "blocks": twin["blocks"],
-                                               "tokens": names, "labels": labels, "n_folds": train["n_folds"],
-                                               "bytes_depend_on": what_bytes_depend_on()})
-    sc_rows = rows[is_sc]
-    oof_frame = pd.concat([sc_rows[["row_id"]].reset_index(drop=True),
-                           pd.DataFrame(oof[is_sc], columns=labels)], axis=1)
-    with atomic_dir(OOF / key) as oof_dir:
-        oof_frame.to_csv(oof_dir / "oof.csv", index=False, float_format="%.6g")
-    return StudentResult(metrics=metrics, seconds=time.perf_counter() - started)
+    return metrics

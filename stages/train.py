@@ -16,16 +16,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 import yaml
 
-from birdclef_eos.data import features, folds
+from birdclef_eos.data import features
 from birdclef_eos.heads import crossval, training
 from birdclef_eos.heads import models as heads
 from birdclef_eos.io.machine import what_bytes_depend_on
 from birdclef_eos.io.files import atomic_dir, read_json, write_json, write_text
+from birdclef_eos.report.curves import dvclive_logger
 from birdclef_eos.report.tables import probe_vs_weights
 from stages.paths import (FEATURES, HEADS, INDEX, OOF, PROBE_METRICS, PROBE_SELECTED, REPORTED, TABLES,
                           TRAIN_METRICS)
@@ -113,36 +113,6 @@ def model_config(train: dict, variant: dict, channels: list[int], n_classes: int
             "heads": m["heads"], "ffn": m["ffn"], "dropout": m["dropout"]}
 
 
-def train_config(train: dict) -> training.TrainConfig:
-    o = train["optim"]
-    return training.TrainConfig(epochs=o["epochs"], patience=o["patience"], min_delta=o["min_delta"],
-                                batch_size=o["batch_size"],
-                                lr=o["lr"], weight_decay=o["weight_decay"], mixup_alpha=o["mixup_alpha"],
-                                samples_per_epoch=o["samples_per_epoch"],
-                                mix_lr_scale=o["mix_lr_scale"])
-
-
-def dvclive_logger(curves_dir: Path):
-    """Per fold: DVCLive curves (loss, val_macro_auc) under curves_dir/fold_<k>."""
-    from dvclive import Live
-
-    def open_fold(k: int):
-        live = Live(str(curves_dir / f"fold_{k}"), save_dvc_exp=False, dvcyaml=False, report=None)
-
-        def log(epoch: int, record: dict) -> None:
-            live.log_metric("loss", record["loss"])
-            if np.isfinite(record["val_macro_auc"]):
-                live.log_metric("val_macro_auc", record["val_macro_auc"])
-            live.next_step()
-
-        def close() -> None:
-            live.end()
-            # DVCLive's own summary would sit among the curves that `plots:` reads; metrics.json has it
-            (curves_dir / f"fold_{k}" / "metrics.json").unlink(missing_ok=True)
-        return log, close
-    return open_fold
-
-
 def read_probe(path: Path, blocks: list[int]) -> dict[int, dict]:
     """Accuracy and rank (among all probed blocks) of each selected block."""
     scores = read_json(path, "the probe-versus-weights table needs the probe stage").get("blocks", {})
@@ -184,19 +154,18 @@ def run(params: dict, key: str | None = None) -> TrainResult:
     blocks = [token_label(n) for n in names]
     _, arrays, _ = features.load(FEATURES, names=names)
     labels = pd.read_csv(INDEX / "species.csv").sort_values("label_idx")["primary_label"].astype(str).tolist()
-    rows = crossval.training_rows(windows)
-    y = training.targets_matrix(rows, labels, train["secondary_weight"])
-    fold_of = folds.assign_folds(rows, train["n_folds"], train["fold_salt"])
-    tokens = crossval.load_tokens(arrays, names, rows.index.to_numpy())
-    channels = [int(t.shape[1]) for t in tokens]
+    data = crossval.fold_data(windows, arrays, names, labels, train["secondary_weight"], train["n_folds"],
+                              train["fold_salt"])
+    rows, y, is_sc = data.rows, data.y, data.is_soundscape
+    channels = [int(t.shape[1]) for t in data.tokens]
     mconfig = model_config(train, variant, channels, len(labels))
 
     with atomic_dir(TRAIN_METRICS / key) as metrics_dir:
-        result = crossval.train_folds(rows, tokens, y, fold_of, mconfig, train_config(train), train["n_folds"],
+        result = crossval.train_folds(rows, data.tokens, y, data.fold_of, mconfig,
+                                      training.TrainConfig.from_mapping(train["optim"]), train["n_folds"],
                                       train["seed"], variant["soundscape_fraction"],
                                       dvclive_logger(metrics_dir / "curves"), desc=f"train@{key} folds")
         oof = result.oof
-        is_sc = (rows["source"] == "soundscape").to_numpy()
         n_params = heads.count_parameters(heads.build_head(mconfig))
         paper_count = paper_config_params(train, variant["head"])
         metrics = {
@@ -217,17 +186,11 @@ def run(params: dict, key: str | None = None) -> TrainResult:
         write_json(metrics_dir / "metrics.json", metrics)
 
     with atomic_dir(HEADS / key) as model_dir:
-        for k, state in enumerate(result.states):
-            torch.save(state, model_dir / f"fold_{k}.pt")
-        write_json(model_dir / "config.json", {"variant": key, "model": mconfig, "blocks": blocks, "tokens": names,
-                                               "labels": labels, "n_folds": train["n_folds"],
-                                               "bytes_depend_on": what_bytes_depend_on()})
-
-    sc_rows = rows[is_sc]
-    oof_frame = pd.concat([sc_rows[["row_id"]].reset_index(drop=True),
-                           pd.DataFrame(oof[is_sc], columns=labels)], axis=1)
+        crossval.save_folds(model_dir, result.states, {"variant": key, "model": mconfig, "blocks": blocks,
+                                                       "tokens": names, "labels": labels, "n_folds": train["n_folds"],
+                                                       "bytes_depend_on": what_bytes_depend_on()})
     with atomic_dir(OOF / key) as oof_dir:
-        oof_frame.to_csv(oof_dir / "oof.csv", index=False, float_format="%.6g")
+        crossval.oof_frame(data, oof, labels).to_csv(oof_dir / "oof.csv", index=False, float_format="%.6g")
 
     table = None
     if variant.get("table") and EMBEDDING in blocks:

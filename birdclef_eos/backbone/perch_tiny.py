@@ -211,11 +211,98 @@ def build_perch_tiny(seed: int, width_multiplier: float, n_classes: int) -> Perc
     return model
 
 
-def export_perch_tiny(path: Path, seed: int, width_multiplier: float, n_classes: int = 32) -> dict:
+def opaque_names(model):
+    """The same graph with every node, initializer and internal tensor renamed to a meaningless id
+    (``n<i>``, ``w<i>``, ``t<i>`` in order of appearance); graph inputs and outputs keep their names.
+    What a conversion by another tool can look like: only the structure says where the blocks are."""
+    import onnx
+
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    graph = model.graph
+    keep = {v.name for v in graph.input} | {v.name for v in graph.output}
+    mapping = {t.name: f"w{i}" for i, t in enumerate(graph.initializer)}
+    for i, node in enumerate(graph.node):
+        node.name = f"n{i}"
+        for name in node.output:
+            if name and name not in keep:
+                mapping.setdefault(name, f"t{len(mapping)}")
+    for node in graph.node:
+        node.input[:] = [mapping.get(x, x) for x in node.input]
+        node.output[:] = [mapping.get(x, x) for x in node.output]
+    for t in graph.initializer:
+        t.name = mapping[t.name]
+    del graph.value_info[:]
+    onnx.checker.check_model(model)
+    return model
+
+
+def with_dft_node(model):
+    """The same graph with the frontend's two DFT MatMuls (frames @ window-cos, frames @ window-sin)
+    replaced by one ONNX ``DFT`` node (onesided) on the windowed frames: the real part feeds what
+    the cosine MatMul fed, the imaginary part what the sine MatMul fed (its sign flips; the
+    frontend only squares it). Values agree to float32 rounding."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    found = {}
+    for node in graph.node:
+        if node.op_type == "MatMul" and node.input[1] in ("frontend.cos", "frontend.sin"):
+            found[node.input[1].split(".")[1]] = node
+    if set(found) != {"cos", "sin"} or found["cos"].input[0] != found["sin"].input[0]:
+        raise ValueError("perch_tiny graph: the frontend's cos/sin MatMuls were not found")
+    frames = found["cos"].input[0]
+    cos = numpy_helper.to_array(inits["frontend.cos"])
+    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(FRAME) / FRAME)).astype(np.float32)
+    if not np.allclose(cos[:, 0], window, atol=1e-6):
+        raise ValueError("perch_tiny graph: frontend.cos[:, 0] is not the Hann window")
+    scope = "/frontend/dft"
+    graph.initializer.extend([numpy_helper.from_array(window, f"{scope}/window"),
+                              numpy_helper.from_array(np.array([-1], np.int64), f"{scope}/last_axis"),
+                              numpy_helper.from_array(np.array(0, np.int64), f"{scope}/real"),
+                              numpy_helper.from_array(np.array(1, np.int64), f"{scope}/imag")])
+    new = [
+        helper.make_node("Mul", [frames, f"{scope}/window"], [f"{scope}/windowed"], name=f"{scope}/Mul"),
+        helper.make_node("Unsqueeze", [f"{scope}/windowed", f"{scope}/last_axis"], [f"{scope}/signal"],
+                         name=f"{scope}/Unsqueeze"),
+        helper.make_node("DFT", [f"{scope}/signal"], [f"{scope}/spectrum"], name=f"{scope}/DFT",
+                         axis=2, onesided=1),
+        helper.make_node("Gather", [f"{scope}/spectrum", f"{scope}/real"], [found["cos"].output[0]],
+                         name=f"{scope}/Real", axis=-1),
+        helper.make_node("Gather", [f"{scope}/spectrum", f"{scope}/imag"], [found["sin"].output[0]],
+                         name=f"{scope}/Imag", axis=-1),
+    ]
+    nodes = []
+    for node in graph.node:
+        if node is found["cos"]:
+            nodes.extend(new)
+        elif node is not found["sin"]:
+            nodes.append(node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    keep = [t for t in graph.initializer if t.name not in ("frontend.cos", "frontend.sin")]
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+    onnx.checker.check_model(model)
+    return model
+
+
+FORMS = ("onnx_no_dft", "onnx", "opaque")  # in-graph matmul DFT | ONNX DFT op | matmul, meaningless names
+
+
+def export_perch_tiny(path: Path, seed: int, width_multiplier: float, n_classes: int = 32,
+                      form: str = "onnx_no_dft") -> dict:
     """Build the fixture from ``seed`` and write its ONNX to ``path`` (same seed, same bytes).
+    ``form``: ``onnx_no_dft`` (default: the frontend's DFT as two MatMuls, Perch-like scope names),
+    ``onnx`` (the DFT as an ONNX ``DFT`` node, like the Perch v2 file with its DFT) or ``opaque``
+    (``onnx_no_dft`` with every name replaced by a meaningless id). Same weights in every form.
     Returns the backbone spec (the input/output fields of backbone.json)."""
     if not 0 < width_multiplier <= 1:
         raise ValueError(f"perch_tiny width_multiplier must be in (0, 1], got {width_multiplier}")
+    if form not in FORMS:
+        raise ValueError(f"perch_tiny form must be one of {FORMS}, got {form!r}")
     model = build_perch_tiny(seed, width_multiplier, n_classes)
     buffer = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
@@ -227,8 +314,14 @@ def export_perch_tiny(path: Path, seed: int, width_multiplier: float, n_classes:
             dynamic_axes={name: {0: "batch"} for name in
                           ("inputs", "label", "embedding", "spatial_embedding", "spectrogram")},
         )
+    data = buffer.getvalue()
+    if form != "onnx_no_dft":
+        import onnx
+
+        graph = onnx.load_from_string(data)
+        data = (opaque_names(graph) if form == "opaque" else with_dft_node(graph)).SerializeToString()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_bytes(buffer.getvalue())
+    Path(path).write_bytes(data)
     return {
         "input_name": "inputs",
         "sample_rate": SAMPLE_RATE,
@@ -238,3 +331,20 @@ def export_perch_tiny(path: Path, seed: int, width_multiplier: float, n_classes:
         "embedding_output": "embedding",
         "classes": [f"perch_tiny_{i:03d}" for i in range(n_classes)],
     }
+
+
+def export_weights(path: Path, seed: int, width_multiplier: float, n_classes: int = 32) -> None:
+    """The fixture's weights (BatchNorm folded) and block list as one ``.npz``, for rebuilding the same
+    model in TensorFlow (perch_tiny_tf.py, in the conversion environment) as a SavedModel."""
+    import json
+
+    model = build_perch_tiny(seed, width_multiplier, n_classes)
+    arrays = {k: v.detach().numpy().astype(np.float32) for k, v in model.state_dict().items()}
+    blocks = []
+    for i in range(model.n_blocks):
+        block = getattr(model, f"MBConv_{i}")
+        conv = block.DepthwiseConv.conv
+        blocks.append({"kernel": conv.kernel_size[0], "stride": conv.stride[0], "residual": block.residual,
+                       "expand": not isinstance(block.ExpandConv, nn.Identity)})
+    config = {"window_samples": WINDOW_SAMPLES, "frame": FRAME, "blocks": blocks}
+    np.savez(path, config=np.array(json.dumps(config)), **arrays)

@@ -1,13 +1,21 @@
 """ONNX graph surgery: find every MBConv block's output and expose it spatially averaged.
 
-One rule set serves Perch-style scopes (`.../MBConv_<i>/...`) and BirdNET's Keras layer names
-(`model/BLOCK_<s>-<b>_...`). A node belongs to the block its name names first (TFLite joins fused
-op names with ';', and the first is the op's own). A block's output is the last node of its scope,
-in graph order, whose activation output is read outside the scope: the residual Add, or the
-projection (conv + BatchNorm) for the first block of a stage, which has no residual Add. If an
-exporter left a block's residual Add outside its scope, the Add that reads the projection and an
-earlier block's output is taken instead.
-Stages are numbered from 1 and a new one starts at every block without a residual Add.
+Blocks are found by structure: an MBConv block is an optional 1x1 expansion Conv, a depthwise
+Conv (group count equal to its channels, one filter per channel), an optional squeeze-excitation
+(a 1x1 Conv read from a spatial mean), a 1x1 projection Conv and, where shapes allow, a residual
+Add of the block's input. The block's output is the projection (after its per-channel affine,
+i.e. BatchNorm as Mul + Add or BatchNormalization, and at most one layout Transpose), or the
+residual Add that reads it. Stages change where the width or the spatial size changes. So any
+exporter's node names (tf2onnx from a SavedModel, torch, renamed ids) give the same inventory.
+
+Names, where present, only confirm: Perch-style scopes (`.../MBConv_<i>/...`) and BirdNET's Keras
+layer names (`model/BLOCK_<s>-<b>_...`) are read as before (a node belongs to the block its name
+names first; TFLite joins fused op names with ';'; a block's output is the last node of its
+scope whose activation output is read outside it, or an unscoped residual Add reading it).
+When names and structure find the same block outputs, the named inventory is kept (rule
+`perch` | `birdnet`, numbered as before: a new stage at every block without a residual Add);
+when a graph has no depthwise blocks, names alone decide; when they disagree, structure wins
+(rule `structure`) and the inventory says where names disagreed.
 """
 from __future__ import annotations
 
@@ -41,6 +49,9 @@ class Block:
     channels: int = 0
     spatial: tuple = ()
     layout: str = ""
+    depthwise: str = ""     # the depthwise Conv's node name (structure rule)
+    se: bool = False        # has a squeeze-excitation (structure rule)
+    note: str = ""          # where names disagreed with structure (first block only)
 
     @property
     def name(self) -> str:
@@ -112,10 +123,9 @@ def unscoped_residual(tensor: str, scope: str, graph: onnx.GraphProto, scopes: l
     return found[0] if len(found) == 1 else None
 
 
-def find_blocks(model: onnx.ModelProto) -> tuple[str, list[Block]]:
-    """(rule name, blocks in order) of the first rule set that finds any block."""
+def named_blocks(model: onnx.ModelProto, live: set) -> tuple[str, list[Block]] | None:
+    """(rule name, blocks in order) of the first name rule that finds any block, else None."""
     graph = model.graph
-    live = activation_tensors(graph)
     for rule_name, rule in SCOPE_RULES.items():
         scopes = [scope_of(n.name, rule) for n in graph.node]
         if not any(scopes):
@@ -134,20 +144,228 @@ def find_blocks(model: onnx.ModelProto) -> tuple[str, list[Block]]:
                 raise SurgeryError(f"block {scope}: no Conv node in its scope, cannot tell its channel axis")
             blocks.append(Block(scope=scope, tensor=out, residual=residual, conv_tensor=convs[scope]))
         return rule_name, blocks
+    return None
+
+
+# ---- blocks by structure -------------------------------------------------------------------
+
+PASSIVE = {"Transpose", "Identity", "BatchNormalization", "Cast"}      # one activation in, same values re-laid
+AFFINE = {"Mul", "Add", "Sub", "Div"}                                  # with one constant operand: BatchNorm
+POOLS = {"GlobalAveragePool", "ReduceMean", "ReduceSum", "GlobalMaxPool", "AveragePool"}
+RESHAPES = {"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Transpose", "Identity", "Cast"}
+
+
+@dataclass
+class GraphIndex:
+    """Producers, consumers, constant shapes and live tensors of a graph, for the structure rule."""
+    graph: onnx.GraphProto
+    live: set
+    producer: dict
+    consumers: dict
+    dims: dict
+
+    @classmethod
+    def of(cls, graph: onnx.GraphProto, live: set) -> "GraphIndex":
+        producer = {out: node for node in graph.node for out in node.output}
+        consumers: dict[str, list] = {}
+        for node in graph.node:
+            for name in node.input:
+                consumers.setdefault(name, []).append(node)
+        dims = {t.name: tuple(t.dims) for t in graph.initializer}
+        for node in graph.node:
+            if node.op_type == "Constant":
+                for a in node.attribute:
+                    if a.name == "value":
+                        dims[node.output[0]] = tuple(a.t.dims)
+        return cls(graph, live, producer, consumers, dims)
+
+    def live_inputs(self, node) -> list[str]:
+        return [x for x in node.input if x in self.live]
+
+    def weight(self, conv) -> tuple | None:
+        return self.dims.get(conv.input[1]) if len(conv.input) > 1 else None
+
+
+def attrs(node) -> dict:
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def is_depthwise(conv, index: GraphIndex) -> bool:
+    group = attrs(conv).get("group", 1)
+    w = index.weight(conv)
+    return group > 1 and (w is None or (len(w) == 4 and w[0] == group and w[1] == 1))
+
+
+def is_pointwise(conv, index: GraphIndex) -> bool:
+    a, w = attrs(conv), index.weight(conv)
+    kernel = a.get("kernel_shape") or (list(w[2:]) if w else None)
+    return a.get("group", 1) == 1 and kernel is not None and all(k == 1 for k in kernel)
+
+
+def out_channels(conv, index: GraphIndex) -> int | None:
+    w = index.weight(conv)
+    return w[0] if w else None
+
+
+def in_channels(conv, index: GraphIndex) -> int | None:
+    w = index.weight(conv)
+    return w[1] * attrs(conv).get("group", 1) if w else None
+
+
+def is_passive(node, index: GraphIndex) -> bool:
+    """A node that keeps one activation's values up to a per-channel affine or a re-layout."""
+    live = index.live_inputs(node)
+    if len(live) != 1 or len(node.output) < 1:
+        return False
+    return node.op_type in PASSIVE or node.op_type in AFFINE
+
+
+def root(tensor: str, index: GraphIndex) -> str:
+    """``tensor`` followed back through layout-only nodes (Transpose, Identity, Cast, Pad)."""
+    while tensor in index.producer:
+        node = index.producer[tensor]
+        if node.op_type not in ("Transpose", "Identity", "Cast", "Pad") or len(index.live_inputs(node)) != 1:
+            break
+        tensor = index.live_inputs(node)[0]
+    return tensor
+
+
+def is_pooled(tensor: str, index: GraphIndex) -> bool:
+    """Whether ``tensor`` is a spatial mean (possibly reshaped): the input of a squeeze-excitation."""
+    while tensor in index.producer:
+        node = index.producer[tensor]
+        if node.op_type in POOLS:
+            return True
+        if node.op_type not in RESHAPES or len(index.live_inputs(node)) != 1:
+            return False
+        tensor = index.live_inputs(node)[0]
+    return False
+
+
+def convs_after(tensor: str, index: GraphIndex) -> list:
+    """The Conv nodes reached from ``tensor`` without passing through another Conv (graph order)."""
+    order = {id(n): i for i, n in enumerate(index.graph.node)}
+    seen, found, todo = set(), {}, [tensor]
+    while todo:
+        name = todo.pop()
+        for node in index.consumers.get(name, []):
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            if node.op_type == "Conv":
+                found[id(node)] = node
+            else:
+                todo.extend(node.output)
+    return sorted(found.values(), key=lambda n: order[id(n)])
+
+
+def convs_before(tensor: str, index: GraphIndex) -> list:
+    """The Conv nodes ``tensor`` reads without passing through another Conv."""
+    seen, found, todo = set(), {}, [tensor]
+    while todo:
+        name = todo.pop()
+        node = index.producer.get(name)
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if node.op_type == "Conv":
+            found[id(node)] = node
+        else:
+            todo.extend(index.live_inputs(node))
+    return list(found.values())
+
+
+def block_end(project, block_input: str, index: GraphIndex) -> tuple[str, bool]:
+    """(output tensor, residual) of the block whose projection Conv is ``project``: through its
+    affine and at most one layout Transpose, then the residual Add when it reads the block input."""
+    tensor, transposed = project.output[0], False
+    while True:
+        users = index.consumers.get(tensor, [])
+        for node in users:
+            if node.op_type == "Add" and len(index.live_inputs(node)) == 2:
+                other = next(x for x in node.input if x != tensor)
+                if root(other, index) == root(block_input, index):
+                    return node.output[0], True
+        if len(users) != 1 or not is_passive(users[0], index):
+            return tensor, False
+        if users[0].op_type == "Transpose":
+            if transposed:
+                return tensor, False
+            transposed = True
+        tensor = users[0].output[0]
+
+
+def structural_blocks(graph: onnx.GraphProto, live: set) -> list[Block]:
+    """Every MBConv block recognised by its structure, in graph order (see the module docstring)."""
+    index = GraphIndex.of(graph, live)
+    projections: set[int] = set()
+    blocks = []
+    for node in graph.node:
+        if node.op_type != "Conv" or node.input[0] not in live or not is_depthwise(node, index):
+            continue
+        mid = attrs(node)["group"]
+        after = convs_after(node.output[0], index)
+        se = [c for c in after if is_pooled(c.input[0], index)]
+        project = [c for c in after if c not in se and is_pointwise(c, index) and in_channels(c, index) in (mid, None)]
+        if len(project) != 1:
+            continue  # a depthwise Conv that is not the middle of an MBConv block
+        before = [c for c in convs_before(node.input[0], index) if id(c) not in projections]
+        expand = [c for c in before if is_pointwise(c, index) and out_channels(c, index) in (mid, None)]
+        block_input = expand[0].input[0] if len(expand) == 1 and len(before) == 1 else node.input[0]
+        projections.add(id(project[0]))
+        out, residual = block_end(project[0], block_input, index)
+        blocks.append(Block(scope=f"depthwise:{node.name or node.output[0]}", tensor=out, residual=residual,
+                            conv_tensor=project[0].output[0], depthwise=node.name, se=bool(se)))
+    return blocks
+
+
+def find_blocks(model: onnx.ModelProto) -> tuple[str, list[Block]]:
+    """(rule, blocks in order): the structure rule, confirmed (and named) by a name rule where
+    one applies; see the module docstring."""
+    graph = model.graph
+    live = activation_tensors(graph)
+    structure = structural_blocks(graph, live)
+    named = named_blocks(model, live)
+    if named is not None:
+        rule, by_name = named
+        index = GraphIndex.of(graph, live)
+        same = [root(b.tensor, index) for b in by_name] == [root(b.tensor, index) for b in structure]
+        if not structure or same:  # the same tensors up to a layout Transpose: names confirm
+            return rule, by_name
+        for block in structure:  # names disagree: keep the scope a name gives the depthwise Conv
+            scope = scope_of(block.depthwise, SCOPE_RULES[rule])
+            block.scope = scope or block.scope
+        disagree = sorted(set(b.tensor for b in by_name) ^ set(b.tensor for b in structure))
+        structure[0].note = (f"{rule} names found {len(by_name)} blocks, structure {len(structure)}; "
+                             f"tensors found by one only: {disagree[:6]}")
+        return "structure", structure
+    if structure:
+        return "structure", structure
     examples = [n.name for n in graph.node[:5]]
     raise SurgeryError(
-        "no MBConv blocks found: no node name matches "
-        + " or ".join(r.pattern for r in SCOPE_RULES.values())
+        "no MBConv blocks found: no depthwise Conv (group = channels) between 1x1 Convs, and no node name "
+        "matches " + " or ".join(r.pattern for r in SCOPE_RULES.values())
         + f" (blocks found: none; first node names: {examples})")
 
 
 def number_blocks(blocks: list[Block]) -> None:
+    """Named rules: a new stage at every block without a residual Add."""
     stage = 0
     for i, block in enumerate(blocks):
         block.index = i
         if i == 0 or not block.residual:
             stage += 1
         block.stage = stage
+
+
+def number_stages_by_shape(blocks: list[Block]) -> None:
+    """Structure rule: a new stage where the width or the spatial size changes."""
+    stage, previous = 0, None
+    for block in blocks:
+        shape = (block.channels, tuple(block.spatial))
+        if shape != previous:
+            stage += 1
+        block.stage, previous = stage, shape
 
 
 def with_outputs(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
@@ -243,6 +461,8 @@ def expose_blocks(model: onnx.ModelProto, window_samples: int, embedding: str | 
         raise SurgeryError(f"embedding tensor {embedding!r} is not in the graph")
     shapes = concrete_shapes(model, names, window_samples)
     measure_blocks(blocks, shapes)
+    if rule == "structure":
+        number_stages_by_shape(blocks)
     chosen = requested_blocks(blocks, requested)
     if embedding:
         expose_tensor(model, embedding, shapes[embedding])
@@ -256,6 +476,8 @@ def expose_blocks(model: onnx.ModelProto, window_samples: int, embedding: str | 
                     "residual": b.residual, "channels": int(b.channels), "spatial": [int(s) for s in b.spatial]}
                    for b in chosen],
     }
+    if blocks[0].note:
+        inventory["names_disagree"] = blocks[0].note
     if embedding:
         inventory["embedding_channels"] = int(shapes[embedding][1])
     return model, inventory

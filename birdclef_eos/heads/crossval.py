@@ -7,6 +7,7 @@ attention (attention heads) the paper compares with the probe.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -14,9 +15,11 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from birdclef_eos.data import folds
 from birdclef_eos.heads import models as heads
 from birdclef_eos.heads import pseudo as pseudo_labels
 from birdclef_eos.heads import training
+from birdclef_eos.io.files import write_json
 
 
 class CrossValError(ValueError):
@@ -33,6 +36,42 @@ class FoldsResult:
     folds: list[dict]
     weights: list[list[float]]
     attention: list[list[float]]
+
+
+@dataclass
+class FoldData:
+    """What every fold trains on. rows: focal windows + labelled soundscape chunks (windows.csv rows);
+    y: float32 [n_rows, K] targets; fold_of: int [n_rows]; tokens: one float32 tensor [n_rows, C_i]
+    per block name; is_soundscape: bool [n_rows] (the rows the OOF is scored on)."""
+    rows: pd.DataFrame
+    y: np.ndarray
+    fold_of: np.ndarray
+    tokens: list[torch.Tensor]
+    is_soundscape: np.ndarray
+
+
+def fold_data(windows: pd.DataFrame, arrays: dict, names: list[str], labels: list[str], secondary_weight: float,
+              n_folds: int, fold_salt: str) -> FoldData:
+    """The training rows, their targets, folds and block tokens (``folds.assign_folds``)."""
+    rows = training_rows(windows)
+    return FoldData(rows=rows, y=training.targets_matrix(rows, labels, secondary_weight),
+                    fold_of=folds.assign_folds(rows, n_folds, fold_salt),
+                    tokens=load_tokens(arrays, names, rows.index.to_numpy()),
+                    is_soundscape=(rows["source"] == "soundscape").to_numpy())
+
+
+def oof_frame(data: FoldData, oof: np.ndarray, labels: list[str]) -> pd.DataFrame:
+    """row_id + one column per label, for the labelled soundscape chunks (predictions/oof/<name>/oof.csv)."""
+    sc = data.rows[data.is_soundscape]
+    return pd.concat([sc[["row_id"]].reset_index(drop=True),
+                      pd.DataFrame(oof[data.is_soundscape], columns=labels)], axis=1)
+
+
+def save_folds(folder, states: list[dict], config: dict) -> None:
+    """fold_<k>.pt per fold and config.json into ``folder`` (an open atomic_dir)."""
+    for k, state in enumerate(states):
+        torch.save(state, Path(folder) / f"fold_{k}.pt")
+    write_json(Path(folder) / "config.json", config)
 
 
 def training_rows(windows: pd.DataFrame) -> pd.DataFrame:
@@ -73,18 +112,22 @@ def train_folds(rows: pd.DataFrame, tokens: list[torch.Tensor], y: np.ndarray, f
                 model_config: dict, config: training.TrainConfig, n_folds: int, seed: int,
                 soundscape_fraction: float, logger: Callable[[int], tuple[Callable, Callable]],
                 desc: str = "folds", pseudo: Callable[[int], tuple[list[torch.Tensor], np.ndarray]] | None = None,
-                sources: dict | None = None) -> FoldsResult:
+                sources: dict | None = None, build: Callable[[dict], torch.nn.Module] = heads.build_head,
+                trained_folds: list[int] | None = None) -> FoldsResult:
     """Train ``n_folds`` heads. ``logger(fold)`` returns (log(epoch, record), close()) for curves.
 
     ``pseudo(fold)``, when given, returns the extra (tokens, soft targets) fold ``fold`` trains on
     (pseudo-labelled unlabelled chunks: in no fold, never validated or predicted out of fold), and
-    ``sources`` the batch shares {focal, soundscape, pseudo} that replace ``soundscape_fraction``."""
+    ``sources`` the batch shares {focal, soundscape, pseudo} that replace ``soundscape_fraction``.
+    ``build(model_config)`` makes each fold's model (default: a sequence head; the spectrogram ViT
+    passes its own); ``trained_folds`` trains only those folds of the ``n_folds``-fold assignment
+    (default: all), leaving the other folds' OOF rows at 0."""
     is_sc = (rows["source"] == "soundscape").to_numpy()
     oof = np.zeros_like(y)
     states, fold_records, weights, attention = [], [], [], []
-    for k in tqdm(range(n_folds), desc=desc):
+    for k in tqdm(range(n_folds) if trained_folds is None else trained_folds, desc=desc):
         torch.manual_seed(seed * 1000 + k)
-        model = heads.build_head(model_config)
+        model = build(model_config)
         tr = fold_of != k
         if soundscape_fraction == 0:
             tr &= ~is_sc
@@ -112,7 +155,7 @@ def train_folds(rows: pd.DataFrame, tokens: list[torch.Tensor], y: np.ndarray, f
                              "n_train": int(len(tr_y)), "n_val": int(val.sum())})
         if isinstance(best, heads.ScalarMix):
             weights.append(best.block_weights().detach().tolist())
-        else:
+        elif hasattr(best, "cls_attention"):
             attention.append(best.cls_attention(pick(tokens, held)).tolist())
         states.append(best.state_dict())
     return FoldsResult(oof=oof, states=states, folds=fold_records, weights=weights, attention=attention)

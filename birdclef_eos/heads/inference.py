@@ -30,7 +30,7 @@ def shift_rows(windows: pd.DataFrame, shift: float) -> np.ndarray:
 
 
 def predict_shifts(models, windows: pd.DataFrame, arrays: dict, names: list[str],
-                   shifts: list[float]) -> tuple[pd.DataFrame, list[np.ndarray]]:
+                   shifts: list[float], batch_size: int = 4096) -> tuple[pd.DataFrame, list[np.ndarray]]:
     """(test rows at the first shift, one [n_rows, n_classes] probability array per shift),
     every shift aligned on the same row order."""
     reference, per_shift = None, []
@@ -42,5 +42,6 @@ def predict_shifts(models, windows: pd.DataFrame, arrays: dict, names: list[str]
         elif list(rows["row_id"]) != list(reference["row_id"]):
             raise InferenceError(f"windows.csv: test rows at shift {shift} s do not match "
                                  f"those at shift {shifts[0]} s")
-        per_shift.append(heads.predict_proba(models, [np.asarray(arrays[n])[idx] for n in names]))
+        per_shift.append(heads.predict_proba(models, [np.asarray(arrays[n])[idx] for n in names],
+                                            batch_size=batch_size))
     return reference, per_shift

@@ -42,6 +42,16 @@ class TrainConfig:
     mix_lr_scale: float = 10.0    # learning-rate multiplier of the scalar-mix logits
     time_limit_s: float | None = None  # stop after the epoch that passes this (benchmarks only)
 
+    @classmethod
+    def from_mapping(cls, optim: dict) -> "TrainConfig":
+        """From a mapping of the knobs above (params.yaml `train.optim`, `vit.optim`); the optimiser
+        knobs must be given, samples_per_epoch and mix_lr_scale may be (else their defaults)."""
+        required = ("epochs", "patience", "min_delta", "batch_size", "lr", "weight_decay", "mixup_alpha")
+        missing = [k for k in required if k not in optim]
+        if missing:
+            raise TrainingError(f"optim: missing {missing}")
+        return cls(**{k: optim[k] for k in required + ("samples_per_epoch", "mix_lr_scale") if k in optim})
+
 
 def split_labels(cell: str) -> list[str]:
     return [s for s in str(cell).split(";") if s]

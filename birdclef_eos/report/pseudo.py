@@ -29,8 +29,8 @@ def verdict(c: dict | None) -> str:
 
 def sentences(result: dict) -> list[str]:
     rows, out = result["rows"], []
-    mode = result["mode"]
     v4 = rows.get("v4")
+    mode = (v4 or {}).get("mode", result["mode"])
     if v4:
         c = v4["vs_reference"].get("oof")
         out.append(f"OOF macro-AUC with the `{mode}` teacher: {fmt(v4['oof'])} against {fmt(result['reference']['oof'])} "
@@ -44,7 +44,15 @@ def sentences(result: dict) -> list[str]:
                        + ("The boards move against the OOF, as in the paper: the OOF gain is not a real one."
                           if oof_up and boards_down else
                           "The boards do not contradict the OOF here." if not oof_up or not boards_down else ""))
-        if mode == "ensemble":
+        honest = next(((n, r) for n, r in rows.items() if r.get("mode") == "fold" and n != "v4"), None)
+        if mode == "ensemble" and honest:
+            name, r = honest
+            c2 = r["vs_reference"].get("oof")
+            out.append(f"Four of the ensemble teacher's five models trained on the fold being scored; {name}, the same "
+                       f"student taught by the fold teacher (fold k's labels come from the model that never saw fold k), "
+                       f"scores OOF {fmt(r['oof'])} against v6 {interval(c2)}: {verdict(c2)}, against {fmt(v4['oof'])} "
+                       f"with the ensemble teacher ({r['oof'] - v4['oof']:+.4f}).")
+        elif mode == "ensemble":
             out.append("Four of the ensemble teacher's five models trained on the fold being scored; "
                        "`dvc exp run -S pseudo.mode=fold` retrains the students with fold-k labels only, "
                        "which tells whether that leak inflates the OOF.")
@@ -61,21 +69,21 @@ def sentences(result: dict) -> list[str]:
 
 def pseudo_markdown(result: dict, said: list[str], digits: int = 4) -> str:
     paper = result.get("paper", {})
-    lines = [f"Pseudo-labelling (teacher `{result['teacher']}`, mode `{result['mode']}`): differences to v6 "
+    lines = [f"Pseudo-labelling (teacher `{result['teacher']}`; `pseudo.mode` {result['mode']}, a student may set its own): differences to v6 "
              f"with paired bootstrap {result['bootstrap']['confidence']:.0%} intervals over files "
              f"({result['bootstrap']['draws']} draws).", "",
-             "| submission | model | OOF macro-AUC | local public | local private | OOF - v6 | public - v6 | "
+             "| submission | model | teacher | OOF macro-AUC | local public | local private | OOF - v6 | public - v6 | "
              "private - v6 | paper OOF | paper public | paper private |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     ref = result["reference"]
     p = paper.get("v6", {})
-    lines.append(f"| v6 | {ref['model']} | {fmt(ref['oof'], digits)} | {fmt(ref.get('public'), digits)} | "
+    lines.append(f"| v6 | {ref['model']} | - | {fmt(ref['oof'], digits)} | {fmt(ref.get('public'), digits)} | "
                  f"{fmt(ref.get('private'), digits)} | - | - | - | {fmt(p.get('oof'), digits)} | "
                  f"{fmt(p.get('public'), 3)} | {fmt(p.get('private'), 3)} |")
     for name, row in result["rows"].items():
         p = paper.get(name, {})
         c = row["vs_reference"]
-        lines.append(f"| {name} | {row['model']} | {fmt(row['oof'], digits)} | {fmt(row.get('public'), digits)} | "
+        lines.append(f"| {name} | {row['model']} | {row.get('mode', result['mode'])} | {fmt(row['oof'], digits)} | {fmt(row.get('public'), digits)} | "
                      f"{fmt(row.get('private'), digits)} | {interval(c.get('oof'), digits)} | "
                      f"{interval(c.get('public'), digits)} | {interval(c.get('private'), digits)} | "
                      f"{fmt(p.get('oof'), digits)} | {fmt(p.get('public'), 3)} | {fmt(p.get('private'), 3)} |")

@@ -112,3 +112,36 @@ def table2(rows: list[str], local: dict, reported: dict, kaggle: dict, settings:
         note += ("(other bytes): leaderboard/kaggle.yaml records the sha256 of the file Kaggle scored, and it "
                  "is not the submission.csv this run wrote: that score belongs to other bytes.\n")
     return "Table 2: standalone sequence-head progression.\n\n" + "\n".join(lines) + "\n" + note
+
+
+def interval(d: dict | None, digits: int) -> str:
+    """``+0.012 [+0.004, +0.020]`` from {difference, low, high}; "-" when absent."""
+    if not d or d.get("difference") is None:
+        return "-"
+    if d.get("low") is None:
+        return f"{d['difference']:+.{digits}f}"
+    return f"{d['difference']:+.{digits}f} [{d['low']:+.{digits}f}, {d['high']:+.{digits}f}]"
+
+
+def board_table(title: str, rows: list[str], local: dict, reported: dict, compare: dict, reference: str,
+                digits: int, confidence: float) -> str:
+    """Tables 3 and 4: each row's local public / private and private minus public beside the
+    paper's, and its difference to ``reference`` on each board with the paired bootstrap interval
+    over that board's files (``compare``: boards.compare's result)."""
+    head = ["Submission", "Description (paper)", "Local public", "Local private", "Private - public",
+            "Reported public", "Reported private", "Reported private - public",
+            f"Public - {reference} [{confidence:.0%} CI]", f"Private - {reference} [{confidence:.0%} CI]"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name in rows:
+        rep, loc = reported.get(name, {}), local.get(name, {})
+        rep_diff = (rep["private"] - rep["public"]) if "public" in rep and "private" in rep else None
+        vs = ["-" if name == reference else interval(compare.get(b, {}).get("vs", {}).get(name), digits)
+              for b in ("public", "private")]
+        cells = [name, rep.get("description", ""), fmt(loc.get("public"), digits), fmt(loc.get("private"), digits),
+                 fmt(loc.get("difference"), digits), fmt(rep.get("public"), digits), fmt(rep.get("private"), digits),
+                 fmt(rep_diff, digits)] + vs
+        lines.append("| " + " | ".join(cells) + " |")
+    note = (f"\nLocal: macro ROC-AUC on the local hidden set's public and private files; reported: the paper's "
+            f"Kaggle public and private LB. Differences to {reference}: paired bootstrap over the board's files "
+            f"({confidence:.0%} percentile interval); an interval that excludes 0 is a difference this data can tell.\n")
+    return f"{title}\n\n" + "\n".join(lines) + "\n" + note

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from birdclef_eos.scoring import metric
+from birdclef_eos.scoring.bootstrap import paired_bootstraps
 
 BOARDS = ("public", "private")
 
@@ -52,3 +53,32 @@ def add_ranks(scores: dict[str, dict]) -> dict[str, dict]:
         frame[f"{b}_rank"] = frame[b].astype(float).rank(ascending=False, method="min").astype(int)
     return {name: {k: (int(v) if k.endswith("_rank") else float(v)) for k, v in row.items()}
             for name, row in frame.iterrows()}
+
+
+def compare(parts: dict[str, pd.DataFrame], subs: dict[str, pd.DataFrame], reference: str, others: list[str],
+            n_boot: int, seed: int, confidence: float) -> dict[str, dict]:
+    """Per board: each submission's score, and each of ``others`` minus ``reference`` with its
+    paired bootstrap interval over the board's files. ``subs``: name -> frame indexed by row_id.
+    Returns {board: {"scores": {name: auc}, "vs": {other: {difference, low, high, n_files}}}}."""
+    out = {}
+    for board, part in parts.items():
+        cols = [c for c in part.columns if c != "row_id"]
+        ids = part["row_id"].astype(str)
+        for name, sub in subs.items():
+            missing = sorted(set(ids) - set(sub.index))
+            if missing:
+                raise BoardError(f"submission '{name}' lacks {len(missing)} row(s) of the {board} board, e.g. {missing[:2]}")
+        truth = part[cols].to_numpy()
+        mat = {n: s.reindex(ids)[cols].to_numpy(dtype=float) for n, s in subs.items()}
+        ci = paired_bootstraps(truth, mat[reference], {n: mat[n] for n in others}, file_of(ids).to_numpy(),
+                               n_boot, seed, confidence)
+        scores = {n: float(metric.macro_auc(truth, m)) for n, m in mat.items()}
+        out[board] = {"scores": scores, "vs": {n: flip(ci[n]) for n in others}}
+    return out
+
+
+def flip(interval) -> dict:
+    """The interval of (other - reference) from paired_bootstraps' (reference - other)."""
+    d = interval.as_dict()
+    neg = lambda x: None if x is None else -x  # noqa: E731  (null intervals: a single file)
+    return {"difference": neg(d["difference"]), "low": neg(d["high"]), "high": neg(d["low"]), "n_files": d.get("n_files")}

@@ -2,9 +2,10 @@
 
 Files (soundscapes) are resampled with replacement; both models are scored on the same draw, so
 the interval is that of the paired difference. A draw that repeats a file holds its rows as
-often as the file was drawn; macro-AUC is computed with those multiplicities as row weights,
-which is the same number the metric gives on the resampled rows (Mann-Whitney with ties at 1/2),
-and columns are kept as the metric keeps them: at least one positive and one negative in the draw.
+often as the file was drawn; macro-AUC is computed with those multiplicities as file weights
+(scoring/pairs.py: each model's file pair counts once, every draw one matrix product), which is
+the same number the metric gives on the resampled rows (Mann-Whitney with ties at 1/2), and
+columns are kept as the metric keeps them: at least one positive and one negative in the draw.
 """
 from __future__ import annotations
 
@@ -13,48 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from birdclef_eos.scoring.metric import macro_auc
+from birdclef_eos.scoring.pairs import pair_counts, weighted_scores
 
 
 class BootstrapError(ValueError):
     pass
-
-
-class WeightedAUC:
-    """Macro ROC-AUC of fixed scores under varying row weights; each column is sorted once."""
-
-    def __init__(self, y_true: np.ndarray, y_score: np.ndarray):
-        y_true = np.asarray(y_true) > 0.5
-        y_score = np.asarray(y_score, dtype=np.float64)
-        if y_true.shape != y_score.shape or y_true.ndim != 2:
-            raise BootstrapError(f"shape mismatch: truth {y_true.shape} vs scores {y_score.shape}")
-        if not np.all(np.isfinite(y_score)):
-            raise BootstrapError("scores contain NaN or infinite values")
-        n, c = y_true.shape
-        order = np.argsort(y_score, axis=0, kind="mergesort")
-        self.order = order
-        self.pos = np.take_along_axis(y_true, order, axis=0).astype(np.float64)
-        s = np.take_along_axis(y_score, order, axis=0)
-        new = np.vstack([np.ones((1, c), dtype=bool), s[1:] != s[:-1]])  # a new tie group starts
-        group = np.cumsum(new, axis=0) - 1                                 # 0-based within its column
-        self.n_groups = int(group.max()) + 1 if n else 0
-        self.group = (group + np.arange(c) * self.n_groups).T.ravel()      # column-major, offset per column
-        self.shape = (n, c)
-
-    def __call__(self, weights: np.ndarray) -> float:
-        """Macro-AUC with ``weights[i]`` copies of row i; NaN when no column has both classes."""
-        n, c = self.shape
-        w = np.asarray(weights, dtype=np.float64)[self.order]              # [n, c], sorted per column
-        wpos, wneg = w * self.pos, w * (1.0 - self.pos)
-        size = c * self.n_groups
-        gpos = np.bincount(self.group, wpos.T.ravel(), minlength=size).reshape(c, self.n_groups)
-        gneg = np.bincount(self.group, wneg.T.ravel(), minlength=size).reshape(c, self.n_groups)
-        below = np.cumsum(gneg, axis=1) - gneg
-        num = (gpos * (below + 0.5 * gneg)).sum(axis=1)
-        tot_pos, tot_neg = gpos.sum(axis=1), gneg.sum(axis=1)
-        keep = (tot_pos > 0) & (tot_neg > 0)
-        if not keep.any():
-            return float("nan")
-        return float(np.mean(num[keep] / (tot_pos[keep] * tot_neg[keep])))
 
 
 @dataclass
@@ -109,14 +73,13 @@ def paired_bootstraps(y_true: np.ndarray, reference: np.ndarray, others: dict[st
         return {name: PairedInterval(ref_all, macro_auc(y_true, s), ref_all - macro_auc(y_true, s), float("nan"),
                                      float("nan"), 0, n_boot, 1, confidence) for name, s in others.items()}
     inverse, counts = file_draws(groups, n_boot, seed)
-    ref = WeightedAUC(y_true, reference)
-    ref_draws = np.array([ref(c[inverse]) for c in counts])
+    n_files = counts.shape[1]
+    ref_draws = weighted_scores(pair_counts(y_true, reference, inverse, n_files), counts)
     ref_all = macro_auc(y_true, reference)
     tail = (1 - confidence) / 2 * 100
     out = {}
     for name, scores in others.items():
-        model = WeightedAUC(y_true, scores)
-        diffs = ref_draws - np.array([model(c[inverse]) for c in counts])
+        diffs = ref_draws - weighted_scores(pair_counts(y_true, scores, inverse, n_files), counts)
         diffs = diffs[np.isfinite(diffs)]
         if len(diffs) == 0:
             raise BootstrapError("no draw had a label column with both positives and negatives")

@@ -30,6 +30,19 @@ def build(row_ids, P: np.ndarray, labels: list[str], order: pd.DataFrame) -> pd.
     return frame.reindex(order["row_id"]).reset_index()
 
 
+def order_frame(sample_path: str | Path, chunks: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
+    """The rows (and columns) a submission must have: ``sample_path`` (sample_submission.csv) when
+    it exists, otherwise the test chunks of ``chunks`` (data/index/chunks.csv) with ``labels``."""
+    path = Path(sample_path)
+    if path.exists():
+        sample = pd.read_csv(path, dtype={"row_id": str})
+        if list(sample.columns[1:]) != labels:
+            raise SubmissionError(f"{path}: label columns differ from the species order (data/index/species.csv)")
+        return sample
+    test = chunks[chunks["split"] == "test"]
+    return pd.DataFrame({"row_id": test["row_id"].astype(str)}).assign(**{c: 0.0 for c in labels})
+
+
 def validate(sub: pd.DataFrame, sample: pd.DataFrame, name: str = "submission") -> None:
     """Raise SubmissionError naming ``name`` and what is wrong: columns, row ids, values."""
     expected, got = list(sample.columns), list(sub.columns)

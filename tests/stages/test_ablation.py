@@ -8,7 +8,8 @@ import pytest
 
 from birdclef_eos.probe import soundscape
 from birdclef_eos.report.ablation import ablation_markdown, sentences, verdict
-from birdclef_eos.scoring.bootstrap import WeightedAUC, file_draws, paired_bootstrap, paired_bootstraps
+from birdclef_eos.scoring.bootstrap import file_draws, paired_bootstrap, paired_bootstraps
+from birdclef_eos.scoring.pairs import pair_counts, weighted_scores
 from birdclef_eos.scoring.metric import macro_auc
 from tests.fakes import toy_features
 
@@ -26,11 +27,11 @@ def test_weighted_auc_is_the_metric_on_the_resampled_rows():
     y, groups, good, _ = toy_predictions(n_files=15, n_classes=8)
     good = np.round(good, 1)  # ties
     inverse, counts = file_draws(groups, 5, seed=3)
-    auc = WeightedAUC(y, good)
-    assert auc(np.ones(len(y))) == pytest.approx(macro_auc(y, good), abs=1e-12)
-    for c in counts:
+    pc = pair_counts(y, good, inverse, counts.shape[1])
+    assert weighted_scores(pc, np.ones((1, counts.shape[1])))[0] == pytest.approx(macro_auc(y, good), abs=1e-12)
+    for c, got in zip(counts, weighted_scores(pc, counts)):
         rows = np.concatenate([np.flatnonzero(inverse == f) for f in np.repeat(np.arange(len(c)), c)])
-        assert auc(c[inverse]) == pytest.approx(macro_auc(y[rows], good[rows]), abs=1e-12)
+        assert got == pytest.approx(macro_auc(y[rows], good[rows]), abs=1e-12)
 
 
 def test_identical_predictions_give_a_zero_interval():

@@ -108,15 +108,15 @@ def test_missing_perch_file_says_where_and_what(tmp_path, monkeypatch):
     assert not Path("models/backbone.onnx").exists()
 
 
-def test_wrong_size_or_sha_says_what_was_found(tmp_path, monkeypatch):
+def test_wrong_file_says_what_was_found_and_what_was_expected(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     fake = tmp_path / "perch_v2.onnx"
     fake.write_bytes(b"not perch" * 10)
-    with pytest.raises(checkpoint.BackboneFileError, match="found 90 bytes, expected 409148616"):
-        checkpoint.run(perch_params(fake, 409148616, "0" * 64))
     sha = sha256_file(fake)
-    with pytest.raises(checkpoint.BackboneFileError, match=f"found sha256 {sha}.*expected 90 bytes with sha256 {'0' * 64}"):
-        checkpoint.run(perch_params(fake, 90, "0" * 64))
+    with pytest.raises(checkpoint.BackboneFileError,
+                       match=f"found 90 bytes with sha256 {sha}, not the known file \\(expected 409148616 bytes"):
+        checkpoint.run(perch_params(fake, 409148616, "0" * 64))
+    assert not Path("models/backbone.onnx").exists()
 
 
 def test_right_perch_file_is_copied_with_the_perch_spec(tmp_path, monkeypatch):
@@ -214,3 +214,84 @@ def test_cache_dir_cannot_change_the_backbone(prepared, tmp_path):
     cfg = PARAMS["backbone"]
     again = birdnet.prepare(cfg["birdnet"], tmp_path / "other-cache")
     assert sha256_file(again["onnx"]) == sha256_file(prepared["onnx"])
+
+
+# ---- perch_v2 in other bytes: the behavioural fingerprint, the forms (on the Perch-shaped fixture) ----
+
+def fixture_perch_params(tmp_path, path, form="onnx_no_dft") -> dict:
+    from birdclef_eos.backbone import fingerprint as fp
+    from tests.fakes.backbone_fixtures import perch_tiny
+
+    record = fp.record(perch_tiny()[0], perch_tiny()[1], ["label", "embedding"])
+    (tmp_path / "fingerprint.json").write_text(json.dumps(record))
+    perch = dict(PARAMS["backbone"]["perch_v2"], path=str(path), n_classes=32, format=form,
+                 fingerprint=str(tmp_path / "fingerprint.json"))
+    return backbone_params(name="perch_v2", perch_v2=perch)
+
+
+def test_same_model_in_other_bytes_is_accepted_by_its_fingerprint(tmp_path, monkeypatch):
+    from tests.fakes.backbone_fixtures import perch_tiny_form
+
+    monkeypatch.chdir(tmp_path)
+    result = checkpoint.run(fixture_perch_params(tmp_path, perch_tiny_form("opaque")))
+    identity = json.loads(Path("models/backbone.json").read_text())["source"]["identity"]
+    assert result.summary == {"identity": "fingerprint"}
+    assert identity["checks"] == {"interface": "passed", "inventory": "passed", "outputs": "passed"}
+    assert identity["inventory"]["stage_blocks"] == [2, 3, 3, 5, 5, 6, 2]
+
+
+def test_a_changed_model_is_rejected_naming_the_failed_check(tmp_path, monkeypatch):
+    from tests.birdclef_eos.backbone.test_perch_forms import with_block_weights_scaled
+    from tests.fakes.backbone_fixtures import perch_tiny
+
+    monkeypatch.chdir(tmp_path)
+    changed = with_block_weights_scaled(perch_tiny()[0], tmp_path)
+    with pytest.raises(checkpoint.BackboneFileError, match="not the expected Perch v2 .*check 'outputs' failed"):
+        checkpoint.run(fixture_perch_params(tmp_path, changed))
+    assert not Path("models/backbone.onnx").exists()
+
+
+def test_declared_form_must_match_the_file(tmp_path, monkeypatch):
+    from birdclef_eos.backbone.perch import PerchFormError
+    from tests.fakes.backbone_fixtures import perch_tiny, perch_tiny_form
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(PerchFormError, match="format: onnx_no_dft"):
+        checkpoint.run(fixture_perch_params(tmp_path, perch_tiny()[0], form="onnx"))
+    result = checkpoint.run(fixture_perch_params(tmp_path, perch_tiny_form("onnx"), form="onnx"))
+    assert result.summary == {"identity": "fingerprint"}
+
+
+def test_saved_model_form_is_converted_proven_and_fingerprinted(tmp_path, monkeypatch):
+    """The stage's SavedModel path, with the (cached) conversion of the fixture's SavedModel standing
+    in for a fresh one (tests/birdclef_eos/backbone/test_perch_forms.py runs the real conversion)."""
+    import shutil
+
+    from birdclef_eos.backbone import fingerprint as fp
+    from birdclef_eos.backbone import perch
+    from tests.fakes.backbone_fixtures import perch_tiny, perch_tiny_saved_model
+
+    saved, converted, _ = perch_tiny_saved_model()
+
+    def cached_conversion(saved_model, output, python, opset, windows):
+        assert saved_model == saved and opset == 17
+        shutil.copyfile(converted, output)
+        reference = fp.run_outputs(perch_tiny()[0], "inputs", windows, ["label", "embedding"])
+        return {"seconds": 0.0, "opset": opset, "signature": "serving_default", "input": "inputs",
+                "outputs": ["embedding", "label"], "versions": {"tf2onnx": "cached"}}, reference
+
+    monkeypatch.setattr(perch, "convert_saved_model", cached_conversion)
+    monkeypatch.chdir(tmp_path)
+    checkpoint.run(fixture_perch_params(tmp_path, saved, form="saved_model"))
+    record = json.loads(Path("models/backbone.json").read_text())
+    assert record["source"]["format"] == "saved_model"
+    assert max(record["source"]["equivalence"].values()) <= 1e-3
+    assert record["source"]["identity"]["by"] == "fingerprint"
+    assert record["versions"]["convert/tf2onnx"] == "cached"
+
+
+def test_missing_saved_model_says_where(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    perch = dict(PARAMS["backbone"]["perch_v2"], path=str(tmp_path / "perch_v2_savedmodel"), format="saved_model")
+    with pytest.raises(FileNotFoundError, match="expected a folder with saved_model.pb"):
+        checkpoint.run(backbone_params(name="perch_v2", perch_v2=perch))

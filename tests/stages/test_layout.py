@@ -17,7 +17,7 @@ from stages.paths import NOTEBOOKS, ROOT
 
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
-RUN_BY_PATH = {"checkpoint": ["birdclef_eos/backbone/tflite_to_onnx.py"]}  # subprocess, not imported
+RUN_BY_PATH = {"checkpoint": ["birdclef_eos/backbone/tflite_to_onnx.py", "birdclef_eos/backbone/savedmodel_to_onnx.py"]}  # subprocess, not imported
 PROJECT = ("birdclef_eos", "stages")
 
 

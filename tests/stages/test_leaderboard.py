@@ -27,7 +27,10 @@ def tree(tmp_path, monkeypatch):
 def params(**extra):
     subs = {k: DEFAULTS["submissions"][k] for k in ("v1", "v2", "v6", "v7")}
     p = {"postprocess": dict(DEFAULTS["postprocess"]), "submissions": subs,
-         "leaderboard": {"table2": ["v1", "v6"], "digits": 3, "others": []}}
+         "leaderboard": {"table2": ["v1", "v6"], "digits": 3, "others": [],
+                         "table3": {"rows": ["v6", "v7", "v2"], "reference": "v6"},
+                         "bootstrap": {"draws": 50, "seed": 0, "confidence": 0.95}},
+         "blends": {}}
     p.update(extra)
     return p
 
@@ -88,6 +91,16 @@ def test_leaderboard_scores_ranks_and_writes_table2(tree):
     assert (tree / "build/figures/leaderboard.png").stat().st_size > 1000
     assert result.kaggle_dates == {"v6": "2026-05-28"} and result.mismatches == []
     assert board["kaggle"]["v6"]["matches"] is True
+    table3 = (tree / "build/tables/table3.md").read_text()
+    t3 = json.loads((tree / "build/metrics/leaderboard/table3.json").read_text())
+    for b in ("public", "private"):
+        vs = t3["compare"][b]["vs"]["v7"]
+        assert vs["difference"] == pytest.approx(board["submissions"]["v7"][b] - board["submissions"]["v6"][b], abs=1e-6)
+        if vs["n_files"] < 2:  # a bootstrap over files needs two: no interval, said so
+            assert vs["low"] is None and vs["high"] is None
+        else:
+            assert vs["low"] <= vs["difference"] <= vs["high"]
+    assert result.table3 == table3 and "| v7 | " in table3 and "| v6 | " in table3
 
 
 def test_a_kaggle_score_of_other_bytes_is_reported_as_such(tree):

@@ -33,6 +33,8 @@ def wrong_type(knob: schema.Knob):
         return ["yes"]  # YAML 1.1's boolean, a string in YAML 1.2
     if knob.type in ("int", "number"):
         return ["3e-4", True] + ([2.5] if knob.type == "int" else [])
+    if knob.type == "share":
+        return [True, {"a": 1}]
     if knob.type == "overrides":
         return ["sometimes"]
     return ["1", {"a": 1}]
@@ -63,6 +65,8 @@ def bad_values(knob: schema.Knob):
         out += [[], [-1], [1, 1], "bogus"]
     if knob.type == "names":
         out += ([] if knob.lo == 0 else [[]]) + [["v1", "v1"]]
+    if knob.type == "share":
+        out += ["bogus", 1.5, -0.1]
     if knob.type == "overrides":
         out.append({"sigmaa": 1.0})
     if knob.type == "frontend":

@@ -34,3 +34,15 @@ def test_sentences_follow_the_numbers():
 def test_markdown_has_every_row_and_the_paper():
     table = pseudo_markdown(result(), sentences(result()))
     assert "| v6 |" in table and "| v4 |" in table and "| v4_residual |" in table and "0.8998" in table
+
+
+def test_a_fold_teacher_row_beside_the_ensemble_one_is_reported():
+    r = result()
+    r["rows"]["v4"]["mode"] = "ensemble"
+    r["rows"]["v4_fold"] = {"model": "pseudo_fold", "mode": "fold", "oof": 0.79,
+                            "vs_reference": {"oof": ci(-0.01, -0.03, 0.01)}}
+    said = sentences(r)
+    assert "v4_fold, the same student taught by the fold teacher" in said[2]
+    assert "OOF 0.7900" in said[2] and "within noise" in said[2] and "(-0.1100)" in said[2]
+    table = pseudo_markdown(r, said)
+    assert "| v4_fold | pseudo_fold | fold | 0.7900 |" in table and "| v4 | pseudo | ensemble |" in table

@@ -1,0 +1,136 @@
+"""The plateau and the shake-up (issue 19): figures and the plain sentences that read them."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from birdclef_eos.report.figures import save_figure  # noqa: E402
+
+BOARDS = ("public", "private")
+
+
+def lifts(entry: dict) -> bool:
+    """A gain whose paired interval lies above zero."""
+    return entry.get("gain_low") is not None and entry["gain_low"] > 0
+
+
+def plateau_sentences(result: dict) -> list[str]:
+    """Does the plateau appear (real partners), and at what strength does a partner break it (control)."""
+    out = []
+    for partner, entry in result["partners"].items():
+        bits = []
+        for board in BOARDS:
+            c = entry[board]
+            gains = [(w, g, lo, hi) for w, g, lo, hi in zip(c["weights"], c["gain"], c["gain_low"], c["gain_high"]) if w > 0]
+            w, g, lo, hi = max(gains, key=lambda t: t[1])
+            verdict = "above zero" if lo > 0 else "below zero" if hi < 0 else "within noise"
+            bits.append(f"{board}: best gain {g:+.4f} at weight {w:g} [{lo:+.4f}, {hi:+.4f}], {verdict} "
+                        f"(standalone {c['standalone']:.3f} against the base's {c['score'][0]:.3f})")
+        out.append(f"Partner {partner}: " + "; ".join(bits) + ".")
+    real_lift = any(lifts({"gain_low": lo}) for e in result["partners"].values() for b in BOARDS
+                    for w, lo in zip(e[b]["weights"], e[b]["gain_low"]) if w > 0)
+    out.append("The plateau appears here: no real partner lifts the base beyond noise at any weight."
+               if not real_lift else "No plateau for every partner here: at least one real partner lifts the base.")
+    ctl, w = result["control"], result["control_weight"]
+    if ctl:
+        base_pub = next(iter(ctl.values()))["public"]["base"]
+        base_priv = next(iter(ctl.values()))["private"]["base"]
+        breaking = [e for e in ctl.values() if lifts(e["public"]) and lifts(e["private"])]
+        if breaking:
+            first = min(breaking, key=lambda e: e["target"])
+            gap = first["target"] - 0.5 * (base_pub + base_priv)
+            out.append(f"A control partner at weight {w:g} lifts the base on both boards from strength {first['target']:g} "
+                       f"(its macro-AUC; the base scores {base_pub:.3f} public / {base_priv:.3f} private): a strength gap of "
+                       f"{gap:+.3f}. Weaker controls are absorbed, which is the paper's claim that only a second strong "
+                       f"model lifts the ceiling, measured.")
+        else:
+            out.append(f"No control partner up to strength {max(e['target'] for e in ctl.values()):g} lifts the base on "
+                       f"both boards at weight {w:g}.")
+    return out
+
+
+def plot_plateau(result: dict, path: str | Path) -> None:
+    """Left, middle: blend score against the partner's weight (public, private) with bootstrap
+    bands, one line per real partner; right: the gain of a control partner at the fixed weight
+    against its strength, on both boards (control: made from the hidden labels, never a submission)."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, board in zip(axes[:2], BOARDS):
+        for i, (partner, entry) in enumerate(result["partners"].items()):
+            c = entry[board]
+            ax.plot(c["weights"], c["score"], marker="o", color=colours[i % len(colours)], label=f"{result['base']} + {partner}")
+            ax.fill_between(c["weights"], c["low"], c["high"], color=colours[i % len(colours)], alpha=0.15)
+        ax.set_xlabel("partner weight")
+        ax.set_ylabel(f"{board} macro-AUC")
+        ax.set_title(f"{board} board: blend score vs weight")
+        ax.legend(fontsize=8)
+    ax = axes[2]
+    ctl = result["control"]
+    if ctl:
+        for j, board in enumerate(BOARDS):
+            xs = [e["target"] for e in ctl.values()]
+            g = np.array([e[board]["gain"] for e in ctl.values()])
+            lo = np.array([e[board]["gain_low"] for e in ctl.values()])
+            hi = np.array([e[board]["gain_high"] for e in ctl.values()])
+            ax.errorbar(np.array(xs) + (j - 0.5) * 0.003, g, yerr=[g - lo, hi - g], marker="s", capsize=3, label=board)
+            ax.axvline(next(iter(ctl.values()))[board]["base"], color=colours[j], ls=":", lw=1)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xlabel("control partner strength (macro-AUC)")
+        ax.set_ylabel(f"gain over the base at weight {result['control_weight']:g}")
+        ax.set_title("control (from the hidden labels)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def shakeup_sentences(result: dict) -> list[str]:
+    """The paper: every standalone model gained from public to private and the blend lost."""
+    out = []
+    subs = result["submissions"]
+    for name, s in subs.items():
+        kind = "blend" if name in result["blends"] else "standalone"
+        claimed = "lost" if kind == "blend" else "gained"
+        p = s["p_gain"] if kind == "standalone" else 1 - s["p_gain"]
+        out.append(f"{name} ({kind}): private - public {s['observed']:+.4f} on our split; over "
+                   f"{result['splits']} random {result['public_share']:.0%}/{1 - result['public_share']:.0%} splits "
+                   f"mean {s['mean']:+.4f} [{s['low']:+.4f}, {s['high']:+.4f}]; the paper's direction ({claimed}) "
+                   f"comes up in {p:.0%} of splits.")
+    swaps = result["swaps"]
+    if swaps:
+        worst = max(swaps, key=lambda t: t["p_swap"])
+        out.append(f"The likeliest swap from public to private is {worst['a']} and {worst['b']}: {worst['p_swap']:.0%} "
+                   "of splits.")
+    return out
+
+
+def plot_shakeup(result: dict, path: str | Path) -> None:
+    """Left: each submission's private - public over random splits (box) and on our split (dot);
+    right: the probability that two submissions swap order from public to private."""
+    names = list(result["submissions"])
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), gridspec_kw={"width_ratios": [1.3, 1]})
+    ax = axes[0]
+    ax.boxplot([result["differences"][n] for n in names], showfliers=False)
+    ax.scatter(range(1, len(names) + 1), [result["submissions"][n]["observed"] for n in names], color="red", zorder=3,
+               label="our split")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xticks(range(1, len(names) + 1), names, rotation=45, ha="right")
+    ax.set_ylabel("private - public macro-AUC")
+    ax.set_title(f"shake-up over {result['splits']} random splits by file")
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    M = np.full((len(names), len(names)), np.nan)
+    for t in result["swaps"]:
+        i, j = names.index(t["a"]), names.index(t["b"])
+        M[i, j] = M[j, i] = t["p_swap"]
+    im = ax.imshow(M, cmap="magma_r", vmin=0, vmax=max(0.5, float(np.nanmax(M)) if np.isfinite(M).any() else 0.5))
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    fig.colorbar(im, ax=ax, label="P(order swaps public -> private)")
+    ax.set_title("swap probability")
+    fig.tight_layout()
+    save_figure(fig, path)

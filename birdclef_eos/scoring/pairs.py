@@ -1,0 +1,84 @@
+"""Macro ROC-AUC under per-file weights, fast: file pair counts computed once per submission.
+
+Macro ROC-AUC is not a sum over files, but each class's AUC is a ratio of pair counts, and pair
+counts are sums over file pairs. ``pair_counts`` counts once, per class, how many (positive,
+negative) pairs from file i and file j are ordered right (ties 1/2); the AUC under file weights w
+is then w' C w / ((w' pos)(w' neg)), so a thousand bootstrap draws or board splits are one matrix
+product, not a thousand metric calls (scoring/bootstrap.py, scoring/shakeup.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class PairsError(ValueError):
+    pass
+
+
+@dataclass
+class PairCounts:
+    """conc: float64 [F, K, F]: per class k, sum over positive rows of file i and negative rows of
+    file j of 1[score_p > score_n] + 0.5 * 1[equal]; pos, neg: float64 [F, K] positive / negative
+    row counts per file and class."""
+    conc: np.ndarray
+    pos: np.ndarray
+    neg: np.ndarray
+
+
+def file_index(files) -> tuple[np.ndarray, list[str]]:
+    """(row -> file index, file names in first-seen order)."""
+    names, inverse = np.unique(np.asarray(files).astype(str), return_inverse=True)
+    return inverse, list(names)
+
+
+def pair_counts(y_true: np.ndarray, scores: np.ndarray, file_of_row: np.ndarray, n_files: int) -> PairCounts:
+    """``PairCounts`` of one submission: y_true, scores [N, K]; file_of_row int [N] in [0, n_files)."""
+    y = np.asarray(y_true) > 0.5
+    s = np.asarray(scores, dtype=np.float64)
+    if y.shape != s.shape or y.ndim != 2:
+        raise PairsError(f"shape mismatch: truth {y.shape} vs scores {s.shape}")
+    if not np.all(np.isfinite(s)):
+        raise PairsError("scores contain NaN or infinite values")
+    n, k = y.shape
+    f = np.asarray(file_of_row)
+    conc = np.zeros((n_files, k, n_files))
+    onehot = np.eye(n_files)[f]                                   # [N, F]
+    pos = (onehot[:, :, None] * y[:, None, :]).sum(axis=0)         # [F, K]
+    neg = (onehot[:, :, None] * (~y)[:, None, :]).sum(axis=0)
+    for c in range(k):
+        p_rows, n_rows = np.flatnonzero(y[:, c]), np.flatnonzero(~y[:, c])
+        if len(p_rows) == 0 or len(n_rows) == 0:
+            continue
+        order = n_rows[np.argsort(s[n_rows, c], kind="mergesort")]
+        neg_sorted = s[order, c]
+        cum = np.vstack([np.zeros(n_files), np.cumsum(onehot[order], axis=0)])  # [n_neg + 1, F]
+        lo = np.searchsorted(neg_sorted, s[p_rows, c], side="left")
+        hi = np.searchsorted(neg_sorted, s[p_rows, c], side="right")
+        below = cum[lo] + 0.5 * (cum[hi] - cum[lo])                            # [n_pos, F]
+        np.add.at(conc[:, c, :], f[p_rows], below)
+    return PairCounts(conc=conc, pos=pos, neg=neg)
+
+
+def weighted_scores(pc: PairCounts, weights: np.ndarray) -> np.ndarray:
+    """Macro-AUC [B] for each row of ``weights`` ([B, F]: how many times each file counts: 0/1 for a
+    split into boards, draw counts for a bootstrap). A pair of rows from files i and j weighs
+    w_i x w_j, which is the metric on the resampled rows; a class counts when it has a positive and
+    a negative of non-zero weight (the competition metric's rule); NaN when no class does."""
+    W = np.asarray(weights, dtype=np.float64)
+    F, K, _ = pc.conc.shape
+    if W.ndim != 2 or W.shape[1] != F:
+        raise PairsError(f"weights have {W.shape[-1]} files, the pair counts {F}")
+    out = np.empty(len(W))
+    for start in range(0, len(W), 256):                     # bounded memory: [256, K, F] at a time
+        w = W[start:start + 256]
+        num = np.einsum("bkf,bf->bk", (w @ pc.conc.reshape(F, K * F)).reshape(len(w), K, F), w)
+        p, n = w @ pc.pos, w @ pc.neg                       # [b, K]
+        keep = (p > 0) & (n > 0)
+        auc = np.where(keep, num / np.where(keep, p * n, 1.0), 0.0)
+        count = keep.sum(axis=1)
+        out[start:start + len(w)] = np.where(count > 0, auc.sum(axis=1) / np.maximum(count, 1), np.nan)
+    return out
+
+

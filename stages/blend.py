@@ -1,0 +1,82 @@
+"""Stage `blend` (issue 17): every entry of `blends:` in one stage, each written to
+submissions/<name>/ (submission.csv + manifest.json) like any submission.
+
+Reads the parts' submissions (submissions/<part>/submission.csv: the base chain, the heads' v6 and
+v6_residual, and blends computed earlier in the same run) and data/index/species.csv (genus and
+class for the taxonomy smoothing). The shared knobs live in `blend:` (the head's weight, the space,
+the taxonomy strengths); an entry refers to the shared weight by name (`weight`) and gives one part
+the `rest`. Blending is milliseconds of arithmetic, so one stage computes every blend: `dvc exp run
+-S blend.weight=0.08` re-runs this stage, the leaderboard and what reads them, nothing upstream.
+Writes build/metrics/blend/blend.json: each blend's resolved weights, space, taxonomy and sha256.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import pandas as pd
+
+from birdclef_eos.io.files import atomic_dir, sha256_file, write_json
+from birdclef_eos.scoring import submission
+from birdclef_eos.scoring.blend import Blend, BlendError, blend, order_blends, resolve_weights
+from stages.paths import BLEND_METRICS, HIDDEN, INDEX, SUBMISSIONS
+
+PARAMS = ("blend", "blends")
+
+
+@dataclass
+class BlendResult:
+    """What the blend notebook shows. blends: name -> {weights, space, taxonomy, rows, labels,
+    submission_sha256} (as build/metrics/blend/blend.json); seconds: wall time."""
+    blends: dict[str, dict]
+    seconds: float
+
+
+def spec_of(name: str, entry: dict, shared: dict) -> Blend:
+    """The entry resolved against the shared `blend:` section."""
+    weights = resolve_weights(name, entry["parts"], {"weight": shared["weight"]}, entry.get("normalise", False))
+    tax = shared["taxonomy"]
+    return Blend(name=name, weights=weights, space=entry.get("space", shared["space"]),
+                 taxonomy=(tax["genus"], tax["class"]) if entry.get("taxonomy", False) else None)
+
+
+def read_part(name: str) -> pd.DataFrame:
+    path = SUBMISSIONS / name / "submission.csv"
+    if not path.exists():
+        raise BlendError(f"{path}: missing; the stage that writes submission '{name}' has not run "
+                         f"(dvc repro builds it before the blend)")
+    return submission.read(path)
+
+
+def run(params: dict, key: str | None = None) -> BlendResult:
+    started = time.perf_counter()
+    shared, entries = params["blend"], params["blends"]
+    species = pd.read_csv(INDEX / "species.csv", keep_default_na=False).sort_values("label_idx")
+    sample_path = HIDDEN / "sample_submission.csv"
+    sample = pd.read_csv(sample_path, dtype={"row_id": str}) if sample_path.exists() else None
+    parts = {p for e in entries.values() for p in e["parts"] if p not in entries}
+    frames = {p: read_part(p) for p in sorted(parts)}
+    shas = {p: sha256_file(SUBMISSIONS / p / "submission.csv") for p in frames}
+    out = {}
+    for name in order_blends(entries, set(frames)):
+        spec = spec_of(name, entries[name], shared)
+        sub = blend(frames, spec, species)
+        if sample is not None:
+            sub = sub.set_index("row_id").reindex(sample["row_id"]).reset_index()
+            submission.validate(sub, sample, name=f"blend '{name}'")
+        frames[name] = sub
+        manifest = {"submission": name, "kind": "blend", "entry": entries[name],
+                    "weights": spec.weights, "space": spec.space,
+                    "taxonomy": None if spec.taxonomy is None else {"genus": spec.taxonomy[0], "class": spec.taxonomy[1]},
+                    "parts": {p: shas[p] for p in spec.weights},  # sha256 of each part's submission.csv
+                    "rows": len(sub), "labels": sub.shape[1] - 1}
+        with atomic_dir(SUBMISSIONS / name) as tmp:
+            sub.to_csv(tmp / "submission.csv", index=False, float_format="%.6f")
+            manifest["submission_sha256"] = sha256_file(tmp / "submission.csv")
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, allow_nan=False) + "\n")
+        shas[name] = manifest["submission_sha256"]
+        out[name] = {k: manifest[k] for k in ("weights", "space", "taxonomy", "rows", "labels", "submission_sha256")}
+    with atomic_dir(BLEND_METRICS) as tmp:
+        write_json(tmp / "blend.json", {"shared": shared, "blends": out})
+    return BlendResult(blends=out, seconds=time.perf_counter() - started)

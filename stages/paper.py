@@ -1,0 +1,175 @@
+"""Stage `paper` (issue 22): paper/paper.md, the study regenerated, with a verdict per claim.
+
+Runs after `publish` and reads only published results: metrics/ (JSON), paper/tables/ (markdown),
+figures/ (linked by relative path), plus paper/claims.yaml (the sections, the numbers each shows
+and the claims, each with how it is tested), paper/reported.yaml (the paper's numbers),
+data/index (the data set's counts) and, for `paired` claims, the submissions and the hidden
+solution (data/hidden): a paired bootstrap over files. It writes paper/verdicts.json (every
+claim's numbers and verdict) first and renders paper/paper.md from it; both are git-tracked
+(`cache: false`). The verdict rule is `paper.verdict`, fixed before any number is read. A claim or
+a table whose file is absent is shown "not built yet", never invented. Cheap (seconds), so a blend
+experiment re-runs it.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from birdclef_eos.io.files import read_yaml, write_json, write_text
+from birdclef_eos.report.paper import Missing, Rule, Untestable, evaluate, lookup, num, render
+from birdclef_eos.scoring import boards, submission
+from birdclef_eos.scoring.bootstrap import paired_bootstraps
+from stages.paths import CLAIMS, HIDDEN, INDEX, PAPER, PUBLISHED, REPORTED, ROOT, SUBMISSIONS, TABLES, VERDICTS
+
+PARAMS = ("paper", "dataset.source", "dataset.scale", "backbone.name")
+METRICS_DIR = PUBLISHED[Path("build/metrics")]    # metrics/
+TABLES_DIR = PUBLISHED[TABLES]                    # paper/tables/
+FIGURES_DIR = PUBLISHED[Path("build/figures")]    # figures/
+
+
+class PaperError(ValueError):
+    pass
+
+
+@dataclass
+class PaperResult:
+    """What the notebook shows: the verdicts (paper/verdicts.json's `claims`), the counts per
+    verdict, the markdown, seconds."""
+    verdicts: list[dict]
+    counts: dict[str, int]
+    markdown: str
+    seconds: float
+
+
+def load_metrics(file: str) -> dict:
+    path = METRICS_DIR / file
+    if not path.exists():
+        raise Missing(f"{path} is absent: the stage that writes it has not run")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def make_pairs(rule: Rule):
+    """``pairs(a, b, board)``: paired bootstrap of submissions a - b on one local board (cached)."""
+    state: dict = {}
+
+    def pairs(a: str, b: str, board: str) -> dict:
+        if not (HIDDEN / "solution.csv").exists():
+            raise Untestable(f"{HIDDEN}/solution.csv is absent (real-data mode: the hidden labels are Kaggle's)")
+        for n in (a, b):
+            if not (SUBMISSIONS / n / "submission.csv").exists():
+                raise Missing(f"{SUBMISSIONS}/{n}/submission.csv is absent: the stage that writes it has not run")
+        if "parts" not in state:
+            solution = pd.read_csv(HIDDEN / "solution.csv", dtype={"row_id": str})
+            state["parts"] = boards.split_solution(solution, pd.read_csv(HIDDEN / "boards.csv", dtype=str))
+        if board not in state["parts"]:
+            raise PaperError(f"{CLAIMS}: board {board!r}; expected one of {' | '.join(state['parts'])}")
+        part = state["parts"][board]
+        cols = [c for c in part.columns if c != "row_id"]
+        ids = part["row_id"].astype(str)
+        mats = [submission.read(SUBMISSIONS / n / "submission.csv").set_index("row_id").reindex(ids)[cols]
+                .to_numpy(dtype=np.float64) for n in (a, b)]
+        ci = paired_bootstraps(part[cols].to_numpy(), mats[0], {"b": mats[1]}, boards.file_of(ids).to_numpy(),
+                               rule.bootstrap, rule.seed, rule.confidence)["b"]
+        return ci.as_dict()
+
+    return pairs
+
+
+def commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "uncommitted (no git)"
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "uncommitted"
+
+
+def run_seconds() -> float | None:
+    """The sum of the top-level `seconds` every published metrics file records (None: none does)."""
+    found = []
+    for f in sorted(METRICS_DIR.rglob("*.json")) if METRICS_DIR.is_dir() else []:
+        try:
+            s = json.loads(f.read_text(encoding="utf-8")).get("seconds")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(s, (int, float)):
+            found.append(float(s))
+    return sum(found) if found else None
+
+
+def header(params: dict, rule: Rule) -> list[str]:
+    ds = params["dataset"]
+    counts = []
+    if (INDEX / "species.csv").exists():
+        counts.append(f"{len(pd.read_csv(INDEX / 'species.csv')):,} species")
+    if (INDEX / "recordings.csv").exists():
+        counts.append(f"{len(pd.read_csv(INDEX / 'recordings.csv')):,} focal recordings")
+    if (INDEX / "soundscapes.csv").exists():
+        split = pd.read_csv(INDEX / "soundscapes.csv", usecols=["split"])["split"].value_counts()
+        counts.append("soundscapes: " + ", ".join(f"{int(n):,} {s}" for s, n in sorted(split.items())))
+    secs = run_seconds()
+    took = (f"{secs / 60:.1f} min (the sum of the stages' recorded seconds)" if secs is not None
+            else "not recorded (no stage writes its seconds to metrics/ yet; the README's stage table has timings)")
+    scale = f", scale `{ds['scale']}`" if ds["source"] == "synthetic" else ""
+    return [f"- **Data set:** `{ds['source']}`{scale} ({'; '.join(counts) or 'index not built yet'})",
+            f"- **Backbone:** `{params['backbone']['name']}`",
+            f"- **Commit:** `{commit()}` (the commit the run started from)",
+            f"- **Run time:** {took}",
+            f"- **Verdict rule** (`paper.verdict`, fixed before any number is read): a claimed difference "
+            f"**holds here** when its paired bootstrap {rule.confidence:.0%} interval over files ({rule.bootstrap:,} "
+            f"draws, seed {rule.seed}) excludes 0 in the claimed direction, **does not hold here** when it excludes 0 "
+            f"the other way, and is **undecided** otherwise; two values with separate intervals: the intervals must "
+            f"not overlap; no interval: `{rule.without_interval}`; an equivalence holds within +-{rule.margin:g}; a "
+            f"count within {rule.tolerance:.0%} of the reported one.",
+            "- Every number below is read from `metrics/`, `paper/tables/` or `paper/verdicts.json` (written by "
+            "this stage from `paper/claims.yaml`); none is typed in. Figures are the published `figures/`."]
+
+
+def notes_of(sections: list[dict], digits: int) -> dict[str, list[str]]:
+    """Per section, `notes` entries {text, file, key} rendered as "text: value (metrics/file)"."""
+    out = {}
+    for s in sections:
+        lines = []
+        for n in s.get("notes", []):
+            try:
+                value = num(lookup(load_metrics(n["file"]), n["key"], f"{CLAIMS} section {s['id']}"), digits)
+            except Missing:
+                value = "not built yet"
+            lines.append(f"{n['text']}: {value} (`{METRICS_DIR / n['file']}` `{n['key']}`)")
+        out[s["id"]] = lines
+    return out
+
+
+def run(params: dict, key: str | None = None) -> PaperResult:
+    started = time.perf_counter()
+    cfg = params["paper"]
+    rule = Rule(**cfg["verdict"])
+    spec = read_yaml(CLAIMS, PaperError)
+    if not isinstance(spec, dict) or not isinstance(spec.get("sections"), list) or not isinstance(spec.get("claims"), list):
+        raise PaperError(f"{CLAIMS}: expected a mapping with lists `sections` and `claims`")
+    ids = [s["id"] for s in spec["sections"]]
+    for c in spec["claims"]:
+        if c.get("part") not in ids:
+            raise PaperError(f"{CLAIMS}: claim {c.get('id')} has part {c.get('part')!r}; sections: {' | '.join(ids)}")
+    reported = read_yaml(REPORTED, PaperError)
+    pairs = make_pairs(rule)
+    verdicts = [evaluate(c, load_metrics, reported, rule, pairs) for c in spec["claims"]]
+    write_json(VERDICTS, {"rule": cfg["verdict"], "claims": [v.as_dict() for v in verdicts]})
+    names_t = {t for s in spec["sections"] for t in s.get("tables", [])}
+    names_f = {f for s in spec["sections"] for f in s.get("figures", [])}
+    tables = {t: (TABLES_DIR / t).read_text(encoding="utf-8") if (TABLES_DIR / t).exists() else None for t in names_t}
+    figures = {f: (FIGURES_DIR / f).exists() for f in names_f}
+    md = render(header(params, rule), spec["sections"], verdicts, tables, figures, cfg["digits"],
+                notes_of(spec["sections"], cfg["digits"]))
+    write_text(PAPER, md)
+    counts = {}
+    for v in verdicts:
+        counts[v.verdict] = counts.get(v.verdict, 0) + 1
+    return PaperResult(verdicts=[v.as_dict() for v in verdicts], counts=counts, markdown=md,
+                       seconds=time.perf_counter() - started)

@@ -1,0 +1,86 @@
+"""The blend stage on a fake tree: every `blends:` entry written as a submission, the shared weight
+resolved for each entry that names it, and dvc.yaml listing exactly the blends' parts and outputs."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from stages import blend
+from stages.params import load_params
+from stages.paths import ROOT
+
+from tests.fakes.predict_fakes import LABELS, make_tree
+
+DEFAULTS = load_params(ROOT / "params.yaml")
+
+
+@pytest.fixture
+def tree(tmp_path, monkeypatch):
+    make_tree(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    sample = pd.read_csv(tmp_path / "data/hidden/sample_submission.csv")
+    rng = np.random.default_rng(3)
+    for name in ("base", "alt", "v6"):
+        sub = sample.copy()
+        sub[LABELS] = rng.random((len(sub), len(LABELS)))
+        (tmp_path / "submissions" / name).mkdir(parents=True)
+        sub.to_csv(tmp_path / f"submissions/{name}/submission.csv", index=False)
+    return tmp_path
+
+
+def params(weight=0.07):
+    return {"blend": {"weight": weight, "space": "prob", "taxonomy": {"genus": 0.15, "class": 0.05}},
+            "blends": {"eos7": {"parts": {"base": "rest", "v6": "weight"}, "taxonomy": True},
+                       "anchor": {"parts": {"alt": 0.1, "base": "rest"}},
+                       "eos9": {"parts": {"anchor": "rest", "v6": "weight"}, "taxonomy": True, "space": "rank"}}}
+
+
+def read(tree, name):
+    return pd.read_csv(tree / f"submissions/{name}/submission.csv")
+
+
+def test_every_blend_is_a_submission_with_its_resolved_weights(tree):
+    result = blend.run(params())
+    assert list(result.blends) == ["eos7", "anchor", "eos9"]
+    manifest = json.loads((tree / "submissions/eos9/manifest.json").read_text())
+    assert manifest["weights"] == pytest.approx({"anchor": 0.93, "v6": 0.07}) and manifest["space"] == "rank"
+    assert set(manifest["parts"]) == {"anchor", "v6"} and manifest["parts"]["anchor"] == result.blends["anchor"]["submission_sha256"]
+    sample = pd.read_csv(tree / "data/hidden/sample_submission.csv")
+    for name in result.blends:
+        sub = read(tree, name)
+        assert list(sub.columns) == list(sample.columns) and list(sub.row_id) == list(sample.row_id)
+    anchor = read(tree, "anchor")
+    np.testing.assert_allclose(anchor[LABELS], 0.1 * read(tree, "alt")[LABELS] + 0.9 * read(tree, "base")[LABELS], atol=1e-6)
+    first = (tree / "submissions/eos7/submission.csv").read_bytes()
+    blend.run(params())
+    assert (tree / "submissions/eos7/submission.csv").read_bytes() == first
+
+
+def test_the_shared_weight_moves_every_entry_that_names_it(tree):
+    blend.run(params(0.07))
+    before = {n: read(tree, n) for n in ("eos7", "anchor", "eos9")}
+    blend.run(params(0.3))
+    assert json.loads((tree / "submissions/eos7/manifest.json").read_text())["weights"]["v6"] == pytest.approx(0.3)
+    assert not np.allclose(before["eos7"][LABELS], read(tree, "eos7")[LABELS])
+    assert not np.allclose(before["eos9"][LABELS], read(tree, "eos9")[LABELS])
+    np.testing.assert_allclose(before["anchor"][LABELS], read(tree, "anchor")[LABELS])  # names no shared weight
+
+
+def test_a_missing_part_is_named(tree):
+    p = params()
+    p["blends"]["eos7"]["parts"] = {"base": "rest", "v6_residual": "weight"}
+    with pytest.raises(ValueError, match=r"submissions/v6_residual/submission.csv: missing"):
+        blend.run(p)
+    assert not (tree / "submissions/eos7").exists()
+
+
+def test_dvc_yaml_lists_every_part_and_every_blend():
+    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["blend"]
+    entries = DEFAULTS["blends"]
+    outs = {o for o in stage["outs"] if isinstance(o, str) and o.startswith("submissions/")}
+    assert outs == {f"submissions/{n}" for n in entries}, "dvc.yaml blend outs must be one per `blends:` entry"
+    parts = {p for e in entries.values() for p in e["parts"] if p not in entries}
+    deps = {d for d in stage["deps"] if d.startswith("submissions/")}
+    assert deps == {f"submissions/{p}" for p in parts}, "dvc.yaml blend deps must be the blends' parts"

@@ -1,0 +1,67 @@
+"""The ceiling and shakeup stages on a fake hidden set: curves, control partners, splits, sentences."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stages import ceiling, shakeup
+
+LABELS = ["a", "b", "c", "d", "e"]
+
+
+@pytest.fixture
+def tree(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    files = [f"BC2026_Test_{i:04d}_S01_20250101_060000" for i in range(10)]
+    ids = [f"{f}_{5 * (c + 1)}" for f in files for c in range(12)]
+    y = (rng.random((len(ids), len(LABELS))) < 0.25).astype(int)
+    (tmp_path / "data/hidden").mkdir(parents=True)
+    (tmp_path / "data/index").mkdir(parents=True)
+    pd.DataFrame(y, columns=LABELS).assign(row_id=ids)[["row_id", *LABELS]].to_csv(tmp_path / "data/hidden/solution.csv", index=False)
+    pd.DataFrame({"filename": files, "board": ["public"] * 3 + ["private"] * 7}).to_csv(tmp_path / "data/hidden/boards.csv", index=False)
+    pd.DataFrame({"primary_label": LABELS, "label_idx": range(5), "genus": ["G", "G", "H", "I", "I"],
+                  "class_name": ["Aves"] * 5}).to_csv(tmp_path / "data/index/species.csv", index=False)
+    for name, strength in (("base", 1.5), ("head", 0.6), ("other", 0.3), ("eos7", 1.6)):
+        sub = pd.DataFrame(1 / (1 + np.exp(-(strength * y + rng.standard_normal(y.shape)))), columns=LABELS)
+        sub.insert(0, "row_id", ids)
+        (tmp_path / "submissions" / name).mkdir(parents=True)
+        sub.to_csv(tmp_path / f"submissions/{name}/submission.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def ceiling_params():
+    return {"ceiling": {"base": "base", "partners": ["head", "other"], "weights": [0.0, 0.1, 0.3],
+                        "control": {"like": "head", "strengths": [0.7, 0.99], "weight": 0.3, "tolerance": 0.01, "seed": 0},
+                        "bootstrap": 50, "confidence": 0.9, "seed": 0},
+            "blend": {"space": "prob", "taxonomy": {"genus": 0.15, "class": 0.05}}}
+
+
+def test_ceiling_writes_curves_controls_and_sentences(tree):
+    result = ceiling.run(ceiling_params())
+    saved = json.loads((tree / "build/metrics/ceiling/ceiling.json").read_text())
+    assert saved["partners"]["head"]["public"]["weights"] == [0.0, 0.1, 0.3]
+    assert saved["partners"]["head"]["public"]["gain"][0] == 0.0
+    for strength in ("0.7", "0.99"):
+        assert abs(saved["control"][strength]["achieved"] - float(strength)) <= 0.01
+    # a near-perfect control at weight 0.3 lifts the base; the figure and the sentences exist
+    assert saved["control"]["0.99"]["private"]["gain"] > saved["control"]["0.7"]["private"]["gain"]
+    assert (tree / "build/figures/plateau.png").stat().st_size > 10_000
+    assert any(s.startswith("Partner head:") for s in result.sentences)
+    assert not (tree / "submissions/control").exists()  # a control is never a submission
+
+
+def test_shakeup_over_random_splits(tree):
+    params = {"shakeup": {"rows": ["base", "head", "eos7"], "splits": 100, "public_share": 0.3, "seed": 0},
+              "blends": {"eos7": {}}}
+    result = shakeup.run(params)
+    s = result.shakeup
+    assert s["blends"] == ["eos7"] and set(s["submissions"]) == {"base", "head", "eos7"}
+    for entry in s["submissions"].values():
+        assert entry["low"] <= entry["mean"] <= entry["high"] and 0 <= entry["p_gain"] <= 1
+    assert len(s["swaps"]) == 3 and all(0 <= t["p_swap"] <= 1 for t in s["swaps"])
+    assert "eos7 (blend)" in result.sentences[2] and "(lost)" in result.sentences[2]
+    assert (tree / "build/figures/shakeup.png").stat().st_size > 10_000
+    again = shakeup.run(params)
+    assert again.shakeup == s

@@ -1,0 +1,49 @@
+"""The paper stage on a fake published metrics set, in a throwaway folder: paper.md's numbers follow
+the metrics, and absent sources read "not built yet"."""
+import json
+
+import yaml
+
+from stages import paper
+
+PARAMS = {"paper": {"verdict": {"confidence": 0.95, "bootstrap": 50, "seed": 0, "margin": 0.01, "tolerance": 0.1,
+                                "without_interval": "point"}, "digits": 3},
+          "dataset": {"source": "synthetic", "scale": "smoke"}, "backbone": {"name": "perch_tiny"}}
+CLAIMS = {"sections": [{"id": "head", "number": "4", "title": "Head",
+                        "notes": [{"text": "OOF", "file": "train/attn/metrics.json", "key": "oof_macro_auc"}],
+                        "tables": ["table2.md", "table3.md"], "figures": ["pipelines.png"]}],
+          "claims": [{"id": "pseudo", "section": "7.1", "part": "head", "claim": "pseudo inflates OOF",
+                      "kind": "interval", "direction": "greater", "reported": ["pseudo.v4.oof"],
+                      "source": {"file": "pseudo_table/pseudo.json", "key": "rows.v4.vs_reference.oof"}},
+                     {"id": "blend", "section": "5", "part": "head", "claim": "blend beats v6", "kind": "paired",
+                      "a": "eos7", "b": "v6", "board": "public", "direction": "greater"}]}
+
+
+def write(path, obj):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj) if path.suffix == ".json" else obj if isinstance(obj, str) else yaml.safe_dump(obj))
+
+
+def test_paper_follows_the_metrics(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "paper/claims.yaml", CLAIMS)
+    write(tmp_path / "paper/reported.yaml", {"pseudo": {"v4": {"oof": 0.8998}}})
+    write(tmp_path / "paper/tables/table2.md", "Table 2: here\n")
+    write(tmp_path / "figures/pipelines.png", "png")
+    write(tmp_path / "metrics/train/attn/metrics.json", {"oof_macro_auc": 0.8123})
+    write(tmp_path / "metrics/pseudo_table/pseudo.json",
+          {"rows": {"v4": {"vs_reference": {"oof": {"difference": 0.02, "low": 0.01, "high": 0.03}}}}})
+    first = paper.run(PARAMS)
+    md = (tmp_path / "paper/paper.md").read_text()
+    assert md == first.markdown and "0.812" in md and "holds here" in md and "0.900" in md
+    assert "Table 2: here" in md and "`table3.md`: not built yet" in md and "../figures/pipelines.png" in md
+    assert first.counts == {"holds here": 1, "cannot be tested here": 1}  # no hidden labels in this folder
+    verdicts = json.loads((tmp_path / "paper/verdicts.json").read_text())
+    assert [c["verdict"] for c in verdicts["claims"]] == ["holds here", "cannot be tested here"]
+
+    write(tmp_path / "metrics/train/attn/metrics.json", {"oof_macro_auc": 0.7456})
+    write(tmp_path / "metrics/pseudo_table/pseudo.json",
+          {"rows": {"v4": {"vs_reference": {"oof": {"difference": -0.02, "low": -0.03, "high": -0.01}}}}})
+    second = paper.run(PARAMS)
+    assert "0.746" in second.markdown and "0.812" not in second.markdown
+    assert second.verdicts[0]["verdict"] == "does not hold here"
