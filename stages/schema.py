@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import fnmatch
 import json
 import math
 import re
@@ -252,6 +253,8 @@ SCHEMA: dict[str, Knob] = {
     "leaderboard.others": Knob("names", lo=0),  # may be empty
     "leaderboard.table3.rows": Knob("names"),
     "leaderboard.table3.reference": Str(),
+    "leaderboard.table4.rows": Knob("names"),
+    "leaderboard.table4.reference": Str(),
     "leaderboard.bootstrap.draws": Int(1),
     "leaderboard.bootstrap.seed": Int(0),
     "leaderboard.bootstrap.confidence": Num(0, 1, lo_open=True, hi_open=True),
@@ -265,6 +268,12 @@ SCHEMA: dict[str, Knob] = {
     "blends.*.taxonomy": Knob("bool", optional=True),
     "blends.*.space": Str("prob", "rank", optional=True),
     "blends.*.normalise": Knob("bool", optional=True),
+    "blends.*.sidecar.submission": Str(),
+    "blends.*.sidecar.weight": Num(0, 1),
+    "blends.*.sidecar.top_k": Int(0),
+    "blends.*.sidecar.threshold": Num(0, 1),
+    "blends.*.sidecar.threshold_space": Str("rank", "score"),
+    "blends.*.sidecar.budget": Num(0, nullable=True),
 
     "sweep.model": Str(),
     "sweep.raw": Str(),
@@ -450,6 +459,9 @@ def hint(value) -> str:
 
 # ---------- the tree walk ----------
 
+OPTIONAL_MAPPINGS = ("blends.*.sidecar",)  # sections that may be absent (their knobs are required when present)
+
+
 def schema_tree(schema: dict[str, Knob]) -> dict:
     """Nested dicts from the dotted table; leaves are Knobs."""
     tree: dict = {}
@@ -529,7 +541,8 @@ def walk(node, value, path: str, out: Walk) -> None:
         else:
             out.problems.append(unknown_key(path, key, known))
     for key in known:
-        if key not in value and not (isinstance(node[key], Knob) and node[key].optional):
+        if key not in value and not (isinstance(node[key], Knob) and node[key].optional) \
+                and not any(fnmatch.fnmatchcase(join(path, key), p) for p in OPTIONAL_MAPPINGS):
             allowed = describe(node[key]) if isinstance(node[key], Knob) else "expected a mapping"
             out.problems.append(Problem(join(path, key), None, allowed, kind="missing"))
 
@@ -670,7 +683,7 @@ def rule_table2(params, n_blocks):
         bad = [r for r in (names if isinstance(names, list) else [names]) if isinstance(r, str) and r not in known]
         if bad and isinstance(subs, dict) and names is not None:
             yield Problem(path, names, f"{bad} are not submissions, leaderboard.others or blends")
-    for table in ("table3",):
+    for table in ("table3", "table4"):
         rows, ref = get(params, f"leaderboard.{table}.rows"), get(params, f"leaderboard.{table}.reference")
         for path, names in ((f"leaderboard.{table}.rows", rows), (f"leaderboard.{table}.reference", [ref])):
             bad = [r for r in names or [] if isinstance(r, str) and r not in known]
@@ -724,7 +737,8 @@ def rule_blends(params, n_blocks):
         parts = entry.get("parts") if isinstance(entry, dict) else None
         if not isinstance(parts, dict):
             continue
-        for part in parts:
+        side = entry.get("sidecar")
+        for part in [*parts, *([side.get("submission")] if isinstance(side, dict) else [])]:
             if part not in known:
                 yield Problem(f"blends.{name}.parts.{part}", part, "expected a submission (submissions, "
                               "leaderboard.others) or another blend")
