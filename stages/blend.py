@@ -5,7 +5,7 @@ Reads the parts' submissions (submissions/<part>/submission.csv: the base chain,
 v6_residual, and blends computed earlier in the same run) and data/index/species.csv (genus and
 class for the taxonomy smoothing). The shared knobs live in `blend:` (the head's weight, the space,
 the taxonomy strengths); an entry refers to the shared weight by name (`weight`) and gives one part
-the `rest`. Blending is milliseconds of arithmetic, so one stage computes every blend: `dvc exp run
+the `rest`; an entry with a `sidecar` then gets the sidecar's masked rank correction (eos10). Blending is milliseconds of arithmetic, so one stage computes every blend: `dvc exp run
 -S blend.weight=0.08` re-runs this stage, the leaderboard and what reads them, nothing upstream.
 Writes build/metrics/blend/blend.json: each blend's resolved weights, space, taxonomy and sha256.
 """
@@ -19,7 +19,8 @@ import pandas as pd
 
 from birdclef_eos.io.files import atomic_dir, sha256_file, write_json
 from birdclef_eos.scoring import submission
-from birdclef_eos.scoring.blend import Blend, BlendError, blend, order_blends, resolve_weights
+from birdclef_eos.scoring.blend import Blend, BlendError, align, blend, order_blends, resolve_weights
+from birdclef_eos.scoring.sidecar import correct
 from stages.paths import BLEND_METRICS, HIDDEN, INDEX, SUBMISSIONS
 
 PARAMS = ("blend", "blends")
@@ -41,6 +42,16 @@ def spec_of(name: str, entry: dict, shared: dict) -> Blend:
                  taxonomy=(tax["genus"], tax["class"]) if entry.get("taxonomy", False) else None)
 
 
+def apply_sidecar(sub: pd.DataFrame, sidecar: pd.DataFrame, knobs: dict) -> pd.DataFrame:
+    """The masked rank correction of the blend by the sidecar's submission (Table 4's eos10)."""
+    _, cols, arrays = align({"blend": sub, knobs["submission"]: sidecar})
+    fixed = correct(arrays["blend"], arrays[knobs["submission"]], weight=knobs["weight"], top_k=knobs["top_k"],
+                    threshold=knobs["threshold"], budget=knobs["budget"], threshold_space=knobs["threshold_space"])
+    out = pd.DataFrame(fixed.blended, columns=cols)
+    out.insert(0, "row_id", sub["row_id"].to_numpy())
+    return out
+
+
 def read_part(name: str) -> pd.DataFrame:
     path = SUBMISSIONS / name / "submission.csv"
     if not path.exists():
@@ -55,18 +66,22 @@ def run(params: dict, key: str | None = None) -> BlendResult:
     species = pd.read_csv(INDEX / "species.csv", keep_default_na=False).sort_values("label_idx")
     sample_path = HIDDEN / "sample_submission.csv"
     sample = pd.read_csv(sample_path, dtype={"row_id": str}) if sample_path.exists() else None
-    parts = {p for e in entries.values() for p in e["parts"] if p not in entries}
+    parts = {p for e in entries.values() for p in [*e["parts"], *([e["sidecar"]["submission"]] if e.get("sidecar") else [])]
+             if p not in entries}
     frames = {p: read_part(p) for p in sorted(parts)}
     shas = {p: sha256_file(SUBMISSIONS / p / "submission.csv") for p in frames}
     out = {}
     for name in order_blends(entries, set(frames)):
         spec = spec_of(name, entries[name], shared)
         sub = blend(frames, spec, species)
+        side = entries[name].get("sidecar")
+        if side:
+            sub = apply_sidecar(sub, frames[side["submission"]], side)
         if sample is not None:
             sub = sub.set_index("row_id").reindex(sample["row_id"]).reset_index()
             submission.validate(sub, sample, name=f"blend '{name}'")
         frames[name] = sub
-        manifest = {"submission": name, "kind": "blend", "entry": entries[name],
+        manifest = {"submission": name, "kind": "blend", "entry": entries[name], "sidecar": side or None,
                     "weights": spec.weights, "space": spec.space,
                     "taxonomy": None if spec.taxonomy is None else {"genus": spec.taxonomy[0], "class": spec.taxonomy[1]},
                     "parts": {p: shas[p] for p in spec.weights},  # sha256 of each part's submission.csv

@@ -35,6 +35,7 @@ class LeaderboardResult:
     mismatches: list[str]
     figure: str
     table3: str
+    table4: str
 
 
 def local_scores(names: list[str]) -> dict[str, dict]:
@@ -107,7 +108,9 @@ def run(params: dict, key: str | None = None) -> LeaderboardResult:
     write_text(TABLES / "table2.md", text)
     table3 = board_comparison(cfg, "table3", local, paper.get("table3", {}),
                               "Table 3: the eos7 blend and the standalone submissions, public and private.")
-    return LeaderboardResult(leaderboard=result, table2=text, table3=table3,
+    table4 = board_comparison(cfg, "table4", local, paper.get("table4", {}),
+                              "Table 4: the ceiling attempts, public and private (differences to eos7).")
+    return LeaderboardResult(leaderboard=result, table2=text, table3=table3, table4=table4,
                              kaggle_dates={n: e["date"] for n, e in kaggle.items()},
                              mismatches=[m for m in map(mismatch_note, kaggle.values()) if m],
                              figure=str(figure))

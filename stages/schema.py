@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import fnmatch
 import json
 import math
 import re
@@ -255,6 +256,8 @@ SCHEMA: dict[str, Knob] = {
     "leaderboard.others": Knob("names", lo=0),  # may be empty
     "leaderboard.table3.rows": Knob("names"),
     "leaderboard.table3.reference": Str(),
+    "leaderboard.table4.rows": Knob("names"),
+    "leaderboard.table4.reference": Str(),
     "leaderboard.bootstrap.draws": Int(1),
     "leaderboard.bootstrap.seed": Int(0),
     "leaderboard.bootstrap.confidence": Num(0, 1, lo_open=True, hi_open=True),
@@ -268,6 +271,12 @@ SCHEMA: dict[str, Knob] = {
     "blends.*.taxonomy": Knob("bool", optional=True),
     "blends.*.space": Str("prob", "rank", optional=True),
     "blends.*.normalise": Knob("bool", optional=True),
+    "blends.*.sidecar.submission": Str(),
+    "blends.*.sidecar.weight": Num(0, 1),
+    "blends.*.sidecar.top_k": Int(0),
+    "blends.*.sidecar.threshold": Num(0, 1),
+    "blends.*.sidecar.threshold_space": Str("rank", "score"),
+    "blends.*.sidecar.budget": Num(0, nullable=True),
 
     "sweep.model": Str(),
     "sweep.raw": Str(),
@@ -346,6 +355,63 @@ SCHEMA: dict[str, Knob] = {
     "paper.verdict.tolerance": Num(0),
     "paper.verdict.without_interval": Str("point", "undecided"),
     "paper.digits": Int(0, 10),
+    # the baseline chain (issue 16)
+    "spectrogram.n_fft": Int(16),
+    "spectrogram.hop": Int(1),
+    "spectrogram.n_mels": Int(1),
+    "spectrogram.fmin": Num(0),
+    "spectrogram.fmax": Num(0, lo_open=True),
+    "spectrogram.test_shifts": Knob("numbers"),
+    "spectrogram.batch_windows": Int(1),
+    "base.protossm.inputs": Knob("names"),
+    "base.protossm.tta": Knob("numbers"),
+    "base.protossm.mix_logits": Knob("bool"),
+    "base.protossm.d_model": Int(1),
+    "base.protossm.d_state": Int(1),
+    "base.protossm.d_conv": Int(1),
+    "base.protossm.layers": Int(1),
+    "base.protossm.attn_heads": Int(1),
+    "base.protossm.n_sites": Int(1),
+    "base.protossm.meta_dim": Int(1),
+    "base.protossm.dropout": Num(0, 1, hi_open=True),
+    "base.protossm.temperature": Num(0, lo_open=True),
+    "base.protossm.epochs": Int(1),
+    "base.protossm.patience": Int(1),
+    "base.protossm.batch_files": Int(1),
+    "base.protossm.lr": Num(0, lo_open=True),
+    "base.protossm.weight_decay": Num(0),
+    "base.protossm.pos_weight_cap": Num(1),
+    "base.protossm.distill_weight": Num(0),
+    "base.protossm.swa_start": Num(0, 1),
+    "base.protossm.seed": Int(0),
+    "base.protossm.threads": Int(1),
+    "base.sed.folds": Int(1),
+    "base.sed.stem": Int(1),
+    "base.sed.widths": Knob("numbers", lo=1),
+    "base.sed.depth": Int(1),
+    "base.sed.downsample": Int(0),
+    "base.sed.expand": Int(1),
+    "base.sed.head": Int(1),
+    "base.sed.dropout": Num(0, 1, hi_open=True),
+    "base.sed.epochs": Int(1),
+    "base.sed.samples_per_epoch": Int(1),
+    "base.sed.batch_size": Int(1),
+    "base.sed.lr": Num(0, lo_open=True),
+    "base.sed.weight_decay": Num(0),
+    "base.sed.soundscape_fraction": Num(0, 1),
+    "base.sed.distill_weight": Num(0),
+    "base.sed.secondary_weight": Num(0, 1),
+    "base.sed.smooth_sigma": Num(0),
+    "base.sed.seed": Int(0),
+    "base.sed.threads": Int(1),
+    "base.blend.*": Num(0),
+    "base.postprocess": Knob("overrides"),
+    "base.source": Str("stages", "file"),
+    "base.file": Str(),
+    "base.reference": Str(),
+    "base.bootstrap": Int(1),
+    "base.confidence": Num(0, 1, lo_open=True, hi_open=True),
+    "base.seed": Int(0),
     "kaggle.owner": Str(),
     "kaggle.competition": Str(),
     "kaggle.model_dataset": Str(),
@@ -461,6 +527,9 @@ def hint(value) -> str:
 
 # ---------- the tree walk ----------
 
+OPTIONAL_MAPPINGS = ("blends.*.sidecar",)  # sections that may be absent (their knobs are required when present)
+
+
 def schema_tree(schema: dict[str, Knob]) -> dict:
     """Nested dicts from the dotted table; leaves are Knobs."""
     tree: dict = {}
@@ -540,7 +609,8 @@ def walk(node, value, path: str, out: Walk) -> None:
         else:
             out.problems.append(unknown_key(path, key, known))
     for key in known:
-        if key not in value and not (isinstance(node[key], Knob) and node[key].optional):
+        if key not in value and not (isinstance(node[key], Knob) and node[key].optional) \
+                and not any(fnmatch.fnmatchcase(join(path, key), p) for p in OPTIONAL_MAPPINGS):
             allowed = describe(node[key]) if isinstance(node[key], Knob) else "expected a mapping"
             out.problems.append(Problem(join(path, key), None, allowed, kind="missing"))
 
@@ -681,7 +751,7 @@ def rule_table2(params, n_blocks):
         bad = [r for r in (names if isinstance(names, list) else [names]) if isinstance(r, str) and r not in known]
         if bad and isinstance(subs, dict) and names is not None:
             yield Problem(path, names, f"{bad} are not submissions, leaderboard.others or blends")
-    for table in ("table3",):
+    for table in ("table3", "table4"):
         rows, ref = get(params, f"leaderboard.{table}.rows"), get(params, f"leaderboard.{table}.reference")
         for path, names in ((f"leaderboard.{table}.rows", rows), (f"leaderboard.{table}.reference", [ref])):
             bad = [r for r in names or [] if isinstance(r, str) and r not in known]
@@ -735,7 +805,8 @@ def rule_blends(params, n_blocks):
         parts = entry.get("parts") if isinstance(entry, dict) else None
         if not isinstance(parts, dict):
             continue
-        for part in parts:
+        side = entry.get("sidecar")
+        for part in [*parts, *([side.get("submission")] if isinstance(side, dict) else [])]:
             if part not in known:
                 yield Problem(f"blends.{name}.parts.{part}", part, "expected a submission (submissions, "
                               "leaderboard.others) or another blend")

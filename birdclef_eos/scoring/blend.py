@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 
 from birdclef_eos.scoring.postprocess import taxonomy_smooth
 
@@ -101,11 +102,12 @@ def rank_columns(P: np.ndarray) -> np.ndarray:
     """Per class, the rank of each row among ALL rows scaled to [0, 1] (ties share their mean
     rank; a constant column becomes 0.5)."""
     P = np.asarray(P, dtype=np.float64)
+    if P.ndim != 2:
+        raise BlendError(f"expected a [rows, classes] array, got shape {P.shape}")
     n = len(P)
     if n < 2:
         return np.full_like(P, 0.5)
-    ranks = pd.DataFrame(P).rank(axis=0, method="average").to_numpy()
-    return (ranks - 1.0) / (n - 1.0)
+    return (rankdata(P, axis=0, method="average") - 1.0) / (n - 1.0)
 
 
 def mix(arrays: dict[str, np.ndarray], weights: dict[str, float], space: str) -> np.ndarray:

@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import rankdata
+
+from birdclef_eos.scoring.blend import rank_columns
 
 
 class SidecarError(ValueError):
@@ -31,16 +32,6 @@ class Correction:
     mask: np.ndarray
     movement: np.ndarray
     capped: np.ndarray
-
-
-def column_ranks(P: np.ndarray) -> np.ndarray:
-    """Per-column ranks of ``P`` [N, K] over its rows scaled to [0, 1] (ties: mean rank; one row: 0.5)."""
-    P = np.asarray(P, dtype=np.float64)
-    if P.ndim != 2:
-        raise SidecarError(f"expected a [rows, classes] array, got shape {P.shape}")
-    if len(P) == 1:
-        return np.full(P.shape, 0.5)
-    return (rankdata(P, axis=0, method="average") - 1.0) / (len(P) - 1)
 
 
 def top_k_mask(S: np.ndarray, k: int) -> np.ndarray:
@@ -76,7 +67,7 @@ def correct(anchor: np.ndarray, sidecar: np.ndarray, *, weight: float, top_k: in
         raise SidecarError(f"budget must be >= 0 or None, got {budget}")
     if threshold_space not in ("rank", "score"):
         raise SidecarError(f"threshold_space must be rank | score, got {threshold_space!r}")
-    A, S = column_ranks(anchor), column_ranks(sidecar)
+    A, S = rank_columns(anchor), rank_columns(sidecar)
     low = (A if threshold_space == "rank" else anchor) < threshold
     mask = top_k_mask(sidecar, top_k) & low
     delta = weight * mask * (S - A)

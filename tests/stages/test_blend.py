@@ -81,6 +81,24 @@ def test_dvc_yaml_lists_every_part_and_every_blend():
     entries = DEFAULTS["blends"]
     outs = {o for o in stage["outs"] if isinstance(o, str) and o.startswith("submissions/")}
     assert outs == {f"submissions/{n}" for n in entries}, "dvc.yaml blend outs must be one per `blends:` entry"
-    parts = {p for e in entries.values() for p in e["parts"] if p not in entries}
+    parts = {p for e in entries.values() for p in [*e["parts"], *([e["sidecar"]["submission"]] if "sidecar" in e else [])]
+             if p not in entries}
     deps = {d for d in stage["deps"] if d.startswith("submissions/")}
     assert deps == {f"submissions/{p}" for p in parts}, "dvc.yaml blend deps must be the blends' parts"
+
+
+def test_a_sidecar_entry_corrects_the_blend_in_rank_space(tree):
+    p = params()
+    p["blends"]["eos10"] = {"parts": {"eos7": "rest"},
+                            "sidecar": {"submission": "alt", "weight": 0.5, "top_k": 1, "threshold": 0.5,
+                                        "threshold_space": "rank", "budget": None}}
+    result = blend.run(p)
+    assert list(result.blends)[-1] == "eos10"
+    eos7, eos10 = read(tree, "eos7")[LABELS].to_numpy(), read(tree, "eos10")[LABELS].to_numpy()
+    from birdclef_eos.scoring.blend import rank_columns
+    from birdclef_eos.scoring.sidecar import correct
+    want = correct(eos7, read(tree, "alt")[LABELS].to_numpy(), weight=0.5, top_k=1, threshold=0.5, budget=None).blended
+    np.testing.assert_allclose(eos10, want, atol=1e-6)
+    moved = np.abs(eos10 - rank_columns(eos7)) > 1e-6
+    assert moved.any() and (moved.sum(axis=1) <= 1).all()  # top_k 1: at most one class per chunk moves
+    assert json.loads((tree / "submissions/eos10/manifest.json").read_text())["sidecar"]["submission"] == "alt"

@@ -29,6 +29,7 @@ def params(**extra):
     p = {"postprocess": dict(DEFAULTS["postprocess"]), "submissions": subs,
          "leaderboard": {"table2": ["v1", "v6"], "digits": 3, "others": [],
                          "table3": {"rows": ["v6", "v7", "v2"], "reference": "v6"},
+                         "table4": {"rows": ["v7", "v1"], "reference": "v7"},
                          "bootstrap": {"draws": 50, "seed": 0, "confidence": 0.95}},
          "blends": {}}
     p.update(extra)
@@ -101,6 +102,7 @@ def test_leaderboard_scores_ranks_and_writes_table2(tree):
         else:
             assert vs["low"] <= vs["difference"] <= vs["high"]
     assert result.table3 == table3 and "| v7 | " in table3 and "| v6 | " in table3
+    assert "Table 4" in result.table4 and "| v1 | " in result.table4
 
 
 def test_a_kaggle_score_of_other_bytes_is_reported_as_such(tree):

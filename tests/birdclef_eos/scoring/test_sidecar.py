@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from birdclef_eos.scoring.sidecar import SidecarError, column_ranks, correct, top_k_mask
+from birdclef_eos.scoring.blend import rank_columns as column_ranks
+from birdclef_eos.scoring.sidecar import SidecarError, correct, top_k_mask
 
 # 4 chunks x 3 classes. Anchor ranks per class (column): class 0 ranks rows 0..3 as 0, 1/3, 2/3, 1.
 ANCHOR = np.array([[0.1, 0.9, 0.5],
