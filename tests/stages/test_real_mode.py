@@ -62,7 +62,8 @@ def test_local_board_from_labelled_soundscapes(indexed):
 def test_no_held_out_row_reaches_a_learner(indexed):
     """Every learner selects its rows by split (labelled / unlabelled at shift 0): head training and
     its folds, the students' pseudo pool, the pseudo-labelling teacher's rows, the priors, the
-    soundscape probe. Held-out chunks are split `test` with no labels, so none of them selects one."""
+    soundscape probe, the baseline chain (ProtoSSM, SED, the spectrogram store's training windows).
+    Held-out chunks are split `test` with no labels, so none of them selects one."""
     root, _ = indexed
     index = root / "data" / "index"
     chunks = read_index_table(index, "chunks")
@@ -78,6 +79,12 @@ def test_no_held_out_row_reaches_a_learner(indexed):
         "pseudo (teacher and student pool)": windows[(windows.source == "soundscape") & (windows.split == "unlabelled")],
         "ablation soundscape probe": windows[(windows.source == "soundscape") & (windows.split == "labelled")],
     }
+    # the baseline chain (issue 16): the spectrogram store's training windows, ProtoSSM's and the SED's rows
+    from stages import protossm, spectrogram
+    spec = spectrogram.select_windows(windows, [0.0])
+    learned["chain spectrograms (training)"] = spec[spec.source != "test"]
+    learned["chain ProtoSSM"] = protossm.chunk_rows(windows, "soundscape", "labelled", 0.0)
+    learned["chain SED"] = spec[(spec.source == "focal") | ((spec.source == "soundscape") & (spec.split == "labelled"))]
     for name, rows in learned.items():
         assert not held & set(rows.row_id), name
     species = read_index_table(index, "species").sort_values("label_idx").primary_label.tolist()
