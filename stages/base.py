@@ -11,7 +11,10 @@ fitted without that fold's files; scored and compared with `base.reference`'s OO
 by a paired bootstrap over files (reference = base: the interval is base minus head).
 `base.source: file`: takes `base.file`, a submission.csv the real chain produced, validated against
 the sample submission (errors name the file, column and row) and recorded by sha256; no OOF.
-Writes submissions/base/{submission.csv, manifest.json} and build/metrics/base/metrics.json.
+`base.variants`: knob variants of the built chain (blend or post-processing overrides), each written
+as its own submission (eos8's rank power 0.65, eos9's three-part anchor: README says what stands in
+for what). Writes submissions/base/{submission.csv, manifest.json}, submissions/<variant>/ and
+build/metrics/base/metrics.json.
 """
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ from birdclef_eos.scoring.metric import macro_auc
 from birdclef_eos.scoring.oof import read_oof, truth_matrix
 from stages.paths import BASE_METRICS, CHAIN_PREDICTIONS, HIDDEN, INDEX, OOF, SUBMISSIONS
 
-PARAMS = ("base.source", "base.file", "base.blend", "base.postprocess", "base.reference", "base.bootstrap",
+PARAMS = ("base.source", "base.file", "base.blend", "base.postprocess", "base.variants", "base.reference", "base.bootstrap",
           "base.confidence", "base.seed", "postprocess", "train.n_folds", "train.fold_salt")
 NAME = "base"
 
@@ -109,17 +112,40 @@ def run(params: dict, key: str | None = None) -> BaseResult:
         inputs = sha256_tree([CHAIN_PREDICTIONS / m / "test.csv" for m in used] + [INDEX / "chunks.csv"])
         metrics.update(blend=used, **oof_metrics(b, params, knobs, chunks, labels, species))
     submission.validate(sub, order, name="submission 'base'")
-    manifest = {"submission": NAME, "model": "baseline chain (stand-in)" if b["source"] == "stages" else "file",
-                "source": b["source"], "blend": b["blend"], "postprocess": asdict(knobs), "rows": len(sub),
-                "labels": len(labels), "sha256": inputs}
-    with atomic_dir(SUBMISSIONS / NAME) as tmp:
-        sub.to_csv(tmp / "submission.csv", index=False, float_format="%.6f")
-        manifest["submission_sha256"] = sha256_file(tmp / "submission.csv")
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    manifest = write_submission(NAME, sub, {"model": "baseline chain (stand-in)" if b["source"] == "stages" else "file",
+                                            "source": b["source"], "blend": b["blend"], "postprocess": asdict(knobs),
+                                            "rows": len(sub), "labels": len(labels), "sha256": inputs})
     metrics["submission_sha256"] = manifest["submission_sha256"]
+    metrics["variants"] = {}
+    for name, over in b["variants"].items():  # knob variants of the built chain (eos8, eos9's anchors)
+        if b["source"] != "stages":
+            raise BaseStageError(f"base.variants.{name}: a variant re-blends the stand-in's own models, and base.source "
+                                 f"is {b['source']!r}: set base.variants: {{}} (and drop the blends that use them)")
+        v_knobs = postprocess.resolve_knobs(params["postprocess"], {**b["postprocess"], **over.get("postprocess", {})}, name)
+        v_blend = {**b["blend"], **over.get("blend", {})}
+        v_probs, v_used = blend_sources("test", v_blend, labels, test_ids)
+        v_probs = postprocess.postprocess(v_probs, rows, v_knobs, prior=postprocess.fit_prior(chunks, labels)
+                                          if v_knobs.prior_alpha else None, species=species)
+        v_sub = submission.build(test_ids, v_probs, labels, order)
+        submission.validate(v_sub, order, name=f"submission '{name}'")
+        m = write_submission(name, v_sub, {"model": f"baseline chain (stand-in), variant of {NAME}", "source": "stages",
+                                           "variant_of": NAME, "overrides": over, "blend": v_blend,
+                                           "postprocess": asdict(v_knobs), "rows": len(v_sub), "labels": len(labels),
+                                           "sha256": inputs})
+        metrics["variants"][name] = {"overrides": over, "submission_sha256": m["submission_sha256"]}
     with atomic_dir(BASE_METRICS) as out:
         write_json(out / "metrics.json", metrics)
     return BaseResult(metrics=metrics, manifest=manifest, seconds=time.perf_counter() - started)
+
+
+def write_submission(name: str, sub: pd.DataFrame, manifest: dict) -> dict:
+    """submissions/<name>/{submission.csv, manifest.json}, atomically; returns the manifest."""
+    manifest = {"submission": name, **manifest}
+    with atomic_dir(SUBMISSIONS / name) as tmp:
+        sub.to_csv(tmp / "submission.csv", index=False, float_format="%.6f")
+        manifest["submission_sha256"] = sha256_file(tmp / "submission.csv")
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    return manifest
 
 
 def oof_metrics(b: dict, params: dict, knobs, chunks: pd.DataFrame, labels: list[str], species) -> dict:

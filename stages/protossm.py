@@ -26,7 +26,7 @@ from birdclef_eos.report.curves import dvclive_logger
 from birdclef_eos.chain.sequences import file_index
 from birdclef_eos.data import features, folds
 from birdclef_eos.data.plans import read_index_table
-from birdclef_eos.heads.training import auc_or_nan
+from birdclef_eos.heads.training import auc_or_nan, targets_matrix
 from birdclef_eos.io.files import atomic_dir, write_json
 from birdclef_eos.io.machine import what_bytes_depend_on
 from birdclef_eos.scoring.oof import truth_matrix
@@ -102,10 +102,19 @@ def run(params: dict, key: str | None = None) -> ProtoSSMResult:
                                  d_state=p["d_state"], d_conv=p["d_conv"], layers=p["layers"],
                                  attn_heads=p["attn_heads"], n_windows=data["emb"].shape[1], n_sites=p["n_sites"],
                                  meta_dim=p["meta_dim"], dropout=p["dropout"], temperature=p["temperature"],
-                                 mix_logits=bool(p["mix_logits"]))
+                                 mix_logits=bool(p["mix_logits"]), unknown_meta=p["focal_sequences"] > 0)
     settings = pssm.TrainSettings(epochs=p["epochs"], patience=p["patience"], batch_files=p["batch_files"],
                                   lr=p["lr"], weight_decay=p["weight_decay"], pos_weight_cap=p["pos_weight_cap"],
-                                  distill_weight=p["distill_weight"], swa_start=p["swa_start"])
+                                  distill_weight=p["distill_weight"], swa_start=p["swa_start"],
+                                  focal_sequences=p["focal_sequences"])
+    focal = None
+    if p["focal_sequences"] > 0:
+        focal_rows = windows[windows["source"] == "focal"]
+        if focal_rows.empty:
+            raise ProtoSSMStageError(f"{FEATURES}/windows.csv: base.protossm.focal_sequences > 0 but no focal windows")
+        fidx = focal_rows.index.to_numpy()
+        focal = {"emb": torch.as_tensor(np.concatenate([np.asarray(a[fidx], dtype=np.float32) for a in inputs.values()], axis=1)),
+                 "y": torch.as_tensor(targets_matrix(focal_rows, labels, p["focal_secondary_weight"]).astype(np.float32))}
 
     def auc_fn(y, prob):
         return auc_or_nan(y.reshape(-1, y.shape[-1]), prob.reshape(-1, prob.shape[-1]))
@@ -121,7 +130,7 @@ def run(params: dict, key: str | None = None) -> ProtoSSMResult:
                 raise ProtoSSMStageError(f"fold {k} has no labelled soundscape file (n_folds {n_folds} too many)")
             log, close = open_fold(k)
             model, history = pssm.train(config, settings, subset(data, ~val), subset(data, val),
-                                        seed=p["seed"] * 1000 + k, auc_fn=auc_fn, log=log)
+                                        seed=p["seed"] * 1000 + k, auc_fn=auc_fn, log=log, focal=focal)
             close()
             oof[val] = pssm.predict(model, data["emb"][val], data["site"][val], data["hour"][val],
                                     None if data["logits"] is None else data["logits"][val])
@@ -133,14 +142,17 @@ def run(params: dict, key: str | None = None) -> ProtoSSMResult:
                             "epochs_run": len(history), "best_epoch": last["best_epoch"],
                             "best_val_macro_auc": round(max(h["val_macro_auc"] for h in history), 6),
                             "swa_epochs": last.get("swa_epochs", 0),
-                            "swa_val_macro_auc": round(last.get("swa_val_macro_auc", float("nan")), 6),
+                            "swa_val_macro_auc": (round(last["swa_val_macro_auc"], 6)
+                                                  if np.isfinite(last.get("swa_val_macro_auc", float("nan"))) else None),
                             "val_macro_auc": round(auc_fn(data["y"][val], oof[val]), 6)})
         metrics = {"model": NAME, "inputs": list(p["inputs"]), "d_input": config.d_input,
                    "n_params": pssm.n_params(pssm.ProtoSSM(config)),
                    "oof_macro_auc": round(auc_fn(data["y"], oof), 6), "n_files": len(data["files"]),
                    "n_labelled_chunks": int(oof.shape[0] * oof.shape[1]), "n_sites": len(set(sites)),
                    "site_slots": p["n_sites"], "sites_sharing_slots": max(0, len(set(sites)) - p["n_sites"]),
-                   "mix_logits": bool(p["mix_logits"]), "tta": list(p["tta"]), "folds": records}
+                   "mix_logits": bool(p["mix_logits"]), "tta": list(p["tta"]),
+                   "focal_sequences": p["focal_sequences"], "n_focal_windows": 0 if focal is None else len(focal["y"]),
+                   "folds": records}
         write_json(metrics_dir / "metrics.json", metrics)
     with atomic_dir(CHAIN_MODELS / NAME) as out:
         for k, state in enumerate(states):

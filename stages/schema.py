@@ -363,7 +363,11 @@ SCHEMA: dict[str, Knob] = {
     "spectrogram.fmax": Num(0, lo_open=True),
     "spectrogram.test_shifts": Knob("numbers"),
     "spectrogram.batch_windows": Int(1),
+    "base.variants.*.blend.*": Num(0, 1),
+    "base.variants.*.postprocess": Knob("overrides", optional=True),
     "base.protossm.inputs": Knob("names"),
+    "base.protossm.focal_sequences": Int(0),
+    "base.protossm.focal_secondary_weight": Num(0, 1),
     "base.protossm.tta": Knob("numbers"),
     "base.protossm.mix_logits": Knob("bool"),
     "base.protossm.d_model": Int(1),
@@ -527,7 +531,7 @@ def hint(value) -> str:
 
 # ---------- the tree walk ----------
 
-OPTIONAL_MAPPINGS = ("blends.*.sidecar",)  # sections that may be absent (their knobs are required when present)
+OPTIONAL_MAPPINGS = ("blends.*.sidecar", "base.variants.*.blend")  # sections that may be absent (their knobs are required when present)
 
 
 def schema_tree(schema: dict[str, Knob]) -> dict:

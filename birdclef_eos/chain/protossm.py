@@ -38,6 +38,7 @@ class ProtoSSMConfig:
     dropout: float = 0.15
     temperature: float = 5.0
     mix_logits: bool = False
+    unknown_meta: bool = False  # one more site and hour slot (index n_sites / 24) for sequences with no site or hour
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -101,8 +102,8 @@ class ProtoSSM(nn.Module):
         self.input_proj = nn.Sequential(nn.Linear(c.d_input, c.d_model), nn.LayerNorm(c.d_model), nn.GELU(),
                                         nn.Dropout(c.dropout))
         self.pos = nn.Parameter(torch.randn(1, c.n_windows, c.d_model) * 0.02)
-        self.site = nn.Embedding(c.n_sites, c.meta_dim)
-        self.hour = nn.Embedding(24, c.meta_dim)
+        self.site = nn.Embedding(c.n_sites + int(c.unknown_meta), c.meta_dim)
+        self.hour = nn.Embedding(24 + int(c.unknown_meta), c.meta_dim)
         self.meta = nn.Linear(2 * c.meta_dim, c.d_model)
         self.ssm = nn.ModuleList([BiSSMLayer(c.d_model, c.d_state, c.d_conv, c.dropout) for _ in range(c.layers)])
         self.attn = nn.ModuleList([nn.MultiheadAttention(c.d_model, c.attn_heads, dropout=c.dropout, batch_first=True)
@@ -163,6 +164,7 @@ class TrainSettings:
     pos_weight_cap: float = 25.0
     distill_weight: float = 0.15
     swa_start: float = 0.65       # average the weights of every epoch from this fraction of `epochs` on
+    focal_sequences: int = 0      # per epoch, this many sequences of random focal windows (unknown site and hour)
 
 
 def pos_weights(targets: np.ndarray, cap: float) -> torch.Tensor:
@@ -182,22 +184,40 @@ def predict(model: ProtoSSM, emb, site, hour, logits=None) -> np.ndarray:
     return torch.sigmoid(z).numpy()
 
 
+def focal_batch(focal: dict, n: int, T: int, config: ProtoSSMConfig, gen: torch.Generator) -> dict:
+    """``n`` sequences of ``T`` focal windows drawn at random (``focal``: emb [M, E], y [M, K]), with the
+    unknown site and hour slots: the focal recordings' labels teach the model what the 150 labelled
+    soundscapes cannot, as the heads' focal rows do."""
+    idx = torch.randint(0, len(focal["emb"]), (n, T), generator=gen)
+    return {"emb": focal["emb"][idx], "y": focal["y"][idx],
+            "site": torch.full((n,), config.n_sites, dtype=torch.long), "hour": torch.full((n,), 24, dtype=torch.long)}
+
+
 def train(config: ProtoSSMConfig, settings: TrainSettings, data: dict, val: dict, seed: int,
-          auc_fn, log=None) -> tuple[ProtoSSM, list[dict]]:
+          auc_fn, log=None, focal: dict | None = None) -> tuple[ProtoSSM, list[dict]]:
     """Train one fold. ``data``/``val``: {"emb" [F, T, E], "site" [F], "hour" [F], "y" [F, T, K],
     "logits" [F, T, K] or None}. Positive-weighted BCE (+ distill_weight x MSE to the backbone logits
     when mixing), AdamW with a one-cycle schedule, early stopping on ``auc_fn(y, p)`` of ``val``, and
     weight averaging of the epochs from ``swa_start`` x epochs: the averaged model is kept when its
-    validation AUC is at least the best single epoch's. Returns (model, per-epoch history)."""
+    validation AUC is at least the best single epoch's. ``focal`` ({"emb" [M, E], "y" [M, K]} tensors)
+    adds ``settings.focal_sequences`` random focal sequences to every epoch (needs config.unknown_meta).
+    Returns (model, per-epoch history)."""
+    if focal is not None and settings.focal_sequences and not config.unknown_meta:
+        raise ValueError("focal sequences need ProtoSSMConfig.unknown_meta (their site and hour are unknown)")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model = ProtoSSM(config)
     emb, y = torch.as_tensor(data["emb"]), torch.as_tensor(data["y"])
     site, hour = torch.as_tensor(data["site"]), torch.as_tensor(data["hour"])
     logits = None if data.get("logits") is None or not config.mix_logits else torch.as_tensor(data["logits"])
-    model.init_prototypes(emb.reshape(-1, emb.shape[-1]), y.reshape(-1, y.shape[-1]))
+    use_focal = focal is not None and settings.focal_sequences > 0
+    init_emb, init_y = emb.reshape(-1, emb.shape[-1]), y.reshape(-1, y.shape[-1])
+    if use_focal:
+        init_emb, init_y = torch.cat([init_emb, focal["emb"]]), torch.cat([init_y, focal["y"]])
+    model.init_prototypes(init_emb, init_y)
     bce = nn.BCEWithLogitsLoss(pos_weight=pos_weights(data["y"], settings.pos_weight_cap))
-    n = len(emb)
+    n_sc = len(emb)
+    n = n_sc + (settings.focal_sequences if use_focal else 0)
     steps = math.ceil(n / settings.batch_files)
     opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.lr, total_steps=steps * settings.epochs)
@@ -207,14 +227,20 @@ def train(config: ProtoSSMConfig, settings: TrainSettings, data: dict, val: dict
     vargs = (val["emb"], val["site"], val["hour"], val.get("logits") if config.mix_logits else None)
     for epoch in range(settings.epochs):
         model.train()
+        e_emb, e_y, e_site, e_hour, e_logits = emb, y, site, hour, logits
+        if use_focal:
+            fb = focal_batch(focal, settings.focal_sequences, emb.shape[1], config, gen)
+            e_emb, e_y = torch.cat([emb, fb["emb"]]), torch.cat([y, fb["y"]])
+            e_site, e_hour = torch.cat([site, fb["site"]]), torch.cat([hour, fb["hour"]])
+            e_logits = None  # no backbone-logit mixing on focal sequences
         order = torch.randperm(n, generator=gen)
         total = 0.0
         for i in range(0, n, settings.batch_files):
             idx = order[i:i + settings.batch_files]
-            out = model(emb[idx], site[idx], hour[idx], None if logits is None else logits[idx])
-            loss = bce(out, y[idx])
-            if logits is not None and settings.distill_weight > 0:
-                loss = loss + settings.distill_weight * F.mse_loss(out, logits[idx])
+            out = model(e_emb[idx], e_site[idx], e_hour[idx], None if e_logits is None else e_logits[idx])
+            loss = bce(out, e_y[idx])
+            if e_logits is not None and settings.distill_weight > 0:
+                loss = loss + settings.distill_weight * F.mse_loss(out, e_logits[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
