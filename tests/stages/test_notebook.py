@@ -93,3 +93,14 @@ def test_an_interpreter_without_the_environment_gets_the_fix():
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert "run `source .venv/bin/activate` (or bash setup.sh) first: nbformat is missing from" in proc.stderr
+
+
+def test_every_notebook_code_cell_compiles():
+    """A syntax error in a notebook cell would only show when DVC runs the stage."""
+    import glob
+    import json
+    for path in sorted(glob.glob(str(ROOT / "notebooks" / "*.ipynb"))):
+        for i, cell in enumerate(json.load(open(path))["cells"]):
+            if cell["cell_type"] == "code":
+                src = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+                compile(src, f"{path} cell {i}", "exec")
