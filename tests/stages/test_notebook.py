@@ -99,7 +99,7 @@ def test_every_notebook_code_cell_compiles():
     """A syntax error in a notebook cell would only show when DVC runs the stage."""
     import glob
     import json
-    for path in sorted(glob.glob(str(ROOT / "notebooks" / "*.ipynb"))):
+    for path in sorted(glob.glob(str(NOTEBOOKS / "*.ipynb"))):
         for i, cell in enumerate(json.load(open(path))["cells"]):
             if cell["cell_type"] == "code":
                 src = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
