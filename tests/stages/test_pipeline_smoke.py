@@ -3,7 +3,8 @@ copy of the repository, used as a researcher would:
 
 1. `dvc repro` from dataset to publish; the small results land in git-tracked folders.
 2. Commit and tag the run as a submission; a post-processing experiment re-runs only prediction
-   and the leaderboard; a block-choice experiment re-runs no extraction.
+   and what reads it; `dvc exp run -S blend.weight=0.08` re-runs only the blends and what reads them;
+   a block-choice experiment re-runs no extraction.
 3. Commit that second run (a training knob changed) and tag it; `dvc push` after each.
 4. `git checkout <first tag> && dvc checkout` restores the first run's checkpoint and submission
    bytes, also after deleting the DVC cache and pulling from the remote.
@@ -43,9 +44,19 @@ def test_full_pipeline_smoke(tmp_path):
     for name in ("v4", "v4_residual"):
         assert 0.0 <= board["submissions"][name]["public"] <= 1.0, name
     pseudo = json.loads((repo / "metrics" / "pseudo_table" / "pseudo.json").read_text())
-    assert set(pseudo["rows"]) == {"v4", "v4_residual"} and pseudo["mode"] == "ensemble"
+    assert set(pseudo["rows"]) == {"v4", "v4_residual", "v4_fold"} and pseudo["mode"] == "ensemble"
+    assert pseudo["rows"]["v4_fold"]["mode"] == "fold"  # both teachers in one run (issue 15)
     assert set(pseudo["rows"]["v4"]["vs_reference"]) == {"oof", "public", "private"}
-    for table in ("table1.md", "table2.md", "ablation.md", "pseudo.md"):
+    # the second half (issues 16-19, 22): the base, the blends, Tables 3-4, the sweep, plateau, shake-up, paper
+    for name in ("base", "eos7", "eos8", "eos9", "eos10", "eos11", "eos12", "eos13", "vit196", "vit224"):
+        assert 0.0 <= board["submissions"][name]["private"] <= 1.0, name
+    base = json.loads((repo / "metrics" / "base" / "metrics.json").read_text())
+    assert base["oof_macro_auc"] is not None and base["reference"] == "attn"
+    assert json.loads((repo / "metrics" / "blend" / "blend.json").read_text())["blends"]["eos7"]["weights"]["v6"] == 0.07
+    assert "## " in (repo / "paper" / "paper.md").read_text()
+    for figure in ("plateau.png", "shakeup.png", "v7_sweep.png", "trajectories.png", "pipelines.png"):
+        assert (repo / "figures" / figure).stat().st_size > 0, figure
+    for table in ("table1.md", "table2.md", "table3.md", "table4.md", "ablation.md", "pseudo.md", "v7_sweep.md"):
         assert (repo / "paper" / "tables" / table).stat().st_size > 0
     # the ablation (issue 13): each variant against the probe's choice, on OOF and both boards
     ablation = json.loads((repo / "metrics" / "ablation" / "ablation.json").read_text())
@@ -75,16 +86,16 @@ def test_full_pipeline_smoke(tmp_path):
     assert "Running stage 'predict@v6'" in out and "Running stage 'predict@v4'" in out and "Running stage 'leaderboard'" in out
     assert "leaderboard" in sh([dvc, "metrics", "diff", "--json"], repo)
 
-    # the fold teacher (issue 15): the stored labels are raw, so only the students and what reads them re-run
-    out = sh([dvc, "exp", "run", "-S", "pseudo.mode=fold"], repo, timeout=900)
-    for cached in ("extract", "train@attn", "train@residual", "pseudo", "predict@v6"):
-        assert f"Running stage '{cached}'" not in out, f"{cached} re-ran after a pseudo.mode change"
-    for ran in ("student@pseudo", "student@pseudo_residual", "predict@v4", "pseudo_table"):
-        assert f"Running stage '{ran}'" in out, f"{ran} did not re-run after a pseudo.mode change"
-    assert json.loads((repo / "metrics" / "pseudo_table" / "pseudo.json").read_text())["mode"] == "fold"
+    # the blend's weight (issue 17): the blends and what reads them re-run, nothing upstream
+    out = sh([dvc, "exp", "run", "-S", "blend.weight=0.08"], repo, timeout=900)
+    for cached in ("extract", "train@attn", "protossm", "sed", "base", "vit@224", "predict@v4", "spectrogram"):
+        assert f"Running stage '{cached}'" not in out, f"{cached} re-ran after a blend.weight change"
+    for ran in ("blend", "leaderboard", "figures", "publish", "paper"):
+        assert f"Running stage '{ran}'" in out, f"{ran} did not re-run after a blend.weight change"
+    assert json.loads((repo / "metrics" / "blend" / "blend.json").read_text())["blends"]["eos7"]["weights"]["v6"] == 0.08
 
     # the head's block choice is train's: a block-choice experiment re-runs no extraction
-    out = sh([dvc, "exp", "run", "-S", "postprocess.prior_alpha=0.5", "-S", "pseudo.mode=ensemble",
+    out = sh([dvc, "exp", "run", "-S", "postprocess.prior_alpha=0.5", "-S", "blend.weight=0.07",
               "-S", "train.blocks=[20,24,25]"], repo,
              timeout=900)
     for cached in ("dataset", "checkpoint", "surgery", "probe", "extract"):
