@@ -55,3 +55,14 @@ def test_a_malformed_file_is_named(tree, frame, message):
 def test_a_missing_file_is_named(tree):
     with pytest.raises(base.BaseStageError, match="base.file = .*nope.csv"):
         base.run(params(tree, tree / "nope.csv"))
+
+
+def test_variants_need_the_stand_in(tree):
+    """A knob variant re-blends the stand-in's own models: with the real chain's file there are none."""
+    f = tree / "chain.csv"
+    pd.DataFrame({"row_id": ["s1_10", "s1_5"], "a": [0.2, 0.1], "b": [0.3, 0.4]}).to_csv(f, index=False)
+    p = params(tree, f)
+    p["base"]["variants"] = {"base_p065": {"postprocess": {"rank_power": 0.65}}}
+    with pytest.raises(base.BaseStageError, match=r"base.variants.base_p065: .* set base.variants: \{\}"):
+        base.run(p)
+    assert not (tree / "submissions/base_p065").exists()
