@@ -90,6 +90,10 @@ def run(params: dict, key: str | None = None) -> BaseResult:
     order = submission_order(chunks, labels)
     test_ids = order["row_id"].astype(str).tolist()
     metrics: dict = {"source": b["source"], "postprocess": asdict(knobs)}
+    if b["source"] != "stages" and b["variants"]:  # checked before anything is written
+        name = next(iter(b["variants"]))
+        raise BaseStageError(f"base.variants.{name}: a variant re-blends the stand-in's own models, and base.source "
+                             f"is {b['source']!r}: set base.variants: {{}} (and drop the blends that use them)")
 
     if b["source"] == "file":
         path = Path(b["file"])
@@ -118,9 +122,6 @@ def run(params: dict, key: str | None = None) -> BaseResult:
     metrics["submission_sha256"] = manifest["submission_sha256"]
     metrics["variants"] = {}
     for name, over in b["variants"].items():  # knob variants of the built chain (eos8, eos9's anchors)
-        if b["source"] != "stages":
-            raise BaseStageError(f"base.variants.{name}: a variant re-blends the stand-in's own models, and base.source "
-                                 f"is {b['source']!r}: set base.variants: {{}} (and drop the blends that use them)")
         v_knobs = postprocess.resolve_knobs(params["postprocess"], {**b["postprocess"], **over.get("postprocess", {})}, name)
         v_blend = {**b["blend"], **over.get("blend", {})}
         v_probs, v_used = blend_sources("test", v_blend, labels, test_ids)
