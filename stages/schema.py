@@ -254,6 +254,7 @@ SCHEMA: dict[str, Knob] = {
     "vit.model.heads": Int(1),
     "vit.model.ffn": Int(1),
     "vit.model.dropout": Num(0, 1, hi_open=True),
+    "vit.model.pool": Str("cls", "mean"),
     "vit.folds": Int(1),
     "vit.soundscape_fraction": Num(0, 1),
     "vit.optim.epochs": Int(1),

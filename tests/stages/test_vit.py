@@ -49,7 +49,8 @@ def params(**sizes):
             "224": {"image": 224, "init": None, "resize_pos_embed": False}}
     base.update(sizes)
     return {"runtime": {}, "train": {"n_folds": 2, "fold_salt": "s", "secondary_weight": 1.0},
-            "vit": {"sizes": base, "model": {"patch": 14, "width": 8, "depth": 1, "heads": 2, "ffn": 16, "dropout": 0.0},
+            "vit": {"sizes": base, "model": {"patch": 14, "width": 8, "depth": 1, "heads": 2, "ffn": 16, "dropout": 0.0,
+                                                                                       "pool": "cls"},
                     "folds": 1, "soundscape_fraction": 0.2, "optim": OPTIM, "tta": [0.0], "seed": 0, "threads": 1}}
 
 
