@@ -269,6 +269,14 @@ SCHEMA: dict[str, Knob] = {
     "vit.seed": Int(0),
     "vit.threads": Int(1),
 
+    "sidecar.model": Str(),
+    "sidecar.submission": Str(),
+    "sidecar.correction.weight": Num(0, 1),
+    "sidecar.correction.top_k": Int(0),
+    "sidecar.correction.threshold": Num(),
+    "sidecar.correction.threshold_space": Str("rank", "score"),
+    "sidecar.correction.budget": Num(0, nullable=True),
+
     "ablation.reference": Str(),
     "ablation.reference_submission": Str(),
     "ablation.variants": Knob("names"),
@@ -646,6 +654,15 @@ def rule_vit(params, n_blocks):
         yield Problem("vit.folds", vit["folds"], f"expected at most train.n_folds ({n_folds})")
 
 
+def rule_sidecar(params, n_blocks):
+    side, subs = get(params, "sidecar"), get(params, "submissions")
+    if isinstance(side, dict) and isinstance(subs, dict) and isinstance(side.get("submission"), str):
+        entry = subs.get(side["submission"])
+        if not isinstance(entry, dict) or entry.get("model") != side.get("model"):
+            yield Problem("sidecar.submission", side["submission"],
+                          f"expected a submission whose model is sidecar.model ({side.get('model')})")
+
+
 @dataclass(frozen=True)
 class Rule:
     sections: tuple[str, ...]  # runs only when every one of them is validated
@@ -664,6 +681,7 @@ RULES = (
     Rule(("ablation", "train", "submissions"), rule_ablation),
     Rule(("students", "train"), rule_students),
     Rule(("vit", "train"), rule_vit),
+    Rule(("sidecar", "submissions"), rule_sidecar),
 )
 
 
