@@ -61,6 +61,14 @@ PSEUDO = Path("data/pseudo")                      # the teacher's soft labels of
 PSEUDO_METRICS = Path("build/metrics/pseudo")     # summary.json (a copy of data/pseudo/summary.json)
 PSEUDO_TABLE_METRICS = Path("build/metrics/pseudo_table")  # pseudo.json: the table's numbers
 
+# the baseline chain (issue 16)
+SPECTROGRAMS = Path("data/spectrograms")             # windows.csv, mels.npy (float16 log-mel), spec.json
+CHAIN_MODELS = Path("models/chain")                  # models/chain/<model>/: fold checkpoints + config.json
+CHAIN_PREDICTIONS = Path("predictions/chain")        # predictions/chain/<model>/test.csv: test chunk probabilities
+PROTOSSM_METRICS = Path("build/metrics/protossm")    # metrics.json + DVCLive curves
+SED_METRICS = Path("build/metrics/sed")
+BASE_METRICS = Path("build/metrics/base")            # metrics.json: base OOF and its paired bootstrap against v6's head
+
 # the spectrogram ViT (issue 18): one folder per input size, never shared between sizes
 VIT_MODELS = Path("models/vit")                   # models/vit/<size>/fold_<k>.pt, config.json
 VIT_METRICS = Path("build/metrics/vit")           # build/metrics/vit/<size>/metrics.json, curves/

@@ -287,6 +287,64 @@ SCHEMA: dict[str, Knob] = {
     "ablation.soundscape_probe.folds": Int(2),
     "ablation.soundscape_probe.c": Num(0, lo_open=True),
     "ablation.soundscape_probe.max_iter": Int(1),
+
+    # the baseline chain (issue 16)
+    "spectrogram.n_fft": Int(16),
+    "spectrogram.hop": Int(1),
+    "spectrogram.n_mels": Int(1),
+    "spectrogram.fmin": Num(0),
+    "spectrogram.fmax": Num(0, lo_open=True),
+    "spectrogram.test_shifts": Knob("numbers"),
+    "spectrogram.batch_windows": Int(1),
+    "base.protossm.inputs": Knob("names"),
+    "base.protossm.tta": Knob("numbers"),
+    "base.protossm.mix_logits": Knob("bool"),
+    "base.protossm.d_model": Int(1),
+    "base.protossm.d_state": Int(1),
+    "base.protossm.d_conv": Int(1),
+    "base.protossm.layers": Int(1),
+    "base.protossm.attn_heads": Int(1),
+    "base.protossm.n_sites": Int(1),
+    "base.protossm.meta_dim": Int(1),
+    "base.protossm.dropout": Num(0, 1, hi_open=True),
+    "base.protossm.temperature": Num(0, lo_open=True),
+    "base.protossm.epochs": Int(1),
+    "base.protossm.patience": Int(1),
+    "base.protossm.batch_files": Int(1),
+    "base.protossm.lr": Num(0, lo_open=True),
+    "base.protossm.weight_decay": Num(0),
+    "base.protossm.pos_weight_cap": Num(1),
+    "base.protossm.distill_weight": Num(0),
+    "base.protossm.swa_start": Num(0, 1),
+    "base.protossm.seed": Int(0),
+    "base.protossm.threads": Int(1),
+    "base.sed.folds": Int(1),
+    "base.sed.stem": Int(1),
+    "base.sed.widths": Knob("numbers", lo=1),
+    "base.sed.depth": Int(1),
+    "base.sed.downsample": Int(0),
+    "base.sed.expand": Int(1),
+    "base.sed.head": Int(1),
+    "base.sed.dropout": Num(0, 1, hi_open=True),
+    "base.sed.epochs": Int(1),
+    "base.sed.samples_per_epoch": Int(1),
+    "base.sed.batch_size": Int(1),
+    "base.sed.lr": Num(0, lo_open=True),
+    "base.sed.weight_decay": Num(0),
+    "base.sed.soundscape_fraction": Num(0, 1),
+    "base.sed.distill_weight": Num(0),
+    "base.sed.secondary_weight": Num(0, 1),
+    "base.sed.smooth_sigma": Num(0),
+    "base.sed.seed": Int(0),
+    "base.sed.threads": Int(1),
+    "base.blend.*": Num(0),
+    "base.postprocess": Knob("overrides"),
+    "base.source": Str("stages", "file"),
+    "base.file": Str(),
+    "base.reference": Str(),
+    "base.bootstrap": Int(1),
+    "base.confidence": Num(0, 1, lo_open=True, hi_open=True),
+    "base.seed": Int(0),
 }
 
 
@@ -652,6 +710,11 @@ def rule_vit(params, n_blocks):
         yield Problem("vit.model.heads", heads, f"expected a divisor of vit.model.width ({width})")
     if is_int(vit.get("folds")) and is_int(n_folds) and vit["folds"] > n_folds:
         yield Problem("vit.folds", vit["folds"], f"expected at most train.n_folds ({n_folds})")
+    cached, tta = get(params, "spectrogram.test_shifts"), vit.get("tta")
+    if isinstance(cached, list) and isinstance(tta, list):
+        bad = [s for s in tta if is_number(s) and s not in cached]
+        if bad:
+            yield Problem("vit.tta", tta, f"shifts {bad} have no spectrograms: each must be in spectrogram.test_shifts {cached}")
 
 
 def rule_sidecar(params, n_blocks):

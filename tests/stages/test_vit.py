@@ -132,6 +132,7 @@ def test_unknown_size_and_too_many_folds(tmp_path, monkeypatch):
     ("vit.model.heads", 3, "vit.model.heads = 3: expected a divisor of vit.model.width (64)"),
     ("vit.folds", 6, "vit.folds = 6: expected at most train.n_folds (5)"),
     ("vit.model.pool", "max", "vit.model.pool = 'max'"),
+    ("vit.tta", [0.0, 1.0], "vit.tta = [0.0, 1.0]: shifts [1.0] have no spectrograms"),
     ("sidecar.submission", "v6", "sidecar.submission = 'v6': expected a submission whose model is sidecar.model"),
     ("sidecar.correction.weight", 1.5, "sidecar.correction.weight = 1.5"),
 ])

@@ -1,0 +1,156 @@
+"""Stage `protossm` (issue 16): the baseline chain's ProtoSSM in the heads' folds, with an OOF.
+
+Reads the backbone's final embedding (`base.protossm.inputs`: feature-store arrays concatenated per
+chunk) of every labelled soundscape chunk and every test chunk at the `base.protossm.tta` shifts
+(data/features), the sites and hours of the files, and the competition logits when
+`base.protossm.mix_logits` is on. Trains one model per fold of `train.n_folds` / `train.fold_salt`
+(the heads' file-grouped folds, birdclef_eos/data/folds.py) on the other folds' files; each labelled
+chunk is predicted once by the model that did not see its file (the OOF); test chunks get the mean
+of the fold models' probabilities (and of the TTA shifts).
+Writes models/chain/protossm/ (fold_<k>.pt, config.json), predictions/oof/protossm/oof.csv,
+predictions/chain/protossm/test.csv (row_id + one column per label, test chunks) and
+build/metrics/protossm/ (metrics.json + DVCLive curves per fold).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from birdclef_eos.chain import protossm as pssm
+from birdclef_eos.chain.curves import dvclive_logger
+from birdclef_eos.chain.sequences import file_index
+from birdclef_eos.data import features, folds
+from birdclef_eos.data.plans import read_index_table
+from birdclef_eos.heads.training import auc_or_nan
+from birdclef_eos.io.files import atomic_dir, write_json
+from birdclef_eos.io.machine import what_bytes_depend_on
+from birdclef_eos.scoring.oof import truth_matrix
+from stages.paths import CHAIN_MODELS, CHAIN_PREDICTIONS, FEATURES, INDEX, OOF, PROTOSSM_METRICS
+
+PARAMS = ("base.protossm", "train.n_folds", "train.fold_salt")
+NAME = "protossm"
+
+
+class ProtoSSMStageError(ValueError):
+    pass
+
+
+@dataclass
+class ProtoSSMResult:
+    """What the protossm notebook shows: metrics (build/metrics/protossm/metrics.json: OOF macro-AUC,
+    parameter count, per-fold records) and the stage's wall time."""
+    metrics: dict
+    seconds: float
+
+
+def chunk_rows(windows: pd.DataFrame, source: str, split: str, shift: float) -> pd.DataFrame:
+    rows = windows[(windows["source"] == source) & (windows["split"] == split)
+                   & np.isclose(windows["shift_s"].astype(float), shift)]
+    if rows.empty:
+        raise ProtoSSMStageError(f"{FEATURES}/windows.csv: no {split} chunks at shift {shift}")
+    return rows
+
+
+def sequences(rows: pd.DataFrame, inputs: dict, logits, slots: dict, labels: list[str]) -> dict:
+    """{"files", "row_ids" [F, T], "emb" [F, T, E], "site" [F], "hour" [F], "y" [F, T, K], "logits"}."""
+    files, pos = file_index(rows, f"{FEATURES}/windows.csv")
+    idx = rows.index.to_numpy()[pos]                       # feature-store rows [F, T]
+    first = rows.loc[idx[:, 0]]
+    emb = np.concatenate([np.asarray(a[idx.ravel()], dtype=np.float32) for a in inputs.values()], axis=1)
+    K = len(labels)
+    return {"files": files, "row_ids": rows.loc[idx.ravel(), "row_id"].to_numpy().reshape(idx.shape),
+            "emb": emb.reshape(*idx.shape, -1),
+            "site": np.array([slots.get(str(s), 0) for s in first["site"]], dtype=np.int64),
+            "hour": np.clip(first["hour"].astype(int).to_numpy(), 0, 23).astype(np.int64),
+            "y": truth_matrix(rows.loc[idx.ravel(), "labels"], labels).astype(np.float32).reshape(*idx.shape, K),
+            "logits": None if logits is None else np.asarray(logits[idx.ravel()], dtype=np.float32).reshape(*idx.shape, K)}
+
+
+def subset(data: dict, mask: np.ndarray) -> dict:
+    return {k: (v[mask] if isinstance(v, np.ndarray) else v) for k, v in data.items() if k != "files"}
+
+
+def frame(row_ids: np.ndarray, probs: np.ndarray, labels: list[str]) -> pd.DataFrame:
+    return pd.concat([pd.DataFrame({"row_id": row_ids.ravel()}),
+                      pd.DataFrame(probs.reshape(-1, len(labels)), columns=labels)], axis=1)
+
+
+def run(params: dict, key: str | None = None) -> ProtoSSMResult:
+    started = time.perf_counter()
+    p = params["base"]["protossm"]
+    n_folds, salt = params["train"]["n_folds"], params["train"]["fold_salt"]
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(p["threads"])
+    species = read_index_table(INDEX, "species").sort_values("label_idx")
+    labels = species["primary_label"].astype(str).tolist()
+    windows, inputs, meta = features.load(FEATURES, names=list(p["inputs"]))
+    logits = features.load(FEATURES, names=["logits"])[1]["logits"] if p["mix_logits"] else None
+    sites = read_index_table(INDEX, "soundscapes")["site"].astype(str)
+    slots = pssm.site_slots(sites, p["n_sites"])
+
+    train_rows = chunk_rows(windows, "soundscape", "labelled", 0.0)
+    data = sequences(train_rows, inputs, logits, slots, labels)
+    file_fold = folds.assign_folds(train_rows, n_folds, salt)
+    fold_of = np.array([dict(zip(train_rows["file_id"], file_fold))[f] for f in data["files"]])
+    test = [sequences(chunk_rows(windows, "test", "test", s), inputs, logits, slots, labels) for s in p["tta"]]
+    config = pssm.ProtoSSMConfig(d_input=data["emb"].shape[-1], n_classes=len(labels), d_model=p["d_model"],
+                                 d_state=p["d_state"], d_conv=p["d_conv"], layers=p["layers"],
+                                 attn_heads=p["attn_heads"], n_windows=data["emb"].shape[1], n_sites=p["n_sites"],
+                                 meta_dim=p["meta_dim"], dropout=p["dropout"], temperature=p["temperature"],
+                                 mix_logits=bool(p["mix_logits"]))
+    settings = pssm.TrainSettings(epochs=p["epochs"], patience=p["patience"], batch_files=p["batch_files"],
+                                  lr=p["lr"], weight_decay=p["weight_decay"], pos_weight_cap=p["pos_weight_cap"],
+                                  distill_weight=p["distill_weight"], swa_start=p["swa_start"])
+
+    def auc_fn(y, prob):
+        return auc_or_nan(y.reshape(-1, y.shape[-1]), prob.reshape(-1, prob.shape[-1]))
+
+    oof = np.zeros_like(data["y"])
+    test_probs = [np.zeros_like(t["y"]) for t in test]
+    records, states = [], []
+    with atomic_dir(PROTOSSM_METRICS) as metrics_dir:
+        open_fold = dvclive_logger(metrics_dir / "curves")
+        for k in tqdm(range(n_folds), desc="protossm folds"):
+            val = fold_of == k
+            if not val.any():
+                raise ProtoSSMStageError(f"fold {k} has no labelled soundscape file (n_folds {n_folds} too many)")
+            log, close = open_fold(k)
+            model, history = pssm.train(config, settings, subset(data, ~val), subset(data, val),
+                                        seed=p["seed"] * 1000 + k, auc_fn=auc_fn, log=log)
+            close()
+            oof[val] = pssm.predict(model, data["emb"][val], data["site"][val], data["hour"][val],
+                                    None if data["logits"] is None else data["logits"][val])
+            for t, acc in zip(test, test_probs):
+                acc += pssm.predict(model, t["emb"], t["site"], t["hour"], t["logits"]) / n_folds
+            states.append(model.state_dict())
+            last = history[-1]
+            records.append({"fold": k, "n_train_files": int((~val).sum()), "n_val_files": int(val.sum()),
+                            "epochs_run": len(history), "best_epoch": last["best_epoch"],
+                            "best_val_macro_auc": round(max(h["val_macro_auc"] for h in history), 6),
+                            "swa_epochs": last.get("swa_epochs", 0),
+                            "swa_val_macro_auc": round(last.get("swa_val_macro_auc", float("nan")), 6),
+                            "val_macro_auc": round(auc_fn(data["y"][val], oof[val]), 6)})
+        metrics = {"model": NAME, "inputs": list(p["inputs"]), "d_input": config.d_input,
+                   "n_params": pssm.n_params(pssm.ProtoSSM(config)),
+                   "oof_macro_auc": round(auc_fn(data["y"], oof), 6), "n_files": len(data["files"]),
+                   "n_labelled_chunks": int(oof.shape[0] * oof.shape[1]), "n_sites": len(set(sites)),
+                   "site_slots": p["n_sites"], "sites_sharing_slots": max(0, len(set(sites)) - p["n_sites"]),
+                   "mix_logits": bool(p["mix_logits"]), "tta": list(p["tta"]), "folds": records}
+        write_json(metrics_dir / "metrics.json", metrics)
+    with atomic_dir(CHAIN_MODELS / NAME) as out:
+        for k, state in enumerate(states):
+            torch.save(state, out / f"fold_{k}.pt")
+        write_json(out / "config.json", {"model": NAME, "config": config.as_dict(), "inputs": list(p["inputs"]),
+                                         "labels": labels, "site_slots": slots, "n_folds": n_folds,
+                                         "fold_salt": salt, "bytes_depend_on": what_bytes_depend_on()})
+    with atomic_dir(OOF / NAME) as out:
+        frame(data["row_ids"], oof, labels).to_csv(out / "oof.csv", index=False, float_format="%.6g")
+    with atomic_dir(CHAIN_PREDICTIONS / NAME) as out:
+        mean = np.mean(test_probs, axis=0)
+        frame(test[0]["row_ids"], mean, labels).to_csv(out / "test.csv", index=False, float_format="%.6g")
+    return ProtoSSMResult(metrics=metrics, seconds=time.perf_counter() - started)
