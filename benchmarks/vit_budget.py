@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from stages import vit  # noqa: E402
 from stages.params import stage_params  # noqa: E402
+from stages.schema import load_params  # noqa: E402
 
 BUDGET_S = 90.0
 
@@ -39,8 +40,7 @@ def main(argv=None) -> int:
         cwd = os.getcwd()
         os.chdir(scratch)
         try:
-            params = stage_params("vit", "196", ROOT / "params.yaml")
-            for key in args.sizes or list(params["vit"]["sizes"]):
+            for key in args.sizes or list(load_params(ROOT / "params.yaml")["vit"]["sizes"]):
                 params = stage_params("vit", key, ROOT / "params.yaml")
                 load = os.getloadavg()[0]
                 started = time.perf_counter()
