@@ -311,6 +311,7 @@ SCHEMA: dict[str, Knob] = {
     "vit.model.heads": Int(1),
     "vit.model.ffn": Int(1),
     "vit.model.dropout": Num(0, 1, hi_open=True),
+    "vit.model.pool": Str("cls", "mean"),
     "vit.folds": Int(1),
     "vit.soundscape_fraction": Num(0, 1),
     "vit.optim.epochs": Int(1),
@@ -324,6 +325,7 @@ SCHEMA: dict[str, Knob] = {
     "vit.tta": Knob("numbers"),
     "vit.seed": Int(0),
     "vit.threads": Int(1),
+
 
     "ablation.reference": Str(),
     "ablation.reference_submission": Str(),
@@ -833,6 +835,11 @@ def rule_vit(params, n_blocks):
         yield Problem("vit.model.heads", heads, f"expected a divisor of vit.model.width ({width})")
     if is_int(vit.get("folds")) and is_int(n_folds) and vit["folds"] > n_folds:
         yield Problem("vit.folds", vit["folds"], f"expected at most train.n_folds ({n_folds})")
+    cached, tta = get(params, "spectrogram.test_shifts"), vit.get("tta")
+    if isinstance(cached, list) and isinstance(tta, list):
+        bad = [s for s in tta if is_number(s) and s not in cached]
+        if bad:
+            yield Problem("vit.tta", tta, f"shifts {bad} have no spectrograms: each must be in spectrogram.test_shifts {cached}")
 
 
 def rule_bundles(params, n_blocks):

@@ -65,7 +65,7 @@ def submission_name(key: str) -> str:
 def model_config(cfg: dict, size: dict, n_classes: int) -> dict:
     m = cfg["model"]
     return {"n_classes": n_classes, "image": size["image"], "patch": m["patch"], "width": m["width"],
-            "depth": m["depth"], "heads": m["heads"], "ffn": m["ffn"], "dropout": m["dropout"]}
+            "depth": m["depth"], "heads": m["heads"], "ffn": m["ffn"], "dropout": m["dropout"], "pool": m["pool"]}
 
 
 def builder(mconfig: dict, size: dict, key: str):

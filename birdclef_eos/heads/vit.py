@@ -6,7 +6,7 @@ spectrograms ``[B, n_mels, frames]`` (any float dtype). Each is standardised (pe
 mean, unit variance), resized bilinearly to the square input ``image x image``, cut into
 ``patch x patch`` patches (a Conv2d, one input channel), given a CLS token and a learned position
 embedding, passed through ``depth`` pre-LN transformer blocks and classified from the final CLS
-token: logits ``[B, K]``.
+token (``pool="cls"``) or the mean of the patch tokens (``pool="mean"``): logits ``[B, K]``.
 
 Parameter names follow timm's ViT (``cls_token``, ``pos_embed`` [1, 1 + (image/patch)^2, width],
 ``patch_embed.proj``, ``blocks.<i>.{norm1, attn.qkv, attn.proj, norm2, mlp.fc1, mlp.fc2}``,
@@ -26,6 +26,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+POOLS = ("cls", "mean")  # what the classifier reads: the CLS token (DINOv2's) or the mean patch token (timm's "avg")
 
 
 class ViTError(ValueError):
@@ -109,9 +112,11 @@ class SpectrogramViT(nn.Module):
     """ViT/patch on ``image x image`` log-mel images; ``forward([mels [B, n_mels, frames]]) -> [B, K]``."""
 
     def __init__(self, n_classes: int, image: int = 224, patch: int = 14, width: int = 64, depth: int = 2,
-                 heads: int = 4, ffn: int = 128, dropout: float = 0.1):
+                 heads: int = 4, ffn: int = 128, dropout: float = 0.1, pool: str = "cls"):
         super().__init__()
-        self.image, self.patch, self.width = image, patch, width
+        if pool not in POOLS:
+            raise ViTError(f"pool must be one of {' | '.join(POOLS)}, got {pool!r}")
+        self.image, self.patch, self.width, self.pool = image, patch, width, pool
         grid = grid_of(image, patch)
         self.patch_embed = PatchEmbed(patch, width)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, width))
@@ -122,6 +127,9 @@ class SpectrogramViT(nn.Module):
         self.norm = nn.LayerNorm(width, eps=1e-6)
         self.head_drop = nn.Dropout(dropout)
         self.head = nn.Linear(width, n_classes)
+        # start at p = 1 / n_classes per class rather than 0.5: multi-label BCE otherwise spends its
+        # first hundred steps learning that most classes are absent (a ViT from scratch has few steps here)
+        nn.init.constant_(self.head.bias, -math.log(max(n_classes - 1, 1)))
 
     def to_image(self, mels: torch.Tensor) -> torch.Tensor:
         """[B, n_mels, frames] -> standardised [B, 1, image, image] float32."""
@@ -142,14 +150,16 @@ class SpectrogramViT(nn.Module):
         x = torch.cat([self.cls_token.expand(len(x), -1, -1), x], dim=1) + self.pos_embed
         for block in self.blocks:
             x = block(x)
-        return self.head(self.head_drop(self.norm(x[:, 0])))
+        x = self.norm(x)
+        return self.head(self.head_drop(x[:, 0] if self.pool == "cls" else x[:, 1:].mean(dim=1)))
 
 
 def build_vit(config: dict) -> SpectrogramViT:
     """A ViT from its config: ``n_classes``, ``image``, ``patch``, ``width``, ``depth``, ``heads``,
-    ``ffn``, ``dropout`` (what models/vit/<size>/config.json stores under ``model``)."""
+    ``ffn``, ``dropout``, ``pool`` (what models/vit/<size>/config.json stores under ``model``)."""
     return SpectrogramViT(config["n_classes"], config["image"], config["patch"], config["width"],
-                          config["depth"], config["heads"], config["ffn"], config["dropout"])
+                          config["depth"], config["heads"], config["ffn"], config["dropout"],
+                          config.get("pool", "cls"))
 
 
 def count_parameters(model: nn.Module) -> int:

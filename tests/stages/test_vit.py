@@ -49,7 +49,8 @@ def params(**sizes):
             "224": {"image": 224, "init": None, "resize_pos_embed": False}}
     base.update(sizes)
     return {"runtime": {}, "train": {"n_folds": 2, "fold_salt": "s", "secondary_weight": 1.0},
-            "vit": {"sizes": base, "model": {"patch": 14, "width": 8, "depth": 1, "heads": 2, "ffn": 16, "dropout": 0.0},
+            "vit": {"sizes": base, "model": {"patch": 14, "width": 8, "depth": 1, "heads": 2, "ffn": 16, "dropout": 0.0,
+                                                                                       "pool": "cls"},
                     "folds": 1, "soundscape_fraction": 0.2, "optim": OPTIM, "tta": [0.0], "seed": 0, "threads": 1}}
 
 
@@ -124,3 +125,27 @@ def test_unknown_size_and_too_many_folds(tmp_path, monkeypatch):
     p["vit"]["folds"] = 3
     with pytest.raises(vit.VitStageError, match="vit.folds = 3 exceeds train.n_folds = 2"):
         vit.run(p, "196")
+
+
+@pytest.mark.parametrize("path, value, message", [
+    ("vit.sizes.196.image", 200, "vit.sizes.196.image = 200: expected a multiple of vit.model.patch (14)"),
+    ("vit.model.heads", 3, "vit.model.heads = 3: expected a divisor of vit.model.width (64)"),
+    ("vit.folds", 6, "vit.folds = 6: expected at most train.n_folds (5)"),
+    ("vit.model.pool", "max", "vit.model.pool = 'max'"),
+    ("vit.tta", [0.0, 1.0], "vit.tta = [0.0, 1.0]: shifts [1.0] have no spectrograms"),
+    ("sidecar.submission", "v6", "sidecar.submission = 'v6': expected a submission whose model is sidecar.model"),
+    ("sidecar.correction.weight", 1.5, "sidecar.correction.weight = 1.5"),
+])
+def test_vit_and_sidecar_rules_name_the_knob(path, value, message):
+    import copy
+
+    from stages import schema
+    params = copy.deepcopy(schema.load_params())
+    node = params
+    *parents, leaf = path.split(".")
+    for part in parents:
+        node = node[part]
+    node[leaf] = value
+    with pytest.raises(schema.ParamsError) as err:
+        schema.validate(params)
+    assert message in str(err.value)
