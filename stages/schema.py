@@ -812,10 +812,12 @@ def rule_blends(params, n_blocks):
         if not isinstance(parts, dict):
             continue
         side = entry.get("sidecar")
-        for part in [*parts, *([side.get("submission")] if isinstance(side, dict) else [])]:
+        named = [(f"blends.{name}.parts.{p}", p) for p in parts]
+        if isinstance(side, dict) and isinstance(side.get("submission"), str):
+            named.append((f"blends.{name}.sidecar.submission", side["submission"]))
+        for path, part in named:
             if part not in known:
-                yield Problem(f"blends.{name}.parts.{part}", part, "expected a submission (submissions, "
-                              "leaderboard.others) or another blend")
+                yield Problem(path, part, "expected a submission (submissions, leaderboard.others) or another blend")
         if part_rest := [p for p, w in parts.items() if w == "rest"]:
             if len(part_rest) > 1:
                 yield Problem(f"blends.{name}.parts", parts, "at most one part may be `rest`")

@@ -133,8 +133,8 @@ def test_unknown_size_and_too_many_folds(tmp_path, monkeypatch):
     ("vit.folds", 6, "vit.folds = 6: expected at most train.n_folds (5)"),
     ("vit.model.pool", "max", "vit.model.pool = 'max'"),
     ("vit.tta", [0.0, 1.0], "vit.tta = [0.0, 1.0]: shifts [1.0] have no spectrograms"),
-    ("sidecar.submission", "v6", "sidecar.submission = 'v6': expected a submission whose model is sidecar.model"),
-    ("sidecar.correction.weight", 1.5, "sidecar.correction.weight = 1.5"),
+    ("blends.eos10.sidecar.submission", "nope", "blends.eos10.sidecar.submission = 'nope': expected a submission"),
+    ("blends.eos10.sidecar.weight", 1.5, "blends.eos10.sidecar.weight = 1.5"),
 ])
 def test_vit_and_sidecar_rules_name_the_knob(path, value, message):
     import copy
