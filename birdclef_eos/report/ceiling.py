@@ -28,14 +28,17 @@ def plateau_sentences(result: dict) -> list[str]:
             c = entry[board]
             gains = [(w, g, lo, hi) for w, g, lo, hi in zip(c["weights"], c["gain"], c["gain_low"], c["gain_high"]) if w > 0]
             w, g, lo, hi = max(gains, key=lambda t: t[1])
+            if lo is None or hi is None:
+                bits.append(f"{board}: best gain {g:+.4f} at weight {w:g} (no interval: one file on this board)")
+                continue
             verdict = "above zero" if lo > 0 else "below zero" if hi < 0 else "within noise"
             bits.append(f"{board}: best gain {g:+.4f} at weight {w:g} [{lo:+.4f}, {hi:+.4f}], {verdict} "
                         f"(standalone {c['standalone']:.3f} against the base's {c['score'][0]:.3f})")
         out.append(f"Partner {partner}: " + "; ".join(bits) + ".")
-    real_lift = any(lifts({"gain_low": lo}) for e in result["partners"].values() for b in BOARDS
-                    for w, lo in zip(e[b]["weights"], e[b]["gain_low"]) if w > 0)
+    lifting = sorted({p for p, e in result["partners"].items() for b in BOARDS
+                      for w, lo in zip(e[b]["weights"], e[b]["gain_low"]) if w > 0 and lifts({"gain_low": lo})})
     out.append("The plateau appears here: no real partner lifts the base beyond noise at any weight."
-               if not real_lift else "No plateau for every partner here: at least one real partner lifts the base.")
+               if not lifting else f"No plateau for {', '.join(lifting)} here: it lifts the base beyond noise at some weight.")
     ctl, w = result["control"], result["control_weight"]
     if ctl:
         base_pub = next(iter(ctl.values()))["public"]["base"]

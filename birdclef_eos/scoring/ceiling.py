@@ -55,7 +55,7 @@ def control_partner(y_true: np.ndarray, like: np.ndarray, target: float, seed: i
 class Curve:
     """A blend's score against its partner's weight on one board. weights [W]; score [W] on all
     files; low, high [W]: percentile band over file bootstrap draws; gain / gain_low / gain_high [W]:
-    blend minus the base alone (weight 0) with its paired interval."""
+    blend minus the base alone (weight 0) with its paired interval (NaN bands: a board of one file)."""
     weights: list[float]
     score: np.ndarray
     low: np.ndarray
@@ -75,12 +75,17 @@ def curve(y_true: np.ndarray, base: np.ndarray, blends: dict[float, np.ndarray],
     """Score, bootstrap band and gain over the base of each blend (``blends``: weight -> scores [N, K],
     weight 0 being the base itself), all on the same file draws (``bootstrap.file_draws``)."""
     y = np.asarray(y_true) > 0.5
+    weights = sorted(blends)
+    if len(np.unique(np.asarray(groups).astype(str))) < 2:  # one file: nothing to resample, no band
+        score = np.array([macro_auc(y, blends[w]) for w in weights])
+        nan = np.full(len(weights), np.nan)
+        return Curve(weights=[float(w) for w in weights], score=score, low=nan, high=nan,
+                     gain=score - macro_auc(y, base), gain_low=nan.copy(), gain_high=nan.copy())
     inverse, counts = file_draws(groups, n_boot, seed)
     tail = (1 - confidence) / 2 * 100
     n_files = counts.shape[1]
     base_draws = weighted_scores(pair_counts(y, base, inverse, n_files), counts)
     base_all = macro_auc(y, base)
-    weights = sorted(blends)
     score, low, high, gain, g_low, g_high = (np.full(len(weights), np.nan) for _ in range(6))
     for i, w in enumerate(weights):
         draws = weighted_scores(pair_counts(y, blends[w], inverse, n_files), counts)

@@ -38,3 +38,11 @@ def test_curve_gain_is_blend_minus_base_with_a_band_around_it():
         assert c.gain[i] == pytest.approx(c.score[i] - macro_auc(y, like))
         assert c.low[i] <= c.score[i] <= c.high[i]
     assert c.gain[2] > 0.05 and c.gain_low[2] > 0  # a near-perfect partner lifts a random base
+
+
+def test_a_board_of_one_file_has_scores_but_no_band():
+    y, like, _ = data(2, n=24)
+    partner, _ = control_partner(y, like, 0.9, seed=0, tol=0.02)
+    c = curve(y, like, {0.0: like, 0.5: 0.5 * like + 0.5 * partner}, np.zeros(len(y)), n_boot=20, seed=0, confidence=0.9)
+    assert c.score[1] == pytest.approx(macro_auc(y, 0.5 * like + 0.5 * partner))
+    assert np.isnan(c.low).all() and np.isnan(c.gain_low).all() and c.as_dict()["gain_low"] == [None, None]
