@@ -14,6 +14,11 @@ from birdclef_eos.report.figures import save_figure  # noqa: E402
 BOARDS = ("public", "private")
 
 
+def arr(values) -> np.ndarray:
+    """A float array of a JSON list (None -> NaN: no interval)."""
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
 def lifts(entry: dict) -> bool:
     """A gain whose paired interval lies above zero."""
     return entry.get("gain_low") is not None and entry["gain_low"] > 0
@@ -67,7 +72,7 @@ def plot_plateau(result: dict, path: str | Path) -> None:
         for i, (partner, entry) in enumerate(result["partners"].items()):
             c = entry[board]
             ax.plot(c["weights"], c["score"], marker="o", color=colours[i % len(colours)], label=f"{result['base']} + {partner}")
-            ax.fill_between(c["weights"], c["low"], c["high"], color=colours[i % len(colours)], alpha=0.15)
+            ax.fill_between(c["weights"], arr(c["low"]), arr(c["high"]), color=colours[i % len(colours)], alpha=0.15)
         ax.set_xlabel("partner weight")
         ax.set_ylabel(f"{board} macro-AUC")
         ax.set_title(f"{board} board: blend score vs weight")
@@ -77,10 +82,11 @@ def plot_plateau(result: dict, path: str | Path) -> None:
     if ctl:
         for j, board in enumerate(BOARDS):
             xs = [e["target"] for e in ctl.values()]
-            g = np.array([e[board]["gain"] for e in ctl.values()])
-            lo = np.array([e[board]["gain_low"] for e in ctl.values()])
-            hi = np.array([e[board]["gain_high"] for e in ctl.values()])
-            ax.errorbar(np.array(xs) + (j - 0.5) * 0.003, g, yerr=[g - lo, hi - g], marker="s", capsize=3, label=board)
+            g = arr([e[board]["gain"] for e in ctl.values()])
+            lo = arr([e[board]["gain_low"] for e in ctl.values()])
+            hi = arr([e[board]["gain_high"] for e in ctl.values()])
+            ax.errorbar(np.array(xs) + (j - 0.5) * 0.003, g, yerr=[np.nan_to_num(g - lo), np.nan_to_num(hi - g)],
+                        marker="s", capsize=3, label=board)
             ax.axvline(next(iter(ctl.values()))[board]["base"], color=colours[j], ls=":", lw=1)
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_xlabel("control partner strength (macro-AUC)")

@@ -65,3 +65,15 @@ def test_shakeup_over_random_splits(tree):
     assert (tree / "build/figures/shakeup.png").stat().st_size > 10_000
     again = shakeup.run(params)
     assert again.shakeup == s
+
+
+def test_ceiling_with_one_file_on_a_board(tree):
+    """The smoke set has a single public file: no bands there, the figure and sentences still come."""
+    boards = tree / "data/hidden/boards.csv"
+    frame = pd.read_csv(boards)
+    frame["board"] = ["public"] + ["private"] * 9
+    frame.to_csv(boards, index=False)
+    result = ceiling.run(ceiling_params())
+    assert result.ceiling["partners"]["head"]["public"]["low"] == [None, None, None]
+    assert any("no interval" in s for s in result.sentences)
+    assert (tree / "build/figures/plateau.png").stat().st_size > 10_000
