@@ -25,7 +25,8 @@ from birdclef_eos.io.files import read_yaml, write_json, write_text
 from birdclef_eos.report.paper import Missing, Rule, Untestable, evaluate, lookup, num, render
 from birdclef_eos.scoring import boards, submission
 from birdclef_eos.scoring.bootstrap import paired_bootstraps
-from stages.paths import CLAIMS, HIDDEN, INDEX, PAPER, PUBLISHED, REPORTED, ROOT, SUBMISSIONS, TABLES, VERDICTS
+from stages.paths import (CLAIMS, DEFAULT_RUN, HIDDEN, INDEX, PAPER, PUBLISHED, REPORTED, ROOT, SUBMISSIONS, TABLES,
+                          VERDICTS)
 
 PARAMS = ("paper", "dataset.source", "dataset.scale", "backbone.name")
 METRICS_DIR = PUBLISHED[Path("build/metrics")]    # metrics/
@@ -103,6 +104,18 @@ def run_seconds() -> float | None:
     return sum(found) if found else None
 
 
+def run_time() -> str:
+    """The last measured full `dvc repro` (benchmarks/default_run.py), else the stages' recorded seconds."""
+    if DEFAULT_RUN.exists():
+        r = json.loads(DEFAULT_RUN.read_text(encoding="utf-8"))
+        m = r.get("machine", {})
+        return (f"{r['total_s'] / 60:.1f} min for the whole default `{r['command']}` (measured {r.get('date', '?')} on "
+                f"{m.get('cpus', '?')} CPU cores, {DEFAULT_RUN}; per stage in the README's budget ledger)")
+    secs = run_seconds()
+    return (f"{secs / 60:.1f} min (the sum of the stages' recorded seconds)" if secs is not None
+            else "not recorded (run benchmarks/default_run.py; the README's stage table has timings)")
+
+
 def header(params: dict, rule: Rule) -> list[str]:
     ds = params["dataset"]
     counts = []
@@ -113,9 +126,7 @@ def header(params: dict, rule: Rule) -> list[str]:
     if (INDEX / "soundscapes.csv").exists():
         split = pd.read_csv(INDEX / "soundscapes.csv", usecols=["split"])["split"].value_counts()
         counts.append("soundscapes: " + ", ".join(f"{int(n):,} {s}" for s, n in sorted(split.items())))
-    secs = run_seconds()
-    took = (f"{secs / 60:.1f} min (the sum of the stages' recorded seconds)" if secs is not None
-            else "not recorded (no stage writes its seconds to metrics/ yet; the README's stage table has timings)")
+    took = run_time()
     scale = f", scale `{ds['scale']}`" if ds["source"] == "synthetic" else ""
     return [f"- **Data set:** `{ds['source']}`{scale} ({'; '.join(counts) or 'index not built yet'})",
             f"- **Backbone:** `{params['backbone']['name']}`",

@@ -49,6 +49,7 @@ PUBLISHED = {Path("build/metrics"): Path("metrics"), FIGURES: Path("figures"), T
 REPORTED = Path("paper/reported.yaml")         # the paper's numbers, one key per table
 KAGGLE_SCORES = Path("leaderboard/kaggle.yaml")  # real-data mode: scores copied from Kaggle (git-tracked)
 BENCHMARK_RESULTS = Path("benchmarks/results")
+DEFAULT_RUN = BENCHMARK_RESULTS / "default_run.json"  # the last timed full `dvc repro` (benchmarks/default_run.py)
 
 # surgery (issue 3)
 ARCHITECTURE_FIGURE = FIGURES / "architecture.png"  # Figure 1, drawn from blocks.json
