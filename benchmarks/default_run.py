@@ -26,6 +26,8 @@ STAGE = re.compile(r"Running stage '([^']+)'")
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--force", action="store_true", help="re-run every stage (dvc repro --force)")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks/results/default_run.json"),
+                    help="where to write (a partial re-run: somewhere else, to keep the full run's record)")
     args = ap.parse_args(argv)
     cmd = ["dvc", "repro"] + (["--force"] if args.force else [])
     started = time.perf_counter()
@@ -47,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
               "stages_s": stages, "stage_share_of_budget": {k: round(v / BUDGET_S, 4) for k, v in stages.items()},
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
               "load_average_1min": round(os.getloadavg()[0], 2), "date": time.strftime("%Y-%m-%d")}
-    out = ROOT / "benchmarks/results/default_run.json"
+    out = Path(args.out)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"default run: {total:.0f} s ({total / 60:.1f} min), {total / BUDGET_S:.2f} of the 30-minute budget -> {out}")
     return 0
