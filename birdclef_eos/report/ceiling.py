@@ -49,16 +49,21 @@ def plateau_sentences(result: dict) -> list[str]:
         base_pub = next(iter(ctl.values()))["public"]["base"]
         base_priv = next(iter(ctl.values()))["private"]["base"]
         breaking = [e for e in ctl.values() if lifts(e["public"]) and lifts(e["private"])]
+        weakest, strongest = min(ctl.values(), key=lambda e: e["target"]), max(ctl.values(), key=lambda e: e["target"])
+        span = (f"the gain at weight {w:g} grows from {weakest['public']['gain']:+.4f} public / "
+                f"{weakest['private']['gain']:+.4f} private at strength {weakest['target']:g} to "
+                f"{strongest['public']['gain']:+.4f} / {strongest['private']['gain']:+.4f} at {strongest['target']:g} "
+                f"(the base: {base_pub:.3f} public, {base_priv:.3f} private)")
         if breaking:
             first = min(breaking, key=lambda e: e["target"])
-            gap = first["target"] - 0.5 * (base_pub + base_priv)
-            out.append(f"A control partner at weight {w:g} lifts the base on both boards from strength {first['target']:g} "
-                       f"(its macro-AUC; the base scores {base_pub:.3f} public / {base_priv:.3f} private): a strength gap of "
-                       f"{gap:+.3f}. Weaker controls are absorbed, which is the paper's claim that only a second strong "
-                       f"model lifts the ceiling, measured.")
+            out.append(f"Control partners: {span}; the gain's interval excludes zero on both boards from strength "
+                       f"{first['target']:g} on (a strength gap of {first['target'] - 0.5 * (base_pub + base_priv):+.3f} "
+                       f"to the base). How large the gain is, not whether it is above zero, is the plateau: at a "
+                       f"small weight even a partner of strength {strongest['target']:g} moves the base by "
+                       f"{max(strongest['public']['gain'], strongest['private']['gain']):.3f} at most.")
         else:
-            out.append(f"No control partner up to strength {max(e['target'] for e in ctl.values()):g} lifts the base on "
-                       f"both boards at weight {w:g}.")
+            out.append(f"Control partners: {span}; no control up to strength {strongest['target']:g} lifts the base "
+                       f"on both boards beyond noise.")
     return out
 
 
