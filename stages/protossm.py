@@ -26,6 +26,7 @@ from birdclef_eos.report.curves import dvclive_logger
 from birdclef_eos.chain.sequences import file_index
 from birdclef_eos.data import features, folds
 from birdclef_eos.data.plans import read_index_table
+from birdclef_eos.heads.crossval import round_or_none
 from birdclef_eos.heads.training import auc_or_nan, targets_matrix
 from birdclef_eos.io.files import atomic_dir, write_json
 from birdclef_eos.io.machine import what_bytes_depend_on
@@ -140,14 +141,14 @@ def run(params: dict, key: str | None = None) -> ProtoSSMResult:
             last = history[-1]
             records.append({"fold": k, "n_train_files": int((~val).sum()), "n_val_files": int(val.sum()),
                             "epochs_run": len(history), "best_epoch": last["best_epoch"],
-                            "best_val_macro_auc": round(max(h["val_macro_auc"] for h in history), 6),
+                            "best_val_macro_auc": round_or_none(max(h["val_macro_auc"] for h in history)),
                             "swa_epochs": last.get("swa_epochs", 0),
                             "swa_val_macro_auc": (round(last["swa_val_macro_auc"], 6)
                                                   if np.isfinite(last.get("swa_val_macro_auc", float("nan"))) else None),
-                            "val_macro_auc": round(auc_fn(data["y"][val], oof[val]), 6)})
+                            "val_macro_auc": round_or_none(auc_fn(data["y"][val], oof[val]))})
         metrics = {"model": NAME, "inputs": list(p["inputs"]), "d_input": config.d_input,
                    "n_params": pssm.n_params(pssm.ProtoSSM(config)),
-                   "oof_macro_auc": round(auc_fn(data["y"], oof), 6), "n_files": len(data["files"]),
+                   "oof_macro_auc": round_or_none(auc_fn(data["y"], oof)), "n_files": len(data["files"]),
                    "n_labelled_chunks": int(oof.shape[0] * oof.shape[1]), "n_sites": len(set(sites)),
                    "site_slots": p["n_sites"], "sites_sharing_slots": max(0, len(set(sites)) - p["n_sites"]),
                    "mix_logits": bool(p["mix_logits"]), "tta": list(p["tta"]),

@@ -26,6 +26,7 @@ from birdclef_eos.chain import sed as sedlib
 from birdclef_eos.report.curves import dvclive_logger
 from birdclef_eos.data import features, folds, spectrograms
 from birdclef_eos.data.plans import read_index_table
+from birdclef_eos.heads.crossval import round_or_none
 from birdclef_eos.heads.training import auc_or_nan, source_weights, targets_matrix
 from birdclef_eos.io.files import atomic_dir, write_json
 from birdclef_eos.io.machine import what_bytes_depend_on
@@ -123,7 +124,7 @@ def run(params: dict, key: str | None = None) -> SEDResult:
             states.append(model.state_dict())
             records.append({"fold": k, "n_train_windows": int(len(idx)), "epochs_run": len(history),
                             "final_loss": round(history[-1]["loss"], 6),
-                            "val_macro_auc": None if val_idx is None else round(history[-1]["val_macro_auc"], 6)})
+                            "val_macro_auc": None if val_idx is None else round_or_none(history[-1]["val_macro_auc"])})
         lab_rows = w[labelled]
         if oof is not None:
             oof = smoothed(oof, lab_rows, p["smooth_sigma"])
@@ -131,7 +132,7 @@ def run(params: dict, key: str | None = None) -> SEDResult:
         samples = n_models * settings.epochs * settings.samples_per_epoch
         metrics = {"model": NAME, "n_params": sedlib.n_params(sedlib.SED(config)), "config": config.as_dict(),
                    "input": [store.spec.n_mels, int(store.mels.shape[2])], "folds": p["folds"],
-                   "oof_macro_auc": None if oof is None else round(auc_or_nan(y[labelled], oof), 6),
+                   "oof_macro_auc": None if oof is None else round_or_none(auc_or_nan(y[labelled], oof)),
                    "train_samples_per_s": round(samples / max(train_s, 1e-9), 1), "fold_records": records}
         write_json(metrics_dir / "metrics.json", metrics)
     with atomic_dir(CHAIN_MODELS / NAME) as out:
