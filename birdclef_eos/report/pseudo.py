@@ -2,19 +2,13 @@
 and sentences generated from the measured differences and their paired bootstrap intervals."""
 from __future__ import annotations
 
+from birdclef_eos.report.tables import interval  # one interval text for every table
+
 COLUMNS = ("oof", "public", "private")
 
 
 def fmt(x, digits: int = 4) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
-
-
-def interval(c: dict | None, digits: int = 4) -> str:
-    if not c or c.get("difference") is None:
-        return "-"
-    if c.get("low") is None or c.get("high") is None:
-        return f"{c['difference']:+.{digits}f}"
-    return f"{c['difference']:+.{digits}f} [{c['low']:+.{digits}f}, {c['high']:+.{digits}f}]"
 
 
 def verdict(c: dict | None) -> str:

@@ -114,7 +114,7 @@ def table2(rows: list[str], local: dict, reported: dict, kaggle: dict, settings:
     return "Table 2: standalone sequence-head progression.\n\n" + "\n".join(lines) + "\n" + note
 
 
-def interval(d: dict | None, digits: int) -> str:
+def interval(d: dict | None, digits: int = 4) -> str:
     """``+0.012 [+0.004, +0.020]`` from {difference, low, high}; "-" when absent."""
     if not d or d.get("difference") is None:
         return "-"
