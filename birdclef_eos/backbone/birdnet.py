@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from birdclef_eos.io.files import atomic_path, sha256_file
+from birdclef_eos.io.machine import cpu_info
 
 SAMPLE_RATE = 48_000
 WINDOW_SAMPLES = 144_000  # 3 s
@@ -123,6 +124,9 @@ def prepare(bn: dict, cache: Path) -> dict:
     if not (onnx_path.exists() and record_path.exists()):
         with atomic_path(onnx_path) as tmp:
             record = convert(tflite, tmp, bn)
+        # the CPU it was converted on: the bytes are reproducible on one machine, but a cache
+        # folder copied to another CPU was seen once to differ from a fresh conversion there
+        record["cpu"] = cpu_info()
         with atomic_path(record_path) as tmp:
             tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     record = json.loads(record_path.read_text())
