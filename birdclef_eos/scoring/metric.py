@@ -1,9 +1,16 @@
-"""The competition metric: macro ROC-AUC over the label columns with at least one positive."""
+"""The competition metric: macro ROC-AUC over the label columns with at least one positive.
+
+Each column's AUC is the Mann-Whitney statistic of its positives' average ranks (ties count one
+half), which is what sklearn's ``roc_auc_score`` computes with its trapezoids, in one vectorised
+pass over every column: 40x faster on the leaderboard's 48-column boards, which the bootstraps,
+the shake-up and the blend sweeps score thousands of times (tests/birdclef_eos/scoring/test_metric.py
+checks it against sklearn with ties).
+"""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
+from scipy.stats import rankdata
 
 
 class MetricError(ValueError):
@@ -17,6 +24,8 @@ def macro_auc(y_true: np.ndarray, y_score: np.ndarray) -> float:
     positives fill every row is dropped too (its AUC is undefined).
     """
     y_true = np.asarray(y_true)
+    if y_true.dtype != bool and not np.isin(y_true, (0, 1)).all():
+        raise MetricError("solution labels must be 0/1 (or booleans)")
     y_score = np.asarray(y_score, dtype=np.float64)
     if y_true.shape != y_score.shape:
         raise MetricError(f"shape mismatch: solution {y_true.shape} vs submission {y_score.shape}")
@@ -26,7 +35,17 @@ def macro_auc(y_true: np.ndarray, y_score: np.ndarray) -> float:
     keep = (positives > 0) & (positives < len(y_true))
     if not keep.any():
         raise MetricError("no label column has both positives and negatives")
-    return float(roc_auc_score(y_true[:, keep], y_score[:, keep], average="macro"))
+    return float(column_aucs(y_true[:, keep].astype(bool), y_score[:, keep]).mean())
+
+
+def column_aucs(y_true: np.ndarray, y_score: np.ndarray) -> np.ndarray:
+    """ROC-AUC of every column [C] of boolean labels [N, C] against scores [N, C]; each column
+    needs a positive and a negative. Ranks are half-integers, so the rank sums are exact."""
+    ranks = rankdata(y_score, axis=0)  # average ranks for ties
+    n_pos = y_true.sum(axis=0).astype(np.float64)
+    n_neg = len(y_true) - n_pos
+    u = np.where(y_true, ranks, 0.0).sum(axis=0) - n_pos * (n_pos + 1) / 2
+    return u / (n_pos * n_neg)
 
 
 def score(solution: pd.DataFrame, submission: pd.DataFrame, row_id: str = "row_id") -> float:

@@ -45,20 +45,30 @@ def pair_counts(y_true: np.ndarray, scores: np.ndarray, file_of_row: np.ndarray,
     f = np.asarray(file_of_row)
     conc = np.zeros((n_files, k, n_files))
     onehot = np.eye(n_files)[f]                                   # [N, F]
-    pos = (onehot[:, :, None] * y[:, None, :]).sum(axis=0)         # [F, K]
-    neg = (onehot[:, :, None] * (~y)[:, None, :]).sum(axis=0)
+    pos = onehot.T @ y.astype(np.float64)                           # [F, K] (exact counts)
+    neg = onehot.T @ (~y).astype(np.float64)
     for c in range(k):
         p_rows, n_rows = np.flatnonzero(y[:, c]), np.flatnonzero(~y[:, c])
         if len(p_rows) == 0 or len(n_rows) == 0:
             continue
         order = n_rows[np.argsort(s[n_rows, c], kind="mergesort")]
         neg_sorted = s[order, c]
-        cum = np.vstack([np.zeros(n_files), np.cumsum(onehot[order], axis=0)])  # [n_neg + 1, F]
-        lo = np.searchsorted(neg_sorted, s[p_rows, c], side="left")
-        hi = np.searchsorted(neg_sorted, s[p_rows, c], side="right")
-        below = cum[lo] + 0.5 * (cum[hi] - cum[lo])                            # [n_pos, F]
+        lo = np.searchsorted(neg_sorted, s[p_rows, c], side="left")   # negatives strictly below
+        hi = np.searchsorted(neg_sorted, s[p_rows, c], side="right")  # ... or tied
+        below = files_before(np.concatenate([lo, hi]), f[order], n_files)
+        below = below[:len(lo)] + 0.5 * (below[len(lo):] - below[:len(lo)])  # [n_pos, F]
         np.add.at(conc[:, c, :], f[p_rows], below)
     return PairCounts(conc=conc, pos=pos, neg=neg)
+
+
+def files_before(cuts: np.ndarray, file_sorted: np.ndarray, n_files: int) -> np.ndarray:
+    """[len(cuts), F]: for each position x in ``cuts``, how many of the first x rows of
+    ``file_sorted`` (file index per row, in score order) belong to each file. Counts rows once
+    between consecutive cuts (bincount), not a cumulative table over every row."""
+    points, where = np.unique(cuts, return_inverse=True)
+    segment = np.searchsorted(points, np.arange(len(file_sorted)), side="right")  # points <= row
+    counts = np.bincount(segment * n_files + file_sorted, minlength=(len(points) + 1) * n_files)
+    return np.cumsum(counts.reshape(len(points) + 1, n_files)[:len(points)], axis=0)[where].astype(np.float64)
 
 
 def weighted_scores(pc: PairCounts, weights: np.ndarray) -> np.ndarray:
@@ -66,19 +76,45 @@ def weighted_scores(pc: PairCounts, weights: np.ndarray) -> np.ndarray:
     split into boards, draw counts for a bootstrap). A pair of rows from files i and j weighs
     w_i x w_j, which is the metric on the resampled rows; a class counts when it has a positive and
     a negative of non-zero weight (the competition metric's rule); NaN when no class does."""
+    W = check_weights(pc, weights)
+    return macro_from_counts(numerators(pc, W), W @ pc.pos, W @ pc.neg)
+
+
+def complement_scores(pc: PairCounts, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(``weighted_scores(pc, S)``, ``weighted_scores(pc, 1 - S)``) for 0/1 rows S, at the cost of
+    one: (1-S)' C (1-S) = total - S' C 1 - 1' C S + S' C S. Every term is a sum of 0/1 x half-integer
+    counts, exact in float64, so both equal the separate calls bit for bit."""
+    S = check_weights(pc, weights)
+    if not np.isin(S, (0.0, 1.0)).all():
+        raise PairsError("complement_scores needs 0/1 weights (a split of the files)")
+    num = numerators(pc, S)
+    rest = pc.conc.sum(axis=(0, 2)) - S @ pc.conc.sum(axis=2) - S @ pc.conc.sum(axis=0).T + num
+    U = 1.0 - S
+    return macro_from_counts(num, S @ pc.pos, S @ pc.neg), macro_from_counts(rest, U @ pc.pos, U @ pc.neg)
+
+
+def check_weights(pc: PairCounts, weights: np.ndarray) -> np.ndarray:
     W = np.asarray(weights, dtype=np.float64)
-    F, K, _ = pc.conc.shape
+    F = pc.conc.shape[0]
     if W.ndim != 2 or W.shape[1] != F:
         raise PairsError(f"weights have {W.shape[-1]} files, the pair counts {F}")
-    out = np.empty(len(W))
+    return W
+
+
+def numerators(pc: PairCounts, W: np.ndarray) -> np.ndarray:
+    """[B, K]: w' C_k w for each row w of W, the weighted count of rightly ordered pairs."""
+    F, K, _ = pc.conc.shape
+    out = np.empty((len(W), K))
+    flat = pc.conc.reshape(F, K * F)
     for start in range(0, len(W), 256):                     # bounded memory: [256, K, F] at a time
         w = W[start:start + 256]
-        num = np.einsum("bkf,bf->bk", (w @ pc.conc.reshape(F, K * F)).reshape(len(w), K, F), w)
-        p, n = w @ pc.pos, w @ pc.neg                       # [b, K]
-        keep = (p > 0) & (n > 0)
-        auc = np.where(keep, num / np.where(keep, p * n, 1.0), 0.0)
-        count = keep.sum(axis=1)
-        out[start:start + len(w)] = np.where(count > 0, auc.sum(axis=1) / np.maximum(count, 1), np.nan)
+        out[start:start + len(w)] = np.einsum("bkf,bf->bk", (w @ flat).reshape(len(w), K, F), w)
     return out
 
 
+def macro_from_counts(num: np.ndarray, p: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Macro-AUC [B] from numerators, weighted positive and negative counts (all [B, K])."""
+    keep = (p > 0) & (n > 0)
+    auc = np.where(keep, num / np.where(keep, p * n, 1.0), 0.0)
+    count = keep.sum(axis=1)
+    return np.where(count > 0, auc.sum(axis=1) / np.maximum(count, 1), np.nan)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from birdclef_eos.scoring.pairs import PairCounts, weighted_scores
+from birdclef_eos.scoring.pairs import PairCounts, complement_scores
 
 
 class ShakeupError(ValueError):
@@ -18,8 +18,7 @@ class ShakeupError(ValueError):
 def split_scores(pc: PairCounts, public: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(public macro-AUC [B], private macro-AUC [B]) for each row of ``public`` (bool [B, F]: the
     public files of a split; the rest are private)."""
-    S = np.asarray(public, dtype=np.float64)
-    return weighted_scores(pc, S), weighted_scores(pc, 1.0 - S)
+    return complement_scores(pc, np.asarray(public, dtype=np.float64))
 
 
 def random_splits(n_files: int, public_share: float, n_splits: int, seed: int) -> np.ndarray:

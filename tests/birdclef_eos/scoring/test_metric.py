@@ -52,3 +52,23 @@ def test_missing_rows_columns_and_nan_are_errors():
         metric.macro_auc(Y, np.where(S > 0.85, np.nan, S))
     with pytest.raises(metric.MetricError, match="no label column"):
         metric.macro_auc(np.zeros((3, 2)), np.zeros((3, 2)))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_macro_auc_equals_sklearn_with_ties(seed):
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(seed)
+    y = rng.random((300, 12)) < rng.uniform(0.02, 0.5, 12)
+    y[:, 3] = False  # no positive: dropped
+    y[0, 3] = True
+    scores = np.round(rng.random((300, 12)) + 0.3 * y, 1)  # rounded: many ties
+    keep = (y.sum(0) > 0) & (y.sum(0) < len(y))
+    expected = roc_auc_score(y[:, keep], scores[:, keep], average="macro")
+    assert metric.macro_auc(y, scores) == pytest.approx(expected, abs=1e-12)
+    assert metric.macro_auc(y.astype(int), scores) == metric.macro_auc(y, scores)
+
+
+def test_soft_labels_are_an_error():
+    with pytest.raises(metric.MetricError, match="0/1"):
+        metric.macro_auc(np.array([[0.2], [1.0]]), np.array([[0.1], [0.9]]))
