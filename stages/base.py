@@ -29,7 +29,7 @@ import pandas as pd
 from birdclef_eos.data import folds
 from birdclef_eos.io.files import atomic_dir, sha256_file, sha256_tree, write_json
 from birdclef_eos.scoring import postprocess, submission
-from birdclef_eos.scoring.blend import mix
+from birdclef_eos.scoring.blend import mix, positive_weights
 from birdclef_eos.scoring.bootstrap import paired_bootstraps
 from birdclef_eos.scoring.metric import macro_auc
 from birdclef_eos.scoring.oof import read_oof, truth_matrix
@@ -76,8 +76,7 @@ def blend_sources(kind: str, weights: dict, labels: list[str], row_ids: list[str
              "sed": CHAIN_PREDICTIONS / "sed" / ("oof.csv" if kind == "oof" else "test.csv")}
     used = {m: w for m, w in weights.items() if w > 0 and (kind == "test" or paths[m].exists() or m == "protossm")}
     preds = {m: read_predictions(paths[m], labels, row_ids) for m in used}
-    total = sum(used.values())
-    return mix(preds, {n: w / total for n, w in used.items()}, "rank"), used
+    return mix(preds, positive_weights(used), "rank"), used
 
 
 def run(params: dict, key: str | None = None) -> BaseResult:

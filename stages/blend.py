@@ -19,7 +19,7 @@ import pandas as pd
 
 from birdclef_eos.io.files import atomic_dir, sha256_file, write_json
 from birdclef_eos.scoring import submission
-from birdclef_eos.scoring.blend import Blend, BlendError, align, blend, order_blends, resolve_weights
+from birdclef_eos.scoring.blend import Blend, BlendError, align, blend, order_blends, resolve_blend
 from birdclef_eos.scoring.sidecar import correct
 from stages.paths import BLEND_METRICS, HIDDEN, INDEX, SUBMISSIONS
 
@@ -36,10 +36,7 @@ class BlendResult:
 
 def spec_of(name: str, entry: dict, shared: dict) -> Blend:
     """The entry resolved against the shared `blend:` section."""
-    weights = resolve_weights(name, entry["parts"], {"weight": shared["weight"]}, entry.get("normalise", False))
-    tax = shared["taxonomy"]
-    return Blend(name=name, weights=weights, space=entry.get("space", shared["space"]),
-                 taxonomy=(tax["genus"], tax["class"]) if entry.get("taxonomy", False) else None)
+    return resolve_blend(name, entry, shared)
 
 
 def apply_sidecar(sub: pd.DataFrame, sidecar: pd.DataFrame, knobs: dict) -> pd.DataFrame:

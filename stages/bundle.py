@@ -53,4 +53,4 @@ def run(params: dict, key: str | None = None) -> BundleResult:
         (tmp / "kernel-metadata.json").write_text(kernel.dumps(meta))
     return BundleResult(bundle=key, kernel_id=meta["id"], folder=str(out),
                         files=[code_file, "kernel-metadata.json"], manifest_sha256=pinned,
-                        config={kk: config[kk] for kk in ("kind", "submission", "model", "tta")})
+                        config={kk: config.get(kk) for kk in ("kind", "submission", "model", "tta", "weights")})

@@ -2,7 +2,11 @@
 
 For each bundle under `bundles:` it resolves what the bundle runs (its kind; for `predict`: the
 submission's head, TTA shifts and post-processing knobs, and the backbone settings the extract stage
-used) and stores every file once under bundles/models/objects/<sha256>: the probed ONNX and its
+used; for `chain`: the base stage's stand-in, i.e. the protossm stage's fold models and TTA shifts,
+the chain's model weights (`base.blend`, a variant's overrides) and post-processing knobs; for
+`blend`: a `blends:` entry resolved as the blend stage resolves it (weights, space, taxonomy), each
+part a config of its own kind; a part a bundle cannot run, e.g. the SED at a weight > 0, a sidecar,
+the ViT branch or `base.source: file`, stops the stage naming it) and stores every file once under bundles/models/objects/<sha256>: the probed ONNX and its
 descriptions, the head's checkpoints, the species table, the labelled chunks the site/hour prior is
 fitted on (labelled rows only: real-data mode's held-out files are not among them), the library code
 the kernel runs (birdclef_eos/bundle/infer.py and what it imports) and the vendored packages
@@ -19,14 +23,19 @@ from pathlib import Path
 import pandas as pd
 
 from birdclef_eos.bundle import folder, kernel
-from birdclef_eos.bundle.infer import KINDS
+from birdclef_eos.bundle.infer import CHAIN_PARTS, KINDS
 from birdclef_eos.io.files import atomic_dir, sha256_file
 from birdclef_eos.scoring import postprocess
-from stages.paths import BACKBONE_JSON, BLOCKS_JSON, HEADS, INDEX, MODEL_FOLDER, PROBED_ONNX, ROOT
+from birdclef_eos.scoring.blend import positive_weights, resolve_blend
+from stages.paths import BACKBONE_JSON, BLOCKS_JSON, CHAIN_MODELS, HEADS, INDEX, MODEL_FOLDER, PROBED_ONNX, ROOT
 
 PARAMS = ("bundles", "kaggle", "submissions", "postprocess", "backbone.threads", "backbone.batch_size",
           "backbone.chunk_mapping", "backbone.frontend", "dataset.sample_rate", "extract.batch_windows",
-          "extract.on_bad_audio")
+          "extract.on_bad_audio", "base.source", "base.blend", "base.postprocess", "base.variants",
+          "base.protossm.tta", "base.protossm.threads", "blend", "blends")
+SHARED_FILES = {"probed_onnx": "models/backbone_probed.onnx", "backbone_json": "models/backbone.json",
+                "blocks_json": "models/blocks.json", "species": "index/species.csv",
+                "prior_chunks": "index/prior_chunks.csv"}
 
 
 class ModelFolderError(ValueError):
@@ -47,30 +56,101 @@ class ModelFolderResult:
     manifest_sha256: str
 
 
+def folder_files(folder: Path, logical: str, stage: str) -> dict[str, Path]:
+    if not (folder / "config.json").exists():
+        raise ModelFolderError(f"{folder}/config.json: not found; run {stage} first")
+    return {f"{logical}/{p.name}": p for p in sorted(folder.glob("*")) if p.is_file()}
+
+
+def backbone_settings(params: dict) -> dict:
+    b, x = params["backbone"], params["extract"]
+    return {"threads": b["threads"], "batch_size": b["batch_size"], "chunk_mapping": b["chunk_mapping"],
+            "frontend": b["frontend"], "sample_rate": params["dataset"]["sample_rate"],
+            "batch_windows": x["batch_windows"], "on_bad_audio": x["on_bad_audio"]}
+
+
+def kind_of(part: str, params: dict) -> str | None:
+    """The bundle kind that rebuilds submission ``part`` (None: no kind can)."""
+    if part in params["submissions"]:
+        return "predict"
+    if part == "base" or part in params["base"]["variants"]:
+        return "chain"
+    if part in params["blends"]:
+        return "blend"
+    return None
+
+
+def part_config(name: str, part: str, params: dict, where: str) -> tuple[dict, dict[str, Path]]:
+    """(the inference config of submission ``part``, {logical path: file} it reads besides the shared
+    ones); ``where`` names the params.yaml entry asking for it, for the errors."""
+    kind = kind_of(part, params)
+    if kind is None:
+        raise ModelFolderError(f"params.yaml: {where} '{part}' is not a submission a bundle can rebuild (kinds "
+                               f"{sorted(KINDS)}: `submissions:`, base and `base.variants:`, `blends:`)")
+    common = {"name": part, "kind": kind, "submission": part, "backbone": backbone_settings(params),
+              "files": dict(SHARED_FILES)}
+    if kind == "predict":
+        sub = params["submissions"][part]
+        knobs = postprocess.resolve_knobs(params["postprocess"], sub.get("postprocess", False), part)
+        files = folder_files(HEADS / sub["model"], f"models/heads/{sub['model']}", f"train@{sub['model']}")
+        common["files"]["head"] = f"models/heads/{sub['model']}"
+        return {**common, "model": sub["model"], "tta": [float(s) for s in sub["tta"]], "knobs": asdict(knobs)}, files
+    if kind == "chain":
+        b = params["base"]
+        if b["source"] != "stages":
+            raise ModelFolderError(f"params.yaml: {where} '{part}': base.source is {b['source']!r} (the real chain's "
+                                   "file); a bundle rebuilds only the stand-in chain (base.source: stages)")
+        over = {} if part == "base" else b["variants"][part]
+        weights = positive_weights({**b["blend"], **over.get("blend", {})})
+        lacking = sorted(set(weights) - set(CHAIN_PARTS))
+        if lacking:
+            raise ModelFolderError(f"params.yaml: {where} '{part}': the chain's blend weighs {lacking} > 0 "
+                                   f"(base.blend / base.variants.{part}.blend); a bundle runs only {sorted(CHAIN_PARTS)} "
+                                   "(the SED and its spectrograms are not carried): set that weight to 0 or drop the bundle")
+        knobs = postprocess.resolve_knobs(params["postprocess"], {**b["postprocess"], **over.get("postprocess", {})}, part)
+        files = {}
+        for model in weights:
+            files.update(folder_files(CHAIN_MODELS / model, f"models/chain/{model}", model))
+            common["files"][model] = f"models/chain/{model}"
+        p = b["protossm"]
+        return {**common, "model": "+".join(weights), "weights": weights, "knobs": asdict(knobs),
+                "protossm": {"tta": [float(s) for s in p["tta"]], "threads": p["threads"]}}, files
+    entry = params["blends"][part]
+    if entry.get("sidecar"):
+        raise ModelFolderError(f"params.yaml: {where} '{part}': blends.{part} has a sidecar correction, which a "
+                               "bundle does not run")
+    spec = resolve_blend(part, entry, params["blend"])
+    parts, files = {}, {}
+    for sub_part in spec.weights:
+        parts[sub_part], own = part_config(name, sub_part, params, f"blends.{part}.parts:")
+        files.update(own)
+    taxonomy = None if spec.taxonomy is None else {"genus": spec.taxonomy[0], "class": spec.taxonomy[1]}
+    return {**common, "model": "+".join(c["model"] for c in parts.values()), "weights": spec.weights, "space": spec.space,
+            "taxonomy": taxonomy, "parts": parts}, files
+
+
 def bundle_config(name: str, entry: dict, params: dict) -> tuple[dict, dict[str, Path]]:
     """(the bundle's inference config, {logical path: file} it reads besides the shared ones)."""
     if entry["kind"] not in KINDS:
         raise ModelFolderError(f"params.yaml: bundles.{name}.kind '{entry['kind']}' is not one of {sorted(KINDS)}")
-    subs = params["submissions"]
-    if entry["submission"] not in subs:
+    kind = kind_of(entry["submission"], params)
+    if kind is None:
         raise ModelFolderError(f"params.yaml: bundles.{name}.submission '{entry['submission']}' is not under "
-                               f"`submissions:` ({sorted(subs)})")
-    sub = subs[entry["submission"]]
-    knobs = postprocess.resolve_knobs(params["postprocess"], sub.get("postprocess", False), entry["submission"])
-    head_dir = HEADS / sub["model"]
-    head_files = sorted(p for p in head_dir.glob("*") if p.is_file())
-    if not (head_dir / "config.json").exists():
-        raise ModelFolderError(f"{head_dir}/config.json: not found; run train@{sub['model']} first")
-    b, x = params["backbone"], params["extract"]
-    cfg = {"name": name, "kind": entry["kind"], "submission": entry["submission"], "model": sub["model"],
-           "tta": [float(s) for s in sub["tta"]], "knobs": asdict(knobs),
-           "backbone": {"threads": b["threads"], "batch_size": b["batch_size"], "chunk_mapping": b["chunk_mapping"],
-                        "frontend": b["frontend"], "sample_rate": params["dataset"]["sample_rate"],
-                        "batch_windows": x["batch_windows"], "on_bad_audio": x["on_bad_audio"]},
-           "files": {"probed_onnx": "models/backbone_probed.onnx", "backbone_json": "models/backbone.json",
-                     "blocks_json": "models/blocks.json", "head": f"models/heads/{sub['model']}",
-                     "species": "index/species.csv", "prior_chunks": "index/prior_chunks.csv"}}
-    return cfg, {f"models/heads/{sub['model']}/{p.name}": p for p in head_files}
+                               f"`submissions:` ({sorted(params['submissions'])}), base or `base.variants:`, "
+                               f"or `blends:` ({sorted(params['blends'])})")
+    if kind != entry["kind"]:
+        raise ModelFolderError(f"params.yaml: bundles.{name}: submission '{entry['submission']}' is made by kind "
+                               f"'{kind}', not '{entry['kind']}'")
+    cfg, files = part_config(name, entry["submission"], params, f"bundles.{name}.submission")
+    return {**cfg, "name": name}, files
+
+
+def own_folders(cfg: dict) -> set[str]:
+    """The model folders (logical paths) a bundle config reads, its parts' included."""
+    own = {v for k, v in cfg["files"].items() if k not in SHARED_FILES}
+    for part in cfg.get("parts", {}).values():
+        own |= own_folders(part)
+    return own
 
 
 def run(params: dict, key: str | None = None) -> ModelFolderResult:
@@ -89,17 +169,17 @@ def run(params: dict, key: str | None = None) -> ModelFolderResult:
     with tempfile.TemporaryDirectory() as tmp, atomic_dir(MODEL_FOLDER) as out:
         prior_chunks = Path(tmp) / "prior_chunks.csv"
         labelled.to_csv(prior_chunks, index=False)
-        files.update({"models/backbone_probed.onnx": PROBED_ONNX, "models/backbone.json": BACKBONE_JSON,
-                      "models/blocks.json": BLOCKS_JSON, "index/species.csv": INDEX / "species.csv",
-                      "index/prior_chunks.csv": prior_chunks})
+        paths = {"probed_onnx": PROBED_ONNX, "backbone_json": BACKBONE_JSON, "blocks_json": BLOCKS_JSON,
+                 "species": INDEX / "species.csv", "prior_chunks": prior_chunks}
+        files.update({SHARED_FILES[k]: path for k, path in paths.items()})
         manifest = folder.build(out, files, code, vendor, configs, kernel.ENTRY)
         k = params["kaggle"]
         (out / "dataset-metadata.json").write_text(kernel.dumps(kernel.dataset_metadata(k["owner"], k["model_dataset"])))
         sizes = {p.name: p.stat().st_size for p in (out / "objects").iterdir()}
     shared = sum(sizes[sha] for sha in {**manifest["code"], **manifest["vendor"]}.values())
     per_bundle = sum(sizes[manifest["files"][lp]] for c in configs.values()
-                     for lp in manifest["files"] if not lp.startswith("models/heads/") or
-                     lp.startswith(c["files"]["head"] + "/"))
+                     for lp in manifest["files"] if lp in SHARED_FILES.values() or
+                     any(lp.startswith(f + "/") for f in own_folders(c)))
     return ModelFolderResult(
         bundles={n: {k: c[k] for k in ("kind", "submission", "model")} for n, c in configs.items()},
         objects=len(sizes), megabytes=round(sum(sizes.values()) / 2**20, 1),

@@ -23,14 +23,13 @@ from tqdm import tqdm
 
 from birdclef_eos.chain import protossm as pssm
 from birdclef_eos.report.curves import dvclive_logger
-from birdclef_eos.chain.sequences import file_index
+from birdclef_eos.chain.sequences import file_sequences
 from birdclef_eos.data import features, folds
 from birdclef_eos.data.plans import read_index_table
 from birdclef_eos.heads.crossval import round_or_none
 from birdclef_eos.heads.training import auc_or_nan, targets_matrix
 from birdclef_eos.io.files import atomic_dir, write_json
 from birdclef_eos.io.machine import what_bytes_depend_on
-from birdclef_eos.scoring.oof import truth_matrix
 from stages.paths import CHAIN_MODELS, CHAIN_PREDICTIONS, FEATURES, INDEX, OOF, PROTOSSM_METRICS
 
 PARAMS = ("base.protossm", "train.n_folds", "train.fold_salt")
@@ -59,17 +58,7 @@ def chunk_rows(windows: pd.DataFrame, source: str, split: str, shift: float) -> 
 
 def sequences(rows: pd.DataFrame, inputs: dict, logits, slots: dict, labels: list[str]) -> dict:
     """{"files", "row_ids" [F, T], "emb" [F, T, E], "site" [F], "hour" [F], "y" [F, T, K], "logits"}."""
-    files, pos = file_index(rows, f"{FEATURES}/windows.csv")
-    idx = rows.index.to_numpy()[pos]                       # feature-store rows [F, T]
-    first = rows.loc[idx[:, 0]]
-    emb = np.concatenate([np.asarray(a[idx.ravel()], dtype=np.float32) for a in inputs.values()], axis=1)
-    K = len(labels)
-    return {"files": files, "row_ids": rows.loc[idx.ravel(), "row_id"].to_numpy().reshape(idx.shape),
-            "emb": emb.reshape(*idx.shape, -1),
-            "site": np.array([slots.get(str(s), 0) for s in first["site"]], dtype=np.int64),
-            "hour": np.clip(first["hour"].astype(int).to_numpy(), 0, 23).astype(np.int64),
-            "y": truth_matrix(rows.loc[idx.ravel(), "labels"], labels).astype(np.float32).reshape(*idx.shape, K),
-            "logits": None if logits is None else np.asarray(logits[idx.ravel()], dtype=np.float32).reshape(*idx.shape, K)}
+    return file_sequences(rows, inputs, logits, slots, labels, f"{FEATURES}/windows.csv")
 
 
 def subset(data: dict, mask: np.ndarray) -> dict:

@@ -424,7 +424,7 @@ SCHEMA: dict[str, Knob] = {
     "kaggle.kernel_prefix": Str(),
     "kaggle.vendor": Knob("names", lo=0),          # may be empty
     "kaggle.vendor_exclude": Knob("names", lo=0),  # may be empty
-    "bundles.*.kind": Str("predict"),              # birdclef_eos/bundle/infer.py KINDS; a blend kind joins it
+    "bundles.*.kind": Str("predict", "chain", "blend"),  # birdclef_eos/bundle/infer.py KINDS
     "bundles.*.submission": Str(),
 }
 
@@ -845,13 +845,22 @@ def rule_vit(params, n_blocks):
 
 
 def rule_bundles(params, n_blocks):
+    """A bundle's submission is one its kind rebuilds: predict, a key of submissions; chain, base or a
+    key of base.variants; blend, a key of blends."""
     bundles, subs = get(params, "bundles"), get(params, "submissions")
     if not (isinstance(bundles, dict) and isinstance(subs, dict)):
         return
+    variants, blends = get(params, "base.variants"), get(params, "blends")
+    made_by = {"predict": ("submissions", list(subs)),
+               "chain": ("base or base.variants", ["base", *(variants if isinstance(variants, dict) else [])]),
+               "blend": ("blends", list(blends) if isinstance(blends, dict) else [])}
     for name, entry in bundles.items():
         sub = entry.get("submission") if isinstance(entry, dict) else None
-        if isinstance(sub, str) and sub not in subs:
-            yield Problem(f"bundles.{name}.submission", sub, f"expected a key of submissions: {' | '.join(subs)}")
+        kind = entry.get("kind") if isinstance(entry, dict) else None
+        if isinstance(sub, str) and kind in made_by and sub not in made_by[kind][1]:
+            where, keys = made_by[kind]
+            yield Problem(f"bundles.{name}.submission", sub,
+                          f"a bundle of kind {kind} rebuilds a key of {where}: {' | '.join(keys)}")
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,14 @@ post-processing (scoring/postprocess.py). So a bundle's submission equals the pi
 submissions/<name>/submission.csv for the same files (up to the last bits of the backbone's batches).
 
 A bundle's ``kind`` picks the function that makes its probabilities (``KINDS``): ``predict`` is one
-trained head with TTA and post-processing (the predict stage's submissions); a blend registers
-another kind here.
+trained head with TTA and post-processing (the predict stage's submissions); ``chain`` is the base
+stage's stand-in of the baseline chain (the protossm stage's fold models averaged over their TTA
+shifts, the rank blend of the chain's models, the base post-processing with the site/hour prior);
+``blend`` is a `blends:` entry (the blend stage): its parts, each a bundle config of its own kind,
+mixed with the resolved weights in the entry's space, then taxonomy-smoothed (eos7 = base 0.93 +
+v6 0.07). The backbone runs once per kernel for every part (``TestAudio``), and every part is
+rounded as the pipeline's file of it is (``submission.as_written``: submissions ``%.6f``, the
+chain's test predictions ``%.6g``), so ranks tie where they tie in the pipeline.
 """
 from __future__ import annotations
 
@@ -19,15 +25,23 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+import torch
 
 from birdclef_eos.audio.windows import forward
 from birdclef_eos.backbone.runner import Backbone
+from birdclef_eos.chain import protossm as pssm
+from birdclef_eos.chain.sequences import file_sequences
 from birdclef_eos.data import birdclef
 from birdclef_eos.data.features import WINDOW_COLUMNS
 from birdclef_eos.data.plans import soundscape_windows
 from birdclef_eos.heads import models as heads
 from birdclef_eos.heads.inference import predict_shifts
 from birdclef_eos.scoring import postprocess, submission
+from birdclef_eos.scoring.blend import Blend, blend, mix
+
+
+SUBMISSION_FORMAT = "%.6f"   # every submissions/<name>/submission.csv (predict, base and blend stages)
+PREDICTIONS_FORMAT = "%.6g"  # predictions/chain/<model>/test.csv (the protossm stage)
 
 
 class BundleError(ValueError):
@@ -45,40 +59,194 @@ def soundscape_chunks(test_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return scapes, chunks
 
 
-def predict_kind(root: Path, cfg: dict, test_dir: Path) -> pd.DataFrame:
+class TestAudio:
+    """The test soundscapes of one kernel run and the backbone's outputs on their windows: computed
+    once for every part of a bundle (``reserve`` the union of the parts' shifts and outputs first)."""
+
+    def __init__(self, test_dir: Path):
+        self.scapes, self.chunks = soundscape_chunks(test_dir)
+        self.shifts: set[float] = set()
+        self.names: set[str] = set()
+        self.backbone: dict | None = None
+        self.windows: pd.DataFrame | None = None
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def reserve(self, shifts, names) -> None:
+        self.shifts |= {float(s) for s in shifts}
+        self.names |= set(names)
+
+    def outputs(self, root: Path, cfg: dict, shifts, names) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+        """(test windows at every reserved shift [N rows], {name: [N, C] float32}) covering ``shifts`` and
+        ``names``; the backbone runs again only for what was not reserved."""
+        self.reserve(shifts, names)
+        if self.backbone is not None and self.backbone != cfg["backbone"]:
+            raise BundleError(f"bundle '{cfg['name']}': its parts run the backbone with different settings "
+                              f"({self.backbone} and {cfg['backbone']})")
+        if self.windows is None or not self.names <= set(self.arrays) or \
+                not self.shifts <= set(self.windows["shift_s"].astype(float)):
+            files, b = cfg["files"], cfg["backbone"]
+            names = sorted(self.names)
+            plan = soundscape_windows(self.scapes, self.chunks, sorted(self.shifts))
+            runner = Backbone(root / files["probed_onnx"], root / files["backbone_json"], root / files["blocks_json"],
+                              threads=b["threads"], batch_size=b["batch_size"], chunk_mapping=b["chunk_mapping"],
+                              input_rate=b["sample_rate"], blocks=[n for n in names if n.startswith("block_")],
+                              progress=False, frontend=b["frontend"], provider="cpu")
+            kept, self.arrays, _ = forward(runner, plan, names, b["batch_windows"], b["on_bad_audio"],
+                                           b["sample_rate"], desc="backbone")
+            self.windows = plan[kept][WINDOW_COLUMNS].reset_index(drop=True)
+            self.backbone = cfg["backbone"]
+        return self.windows, self.arrays
+
+    def order(self, labels: list[str]) -> pd.DataFrame:
+        """The submission's rows (every chunk of every test file) and columns."""
+        return pd.DataFrame({"row_id": self.chunks["row_id"].astype(str)}).assign(**{c: 0.0 for c in labels})
+
+    def rows(self, row_ids: list[str]) -> pd.DataFrame:
+        """file_id, chunk, site, hour of ``row_ids`` (what post-processing reads)."""
+        rows = self.chunks.assign(row_id=self.chunks["row_id"].astype(str)).set_index("row_id").loc[row_ids]
+        return rows.reset_index().rename(columns={"soundscape_id": "file_id"})
+
+
+def read_species(root: Path, cfg: dict) -> tuple[pd.DataFrame, list[str]]:
+    species = pd.read_csv(root / cfg["files"]["species"], keep_default_na=False).sort_values("label_idx")
+    return species, species["primary_label"].astype(str).tolist()
+
+
+def fitted_prior(root: Path, cfg: dict, knobs: postprocess.Knobs, labels: list[str]) -> dict | None:
+    """The site/hour prior fitted on the labelled chunks the model folder carries (None when off)."""
+    if not knobs.prior_alpha:
+        return None
+    train_chunks = pd.read_csv(root / cfg["files"]["prior_chunks"], keep_default_na=False,
+                               dtype={"labels": str, "site": str})
+    return postprocess.fit_prior(train_chunks, labels)
+
+
+def head_names(root: Path, cfg: dict) -> list[str]:
+    config = json.loads((root / cfg["files"]["head"] / "config.json").read_text())
+    return config.get("tokens") or [f"block_{i:02d}" for i in config["blocks"]]
+
+
+def needs(root: Path, cfg: dict) -> tuple[list[float], list[str]]:
+    """(test shifts, backbone outputs) a bundle config reads."""
+    if cfg["kind"] == "predict":
+        return [float(s) for s in cfg["tta"]], head_names(root, cfg)
+    if cfg["kind"] == "chain":
+        saved = json.loads((root / cfg["files"]["protossm"] / "config.json").read_text())
+        return [float(s) for s in cfg["protossm"]["tta"]], list(saved["inputs"])
+    if cfg["kind"] == "blend":
+        wanted = [needs(root, part) for part in cfg["parts"].values()]
+        return [s for w in wanted for s in w[0]], [n for w in wanted for n in w[1]]
+    raise BundleError(f"bundle '{cfg['name']}': kind '{cfg['kind']}' is not one of {sorted(KINDS)}")
+
+
+def predict_kind(root: Path, cfg: dict, test_dir: Path, audio: TestAudio | None = None) -> pd.DataFrame:
     """One head, TTA, post-processing: a predict-stage submission (row_id + one column per label)."""
-    files = cfg["files"]
-    species = pd.read_csv(root / files["species"], keep_default_na=False).sort_values("label_idx")
-    labels = species["primary_label"].astype(str).tolist()
-    models, config = heads.load_variant(root / files["head"])
-    names = config.get("tokens") or [f"block_{i:02d}" for i in config["blocks"]]
-    scapes, chunks = soundscape_chunks(test_dir)
+    audio = audio or TestAudio(test_dir)
+    species, labels = read_species(root, cfg)
+    models, _ = heads.load_variant(root / cfg["files"]["head"])
+    names = head_names(root, cfg)
     shifts = [float(s) for s in cfg["tta"]]
-    plan = soundscape_windows(scapes, chunks, shifts)
-    b = cfg["backbone"]
-    runner = Backbone(root / files["probed_onnx"], root / files["backbone_json"], root / files["blocks_json"],
-                      threads=b["threads"], batch_size=b["batch_size"], chunk_mapping=b["chunk_mapping"],
-                      input_rate=b["sample_rate"], blocks=[n for n in names if n.startswith("block_")],
-                      progress=False, frontend=b["frontend"], provider="cpu")
-    kept, arrays, _ = forward(runner, plan, names, b["batch_windows"], b["on_bad_audio"], b["sample_rate"],
-                             desc="backbone")
-    windows = plan[kept][WINDOW_COLUMNS].reset_index(drop=True)
+    windows, arrays = audio.outputs(root, cfg, shifts, names)
     rows, per_shift = predict_shifts(models, windows, arrays, names, shifts)
     knobs = postprocess.Knobs(**cfg["knobs"])
     probs = postprocess.average_shifts(per_shift, knobs.tta_space)
-    prior = None
-    if knobs.prior_alpha:
-        train_chunks = pd.read_csv(root / files["prior_chunks"], keep_default_na=False,
-                                   dtype={"labels": str, "site": str})
-        prior = postprocess.fit_prior(train_chunks, labels)
-    probs = postprocess.postprocess(probs, rows, knobs, prior=prior, species=species)
-    order = pd.DataFrame({"row_id": chunks["row_id"].astype(str)}).assign(**{c: 0.0 for c in labels})
+    probs = postprocess.postprocess(probs, rows, knobs, prior=fitted_prior(root, cfg, knobs, labels), species=species)
+    order = audio.order(labels)
     sub = submission.build(rows["row_id"].astype(str), probs, labels, order)
     submission.validate(sub, order, name=f"bundle '{cfg['name']}'")
     return sub
 
 
-KINDS: dict[str, Callable[[Path, dict, Path], pd.DataFrame]] = {"predict": predict_kind}
+def protossm_test(root: Path, cfg: dict, audio: TestAudio, labels: list[str]) -> pd.DataFrame:
+    """The protossm stage's predictions/chain/protossm/test.csv for these files: every fold model on
+    the test chunks at each shift, the mean over folds and shifts (as written: ``%.6g``)."""
+    p = cfg["protossm"]
+    folder = root / cfg["files"]["protossm"]
+    saved = json.loads((folder / "config.json").read_text())
+    if saved["labels"] != labels:
+        raise BundleError(f"{folder}/config.json: its labels are not the species table's")
+    if saved["config"]["mix_logits"]:
+        raise BundleError(f"{folder}/config.json: mix_logits is on; a bundle does not carry the competition "
+                          "logit mapping the protossm stage mixes (set base.protossm.mix_logits: false)")
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(int(p["threads"]))
+    config = pssm.ProtoSSMConfig(**saved["config"])
+    models = []
+    for k in range(int(saved["n_folds"])):
+        model = pssm.ProtoSSM(config)
+        model.load_state_dict(torch.load(folder / f"fold_{k}.pt", map_location="cpu", weights_only=True))
+        models.append(model)
+    windows, arrays = audio.outputs(root, cfg, p["tta"], saved["inputs"])
+    inputs = {n: arrays[n] for n in saved["inputs"]}
+    probs, row_ids = [], None
+    for shift in p["tta"]:
+        rows = windows[np.isclose(windows["shift_s"].astype(float), float(shift))]
+        data = file_sequences(rows, inputs, None, saved["site_slots"], labels, where=f"test windows at shift {shift}")
+        row_ids = data["row_ids"] if row_ids is None else row_ids
+        probs.append(sum(pssm.predict(m, data["emb"], data["site"], data["hour"], None) / len(models) for m in models))
+    mean = np.mean(probs, axis=0)
+    frame = pd.concat([pd.DataFrame({"row_id": row_ids.ravel()}), pd.DataFrame(mean.reshape(-1, len(labels)), columns=labels)], axis=1)
+    return submission.as_written(frame, PREDICTIONS_FORMAT)
+
+
+CHAIN_PARTS = {"protossm": protossm_test}  # the chain's models a bundle can run (the SED is not carried yet)
+
+
+def chain_kind(root: Path, cfg: dict, test_dir: Path, audio: TestAudio | None = None) -> pd.DataFrame:
+    """The base stage's stand-in chain: its models' test predictions, their rank blend over all test
+    rows, then the base post-processing with the site/hour prior (a base-stage submission)."""
+    lacking = sorted(set(cfg["weights"]) - set(CHAIN_PARTS))
+    if lacking:
+        raise BundleError(f"bundle '{cfg['name']}': the chain's blend weighs {lacking} > 0, which a bundle "
+                          f"cannot run (it runs {sorted(CHAIN_PARTS)})")
+    audio = audio or TestAudio(test_dir)
+    species, labels = read_species(root, cfg)
+    order = audio.order(labels)
+    row_ids = order["row_id"].tolist()
+    preds = {}
+    for model in cfg["weights"]:
+        frame = CHAIN_PARTS[model](root, cfg, audio, labels).set_index("row_id").reindex(row_ids)
+        if frame[labels].isna().any().any():
+            raise BundleError(f"bundle '{cfg['name']}': {model} has no prediction for some test chunks")
+        preds[model] = frame[labels].to_numpy(dtype=np.float64)
+    probs = mix(preds, cfg["weights"], "rank")
+    knobs = postprocess.Knobs(**cfg["knobs"])
+    probs = postprocess.postprocess(probs, audio.rows(row_ids), knobs, prior=fitted_prior(root, cfg, knobs, labels),
+                                    species=species)
+    sub = submission.build(row_ids, probs, labels, order)
+    submission.validate(sub, order, name=f"bundle '{cfg['name']}'")
+    return sub
+
+
+def blend_kind(root: Path, cfg: dict, test_dir: Path, audio: TestAudio | None = None) -> pd.DataFrame:
+    """A `blends:` entry: each part's submission (as the pipeline writes it: ``%.6f``), mixed with the
+    entry's resolved weights in its space, then taxonomy-smoothed (a blend-stage submission)."""
+    missing = sorted(set(cfg["weights"]) - set(cfg["parts"]))
+    if missing:
+        raise BundleError(f"bundle '{cfg['name']}': weights name part(s) {missing} the bundle does not carry "
+                          f"(it has {sorted(cfg['parts'])})")
+    for part, part_cfg in cfg["parts"].items():
+        if part_cfg["kind"] not in KINDS:
+            raise BundleError(f"bundle '{cfg['name']}': part '{part}' has kind '{part_cfg['kind']}', not one of "
+                              f"{sorted(KINDS)}")
+    audio = audio or TestAudio(test_dir)
+    species, labels = read_species(root, cfg)
+    shifts, names = needs(root, cfg)
+    audio.reserve(shifts, names)
+    frames = {}
+    for part, part_cfg in cfg["parts"].items():
+        frames[part] = submission.as_written(KINDS[part_cfg["kind"]](root, part_cfg, test_dir, audio), SUBMISSION_FORMAT)
+    tax = cfg["taxonomy"]
+    spec = Blend(name=cfg["name"], weights=cfg["weights"], space=cfg["space"],
+                 taxonomy=None if tax is None else (tax["genus"], tax["class"]))
+    sub = blend(frames, spec, species)
+    order = audio.order(labels)
+    sub = sub.set_index("row_id").reindex(order["row_id"]).reset_index()
+    submission.validate(sub, order, name=f"bundle '{cfg['name']}'")
+    return sub
+
+
+KINDS: dict[str, Callable[..., pd.DataFrame]] = {"predict": predict_kind, "chain": chain_kind, "blend": blend_kind}
 
 
 def run_bundle(root: str | Path, name: str, test_dir: str | Path) -> pd.DataFrame:

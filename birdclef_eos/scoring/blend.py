@@ -73,6 +73,24 @@ def resolve_weights(name: str, parts: dict, shared: dict[str, float], normalise:
     return out
 
 
+def resolve_blend(name: str, entry: dict, shared: dict) -> Blend:
+    """A `blends:` entry resolved against the shared `blend:` section (weight, space, taxonomy):
+    the blend stage's and a Kaggle kernel's (bundle/infer.py) one reading of an entry."""
+    weights = resolve_weights(name, entry["parts"], {"weight": shared["weight"]}, entry.get("normalise", False))
+    tax = shared["taxonomy"]
+    return Blend(name=name, weights=weights, space=entry.get("space", shared["space"]),
+                 taxonomy=(tax["genus"], tax["class"]) if entry.get("taxonomy", False) else None)
+
+
+def positive_weights(weights: dict[str, float]) -> dict[str, float]:
+    """The parts with a weight > 0, scaled to sum 1 (the base chain's model blend)."""
+    used = {n: float(w) for n, w in weights.items() if w > 0}
+    total = sum(used.values())
+    if total <= 0:
+        raise BlendError(f"blend weights {weights}: none is > 0")
+    return {n: w / total for n, w in used.items()}
+
+
 def align(frames: dict[str, pd.DataFrame]) -> tuple[pd.Series, list[str], dict[str, np.ndarray]]:
     """(row ids, label columns, part -> float64 [rows, labels]) of parts that must agree exactly on
     the set of rows and the label columns; rows are taken in the first part's order."""

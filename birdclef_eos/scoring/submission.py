@@ -1,6 +1,7 @@
 """Competition submissions: build one in sample_submission order, validate one, hash its inputs."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -79,3 +80,13 @@ def read(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"row_id": str})
 
 
+
+
+def as_written(frame: pd.DataFrame, float_format: str) -> pd.DataFrame:
+    """``frame`` as a later stage reads it back from disk: written as CSV with ``float_format`` (what
+    the stage writing it uses) and parsed again, so a kernel that computes a chain of submissions in
+    memory rounds where the pipeline's files do (ranks taken after the rounding tie as they do)."""
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False, float_format=float_format)
+    buffer.seek(0)
+    return pd.read_csv(buffer, dtype={"row_id": str})

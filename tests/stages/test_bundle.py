@@ -1,10 +1,12 @@
-"""Kaggle kernel bundles (issue 21), end to end: the v6 bundle's generated notebook, run as Kaggle runs
-it (papermill, offline, a competition-layout folder whose test_soundscapes/ holds the hidden test
-files), writes exactly the predict stage's submissions/v6/submission.csv.
+"""Kaggle kernel bundles (issue 21), end to end: the v6 and eos7 bundles' generated notebooks, run as
+Kaggle runs them (papermill, offline, a competition-layout folder whose test_soundscapes/ holds the
+hidden test files), write exactly the predict stage's submissions/v6/submission.csv and the blend
+stage's submissions/eos7/submission.csv.
 
 The workspace is real but small: the smoke synthetic set, the perch_tiny backbone probed, every
 window extracted by the extract stage, a seeded untrained attention head in models/heads/attn (the
-bundle reproduces whatever the head is), then the predict, model_folder and bundle stages.
+bundle reproduces whatever the head is) with a seeded OOF (the base stage's reference), the protossm
+stage at smoke size, then the predict, base, blend, model_folder and bundle stages.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import torch
 import yaml
 
 from birdclef_eos.heads import models as heads
-from stages import bundle, dataset, extract, model_folder, predict
+from stages import base, blend, bundle, dataset, extract, model_folder, predict, protossm
 from stages.paths import PARAMS_FILE, ROOT
 from tests.fakes.backbone_fixtures import probed_perch_tiny
 from tests.fakes.competition import fill_test_soundscapes
@@ -34,7 +36,9 @@ def smoke_params() -> dict:
     params = yaml.safe_load(PARAMS_FILE.read_text())
     deep_update(params, yaml.safe_load(SMOKE.read_text()))
     params["extract"]["windows_per_recording"] = 1
-    params["bundles"] = {"v6": {"kind": "predict", "submission": "v6"}}
+    params["bundles"] = {"v6": {"kind": "predict", "submission": "v6"}, "eos7": {"kind": "blend", "submission": "eos7"}}
+    params["base"]["variants"] = {}  # eos8/eos9's knob variants: not needed here
+    params["blends"] = {"eos7": params["blends"]["eos7"]}
     params["kaggle"]["vendor"] = ["tqdm"]  # the default list adds 17 MB of copies: seconds here
     return params
 
@@ -52,6 +56,15 @@ def write_attn_head(folder, blocks_json, species, seed=0, folds=2):
         torch.save(heads.build_head(config["model"]).state_dict(), folder / f"fold_{k}.pt")
 
 
+def write_oof(path, chunks_csv, species, seed=0):
+    """A seeded OOF of the head on the labelled chunks (the base stage's reference)."""
+    chunks = pd.read_csv(chunks_csv, dtype={"row_id": str})
+    rows = chunks.loc[chunks.split == "labelled", "row_id"]
+    probs = np.random.default_rng(seed).uniform(size=(len(rows), len(species)))
+    path.parent.mkdir(parents=True)
+    pd.concat([rows.reset_index(drop=True), pd.DataFrame(probs, columns=species)], axis=1).to_csv(path, index=False)
+
+
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("bundle")
@@ -66,8 +79,13 @@ def workspace(tmp_path_factory):
         species = pd.read_csv(root / "data/index/species.csv").sort_values("label_idx").primary_label.tolist()
         write_attn_head(root / "models/heads/attn", root / "models/blocks.json", species)
         predict.run(params, "v6")
+        write_oof(root / "predictions/oof/attn/oof.csv", root / "data/index/chunks.csv", species)
+        protossm.run(params)
+        base.run(params)
+        blend.run(params)
         folder = model_folder.run(params)
         kernel = bundle.run(params, "v6")
+        bundle.run(params, "eos7")
     return root, folder, kernel
 
 
@@ -95,6 +113,47 @@ def test_v6_bundle_reproduces_the_submission(workspace, tmp_path):
     want = pd.read_csv(root / "submissions/v6/submission.csv", dtype={"row_id": str}).set_index("row_id")
     assert sorted(mine.index) == sorted(want.index) and list(mine.columns) == list(want.columns)
     assert np.abs(mine.loc[want.index].to_numpy() - want.to_numpy()).max() <= 1e-6 + 1e-12
+
+
+def test_eos7_bundle_reproduces_the_blend(workspace, tmp_path):
+    root, folder, _ = workspace
+    assert folder.bundles["eos7"] == {"kind": "blend", "submission": "eos7", "model": "protossm+attn"}
+    manifest = json.loads((root / "bundles/models/manifest.json").read_text())
+    cfg = manifest["bundles"]["eos7"]
+    assert cfg["weights"] == pytest.approx({"base": 0.93, "v6": 0.07}) and cfg["taxonomy"] == {"genus": 0.15, "class": 0.05}
+    assert cfg["parts"]["base"]["kind"] == "chain" and cfg["parts"]["base"]["weights"] == {"protossm": 1.0}
+    assert "models/chain/protossm/fold_0.pt" in manifest["files"] and not any("chain/sed" in f for f in manifest["files"])
+    assert {"birdclef_eos/chain/protossm.py", "birdclef_eos/scoring/blend.py"} <= set(manifest["code"])
+    comp = tmp_path / "birdclef-2026"
+    comp.mkdir()
+    fill_test_soundscapes(comp, sorted((root / "data/hidden/test_soundscapes").iterdir()))
+    got = run_kernel(root / "bundles/kernels/eos7/birdclef-eos-eos7.ipynb", root / "bundles/models",
+                     comp / "test_soundscapes", tmp_path / "working")
+    mine = pd.read_csv(got, dtype={"row_id": str}).set_index("row_id")
+    want = pd.read_csv(root / "submissions/eos7/submission.csv", dtype={"row_id": str}).set_index("row_id")
+    assert sorted(mine.index) == sorted(want.index) and list(mine.columns) == list(want.columns)
+    diff = np.abs(mine.loc[want.index].to_numpy() - want.to_numpy()).max()
+    print(f"eos7 bundle: max abs difference to submissions/eos7: {diff:.3g}")
+    assert diff <= 1e-6 + 1e-12
+
+
+def test_model_folder_refuses_parts_a_bundle_cannot_run(workspace, monkeypatch):
+    root, _, _ = workspace
+    monkeypatch.chdir(root)
+    params = smoke_params()
+    with pytest.raises(model_folder.ModelFolderError, match="made by kind 'blend', not 'predict'"):
+        model_folder.bundle_config("x", {"kind": "predict", "submission": "eos7"}, params)
+    with pytest.raises(model_folder.ModelFolderError, match="not one of"):
+        model_folder.bundle_config("x", {"kind": "blend9", "submission": "eos7"}, params)
+    params["base"]["blend"] = {"protossm": 0.6, "sed": 0.4}
+    with pytest.raises(model_folder.ModelFolderError, match=r"weighs \['sed'\] > 0.*SED and its spectrograms are not carried"):
+        model_folder.bundle_config("eos7", {"kind": "blend", "submission": "eos7"}, params)
+    params["blends"]["eos10"] = {"parts": {"eos7": "rest"}, "sidecar": {"submission": "sidecar"}}
+    with pytest.raises(model_folder.ModelFolderError, match="sidecar"):
+        model_folder.bundle_config("eos10", {"kind": "blend", "submission": "eos10"}, params)
+    params["blends"]["eos12"] = {"parts": {"v6": "rest", "vit196": 0.08}}
+    with pytest.raises(model_folder.ModelFolderError, match="'vit196' is not a submission a bundle can rebuild"):
+        model_folder.bundle_config("eos12", {"kind": "blend", "submission": "eos12"}, params)
 
 
 def test_kernel_stops_on_another_model_folder_version(workspace, tmp_path):

@@ -73,3 +73,17 @@ def test_kinds_and_errors(tmp_path):
     (tmp_path / "test_soundscapes").mkdir()
     with pytest.raises(BundleError, match="no test soundscapes"):
         soundscape_chunks(tmp_path / "test_soundscapes")
+
+
+def test_blend_and_chain_kinds_refuse_what_they_lack(tmp_path):
+    assert {"predict", "chain", "blend"} <= set(KINDS)
+    part = {"name": "base", "kind": "chain", "weights": {"protossm": 0.6, "sed": 0.4}}
+    eos7 = {"name": "eos7", "kind": "blend", "weights": {"base": 0.93, "v6": 0.07}, "parts": {"base": part}}
+    (tmp_path / "manifest.json").write_text(json.dumps({"bundles": {"eos7": eos7}}))
+    with pytest.raises(BundleError, match=r"weights name part\(s\) \['v6'\] the bundle does not carry"):
+        run_bundle(tmp_path, "eos7", tmp_path)
+    eos7["parts"]["v6"] = {"name": "v6", "kind": "sidecar"}
+    with pytest.raises(BundleError, match="part 'v6' has kind 'sidecar'"):
+        KINDS["blend"](tmp_path, eos7, tmp_path)
+    with pytest.raises(BundleError, match=r"weighs \['sed'\] > 0, which a bundle cannot run"):
+        KINDS["chain"](tmp_path, part, tmp_path)
