@@ -17,21 +17,28 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from birdclef_eos.io.files import atomic_dir, sha256_file, write_json
+from birdclef_eos.io.files import atomic_dir, read_json, sha256_file, write_json
+from birdclef_eos.report.pipelines import blend_drawing, plot_pipelines, standalone_steps
 from birdclef_eos.scoring import submission
 from birdclef_eos.scoring.blend import Blend, BlendError, align, blend, order_blends, resolve_blend
+from birdclef_eos.scoring.postprocess import resolve_knobs
 from birdclef_eos.scoring.sidecar import correct
-from stages.paths import BLEND_METRICS, HIDDEN, INDEX, SUBMISSIONS
+from stages.paths import BLEND_METRICS, HIDDEN, INDEX, PIPELINES_FIGURE, SUBMISSIONS, TRAIN_METRICS
 
-PARAMS = ("blend", "blends")
+PARAMS = ("blend", "blends", "figures.pipelines", "submissions", "postprocess", "backbone.name")
 
 
 @dataclass
 class BlendResult:
     """What the blend notebook shows. blends: name -> {weights, space, taxonomy, rows, labels,
-    submission_sha256} (as build/metrics/blend/blend.json); seconds: wall time."""
+    submission_sha256} (as build/metrics/blend/blend.json); seconds: wall time. Figure 3
+    (build/figures/pipelines.png): left / right, its box labels top to bottom (pipelines.json);
+    weights: the drawn blend's part weights."""
     blends: dict[str, dict]
     seconds: float
+    left: list[str]
+    right: list[str]
+    weights: dict[str, float]
 
 
 def spec_of(name: str, entry: dict, shared: dict) -> Blend:
@@ -55,6 +62,33 @@ def read_part(name: str) -> pd.DataFrame:
         raise BlendError(f"{path}: missing; the stage that writes submission '{name}' has not run "
                          f"(dvc repro builds it before the blend)")
     return submission.read(path)
+
+
+def head_of(model: str) -> dict:
+    """The head's variant, type, blocks and folds from its metrics.json (written by train/student)."""
+    path = TRAIN_METRICS / model / "metrics.json"
+    m = read_json(path, f"run the stage that trains {model}")
+    return {"variant": model, "head": m.get("head", model), "blocks": m["blocks"],
+            "n_folds": len(m.get("folds", [])) or "?"}
+
+
+def figure3(cfg: dict, params: dict) -> tuple[list[str], list[str], dict]:
+    """Figure 3 (issue 22): the standalone `figures.pipelines.standalone` (left) and the blend
+    `figures.pipelines.blend` (right), drawn from the params in force, so `-S blend.weight=...` redraws it."""
+    name, blend_name = cfg["standalone"], cfg["blend"]
+    subs, blends = params["submissions"], params["blends"]
+    if name not in subs:
+        raise BlendError(f"figures.pipelines.standalone = {name!r}: not a key of submissions ({' | '.join(subs)})")
+    if blend_name not in blends:
+        raise BlendError(f"figures.pipelines.blend = {blend_name!r}: not a key of blends ({' | '.join(blends)})")
+    entry = subs[name]
+    knobs = resolve_knobs(params["postprocess"], entry.get("postprocess", False), name).__dict__
+    left = standalone_steps(name, params["backbone"]["name"], head_of(entry["model"]), entry.get("tta", [0.0]), knobs)
+    describe = {p: f"{subs[p]['model']} head" for p in blends[blend_name]["parts"] if p in subs}
+    right = blend_drawing(blend_name, blends[blend_name], params["blend"], describe)
+    plot_pipelines(f"Standalone {name}", left, f"Blend {blend_name}", right, PIPELINES_FIGURE)
+    weights = {p: round(w, 6) for p, w, _ in right.parts}
+    return left, right.steps, weights
 
 
 def run(params: dict, key: str | None = None) -> BlendResult:
@@ -91,4 +125,6 @@ def run(params: dict, key: str | None = None) -> BlendResult:
         out[name] = {k: manifest[k] for k in ("weights", "space", "taxonomy", "rows", "labels", "submission_sha256")}
     with atomic_dir(BLEND_METRICS) as tmp:
         write_json(tmp / "blend.json", {"shared": shared, "blends": out})
-    return BlendResult(blends=out, seconds=time.perf_counter() - started)
+    left, right, weights = figure3(params["figures"]["pipelines"], params)
+    write_json(BLEND_METRICS / "pipelines.json", {"standalone": left, "blend": right, "weights": weights})
+    return BlendResult(blends=out, seconds=time.perf_counter() - started, left=left, right=right, weights=weights)

@@ -1,13 +1,12 @@
-"""Stage `figures` (issue 22): Figure 2 (per-species trajectories) and Figure 3 (the two pipelines).
+"""Stage `figures` (issue 22): Figure 2 (per-species trajectories). Figure 3 (the two pipelines) is
+drawn by the `blend` stage, which has its params in force: a blend experiment then re-runs no
+figure stage.
 
 Figure 2 reads the extracted features (data/features: windows.csv and block_<ii>.npy, the focal
 windows) of the probe's species (build/metrics/probe/probe.json `species`) or of every focal
 species, through the last `figures.trajectories.n_last` blocks (or a list), and writes
 build/figures/trajectories.png and build/metrics/figures/trajectories.json (coordinates, path
-lengths, the showcase species). Figure 3 is drawn from the params in force: the standalone
-submission `figures.pipelines.standalone` (its `submissions` entry, the `postprocess` defaults, the
-head's blocks from build/metrics/train/<model>/metrics.json) and the blend `figures.pipelines.blend`
-(`blends.<name>` with the shared `blend` section), so `-S blend.weight=...` redraws it.
+lengths, the showcase species).
 """
 from __future__ import annotations
 
@@ -19,13 +18,10 @@ import numpy as np
 import pandas as pd
 
 from birdclef_eos.io.files import read_json, write_json
-from birdclef_eos.report.pipelines import blend_drawing, plot_pipelines, standalone_steps
 from birdclef_eos.report.trajectories import plot_trajectories, trajectories
-from birdclef_eos.scoring.postprocess import resolve_knobs
-from stages.paths import (FEATURES, FIGURES_METRICS, PIPELINES_FIGURE, PROBE_METRICS, TRAIN_METRICS,
-                          TRAJECTORIES_FIGURE)
+from stages.paths import FEATURES, FIGURES_METRICS, PROBE_METRICS, TRAJECTORIES_FIGURE
 
-PARAMS = ("figures", "blend", "blends", "submissions", "postprocess", "backbone.name")
+PARAMS = ("figures.trajectories",)
 
 
 class FiguresError(ValueError):
@@ -34,12 +30,8 @@ class FiguresError(ValueError):
 
 @dataclass
 class FiguresResult:
-    """What the notebook shows: trajectories (trajectories.json), left / right (Figure 3's box
-    labels), weights (the blend's resolved part weights), seconds."""
+    """What the notebook shows: trajectories (trajectories.json without the species list), seconds."""
     trajectories: dict
-    left: list[str]
-    right: list[str]
-    weights: dict[str, float]
     seconds: float
 
 
@@ -78,38 +70,10 @@ def figure2(cfg: dict) -> dict:
     return out
 
 
-def head_of(model: str) -> dict:
-    """The head's variant, type, blocks and folds from its metrics.json (written by train/student)."""
-    path = TRAIN_METRICS / model / "metrics.json"
-    m = read_json(path, f"run the stage that trains {model}")
-    return {"variant": model, "head": m.get("head", model), "blocks": m["blocks"],
-            "n_folds": len(m.get("folds", [])) or "?"}
-
-
-def figure3(cfg: dict, params: dict) -> tuple[list[str], list[str], dict]:
-    name, blend_name = cfg["standalone"], cfg["blend"]
-    subs, blends = params["submissions"], params["blends"]
-    if name not in subs:
-        raise FiguresError(f"figures.pipelines.standalone = {name!r}: not a key of submissions ({' | '.join(subs)})")
-    if blend_name not in blends:
-        raise FiguresError(f"figures.pipelines.blend = {blend_name!r}: not a key of blends ({' | '.join(blends)})")
-    entry = subs[name]
-    knobs = resolve_knobs(params["postprocess"], entry.get("postprocess", False), name).__dict__
-    left = standalone_steps(name, params["backbone"]["name"], head_of(entry["model"]), entry.get("tta", [0.0]), knobs)
-    describe = {p: f"{subs[p]['model']} head" for p in blends[blend_name]["parts"] if p in subs}
-    right = blend_drawing(blend_name, blends[blend_name], params["blend"], describe)
-    plot_pipelines(f"Standalone {name}", left, f"Blend {blend_name}", right, PIPELINES_FIGURE)
-    weights = {p: round(w, 6) for p, w, _ in right.parts}
-    return left, right.steps, weights
-
-
 def run(params: dict, key: str | None = None) -> FiguresResult:
     started = time.perf_counter()
     cfg = params["figures"]
     traj = figure2(cfg["trajectories"])
-    left, right, weights = figure3(cfg["pipelines"], params)
     summary = dict(traj)
     summary.pop("species")
-    write_json(FIGURES_METRICS / "pipelines.json", {"standalone": left, "blend": right, "weights": weights})
-    return FiguresResult(trajectories=json.loads(json.dumps(summary)), left=left, right=right, weights=weights,
-                         seconds=time.perf_counter() - started)
+    return FiguresResult(trajectories=json.loads(json.dumps(summary)), seconds=time.perf_counter() - started)

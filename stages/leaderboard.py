@@ -1,22 +1,39 @@
 """Stage `leaderboard`: score every submission on the public and private boards of the hidden set,
 set them beside the paper's reported scores (Table 2) and, in real-data mode, beside the scores
-copied from Kaggle into leaderboard/kaggle.yaml (each bound to the sha256 of the file it scored)."""
+copied from Kaggle into leaderboard/kaggle.yaml (each bound to the sha256 of the file it scored).
+
+It also measures the shake-up (issue 19): over `shakeup.splits` random public/private splits of the
+hidden files (by file, `shakeup.public_share` public, as on Kaggle), each submission's private minus
+public, and the probability that two submissions swap order from public to private. Per-file pair
+counts are computed once per submission (scoring/pairs.py), so every split is a matrix product.
+Writes build/metrics/shakeup/shakeup.json and build/figures/shakeup.png. One stage, not two: a
+`dvc exp run -S blend.weight=...` re-runs both, and a stage costs seconds of start-up."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import combinations
 
+import numpy as np
 import pandas as pd
 import yaml
 from tqdm import tqdm
 
 from birdclef_eos.io.files import read_json, write_json, write_text
+from birdclef_eos.report.ceiling import plot_no_shakeup, plot_shakeup, shakeup_sentences
 from birdclef_eos.report.figures import plot_boards
 from birdclef_eos.report.tables import board_table, run_settings, table2
 from birdclef_eos.scoring import boards, submission
 from birdclef_eos.scoring.kaggle import mismatch_note, read_kaggle
-from stages.paths import FIGURES, HIDDEN, KAGGLE_SCORES, LEADERBOARD_METRICS, REPORTED, SUBMISSIONS, TABLES
+from birdclef_eos.scoring.pairs import file_index, pair_counts
+from birdclef_eos.scoring.shakeup import random_splits, split_scores, swap_probability
+from stages.paths import (FIGURES, HIDDEN, KAGGLE_SCORES, LEADERBOARD_METRICS, REPORTED, SHAKEUP_METRICS, SUBMISSIONS,
+                          TABLES)
 
-PARAMS = ("leaderboard", "submissions", "blends")
+PARAMS = ("leaderboard", "submissions", "blends", "shakeup")
+
+
+class LeaderboardError(ValueError):
+    pass
 
 
 @dataclass
@@ -26,7 +43,8 @@ class LeaderboardResult:
     leaderboard: build/metrics/leaderboard/leaderboard.json ({"mode", "submissions": {name: {public,
     private, public_rank, private_rank}}, "kaggle": {name: {public, private, difference, matches}}}).
     table2: Table 2 as markdown; table3: Table 3 (build/tables/table3.md; differences to
-    `leaderboard.table3.reference` with paired bootstrap intervals in build/metrics/leaderboard/table3.json); figure: the boards' bar chart. kaggle_dates: {name: YYYY-MM-DD}. mismatches: one sentence per
+    `leaderboard.table3.reference` with paired bootstrap intervals in build/metrics/leaderboard/table3.json); figure: the boards' bar chart.
+    shakeup: build/metrics/shakeup/shakeup.json (without the raw draws); shakeup_sentences, shakeup_figure. kaggle_dates: {name: YYYY-MM-DD}. mismatches: one sentence per
     Kaggle score whose sha256 is not the local submission's.
     """
     leaderboard: dict
@@ -36,6 +54,9 @@ class LeaderboardResult:
     figure: str
     table3: str
     table4: str
+    shakeup: dict
+    shakeup_sentences: list[str]
+    shakeup_figure: str
 
 
 def local_scores(names: list[str]) -> dict[str, dict]:
@@ -84,6 +105,54 @@ def board_comparison(cfg: dict, table: str, local: dict, reported: dict, title: 
     return text
 
 
+def shake_up(cfg: dict, blends: dict) -> tuple[dict, list[str], str]:
+    """The shake-up of the submissions `shakeup.rows`: (shakeup.json, sentences, figure path)."""
+    figure = FIGURES / "shakeup.png"
+    if not (HIDDEN / "solution.csv").exists():  # real-data mode without a local board: Kaggle's labels only
+        said = [f"No shake-up: {HIDDEN}/solution.csv is missing (no local hidden set; dataset.holdout makes one)."]
+        result = {"splits": cfg["splits"], "public_share": cfg["public_share"], "seed": cfg["seed"], "files": 0,
+                  "blends": [], "submissions": {}, "swaps": [], "sentences": said}
+        write_json(SHAKEUP_METRICS / "shakeup.json", result)
+        plot_no_shakeup(said[0], figure)
+        return result, said, str(figure)
+    solution = pd.read_csv(HIDDEN / "solution.csv", dtype={"row_id": str})
+    labels = [c for c in solution.columns if c != "row_id"]
+    y = solution[labels].to_numpy()
+    keep = (y.sum(axis=0) > 0) & ((1 - y).sum(axis=0) > 0)
+    file_of_row, files = file_index(boards.file_of(solution["row_id"]))
+    board_table = pd.read_csv(HIDDEN / "boards.csv", dtype=str)
+    stem = next(c for c in board_table.columns if c != "board")
+    on_board = dict(zip(board_table[stem], board_table["board"]))
+    observed = np.array([[on_board.get(f) == "public" for f in files]])
+    splits = random_splits(len(files), cfg["public_share"], cfg["splits"], cfg["seed"])
+
+    scores, diffs, subs = {}, {}, {}
+    for name in tqdm(cfg["rows"], desc="shake-up", leave=False):
+        sub = submission.read(SUBMISSIONS / name / "submission.csv").set_index("row_id")
+        missing = sorted(set(solution["row_id"]) - set(sub.index))
+        if missing:
+            raise LeaderboardError(f"submissions/{name}/submission.csv lacks {len(missing)} hidden row(s), e.g. {missing[:2]}")
+        pc = pair_counts(y[:, keep], sub.reindex(solution["row_id"])[labels].to_numpy()[:, keep], file_of_row, len(files))
+        pub, priv = split_scores(pc, splits)
+        opub, opriv = split_scores(pc, observed)
+        scores[name] = (pub, priv)
+        d = priv - pub
+        diffs[name] = [round(float(v), 6) for v in d]
+        subs[name] = {"observed": round(float(opriv[0] - opub[0]), 6), "mean": round(float(np.mean(d)), 6),
+                      "low": round(float(np.percentile(d, 2.5)), 6), "high": round(float(np.percentile(d, 97.5)), 6),
+                      "p_gain": round(float(np.mean(d > 0)), 4)}
+    swaps = [{"a": a, "b": b, "p_swap": round(swap_probability(*scores[a], *scores[b]), 4)}
+             for a, b in combinations(cfg["rows"], 2)]
+    result = {"splits": cfg["splits"], "public_share": cfg["public_share"], "seed": cfg["seed"], "files": len(files),
+              "blends": [n for n in cfg["rows"] if n in blends], "submissions": subs, "swaps": swaps,
+              "differences": diffs}
+    said = shakeup_sentences(result)
+    result["sentences"] = said
+    write_json(SHAKEUP_METRICS / "shakeup.json", {k: v for k, v in result.items() if k != "differences"})
+    plot_shakeup(result, figure)
+    return {k: v for k, v in result.items() if k != "differences"}, said, str(figure)
+
+
 def run(params: dict, key: str | None = None) -> LeaderboardResult:
     cfg = params["leaderboard"]
     names = list(dict.fromkeys(list(params["submissions"]) + cfg["others"] + list(params["blends"])))
@@ -110,7 +179,9 @@ def run(params: dict, key: str | None = None) -> LeaderboardResult:
                               "Table 3: the eos7 blend and the standalone submissions, public and private.")
     table4 = board_comparison(cfg, "table4", local, paper.get("table4", {}),
                               "Table 4: the ceiling attempts, public and private (differences to eos7).")
+    shaken, said, shake_figure = shake_up(params["shakeup"], params["blends"])
     return LeaderboardResult(leaderboard=result, table2=text, table3=table3, table4=table4,
+                             shakeup=shaken, shakeup_sentences=said, shakeup_figure=shake_figure,
                              kaggle_dates={n: e["date"] for n, e in kaggle.items()},
                              mismatches=[m for m in map(mismatch_note, kaggle.values()) if m],
                              figure=str(figure))

@@ -16,6 +16,7 @@ from birdclef_eos.io.files import atomic_dir, sha256_file
 from stages.paths import PUBLISHED
 
 PARAMS = ()
+NOTEBOOK = False  # stages/notebook.py calls run() directly: a copy has nothing to plot
 SUFFIXES = (".json", ".md", ".png", ".tsv")  # what is small enough for git; nothing else is copied
 
 

@@ -148,3 +148,11 @@ def plot_shakeup(result: dict, path: str | Path) -> None:
     ax.set_title("swap probability")
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def plot_no_shakeup(reason: str, path: str | Path) -> None:
+    """The shake-up figure when there is nothing to split (no local hidden labels): the reason."""
+    fig, ax = plt.subplots(figsize=(6, 1.6))
+    ax.axis("off")
+    ax.text(0.5, 0.5, reason, ha="center", va="center", wrap=True, fontsize=9)
+    save_figure(fig, path)

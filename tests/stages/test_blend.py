@@ -27,6 +27,9 @@ def tree(tmp_path, monkeypatch):
         sub[LABELS] = rng.random((len(sub), len(LABELS)))
         (tmp_path / "submissions" / name).mkdir(parents=True)
         sub.to_csv(tmp_path / f"submissions/{name}/submission.csv", index=False)
+    train = tmp_path / "build/metrics/train/attn"  # Figure 3's standalone head
+    train.mkdir(parents=True)
+    (train / "metrics.json").write_text(json.dumps({"head": "attention", "blocks": [12, 13, 14], "folds": [{}] * 5}))
     return tmp_path
 
 
@@ -34,7 +37,10 @@ def params(weight=0.07):
     return {"blend": {"weight": weight, "space": "prob", "taxonomy": {"genus": 0.15, "class": 0.05}},
             "blends": {"eos7": {"parts": {"base": "rest", "v6": "weight"}, "taxonomy": True},
                        "anchor": {"parts": {"alt": 0.1, "base": "rest"}},
-                       "eos9": {"parts": {"anchor": "rest", "v6": "weight"}, "taxonomy": True, "space": "rank"}}}
+                       "eos9": {"parts": {"anchor": "rest", "v6": "weight"}, "taxonomy": True, "space": "rank"}},
+            "figures": {"pipelines": {"standalone": "v6", "blend": "eos7"}},
+            "submissions": {"v6": DEFAULTS["submissions"]["v6"]}, "postprocess": dict(DEFAULTS["postprocess"]),
+            "backbone": {"name": "birdnet_v24"}}
 
 
 def read(tree, name):
@@ -53,6 +59,9 @@ def test_every_blend_is_a_submission_with_its_resolved_weights(tree):
         assert list(sub.columns) == list(sample.columns) and list(sub.row_id) == list(sample.row_id)
     anchor = read(tree, "anchor")
     np.testing.assert_allclose(anchor[LABELS], 0.1 * read(tree, "alt")[LABELS] + 0.9 * read(tree, "base")[LABELS], atol=1e-6)
+    drawn = json.loads((tree / "build/metrics/blend/pipelines.json").read_text())  # Figure 3, weights in force
+    assert drawn["weights"] == {"base": 0.93, "v6": 0.07} and result.weights == drawn["weights"]
+    assert (tree / "build/figures/pipelines.png").stat().st_size > 10_000
     first = (tree / "submissions/eos7/submission.csv").read_bytes()
     blend.run(params())
     assert (tree / "submissions/eos7/submission.csv").read_bytes() == first

@@ -31,7 +31,7 @@ def params(**extra):
                          "table3": {"rows": ["v6", "v7", "v2"], "reference": "v6"},
                          "table4": {"rows": ["v7", "v1"], "reference": "v7"},
                          "bootstrap": {"draws": 50, "seed": 0, "confidence": 0.95}},
-         "blends": {}}
+         "blends": {}, "shakeup": {"rows": ["v6", "v7"], "splits": 50, "public_share": 0.3, "seed": 0}}
     p.update(extra)
     return p
 
@@ -150,4 +150,5 @@ def test_real_data_mode_reports_only_kaggle_scores(tree):
         f"- {{submission: v6, public: 0.879, private: null, date: 2026-05-28, sha256: {'cd' * 32}}}\n")
     result = leaderboard.run(params())
     assert result.leaderboard["mode"] == "kaggle-only" and result.leaderboard["submissions"] == {}
+    assert result.shakeup["files"] == 0 and "solution.csv is missing" in result.shakeup_sentences[0]
     assert "| v6 | priors | - | - | - | 0.879 | 0.879 | - |" in (tree / "build/tables/table2.md").read_text()
