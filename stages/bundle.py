@@ -6,6 +6,14 @@ sha256 of the model folder's manifest (the model_folder stage), so a kernel run 
 version of the model dataset stops before predicting. Both are DVC outputs: a re-run writes a new
 version in the cache and never overwrites the bytes a Kaggle score belongs to (`git checkout <tag>
 && dvc checkout` brings them back).
+
+A blend bundle's notebook carries the shared `blend:` section (weight, space, taxonomy; ``BLEND``),
+which the kernel resolves the entry's weights with (birdclef_eos/bundle/infer.py, with the blend
+stage's ``resolve_blend``); the model folder carries the entry, not the section. So `dvc exp run -S
+blend.weight=0.08` re-runs these stages (DVC foreach cannot give one key params of its own, so every
+bundle@* re-runs; a predict bundle writes the same bytes again) and not model_folder. Hence this stage
+is cheap: no notebook (``NOTEBOOK = False``: stages/notebook.py calls ``run`` and prints its result),
+well under a second.
 """
 from __future__ import annotations
 
@@ -15,7 +23,8 @@ from birdclef_eos.bundle import kernel
 from birdclef_eos.io.files import atomic_dir, read_json, sha256_file
 from stages.paths import KERNELS, MODEL_FOLDER
 
-PARAMS = ("kaggle", "bundles.{key}")
+PARAMS = ("kaggle", "bundles.{key}", "blend")
+NOTEBOOK = False  # re-run on every `blend.*` change, per bundle: a papermill notebook would cost 5x the work
 
 
 class BundleStageError(ValueError):
@@ -24,13 +33,30 @@ class BundleStageError(ValueError):
 
 @dataclass
 class BundleResult:
-    """What the bundle notebook shows: the kernel's id and files, the manifest it pins, the bundle's config."""
+    """What the stage prints: the kernel's id and files, the manifest it pins, the bundle's config
+    (``weights``: a blend bundle's weights as the kernel resolves them with the current `blend:`)."""
     bundle: str
     kernel_id: str
     folder: str
     files: list[str]
     manifest_sha256: str
     config: dict
+
+    def __str__(self) -> str:
+        about = ", ".join(f"{k} {v}" for k, v in self.config.items() if v is not None)
+        return (f"{self.kernel_id}: {self.files} in {self.folder}; pins manifest {self.manifest_sha256[:16]}; "
+                f"{about}")
+
+
+def blend_weights(config: dict, shared: dict) -> dict | None:
+    """{part: weight} of a blend bundle (nested blends as {part: {...}}), resolved as the kernel will
+    resolve them; None for the other kinds. Raises the blend stage's error on a bad entry."""
+    if config["kind"] != "blend":
+        return None
+    from birdclef_eos.scoring.blend import resolve_blend  # only blend bundles pay for scipy's import
+
+    weights = resolve_blend(config["submission"], config["entry"], shared).weights
+    return {p: blend_weights(c, shared) or round(weights[p], 12) for p, c in config["parts"].items()}
 
 
 def run(params: dict, key: str | None = None) -> BundleResult:
@@ -45,7 +71,10 @@ def run(params: dict, key: str | None = None) -> BundleResult:
     slug = f"{k['kernel_prefix']}-{key}".lower().replace("_", "-")
     dataset = f"{k['owner']}/{k['model_dataset']}"
     code_file = f"{slug}.ipynb"
-    nb = kernel.notebook(key, config, dataset, k["competition"], pinned)
+    weights = blend_weights(config, params["blend"])
+    shared = params["blend"] if weights is not None else None
+    nb = kernel.notebook(key, config, dataset, k["competition"], pinned, shared,
+                         ", ".join(f"{p} {w}" for p, w in (weights or {}).items()))
     meta = kernel.metadata(slug, k["owner"], f"{k['kernel_prefix']} {key}", code_file, dataset, k["competition"])
     out = KERNELS / key
     with atomic_dir(out) as tmp:
@@ -53,4 +82,5 @@ def run(params: dict, key: str | None = None) -> BundleResult:
         (tmp / "kernel-metadata.json").write_text(kernel.dumps(meta))
     return BundleResult(bundle=key, kernel_id=meta["id"], folder=str(out),
                         files=[code_file, "kernel-metadata.json"], manifest_sha256=pinned,
-                        config={kk: config.get(kk) for kk in ("kind", "submission", "model", "tta", "weights")})
+                        config={**{kk: config.get(kk) for kk in ("kind", "submission", "model", "tta")},
+                                "weights": weights if weights is not None else config.get("weights")})

@@ -4,8 +4,9 @@ For each bundle under `bundles:` it resolves what the bundle runs (its kind; for
 submission's head, TTA shifts and post-processing knobs, and the backbone settings the extract stage
 used; for `chain`: the base stage's stand-in, i.e. the protossm stage's fold models and TTA shifts,
 the chain's model weights (`base.blend`, a variant's overrides) and post-processing knobs; for
-`blend`: a `blends:` entry resolved as the blend stage resolves it (weights, space, taxonomy), each
-part a config of its own kind; a part a bundle cannot run, e.g. the SED at a weight > 0, a sidecar,
+`blend`: the `blends:` entry itself (its weights are resolved in the kernel against the shared
+`blend:` section the kernel notebook carries, so `dvc exp run -S blend.weight=...` re-runs only the
+bundle stages, not this one), each part a config of its own kind; a part a bundle cannot run, e.g. the SED at a weight > 0, a sidecar,
 the ViT branch or `base.source: file`, stops the stage naming it) and stores every file once under bundles/models/objects/<sha256>: the probed ONNX and its
 descriptions, the head's checkpoints, the species table, the labelled chunks the site/hour prior is
 fitted on (labelled rows only: real-data mode's held-out files are not among them), the library code
@@ -26,13 +27,13 @@ from birdclef_eos.bundle import folder, kernel
 from birdclef_eos.bundle.infer import CHAIN_PARTS, KINDS
 from birdclef_eos.io.files import atomic_dir, sha256_file
 from birdclef_eos.scoring import postprocess
-from birdclef_eos.scoring.blend import positive_weights, resolve_blend
+from birdclef_eos.scoring.blend import positive_weights
 from stages.paths import BACKBONE_JSON, BLOCKS_JSON, CHAIN_MODELS, HEADS, INDEX, MODEL_FOLDER, PROBED_ONNX, ROOT
 
 PARAMS = ("bundles", "kaggle", "submissions", "postprocess", "backbone.threads", "backbone.batch_size",
           "backbone.chunk_mapping", "backbone.frontend", "dataset.sample_rate", "extract.batch_windows",
           "extract.on_bad_audio", "base.source", "base.blend", "base.postprocess", "base.variants",
-          "base.protossm.tta", "base.protossm.threads", "blend", "blends")
+          "base.protossm.tta", "base.protossm.threads", "blends")
 SHARED_FILES = {"probed_onnx": "models/backbone_probed.onnx", "backbone_json": "models/backbone.json",
                 "blocks_json": "models/blocks.json", "species": "index/species.csv",
                 "prior_chunks": "index/prior_chunks.csv"}
@@ -119,14 +120,11 @@ def part_config(name: str, part: str, params: dict, where: str) -> tuple[dict, d
     if entry.get("sidecar"):
         raise ModelFolderError(f"params.yaml: {where} '{part}': blends.{part} has a sidecar correction, which a "
                                "bundle does not run")
-    spec = resolve_blend(part, entry, params["blend"])
     parts, files = {}, {}
-    for sub_part in spec.weights:
+    for sub_part in entry["parts"]:
         parts[sub_part], own = part_config(name, sub_part, params, f"blends.{part}.parts:")
         files.update(own)
-    taxonomy = None if spec.taxonomy is None else {"genus": spec.taxonomy[0], "class": spec.taxonomy[1]}
-    return {**common, "model": "+".join(c["model"] for c in parts.values()), "weights": spec.weights, "space": spec.space,
-            "taxonomy": taxonomy, "parts": parts}, files
+    return {**common, "model": "+".join(c["model"] for c in parts.values()), "entry": entry, "parts": parts}, files
 
 
 def bundle_config(name: str, entry: dict, params: dict) -> tuple[dict, dict[str, Path]]:

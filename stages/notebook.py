@@ -5,9 +5,10 @@ parameter ``params`` (and ``key`` for dict-keyed foreach stages). The executed c
 written to ``reports/<stage>[@key].ipynb`` with timestamps, durations, kernel ids and
 stderr streams (progress bars) removed, so the same run gives the same bytes.
 Cell output is streamed to the terminal while it runs, so progress bars stay visible.
-A stage module that sets ``NOTEBOOK = False`` has its ``run(params, key)`` called directly, with no
-notebook and no report: the `fingerprint` stage (run on every repro) and the `publish` copy (a
-file list is all its notebook would show; a blend experiment re-runs it, and a kernel costs seconds).
+A stage module that sets ``NOTEBOOK = False`` (the cheap `fingerprint` stage, run on every repro;
+the `publish` copy and the `bundle@<name>` stages, re-run on every `blend.*` change) has its ``run(params, key)`` called
+directly, with no notebook and no report; what it returns (a path, or a result whose ``str`` says
+what it wrote) is printed.
 
 It is the entry of every stage command, so it first checks that it runs in the project's
 environment (``check_environment``): DVC has already deleted the stage's outputs by then, and a
@@ -116,14 +117,14 @@ def run_notebook(stage: str, key: str | None = None, params: dict | None = None,
     return report
 
 
-def run_stage(stage: str, key: str | None = None) -> Path | None:
-    """Run a stage: its notebook (returns the executed copy), or its ``run`` directly when its module
-    sets ``NOTEBOOK = False`` (returns what run returns when that is a path, else None)."""
+def run_stage(stage: str, key: str | None = None) -> str:
+    """Run a stage: its notebook, or its ``run`` directly when its module sets ``NOTEBOOK = False``;
+    return what to print (the report written, or the run's result)."""
     module = importlib.import_module(f"stages.{stage}")
     if getattr(module, "NOTEBOOK", True) is False:
         result = module.run(stage_params(stage, key), key)
-        return Path(result) if isinstance(result, (str, Path)) else None
-    return run_notebook(stage, key)
+        return f"wrote {result}" if isinstance(result, (str, Path)) else str(result)
+    return f"wrote {run_notebook(stage, key)}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # papermill's error already carries the notebook traceback
         print(f"stage '{args.stage}' failed: {exc}", file=sys.stderr)
         return 1
-    print(f"wrote {out}" if out else f"stage '{args.stage}' done")
+    print(out)
     return 0
 
 

@@ -25,6 +25,9 @@ class PublishResult:
     """What the publish notebook shows: every published file with its size in bytes and sha256."""
     files: dict[str, dict]
 
+    def __str__(self) -> str:
+        return f"published {len(self.files)} files to {', '.join(str(t) for t in PUBLISHED.values())}"
+
 
 def copy_small(source: Path, target: Path) -> dict[str, dict]:
     """Replace ``target`` with the small files of ``source`` (same relative paths), atomically."""

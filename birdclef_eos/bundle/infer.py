@@ -12,8 +12,10 @@ trained head with TTA and post-processing (the predict stage's submissions); ``c
 stage's stand-in of the baseline chain (the protossm stage's fold models averaged over their TTA
 shifts, the rank blend of the chain's models, the base post-processing with the site/hour prior);
 ``blend`` is a `blends:` entry (the blend stage): its parts, each a bundle config of its own kind,
-mixed with the resolved weights in the entry's space, then taxonomy-smoothed (eos7 = base 0.93 +
-v6 0.07). The backbone runs once per kernel for every part (``TestAudio``), and every part is
+mixed with the weights resolved in the kernel (``scoring/blend.py`` ``resolve_blend``, the blend
+stage's one reading) from the entry the model folder carries and the shared `blend:` section
+(weight, space, taxonomy) the kernel notebook passes, then taxonomy-smoothed (eos7 = base 0.93 + v6
+0.07). So a change of `blend.weight` changes the kernel notebook, never the model folder. The backbone runs once per kernel for every part (``TestAudio``), and every part is
 rounded as the pipeline's file of it is (``submission.as_written``: submissions ``%.6f``, the
 chain's test predictions ``%.6g``), so ranks tie where they tie in the pipeline.
 """
@@ -37,7 +39,7 @@ from birdclef_eos.data.plans import soundscape_windows
 from birdclef_eos.heads import models as heads
 from birdclef_eos.heads.inference import predict_shifts
 from birdclef_eos.scoring import postprocess, submission
-from birdclef_eos.scoring.blend import Blend, blend, mix
+from birdclef_eos.scoring.blend import blend, mix, resolve_blend
 
 
 SUBMISSION_FORMAT = "%.6f"   # every submissions/<name>/submission.csv (predict, base and blend stages)
@@ -139,7 +141,8 @@ def needs(root: Path, cfg: dict) -> tuple[list[float], list[str]]:
     raise BundleError(f"bundle '{cfg['name']}': kind '{cfg['kind']}' is not one of {sorted(KINDS)}")
 
 
-def predict_kind(root: Path, cfg: dict, test_dir: Path, audio: TestAudio | None = None) -> pd.DataFrame:
+def predict_kind(root: Path, cfg: dict, test_dir: Path, audio: TestAudio | None = None,
+                 shared: dict | None = None) -> pd.DataFrame:
     """One head, TTA, post-processing: a predict-stage submission (row_id + one column per label)."""
     audio = audio or TestAudio(test_dir)
     species, labels = read_species(root, cfg)
@@ -192,7 +195,8 @@ def protossm_test(root: Path, cfg: dict, audio: TestAudio, labels: list[str]) ->
 CHAIN_PARTS = {"protossm": protossm_test}  # the chain's models a bundle can run (the SED is not carried yet)
 
 
-def chain_kind(root: Path, cfg: dict, test_dir: Path, audio: TestAudio | None = None) -> pd.DataFrame:
+def chain_kind(root: Path, cfg: dict, test_dir: Path, audio: TestAudio | None = None,
+               shared: dict | None = None) -> pd.DataFrame:
     """The base stage's stand-in chain: its models' test predictions, their rank blend over all test
     rows, then the base post-processing with the site/hour prior (a base-stage submission)."""
     lacking = sorted(set(cfg["weights"]) - set(CHAIN_PARTS))
@@ -218,10 +222,13 @@ def chain_kind(root: Path, cfg: dict, test_dir: Path, audio: TestAudio | None = 
     return sub
 
 
-def blend_kind(root: Path, cfg: dict, test_dir: Path, audio: TestAudio | None = None) -> pd.DataFrame:
+def blend_kind(root: Path, cfg: dict, test_dir: Path, audio: TestAudio | None = None,
+               shared: dict | None = None) -> pd.DataFrame:
     """A `blends:` entry: each part's submission (as the pipeline writes it: ``%.6f``), mixed with the
-    entry's resolved weights in its space, then taxonomy-smoothed (a blend-stage submission)."""
-    missing = sorted(set(cfg["weights"]) - set(cfg["parts"]))
+    entry's weights resolved against ``shared`` (the `blend:` section: weight, space, taxonomy) in its
+    space, then taxonomy-smoothed (a blend-stage submission)."""
+    spec = resolve(cfg, shared)
+    missing = sorted(set(spec.weights) - set(cfg["parts"]))
     if missing:
         raise BundleError(f"bundle '{cfg['name']}': weights name part(s) {missing} the bundle does not carry "
                           f"(it has {sorted(cfg['parts'])})")
@@ -235,10 +242,8 @@ def blend_kind(root: Path, cfg: dict, test_dir: Path, audio: TestAudio | None = 
     audio.reserve(shifts, names)
     frames = {}
     for part, part_cfg in cfg["parts"].items():
-        frames[part] = submission.as_written(KINDS[part_cfg["kind"]](root, part_cfg, test_dir, audio), SUBMISSION_FORMAT)
-    tax = cfg["taxonomy"]
-    spec = Blend(name=cfg["name"], weights=cfg["weights"], space=cfg["space"],
-                 taxonomy=None if tax is None else (tax["genus"], tax["class"]))
+        made = KINDS[part_cfg["kind"]](root, part_cfg, test_dir, audio, shared)
+        frames[part] = submission.as_written(made, SUBMISSION_FORMAT)
     sub = blend(frames, spec, species)
     order = audio.order(labels)
     sub = sub.set_index("row_id").reindex(order["row_id"]).reset_index()
@@ -246,11 +251,21 @@ def blend_kind(root: Path, cfg: dict, test_dir: Path, audio: TestAudio | None = 
     return sub
 
 
+def resolve(cfg: dict, shared: dict | None):
+    """The ``Blend`` of a blend-kind config: its `blends:` entry (``cfg["entry"]``) resolved against the
+    shared `blend:` section, as the blend stage resolves it."""
+    if shared is None:
+        raise BundleError(f"bundle '{cfg['name']}': kind blend needs the shared `blend:` section (weight, space, "
+                          "taxonomy); the kernel notebook passes it (eos_fork.submission(..., blend=BLEND))")
+    return resolve_blend(cfg["submission"], cfg["entry"], shared)
+
+
 KINDS: dict[str, Callable[..., pd.DataFrame]] = {"predict": predict_kind, "chain": chain_kind, "blend": blend_kind}
 
 
-def run_bundle(root: str | Path, name: str, test_dir: str | Path) -> pd.DataFrame:
-    """The submission of bundle ``name`` of the model folder ``root`` for the files in ``test_dir``."""
+def run_bundle(root: str | Path, name: str, test_dir: str | Path, shared: dict | None = None) -> pd.DataFrame:
+    """The submission of bundle ``name`` of the model folder ``root`` for the files in ``test_dir``;
+    ``shared``: the `blend:` section a blend bundle resolves its weights with (the kernel passes it)."""
     root = Path(root)
     manifest = json.loads((root / "manifest.json").read_text())
     if name not in manifest["bundles"]:
@@ -258,7 +273,7 @@ def run_bundle(root: str | Path, name: str, test_dir: str | Path) -> pd.DataFram
     cfg = manifest["bundles"][name]
     if cfg["kind"] not in KINDS:
         raise BundleError(f"bundle '{name}': kind '{cfg['kind']}' is not one of {sorted(KINDS)}")
-    sub = KINDS[cfg["kind"]](root / "files", cfg, Path(test_dir))
+    sub = KINDS[cfg["kind"]](root / "files", cfg, Path(test_dir), shared=shared)
     if not np.isfinite(sub.iloc[:, 1:].to_numpy(dtype=float)).all():
         raise BundleError(f"bundle '{name}': non-finite probabilities")
     return sub

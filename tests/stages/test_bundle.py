@@ -10,6 +10,7 @@ stage at smoke size, then the predict, base, blend, model_folder and bundle stag
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -120,7 +121,11 @@ def test_eos7_bundle_reproduces_the_blend(workspace, tmp_path):
     assert folder.bundles["eos7"] == {"kind": "blend", "submission": "eos7", "model": "protossm+attn"}
     manifest = json.loads((root / "bundles/models/manifest.json").read_text())
     cfg = manifest["bundles"]["eos7"]
-    assert cfg["weights"] == pytest.approx({"base": 0.93, "v6": 0.07}) and cfg["taxonomy"] == {"genus": 0.15, "class": 0.05}
+    # the folder carries the entry; the shared `blend:` section (weight, space, taxonomy) is the kernel's
+    assert cfg["entry"] == smoke_params()["blends"]["eos7"] and not {"weights", "space", "taxonomy"} & set(cfg)
+    nb = json.loads((root / "bundles/kernels/eos7/birdclef-eos-eos7.ipynb").read_text())
+    assert "BLEND = {'space': 'prob', 'taxonomy': {'class': 0.05, 'genus': 0.15}, 'weight': 0.07}" in \
+        "".join(nb["cells"][1]["source"])
     assert cfg["parts"]["base"]["kind"] == "chain" and cfg["parts"]["base"]["weights"] == {"protossm": 1.0}
     assert "models/chain/protossm/fold_0.pt" in manifest["files"] and not any("chain/sed" in f for f in manifest["files"])
     assert {"birdclef_eos/chain/protossm.py", "birdclef_eos/scoring/blend.py"} <= set(manifest["code"])
@@ -135,6 +140,41 @@ def test_eos7_bundle_reproduces_the_blend(workspace, tmp_path):
     diff = np.abs(mine.loc[want.index].to_numpy() - want.to_numpy()).max()
     print(f"eos7 bundle: max abs difference to submissions/eos7: {diff:.3g}")
     assert diff <= 1e-6 + 1e-12
+
+
+def test_a_blend_weight_change_rebuilds_the_kernel_not_the_model_folder(workspace, tmp_path, monkeypatch):
+    """`dvc exp run -S blend.weight=...` (issue 17): model_folder does not list `blend`, and re-run with
+    another weight it writes the same manifest; the eos7 kernel notebook changes, and run it still
+    writes exactly the blend stage's submissions/eos7 at the new weight."""
+    root, _, _ = workspace
+    monkeypatch.chdir(root)
+    assert "blend" not in model_folder.PARAMS and "blend" in bundle.PARAMS
+    manifest = (root / "bundles/models/manifest.json").read_bytes()
+    eos7_nb, v6_nb = root / "bundles/kernels/eos7/birdclef-eos-eos7.ipynb", root / "bundles/kernels/v6/birdclef-eos-v6.ipynb"
+    before, v6_before = eos7_nb.read_bytes(), v6_nb.read_bytes()
+    params = smoke_params()
+    params["blend"]["weight"] = 0.2
+    try:
+        model_folder.run(params)
+        assert (root / "bundles/models/manifest.json").read_bytes() == manifest
+        blend.run(params)
+        result = bundle.run(params, "eos7")
+        bundle.run(params, "v6")
+        assert eos7_nb.read_bytes() != before and v6_nb.read_bytes() == v6_before
+        assert result.config["weights"] == pytest.approx({"base": 0.8, "v6": 0.2})
+        assert result.manifest_sha256 == hashlib.sha256(manifest).hexdigest()
+        comp = tmp_path / "birdclef-2026"
+        comp.mkdir()
+        fill_test_soundscapes(comp, sorted((root / "data/hidden/test_soundscapes").iterdir()))
+        got = run_kernel(eos7_nb, root / "bundles/models", comp / "test_soundscapes", tmp_path / "working")
+        mine = pd.read_csv(got, dtype={"row_id": str}).set_index("row_id")
+        want = pd.read_csv(root / "submissions/eos7/submission.csv", dtype={"row_id": str}).set_index("row_id")
+        assert sorted(mine.index) == sorted(want.index) and list(mine.columns) == list(want.columns)
+        assert np.abs(mine.loc[want.index].to_numpy() - want.to_numpy()).max() <= 1e-6 + 1e-12
+    finally:  # the other tests read the default weight's files
+        blend.run(smoke_params())
+        bundle.run(smoke_params(), "eos7")
+        assert eos7_nb.read_bytes() == before
 
 
 def test_model_folder_refuses_parts_a_bundle_cannot_run(workspace, monkeypatch):

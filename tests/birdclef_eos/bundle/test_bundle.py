@@ -10,6 +10,7 @@ import pytest
 
 from birdclef_eos.bundle import folder, kernel
 from birdclef_eos.bundle.infer import KINDS, BundleError, run_bundle, soundscape_chunks
+from birdclef_eos.scoring.blend import BlendError
 
 PACKAGE = Path(__file__).resolve().parents[3] / "birdclef_eos"
 
@@ -59,6 +60,15 @@ def test_generated_notebook_is_valid_and_deterministic():
     assert one == kernel.dumps(kernel.notebook("v6", cfg, "me/models", "birdclef-2026", "ab" * 32))
     nbformat.validate(nbformat.reads(one, as_version=4))
     assert "/kaggle/input/models" in one and "/kaggle/input/birdclef-2026/test_soundscapes" in one
+    assert "BLEND = None" in one  # only a blend bundle's kernel carries the shared `blend:` section
+    shared = {"weight": 0.07, "taxonomy": {"genus": 0.15, "class": 0.05}, "space": "prob"}
+    two = kernel.dumps(kernel.notebook("eos7", {"kind": "blend", "submission": "eos7"}, "me/models", "birdclef-2026",
+                                       "ab" * 32, shared, "base 0.93, v6 0.07"))
+    nbformat.validate(nbformat.reads(two, as_version=4))
+    assert "BLEND = {'space': 'prob', 'taxonomy': {'class': 0.05, 'genus': 0.15}, 'weight': 0.07}" in two
+    assert "blend=BLEND" in two and "base 0.93, v6 0.07" in two
+    with pytest.raises(TypeError, match="cannot write list"):
+        kernel.literal({"weight": [0.07]})
     meta = kernel.metadata("eos-v6", "me", "eos v6", "eos-v6.ipynb", "me/models", "birdclef-2026")
     assert meta["id"] == "me/eos-v6" and meta["enable_internet"] is False and meta["enable_gpu"] is False
 
@@ -78,12 +88,18 @@ def test_kinds_and_errors(tmp_path):
 def test_blend_and_chain_kinds_refuse_what_they_lack(tmp_path):
     assert {"predict", "chain", "blend"} <= set(KINDS)
     part = {"name": "base", "kind": "chain", "weights": {"protossm": 0.6, "sed": 0.4}}
-    eos7 = {"name": "eos7", "kind": "blend", "weights": {"base": 0.93, "v6": 0.07}, "parts": {"base": part}}
+    eos7 = {"name": "eos7", "kind": "blend", "submission": "eos7", "parts": {"base": part},
+            "entry": {"parts": {"base": "rest", "v6": "weight"}, "taxonomy": True}}
+    shared = {"weight": 0.07, "space": "prob", "taxonomy": {"genus": 0.15, "class": 0.05}}
     (tmp_path / "manifest.json").write_text(json.dumps({"bundles": {"eos7": eos7}}))
+    with pytest.raises(BundleError, match=r"kind blend needs the shared `blend:` section"):
+        run_bundle(tmp_path, "eos7", tmp_path)  # a kernel that passes no BLEND
     with pytest.raises(BundleError, match=r"weights name part\(s\) \['v6'\] the bundle does not carry"):
-        run_bundle(tmp_path, "eos7", tmp_path)
+        run_bundle(tmp_path, "eos7", tmp_path, shared=shared)
+    with pytest.raises(BlendError, match=r"sum to 1.5 > 1"):
+        KINDS["blend"](tmp_path, eos7, tmp_path, shared={**shared, "weight": 1.5})
     eos7["parts"]["v6"] = {"name": "v6", "kind": "sidecar"}
     with pytest.raises(BundleError, match="part 'v6' has kind 'sidecar'"):
-        KINDS["blend"](tmp_path, eos7, tmp_path)
+        KINDS["blend"](tmp_path, eos7, tmp_path, shared=shared)
     with pytest.raises(BundleError, match=r"weighs \['sed'\] > 0, which a bundle cannot run"):
         KINDS["chain"](tmp_path, part, tmp_path)
