@@ -70,9 +70,10 @@ def code_deps(stage: str) -> set[str]:
     return rel | set(RUN_BY_PATH.get(stage, []))
 
 
-# cheap foreach stages that skip the notebook because every key re-runs on a shared knob:
-# bundle@<name> on every `blend.*` change (`dvc exp run -S blend.weight=...` must stay fast; issue 17)
-NOTEBOOK_FREE = {"bundle", "publish"}  # cheap stages a blend experiment re-runs: a kernel would cost more than the work
+# cheap stages that skip the notebook because a blend experiment re-runs them and a kernel would cost
+# more than their work: bundle@<name> (every key re-runs on a `blend.*` change) and the publish copy
+# (`dvc exp run -S blend.weight=...` must stay fast; issue 17)
+NOTEBOOK_FREE = {"bundle", "publish"}
 
 
 def test_every_stage_runs_its_notebook():
