@@ -71,3 +71,13 @@ def test_real_data_mode_trains_on_its_own_store(tree):
     sidecar.run(params())
     m = json.loads((tree / "build/metrics/sidecar/metrics.json").read_text())
     assert m["channels"] == [16] and m["features"]["mode"] == "extract"
+
+
+def test_same_params_same_bytes(tree):
+    sidecar_features.run(params())
+    outputs = ("submissions/sidecar/submission.csv", "predictions/oof/sidecar/oof.csv",
+               "models/heads/sidecar/fold_0.pt", "models/heads/sidecar/fold_1.pt")
+    sidecar.run(params())
+    first = {p: (tree / p).read_bytes() for p in outputs}
+    sidecar.run(params())
+    assert {p: (tree / p).read_bytes() for p in outputs} == first
