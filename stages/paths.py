@@ -79,6 +79,10 @@ SHAKEUP_METRICS = Path("build/metrics/shakeup")    # shakeup.json: private - pub
 # the spectrogram ViT (issue 18): one folder per input size, never shared between sizes
 VIT_MODELS = Path("models/vit")                   # models/vit/<size>/fold_<k>.pt, config.json
 VIT_METRICS = Path("build/metrics/vit")           # build/metrics/vit/<size>/metrics.json, curves/
+# the BirdNET sidecar (issue 18): its features (real-data mode: BirdNET over data/features' windows; default
+# mode: meta.json pointing to data/features), its head, OOF, metrics and standalone submission submissions/sidecar/
+SIDECAR_FEATURES = Path("data/sidecar_features")
+SIDECAR_METRICS = Path("build/metrics/sidecar")   # metrics.json + DVCLive curves
 # the baseline chain (issue 16)
 SPECTROGRAMS = Path("data/spectrograms")             # windows.csv, mels.npy (float16 log-mel), spec.json
 CHAIN_MODELS = Path("models/chain")                  # models/chain/<model>/: fold checkpoints + config.json

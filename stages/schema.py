@@ -297,6 +297,27 @@ SCHEMA: dict[str, Knob] = {
     "ceiling.bootstrap": Int(2),
     "ceiling.confidence": Num(0, 1, lo_open=True, hi_open=True),
     "ceiling.seed": Int(0),
+    # the BirdNET sidecar (issue 18): its second extraction (real-data mode) and its head
+    "sidecar.extract.chunk_mapping": Str("center", "mean"),
+    "sidecar.extract.batch_size": Int(1),
+    "sidecar.extract.threads": Int(1),
+    "sidecar.extract.frontend": Knob("frontend"),
+    "sidecar.extract.batch_windows": Int(1),
+    "sidecar.head.type": Str("attn", "residual"),
+    "sidecar.head.soundscape_fraction": Num(0, 1),
+    "sidecar.head.model.d": Int(1),
+    "sidecar.head.model.heads": Int(1),
+    "sidecar.head.model.ffn": Int(1),
+    "sidecar.head.model.dropout": Num(0, 1, hi_open=True),
+    "sidecar.head.optim.epochs": Int(1),
+    "sidecar.head.optim.patience": Int(1),
+    "sidecar.head.optim.min_delta": Num(0),
+    "sidecar.head.optim.batch_size": Int(1),
+    "sidecar.head.optim.lr": Num(0, lo_open=True),
+    "sidecar.head.optim.weight_decay": Num(0),
+    "sidecar.head.optim.mixup_alpha": Num(0),
+    "sidecar.head.optim.samples_per_epoch": Int(1, nullable=True, optional=True),
+    "sidecar.head.tta": Knob("numbers"),
     "shakeup.rows": Knob("names"),
     "shakeup.splits": Int(1),
     "shakeup.public_share": Num(0, 1, lo_open=True, hi_open=True),
@@ -684,6 +705,17 @@ def rule_heads(params, n_blocks):
         yield Problem("train.model.d", d, f"expected a multiple of train.model.heads ({heads})")
 
 
+def rule_sidecar(params, n_blocks):
+    d, heads = get(params, "sidecar.head.model.d"), get(params, "sidecar.head.model.heads")
+    if is_int(d) and is_int(heads) and heads >= 1 and d % heads:
+        yield Problem("sidecar.head.model.d", d, f"expected a multiple of sidecar.head.model.heads ({heads})")
+    shifts, tta = get(params, "extract.tta_shifts"), get(params, "sidecar.head.tta")
+    if isinstance(shifts, list) and isinstance(tta, list):
+        bad = [s for s in tta if is_number(s) and s not in shifts]
+        if bad:
+            yield Problem("sidecar.head.tta", tta, f"shifts {bad} are not extracted: each must be in extract.tta_shifts {shifts}")
+
+
 def block_list(params, path):
     v = get(params, path)
     return v if isinstance(v, list) and all(is_int(x) for x in v) else None
@@ -893,6 +925,7 @@ RULES = (
     Rule(("blends", "submissions", "leaderboard"), rule_blends),
     Rule(("figures", "submissions", "blends"), rule_figures),
     Rule(("vit", "train"), rule_vit),
+    Rule(("sidecar", "extract"), rule_sidecar),
     Rule(("bundles", "submissions"), rule_bundles),
 )
 

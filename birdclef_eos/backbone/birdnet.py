@@ -134,6 +134,14 @@ def prepare(bn: dict, cache: Path) -> dict:
             "conversion": record, "key": key}
 
 
+def runner_spec(classes: list[str]) -> dict:
+    """The converted model's input/output spec as models/backbone.json records it and the runner
+    (birdclef_eos/backbone/runner.py) reads it."""
+    return {"input_name": INPUT_NAME, "sample_rate": SAMPLE_RATE, "window_samples": WINDOW_SAMPLES,
+            "normalisation": "none", "logits_output": LOGITS_OUTPUT, "embedding_output": EMBEDDING_OUTPUT,
+            "classes": classes}
+
+
 def test_signals(n: int = WINDOW_SAMPLES, sample_rate: int = SAMPLE_RATE) -> dict[str, np.ndarray]:
     """Fixed inputs for the equivalence check: noise, digital silence, a pure tone, a chirp call."""
     t = np.arange(n) / sample_rate

@@ -94,7 +94,9 @@ class Backbone:
 
         from birdclef_eos.backbone.frontend import FrontendRunner, make_session, resolve
 
-        spec, inventory = load_json(backbone_json), load_json(blocks_json)
+        # either file may be given as its parsed mapping (the sidecar's BirdNET has no files of its own)
+        spec = backbone_json if isinstance(backbone_json, dict) else load_json(backbone_json)
+        inventory = blocks_json if isinstance(blocks_json, dict) else load_json(blocks_json)
         self.sample_rate = int(spec["sample_rate"])
         self.window_samples = int(spec["window_samples"])
         self.normalisation = spec["normalisation"]

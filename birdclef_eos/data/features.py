@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from birdclef_eos.io.files import atomic_dir, read_json
+from birdclef_eos.io.files import atomic_dir, read_json, sha256_file, write_json
 
 WINDOW_COLUMNS = ["source", "file_id", "start_s", "shift_s", "row_id", "chunk", "split",
                   "primary_label", "labels", "secondary_labels", "site", "hour"]
@@ -63,3 +63,36 @@ def load(folder: str | Path, names: list[str] | None = None, mmap: bool = True):
 def block_names(meta: dict) -> list[str]:
     """Array names of the selected blocks, in block order (``block_07``, ...)."""
     return [f"block_{i:02d}" for i in meta["blocks"]]
+
+
+def save_pointer(folder: str | Path, main: str | Path, names: list[str], meta: dict) -> dict:
+    """Write a store that holds no arrays of its own: ``meta.json`` says that its arrays ``names``
+    are those of the store ``main`` (the sidecar in the default mode, where the backbone already is
+    BirdNET), with the sha256 of main's windows.csv and arrays, so that a changed main store
+    changes this one and a stale pointer is caught (``load_pointed``). Returns the meta written."""
+    main = Path(main)
+    windows, arrays, main_meta = load(main, names=names)
+    record = {**meta, "reuses": main.as_posix(), "names": list(names), "n_windows": len(windows),
+              "channels": {n: int(arrays[n].shape[1]) for n in names},
+              "sha256": {f: sha256_file(main / f) for f in ["windows.csv"] + [f"{n}.npy" for n in names]}}
+    with atomic_dir(folder) as tmp:
+        write_json(tmp / "meta.json", record)
+    return record
+
+
+def load_pointed(folder: str | Path, main: str | Path, names: list[str], mmap: bool = True):
+    """``load`` of a store that may be a pointer (``save_pointer``) to the store ``main``: the
+    arrays come from main after checking its windows.csv and arrays are the ones pointed to."""
+    folder, main = Path(folder), Path(main)
+    meta = read_json(folder / "meta.json", "run the stage that writes it")
+    if "reuses" not in meta:
+        return load(folder, names, mmap)
+    unknown = [n for n in names if n not in meta["names"]]
+    if unknown:
+        raise FeatureStoreError(f"{folder}/meta.json points to {main} for {meta['names']} only, not {unknown}")
+    for f in ["windows.csv"] + [f"{n}.npy" for n in names]:
+        if sha256_file(main / f) != meta["sha256"][f]:
+            raise FeatureStoreError(f"{folder}/meta.json: {main / f} is not the file it points to (sha256 "
+                                    f"changed): re-run the stage that writes {folder}")
+    windows, arrays, _ = load(main, names, mmap)
+    return windows, arrays, meta

@@ -69,3 +69,23 @@ def window_plan(index: str | Path, per_recording: int, seed: int, shifts: list[f
              soundscape_windows(read_index_table(index, "soundscapes"), read_index_table(index, "chunks"),
                                 shifts)]
     return pd.concat([p for p in plans if len(p)], ignore_index=True)
+
+
+def plan_of_windows(index: str | Path, windows: pd.DataFrame) -> pd.DataFrame:
+    """A plan over the rows of a feature store's windows.csv, in its order: each window read again
+    from its file (focal: recordings.csv by ``file_id``; soundscape and test: soundscapes.csv) at
+    its ``start_s`` (which holds the TTA shift, as ``read_s`` did). How a second backbone reads
+    exactly the windows the first one did."""
+    paths = pd.concat([read_index_table(index, "recordings").set_index("recording_id")["path"],
+                       read_index_table(index, "soundscapes").set_index("soundscape_id")["path"]])
+    focal = (windows["source"] == "focal").to_numpy()
+    looked = [(("recordings" if f else "soundscapes"), i) for f, i in zip(focal, windows["file_id"].astype(str))]
+    missing = [(n, row, i) for n, (row, (table, i)) in enumerate(zip(windows.index, looked)) if i not in paths.index]
+    if missing:
+        n, _, file_id = missing[0]
+        raise PlanError(f"windows.csv row {n}: file_id {file_id!r} is in neither {index}/recordings.csv nor "
+                        f"soundscapes.csv ({len(missing)} such rows): the index changed since the extraction")
+    plan = windows.reset_index(drop=True).copy()
+    plan["path"] = paths.reindex(plan["file_id"].astype(str)).to_numpy()
+    plan["read_s"] = plan["start_s"].astype(float)
+    return plan

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from birdclef_eos.io.files import atomic_dir, sha256_file
 
 
 class SubmissionError(ValueError):
@@ -90,3 +93,14 @@ def as_written(frame: pd.DataFrame, float_format: str) -> pd.DataFrame:
     frame.to_csv(buffer, index=False, float_format=float_format)
     buffer.seek(0)
     return pd.read_csv(buffer, dtype={"row_id": str})
+
+
+def write_folder(folder: str | Path, sub: pd.DataFrame, manifest: dict) -> dict:
+    """``folder``/{submission.csv (6 decimals), manifest.json (``manifest`` + the csv's sha256)},
+    atomically: the layout of every submissions/<name>/. Returns the manifest written."""
+    manifest = dict(manifest)
+    with atomic_dir(folder) as tmp:
+        sub.to_csv(tmp / "submission.csv", index=False, float_format="%.6f")
+        manifest["submission_sha256"] = sha256_file(tmp / "submission.csv")
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    return manifest

@@ -135,6 +135,9 @@ def test_unknown_size_and_too_many_folds(tmp_path, monkeypatch):
     ("vit.tta", [0.0, 1.0], "vit.tta = [0.0, 1.0]: shifts [1.0] have no spectrograms"),
     ("blends.eos10.sidecar.submission", "nope", "blends.eos10.sidecar.submission = 'nope': expected a submission"),
     ("blends.eos10.sidecar.weight", 1.5, "blends.eos10.sidecar.weight = 1.5"),
+    ("sidecar.head.model.d", 130, "sidecar.head.model.d = 130: expected a multiple of sidecar.head.model.heads (4)"),
+    ("sidecar.head.tta", [0.0, 2.0], "sidecar.head.tta = [0.0, 2.0]: shifts [2.0] are not extracted"),
+    ("sidecar.extract.chunk_mapping", "left", "sidecar.extract.chunk_mapping = 'left'"),
 ])
 def test_vit_and_sidecar_rules_name_the_knob(path, value, message):
     import copy

@@ -1,0 +1,114 @@
+"""Stage `sidecar` (issue 18): the BirdNET sidecar of eos10, an attention head on BirdNET V2.4's final
+embedding (one token), and its standalone submission.
+
+Reads data/sidecar_features (the `sidecar_features` stage: in real-data mode BirdNET's own
+extraction over the main windows; in the default mode a pointer to data/features/embedding.npy, since
+the backbone already is BirdNET) and data/index. Trains in the heads' folds, labels, sampler and early
+stopping (`train.n_folds`, `train.fold_salt`, `train.seed`, `train.threads`, `train.secondary_weight`;
+birdclef_eos/heads/crossval.py) with its own head and optimiser knobs (`sidecar.head`: the sidecar's
+30-s training budget is its own, the ablation's `abl_embedding`, the same head on the same embedding in
+the default mode, keeps the heads' `train.optim`). Writes
+
+- models/heads/sidecar/ (fold checkpoints + config.json, as a train variant writes them),
+- predictions/oof/sidecar/oof.csv (one row per labelled soundscape chunk),
+- build/metrics/sidecar/ (metrics.json + DVCLive curves per fold),
+- submissions/sidecar/ (the fold models' mean test probability at the `sidecar.head.tta` shifts, raw:
+  the eos10 blend ranks it; manifest.json as the predict stage writes it).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+
+from birdclef_eos.data import features
+from birdclef_eos.heads import crossval, training
+from birdclef_eos.heads import models as heads
+from birdclef_eos.heads.inference import predict_shifts
+from birdclef_eos.io.files import atomic_dir, sha256_tree, write_json
+from birdclef_eos.io.machine import what_bytes_depend_on
+from birdclef_eos.report.curves import dvclive_logger
+from birdclef_eos.scoring import postprocess, submission
+from stages.paths import (FEATURES, HEADS, HIDDEN, INDEX, OOF, SIDECAR_FEATURES, SIDECAR_METRICS,
+                          SUBMISSIONS)
+
+PARAMS = ("sidecar.head", "train.seed", "train.threads", "train.n_folds", "train.fold_salt",
+          "train.secondary_weight")
+NAME = "sidecar"          # the head's folder, its OOF and its submission
+TOKENS = ["embedding"]    # the one array it reads
+
+
+@dataclass
+class SidecarResult:
+    """What the sidecar notebook shows: metrics (build/metrics/sidecar/metrics.json: OOF macro-AUC,
+    focal top-1, parameters, the features' mode and backbone, per-fold records, train and predict
+    seconds), the curves folder and the submission folder."""
+    metrics: dict
+    curves: str
+    submission: str
+    seconds: float
+
+
+def run(params: dict, key: str | None = None) -> SidecarResult:
+    cfg, train = params["sidecar"]["head"], params["train"]
+    started = time.perf_counter()
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(train["threads"])
+
+    windows, arrays, fmeta = features.load_pointed(SIDECAR_FEATURES, FEATURES, TOKENS)
+    labels = pd.read_csv(INDEX / "species.csv").sort_values("label_idx")["primary_label"].astype(str).tolist()
+    data = crossval.fold_data(windows, arrays, TOKENS, labels, train["secondary_weight"], train["n_folds"],
+                              train["fold_salt"])
+    channels = [int(t.shape[1]) for t in data.tokens]
+    mconfig = {"type": cfg["type"], "channels": channels, "n_classes": len(labels), **cfg["model"]}
+
+    with atomic_dir(SIDECAR_METRICS) as metrics_dir:
+        result = crossval.train_folds(data.rows, data.tokens, data.y, data.fold_of, mconfig,
+                                      training.TrainConfig.from_mapping(cfg["optim"]), train["n_folds"],
+                                      train["seed"], cfg["soundscape_fraction"],
+                                      dvclive_logger(metrics_dir / "curves"), desc="sidecar folds")
+        trained = time.perf_counter()
+        models = []
+        for state in result.states:
+            model = heads.build_head(mconfig)
+            model.load_state_dict(state)
+            models.append(model.eval())
+        shifts = [float(s) for s in cfg["tta"]]
+        test_rows, per_shift = predict_shifts(models, windows, arrays, TOKENS, shifts)
+        is_sc = data.is_soundscape
+        metrics = {
+            "submission": NAME, "head": cfg["type"], "channels": channels, "model": mconfig,
+            "features": {k: fmeta.get(k) for k in ("mode", "backbone", "main_backbone", "reuses")},
+            "oof_macro_auc": crossval.round_or_none(training.auc_or_nan(data.y[is_sc], result.oof[is_sc])),
+            "focal_top1": round(crossval.focal_top1(data.rows, result.oof, labels), 6),
+            "n_params": heads.count_parameters(models[0]), "n_labelled_chunks": int(is_sc.sum()),
+            "n_focal_windows": int((~is_sc).sum()), "folds": result.folds,
+            "train_s": round(trained - started, 1), "predict_s": round(time.perf_counter() - trained, 1),
+        }
+        write_json(metrics_dir / "metrics.json", metrics)
+
+    with atomic_dir(HEADS / NAME) as model_dir:
+        crossval.save_folds(model_dir, result.states, {"variant": NAME, "model": mconfig, "blocks": TOKENS,
+                                                       "tokens": TOKENS, "labels": labels, "n_folds": train["n_folds"],
+                                                       "features": str(SIDECAR_FEATURES),
+                                                       "bytes_depend_on": what_bytes_depend_on()})
+    with atomic_dir(OOF / NAME) as oof_dir:
+        crossval.oof_frame(data, result.oof, labels).to_csv(oof_dir / "oof.csv", index=False, float_format="%.6g")
+
+    probs = postprocess.average_shifts(per_shift, "prob")
+    chunks = pd.read_csv(INDEX / "chunks.csv", keep_default_na=False, dtype={"labels": str, "site": str})
+    sample = HIDDEN / "sample_submission.csv"
+    order = submission.order_frame(sample, chunks, labels)
+    sub = submission.build(test_rows["row_id"].astype(str), probs, labels, order)
+    submission.validate(sub, order, name=f"submission '{NAME}'")
+    source = FEATURES if "reuses" in fmeta else SIDECAR_FEATURES
+    inputs = [SIDECAR_FEATURES / "meta.json", source / "windows.csv", source / "embedding.npy",
+              INDEX / "species.csv", INDEX / "chunks.csv", HEADS / NAME] + ([sample] if sample.exists() else [])
+    manifest = {"model": NAME, "tta": shifts, "entry": {"model": NAME, "tta": cfg["tta"], "postprocess": False},
+                "postprocess": {}, "rows": len(sub), "labels": len(labels), "sha256": sha256_tree(inputs),
+                "bytes_depend_on": what_bytes_depend_on()}
+    submission.write_folder(SUBMISSIONS / NAME, sub, {"submission": NAME, **manifest})
+    return SidecarResult(metrics=metrics, curves=str(SIDECAR_METRICS / "curves"), submission=str(SUBMISSIONS / NAME),
+                         seconds=time.perf_counter() - started)

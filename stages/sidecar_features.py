@@ -1,0 +1,96 @@
+"""Stage `sidecar_features` (issue 18): BirdNET V2.4's final embedding of every window the main
+extraction wrote, for the sidecar head (eos10's third model).
+
+- Real-data mode (`backbone.name` perch_v2, or the test fixture perch_tiny): a second extraction.
+  The converted BirdNET ONNX of the checkpoint machinery (birdclef_eos/backbone/birdnet.py
+  `prepare`, cached in `runtime.cache_dir` and proven against the TFLite interpreter as the
+  checkpoint stage proves it) runs through the same runner and window reader as `extract`
+  (birdclef_eos/backbone/runner.py, audio/windows.py `forward`) over the rows of
+  data/features/windows.csv, read again from data/index at their `start_s`. Writes
+  data/sidecar_features/ (windows.csv: the main rows in the main order; embedding.npy
+  [n_windows, 1024] float32; meta.json), knobs in `sidecar.extract`.
+- Default mode (`backbone.name: birdnet_v24`): the backbone already is BirdNET and
+  data/features/embedding.npy already is its final embedding, so nothing runs twice: only
+  data/sidecar_features/meta.json, pointing to data/features with the sha256 of its windows.csv and
+  embedding.npy (birdclef_eos/data/features.py `save_pointer`; readers use `load_pointed`).
+
+Every window of the main store is readable (extract wrote only the ones it could read), so an
+unreadable file here is an error naming it. Not resumable (extract is): a killed run starts over.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from birdclef_eos.audio.windows import forward
+from birdclef_eos.backbone import birdnet
+from birdclef_eos.backbone.runner import Backbone
+from birdclef_eos.data import features as store
+from birdclef_eos.data.plans import plan_of_windows
+from birdclef_eos.io.files import sha256_file
+from stages.paths import FEATURES, INDEX, SIDECAR_FEATURES
+
+PARAMS = ("sidecar.extract", "backbone.name", "backbone.birdnet", "dataset.sample_rate")
+SIDECAR_BACKBONE = "birdnet_v24"   # the sidecar's model; when the main backbone is this one, its embedding is reused
+NAME = "embedding"                 # the one array the sidecar head reads
+
+
+@dataclass
+class SidecarFeaturesResult:
+    """What the sidecar_features notebook shows. mode: "reuse" (default mode: a pointer to
+    data/features) or "extract" (real-data mode: BirdNET over the main windows); n_windows: rows
+    (= data/features/windows.csv rows); channels: the embedding width (BirdNET: 1024); equivalence:
+    the conversion check per test signal (extract mode only, else None)."""
+    mode: str
+    backbone: str
+    n_windows: int
+    channels: int
+    seconds: float
+    windows_per_s: float | None
+    equivalence: dict | None
+
+
+def open_birdnet(params: dict, prepared: dict) -> Backbone:
+    """The extract runner over the converted BirdNET with no block outputs, at the `sidecar.extract`
+    knobs: its features hold BirdNET's final embedding for 5-s chunks at `dataset.sample_rate`."""
+    cfg = params["sidecar"]["extract"]
+    return Backbone(prepared["onnx"], birdnet.runner_spec(birdnet.read_labels(prepared["labels"])), {"blocks": []},
+                    threads=cfg["threads"], batch_size=cfg["batch_size"], chunk_mapping=cfg["chunk_mapping"],
+                    input_rate=params["dataset"]["sample_rate"], progress=False, frontend=cfg["frontend"],
+                    provider=params["runtime"]["provider"])
+
+
+def run(params: dict, key: str | None = None, runner=None) -> SidecarFeaturesResult:
+    main_backbone = params["backbone"]["name"]
+    started = time.perf_counter()
+    if main_backbone == SIDECAR_BACKBONE:
+        meta = store.save_pointer(SIDECAR_FEATURES, FEATURES, [NAME], {"backbone": SIDECAR_BACKBONE, "mode": "reuse"})
+        return SidecarFeaturesResult(mode="reuse", backbone=SIDECAR_BACKBONE, n_windows=meta["n_windows"],
+                                     channels=meta["channels"][NAME], seconds=time.perf_counter() - started,
+                                     windows_per_s=None, equivalence=None)
+
+    cfg, bn = params["sidecar"]["extract"], params["backbone"]["birdnet"]
+    prepared = birdnet.prepare(bn, Path(os.path.expanduser(params["runtime"]["cache_dir"])))
+    report = birdnet.equivalence(prepared["tflite"], prepared["onnx"])
+    birdnet.check_equivalence(report, bn["max_logit_diff"], prepared["onnx"])
+    windows, _, main_meta = store.load(FEATURES, names=[])
+    plan = plan_of_windows(INDEX, windows)
+    runner = runner or open_birdnet(params, prepared)
+    extracted = time.perf_counter()
+    _, arrays, _ = forward(runner, plan, [NAME], cfg["batch_windows"], "error",
+                           params["dataset"]["sample_rate"], desc="sidecar_features")
+    seconds = time.perf_counter() - extracted
+    embedding = arrays[NAME].astype(np.float32)
+    meta = {"backbone": SIDECAR_BACKBONE, "mode": "extract", "main_backbone": main_backbone,
+            "onnx_sha256": sha256_file(prepared["onnx"]), "conversion_key": prepared["key"],
+            "equivalence": report, "chunk_mapping": cfg["chunk_mapping"], "n_windows": len(windows),
+            "channels": {NAME: int(embedding.shape[1])}, "windows": main_meta.get("windows"),
+            "main_windows_sha256": sha256_file(FEATURES / "windows.csv")}
+    store.save(SIDECAR_FEATURES, windows, {NAME: embedding}, meta)
+    return SidecarFeaturesResult(mode="extract", backbone=SIDECAR_BACKBONE, n_windows=len(windows),
+                                 channels=int(embedding.shape[1]), seconds=time.perf_counter() - started,
+                                 windows_per_s=len(windows) / max(seconds, 1e-9), equivalence=report)

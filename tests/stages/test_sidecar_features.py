@@ -1,0 +1,88 @@
+"""The sidecar's features (issue 18): in real-data mode (the perch_tiny fixture stands in for
+Perch v2) BirdNET V2.4 runs over every window the main extraction wrote, one row per main window in
+the same order; in the default mode (the backbone already is BirdNET) nothing is extracted twice:
+the store only points to the main embedding."""
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from birdclef_eos.audio.decode import load_window
+from birdclef_eos.backbone import birdnet
+from birdclef_eos.backbone.runner import Backbone
+from birdclef_eos.data import features as store
+from stages import extract, sidecar_features
+from stages.params import load_params
+from tests.fakes.backbone_fixtures import probed_perch_tiny
+from tests.fakes.probe_fakes import SR, FakeBackbone, make_index
+
+REPO = load_params()
+BIRDNET_WIDTH = 1024
+
+
+def params(backbone: str) -> dict:
+    return {"extract": {"windows_per_recording": 1, "tta_shifts": [-1.0, 0.0], "on_bad_audio": "error",
+                        "batch_windows": 8, "seed": 0, "logits": "all"},
+            "backbone": {**REPO["backbone"], "name": backbone, "chunk_mapping": "center", "batch_size": 4,
+                         "threads": 1, "frontend": "graph"},
+            "dataset": {"sample_rate": SR}, "runtime": REPO["runtime"],
+            "sidecar": {"extract": {**REPO["sidecar"]["extract"], "batch_windows": 8, "threads": 1}}}
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    # 2 focal windows, 3 labelled + 3 unlabelled chunks, 3 test chunks x 2 shifts: 14 windows
+    make_index(tmp_path, n_species=2, recordings=1, soundscapes=2, tests=1)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_perch_mode_extracts_birdnet_over_the_main_windows(workdir):
+    probed, spec, blocks = probed_perch_tiny()
+    shutil.copyfile(blocks, workdir / "models" / "blocks.json")
+    perch = Backbone(probed, spec, blocks, threads=1, batch_size=4, chunk_mapping="center", input_rate=SR,
+                     progress=False)
+    extract.run(params("perch_tiny"), runner=perch)
+    main_windows, main_arrays, _ = store.load("data/features", names=["embedding"])
+
+    out = sidecar_features.run(params("perch_tiny"))
+    windows, arrays, meta = store.load("data/sidecar_features")
+    assert out.mode == "extract" and meta["backbone"] == "birdnet_v24" and meta["main_backbone"] == "perch_tiny"
+    pd.testing.assert_frame_equal(windows, main_windows)  # one row per main window, same order
+    assert sorted(arrays) == ["embedding"] and arrays["embedding"].shape == (len(main_windows), BIRDNET_WIDTH)
+    assert main_arrays["embedding"].shape[1] != BIRDNET_WIDTH  # the main store holds perch_tiny's embedding
+    assert np.isfinite(arrays["embedding"]).all() and arrays["embedding"].dtype == np.float32
+    assert all(r["top_class_onnx"] == r["top_class_tflite"] for r in out.equivalence.values())
+
+    # rows are BirdNET on exactly their window: a focal one and a shifted test one, read directly
+    prepared = birdnet.prepare(REPO["backbone"]["birdnet"], __import__("pathlib").Path(
+        REPO["runtime"]["cache_dir"]).expanduser())
+    runner = sidecar_features.open_birdnet(params("perch_tiny"), prepared)
+    index = pd.read_csv("data/index/soundscapes.csv").set_index("soundscape_id")["path"]
+    recs = pd.read_csv("data/index/recordings.csv").set_index("recording_id")["path"]
+    for i in [0, len(windows) - 1]:
+        row = windows.iloc[i]
+        path = recs[row.file_id] if row.source == "focal" else index[row.file_id]
+        direct = runner.features(load_window(path, row.start_s, 5.0, SR)[None]).embedding[0]
+        assert np.allclose(direct, arrays["embedding"][i], atol=1e-4), (i, row.source, row.shift_s)
+
+
+def test_default_mode_reuses_the_main_embedding(workdir):
+    extract.run(params("birdnet_v24"), runner=FakeBackbone())
+    out = sidecar_features.run(params("birdnet_v24"))
+    assert out.mode == "reuse" and out.equivalence is None
+    assert sorted(p.name for p in (workdir / "data/sidecar_features").iterdir()) == ["meta.json"]  # no second copy
+    meta = json.loads((workdir / "data/sidecar_features/meta.json").read_text())
+    assert meta["reuses"] == "data/features" and meta["n_windows"] == 14
+    windows, arrays, _ = store.load_pointed("data/sidecar_features", "data/features", ["embedding"])
+    main_windows, main_arrays, _ = store.load("data/features", names=["embedding"])
+    pd.testing.assert_frame_equal(windows, main_windows)
+    assert np.array_equal(arrays["embedding"], main_arrays["embedding"])
+
+    # a main store that changed after the pointer was written is caught, naming the file
+    extract.run({**params("birdnet_v24"), "extract": {**params("birdnet_v24")["extract"], "seed": 1}},
+                runner=FakeBackbone())
+    with pytest.raises(store.FeatureStoreError, match="windows.csv is not the file it points to"):
+        store.load_pointed("data/sidecar_features", "data/features", ["embedding"])
