@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 import os
 import shutil
 import subprocess
@@ -55,6 +56,10 @@ def write_attn_head(folder, blocks_json, species, seed=0, folds=2):
     for k in range(folds):
         torch.manual_seed(seed + k)
         torch.save(heads.build_head(config["model"]).state_dict(), folder / f"fold_{k}.pt")
+    metrics = Path("build/metrics/train") / folder.name  # what train writes (Figure 3 reads the head's blocks)
+    metrics.mkdir(parents=True)
+    (metrics / "metrics.json").write_text(json.dumps({"head": "attn", "blocks": config["blocks"],
+                                                      "folds": [{}] * folds}))
 
 
 def write_oof(path, chunks_csv, species, seed=0):
