@@ -24,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 LIMIT_S = 30.0
 STAGE = re.compile(r"Running stage '([^']+)'")
+RESTORED = re.compile(r"Stage '([^']+)' is cached - skipping run")  # DVC's run-cache: no work was timed
 
 
 def sh(args: list[str], cwd: Path) -> str:
@@ -49,11 +50,12 @@ def main(argv: list[str] | None = None) -> int:
         out = sh(["dvc", "exp", "run", "-S", f"blend.weight={args.weight}"], clone)
         seconds = time.perf_counter() - started
         diff = sh(["dvc", "metrics", "diff", "--md"], clone)
-    ran = STAGE.findall(out)
+    ran, restored = STAGE.findall(out), RESTORED.findall(out)
     full = json.loads((ROOT / "benchmarks/results/default_run.json").read_text()) \
         if (ROOT / "benchmarks/results/default_run.json").exists() else None
     result = {"command": f"dvc exp run -S blend.weight={args.weight}", "seconds": round(seconds, 1), "limit_s": LIMIT_S,
               "ratio_to_limit": round(seconds / LIMIT_S, 3), "stages_run": ran,
+              "restored_from_run_cache": restored,  # non-empty: this weight ran before; pass a new --weight
               "full_run_s": full["total_s"] if full else None,
               "share_of_full_run": round(seconds / full["total_s"], 4) if full else None,
               "metrics_diff": diff, "load_average_1min": round(os.getloadavg()[0], 2),
@@ -63,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(diff)
     print(f"{result['command']}: {seconds:.1f} s ({seconds / LIMIT_S:.2f} of the {LIMIT_S:.0f}-s limit"
-          + (f", {result['share_of_full_run']:.1%} of the full run" if full else "") + f"); stages: {', '.join(ran)} -> {path}")
+          + (f", {result['share_of_full_run']:.1%} of the full run" if full else "") + f"); stages: {', '.join(ran)}"
+          + (f"; restored from the run-cache (not timed work): {', '.join(restored)}" if restored else "") + f" -> {path}")
     return 0
 
 
