@@ -11,7 +11,6 @@ Writes build/metrics/blend/blend.json: each blend's resolved weights, space, tax
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 
@@ -117,10 +116,7 @@ def run(params: dict, key: str | None = None) -> BlendResult:
                     "taxonomy": None if spec.taxonomy is None else {"genus": spec.taxonomy[0], "class": spec.taxonomy[1]},
                     "parts": {p: shas[p] for p in spec.weights},  # sha256 of each part's submission.csv
                     "rows": len(sub), "labels": sub.shape[1] - 1}
-        with atomic_dir(SUBMISSIONS / name) as tmp:
-            sub.to_csv(tmp / "submission.csv", index=False, float_format="%.6f")
-            manifest["submission_sha256"] = sha256_file(tmp / "submission.csv")
-            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, allow_nan=False) + "\n")
+        manifest = submission.write_folder(SUBMISSIONS / name, sub, manifest)
         shas[name] = manifest["submission_sha256"]
         out[name] = {k: manifest[k] for k in ("weights", "space", "taxonomy", "rows", "labels", "submission_sha256")}
     with atomic_dir(BLEND_METRICS) as tmp:

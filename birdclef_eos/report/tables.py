@@ -6,7 +6,6 @@ and returns the text; the stage writes it under paper/tables/.
 from __future__ import annotations
 
 import pandas as pd
-from scipy.stats import spearmanr
 
 
 def fmt(x, digits: int) -> str:
@@ -53,6 +52,8 @@ def probe_vs_weights(probe: dict[int, dict], blocks: list[int], mean_weights: li
                      weight_name: str, reported: dict | None) -> tuple[str, float]:
     """The probe's accuracy and rank of each block the head read, beside the head's learned
     weight per block; returns (markdown, Spearman rho)."""
+    from scipy.stats import spearmanr  # here, not at the top: half a second for every stage reading tables
+
     acc = [probe[b]["accuracy"] for b in blocks]
     rho = float(spearmanr(acc, mean_weights).statistic) if len(blocks) > 1 else float("nan")
     probe_order = [b for _, b in sorted(zip(acc, blocks), key=lambda t: (-t[0], t[1]))]

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
+
+from birdclef_eos.scoring.metric import average_ranks
 
 from birdclef_eos.scoring.postprocess import taxonomy_smooth
 
@@ -125,7 +126,7 @@ def rank_columns(P: np.ndarray) -> np.ndarray:
     n = len(P)
     if n < 2:
         return np.full_like(P, 0.5)
-    return (rankdata(P, axis=0, method="average") - 1.0) / (n - 1.0)
+    return (average_ranks(P) - 1.0) / (n - 1.0)
 
 
 def mix(arrays: dict[str, np.ndarray], weights: dict[str, float], space: str) -> np.ndarray:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
 
 class MetricError(ValueError):
@@ -41,7 +40,7 @@ def macro_auc(y_true: np.ndarray, y_score: np.ndarray) -> float:
 def column_aucs(y_true: np.ndarray, y_score: np.ndarray) -> np.ndarray:
     """ROC-AUC of every column [C] of boolean labels [N, C] against scores [N, C]; each column
     needs a positive and a negative. Ranks are half-integers, so the rank sums are exact."""
-    ranks = rankdata(y_score, axis=0)  # average ranks for ties
+    ranks = average_ranks(y_score)
     n_pos = y_true.sum(axis=0).astype(np.float64)
     n_neg = len(y_true) - n_pos
     u = np.where(y_true, ranks, 0.0).sum(axis=0) - n_pos * (n_pos + 1) / 2
@@ -61,3 +60,21 @@ def score(solution: pd.DataFrame, submission: pd.DataFrame, row_id: str = "row_i
     if sub[labels].isna().any().any():
         raise MetricError("submission is missing rows of the solution or has NaN scores")
     return macro_auc(solution[labels].to_numpy(), sub[labels].to_numpy())
+
+
+def average_ranks(scores: np.ndarray) -> np.ndarray:
+    """1-based ranks of each column of ``scores`` [N, C], ties sharing their average rank (what
+    scipy.stats.rankdata(axis=0) gives, without importing scipy.stats: half a second per stage)."""
+    n = len(scores)
+    order = np.argsort(scores, axis=0, kind="mergesort")
+    ordered = np.take_along_axis(scores, order, axis=0)
+    row = np.arange(n)[:, None]
+    starts = np.ones(ordered.shape, dtype=bool)
+    starts[1:] = ordered[1:] != ordered[:-1]                    # first row of each tie group
+    ends = np.ones(ordered.shape, dtype=bool)
+    ends[:-1] = starts[1:]                                      # last row of each tie group
+    first = np.maximum.accumulate(np.where(starts, row, 0), axis=0)
+    last = np.minimum.accumulate(np.where(ends, row, n - 1)[::-1], axis=0)[::-1]
+    ranks = np.empty(ordered.shape, dtype=np.float64)
+    np.put_along_axis(ranks, order, (first + last) / 2 + 1, axis=0)
+    return ranks

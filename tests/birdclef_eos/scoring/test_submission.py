@@ -57,3 +57,14 @@ def test_sha256_of_files_and_folders(tmp_path):
         "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",   # sha256("")
     ]
     assert list(digests)[0].endswith("m/fold_0.pt")
+
+
+@pytest.mark.parametrize("frame", [
+    pd.DataFrame({"row_id": ["f_5", "f_10"], "a": [0.1234567, -0.0], "b": np.array([1e-9, 0.5], np.float32)}),
+    pd.DataFrame({"row_id": ["f_5", "f_10"], "a": [0.5, np.nan]}),       # NaN: pandas writes an empty field
+    pd.DataFrame({"row_id": ['f,"5', "f_10"], "a": [0.5, 0.25]}),        # a field pandas quotes
+    pd.DataFrame({"row_id": [1, 2], "a": [0.5, 0.25]}),                  # not a submission's shape
+])
+def test_csv_text_is_pandas_to_csv_byte_for_byte(frame):
+    assert sb.csv_text(frame) == frame.to_csv(index=False, float_format="%.6f")
+    assert sb.csv_text(frame, "%.6g") == frame.to_csv(index=False, float_format="%.6g")
