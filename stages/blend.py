@@ -112,6 +112,7 @@ def run(params: dict, key: str | None = None) -> BlendResult:
             submission.validate(sub, sample, name=f"blend '{name}'")
         frames[name] = sub
         manifest = {"submission": name, "kind": "blend", "entry": entries[name], "sidecar": side or None,
+                    "shared": shared,  # the `blend:` section resolved with: a Kaggle kernel (bundle stage) carries it
                     "weights": spec.weights, "space": spec.space,
                     "taxonomy": None if spec.taxonomy is None else {"genus": spec.taxonomy[0], "class": spec.taxonomy[1]},
                     "parts": {p: shas[p] for p in spec.weights},  # sha256 of each part's submission.csv

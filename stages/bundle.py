@@ -7,13 +7,13 @@ version of the model dataset stops before predicting. Both are DVC outputs: a re
 version in the cache and never overwrites the bytes a Kaggle score belongs to (`git checkout <tag>
 && dvc checkout` brings them back).
 
-A blend bundle's notebook carries the shared `blend:` section (weight, space, taxonomy; ``BLEND``),
-which the kernel resolves the entry's weights with (birdclef_eos/bundle/infer.py, with the blend
-stage's ``resolve_blend``); the model folder carries the entry, not the section. So `dvc exp run -S
-blend.weight=0.08` re-runs these stages (DVC foreach cannot give one key params of its own, so every
-bundle@* re-runs; a predict bundle writes the same bytes again) and not model_folder. Hence this stage
-is cheap: no notebook (``NOTEBOOK = False``: stages/notebook.py calls ``run`` and prints its result),
-well under a second.
+A blend bundle's notebook carries the shared `blend:` section (weight, space, taxonomy; ``BLEND``)
+that its submission was made with, read from submissions/<submission>/manifest.json (the blend stage
+records it there), and the kernel resolves the entry's weights with it (birdclef_eos/bundle/infer.py,
+with the blend stage's ``resolve_blend``); the model folder carries the entry, not the section. So
+`dvc exp run -S blend.weight=0.08` re-runs bundle@eos7 (its submission's manifest changed) and neither
+model_folder nor a predict bundle such as bundle@v6. This stage is cheap: no notebook (``NOTEBOOK =
+False``: stages/notebook.py calls ``run`` and prints its result), well under a second.
 """
 from __future__ import annotations
 
@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 from birdclef_eos.bundle import kernel
 from birdclef_eos.io.files import atomic_dir, read_json, sha256_file
-from stages.paths import KERNELS, MODEL_FOLDER
+from stages.paths import KERNELS, MODEL_FOLDER, SUBMISSIONS
 
-PARAMS = ("kaggle", "bundles.{key}", "blend")
-NOTEBOOK = False  # re-run on every `blend.*` change, per bundle: a papermill notebook would cost 5x the work
+PARAMS = ("kaggle", "bundles.{key}")
+NOTEBOOK = False  # a blend bundle re-runs on every `blend.*` change: a papermill notebook would cost 5x the work
 
 
 class BundleStageError(ValueError):
@@ -34,7 +34,7 @@ class BundleStageError(ValueError):
 @dataclass
 class BundleResult:
     """What the stage prints: the kernel's id and files, the manifest it pins, the bundle's config
-    (``weights``: a blend bundle's weights as the kernel resolves them with the current `blend:`)."""
+    (``weights``: a blend bundle's weights as the kernel resolves them with its submission's `blend:`)."""
     bundle: str
     kernel_id: str
     folder: str
@@ -71,8 +71,14 @@ def run(params: dict, key: str | None = None) -> BundleResult:
     slug = f"{k['kernel_prefix']}-{key}".lower().replace("_", "-")
     dataset = f"{k['owner']}/{k['model_dataset']}"
     code_file = f"{slug}.ipynb"
-    weights = blend_weights(config, params["blend"])
-    shared = params["blend"] if weights is not None else None
+    shared = None
+    if config["kind"] == "blend":
+        made = read_json(SUBMISSIONS / config["submission"] / "manifest.json", "run the blend stage")
+        if "shared" not in made:
+            raise BundleStageError(f"{SUBMISSIONS}/{config['submission']}/manifest.json: no `shared` blend section; "
+                                   f"re-run the blend stage")
+        shared = made["shared"]
+    weights = blend_weights(config, shared) if shared is not None else None
     nb = kernel.notebook(key, config, dataset, k["competition"], pinned, shared,
                          ", ".join(f"{p} {w}" for p, w in (weights or {}).items()))
     meta = kernel.metadata(slug, k["owner"], f"{k['kernel_prefix']} {key}", code_file, dataset, k["competition"])

@@ -148,12 +148,16 @@ def test_eos7_bundle_reproduces_the_blend(workspace, tmp_path):
 
 
 def test_a_blend_weight_change_rebuilds_the_kernel_not_the_model_folder(workspace, tmp_path, monkeypatch):
-    """`dvc exp run -S blend.weight=...` (issue 17): model_folder does not list `blend`, and re-run with
-    another weight it writes the same manifest; the eos7 kernel notebook changes, and run it still
-    writes exactly the blend stage's submissions/eos7 at the new weight."""
+    """`dvc exp run -S blend.weight=...` (issue 17): neither model_folder nor the bundles list `blend`
+    (the eos7 bundle reads the section from submissions/eos7/manifest.json, which dvc.yaml names as its
+    dep); re-run with another weight the model folder writes the same manifest; the eos7 kernel
+    notebook changes, v6's does not, and the eos7 kernel still writes exactly the blend stage's
+    submissions/eos7 at the new weight."""
     root, _, _ = workspace
     monkeypatch.chdir(root)
-    assert "blend" not in model_folder.PARAMS and "blend" in bundle.PARAMS
+    assert "blend" not in model_folder.PARAMS and "blend" not in bundle.PARAMS
+    template = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["bundle"]["do"]
+    assert "submissions/${item.submission}/manifest.json" in template["deps"]
     manifest = (root / "bundles/models/manifest.json").read_bytes()
     eos7_nb, v6_nb = root / "bundles/kernels/eos7/birdclef-eos-eos7.ipynb", root / "bundles/kernels/v6/birdclef-eos-v6.ipynb"
     before, v6_before = eos7_nb.read_bytes(), v6_nb.read_bytes()
