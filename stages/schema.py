@@ -116,6 +116,28 @@ POSTPROCESS = {
     "tax_class_alpha": Num(0, 1),
 }
 
+# a sequence head's model and optimiser knobs: the heads (`train.`) and the sidecar head
+# (`sidecar.head.`) have the same ones
+HEAD_KNOBS: dict[str, Knob] = {
+    "model.d": Int(1),
+    "model.heads": Int(1),
+    "model.ffn": Int(1),
+    "model.dropout": Num(0, 1, hi_open=True),
+    "optim.epochs": Int(1),
+    "optim.patience": Int(1),
+    "optim.min_delta": Num(0),
+    "optim.batch_size": Int(1),
+    "optim.lr": Num(0, lo_open=True),
+    "optim.weight_decay": Num(0),
+    "optim.mixup_alpha": Num(0),
+    "optim.samples_per_epoch": Int(1, nullable=True, optional=True),
+}
+
+
+def head_knobs(prefix: str) -> dict[str, Knob]:
+    return {f"{prefix}.{name}": knob for name, knob in HEAD_KNOBS.items()}
+
+
 SCHEMA: dict[str, Knob] = {
     "dataset.source": Str("synthetic", "birdclef"),
     "dataset.root": Str(),
@@ -209,18 +231,7 @@ SCHEMA: dict[str, Knob] = {
     "train.n_folds": Int(2),
     "train.fold_salt": Str(),
     "train.secondary_weight": Num(0, 1),
-    "train.model.d": Int(1),
-    "train.model.heads": Int(1),
-    "train.model.ffn": Int(1),
-    "train.model.dropout": Num(0, 1, hi_open=True),
-    "train.optim.epochs": Int(1),
-    "train.optim.patience": Int(1),
-    "train.optim.min_delta": Num(0),
-    "train.optim.batch_size": Int(1),
-    "train.optim.lr": Num(0, lo_open=True),
-    "train.optim.weight_decay": Num(0),
-    "train.optim.mixup_alpha": Num(0),
-    "train.optim.samples_per_epoch": Int(1, nullable=True, optional=True),
+    **head_knobs("train"),
     "train.optim.mix_lr_scale": Num(0, lo_open=True),
     "train.variants.*.head": Str("scalarmix", "attn", "residual"),
     "train.variants.*.soundscape_fraction": Num(0, 1),
@@ -305,18 +316,7 @@ SCHEMA: dict[str, Knob] = {
     "sidecar.extract.batch_windows": Int(1),
     "sidecar.head.type": Str("attn", "residual"),
     "sidecar.head.soundscape_fraction": Num(0, 1),
-    "sidecar.head.model.d": Int(1),
-    "sidecar.head.model.heads": Int(1),
-    "sidecar.head.model.ffn": Int(1),
-    "sidecar.head.model.dropout": Num(0, 1, hi_open=True),
-    "sidecar.head.optim.epochs": Int(1),
-    "sidecar.head.optim.patience": Int(1),
-    "sidecar.head.optim.min_delta": Num(0),
-    "sidecar.head.optim.batch_size": Int(1),
-    "sidecar.head.optim.lr": Num(0, lo_open=True),
-    "sidecar.head.optim.weight_decay": Num(0),
-    "sidecar.head.optim.mixup_alpha": Num(0),
-    "sidecar.head.optim.samples_per_epoch": Int(1, nullable=True, optional=True),
+    **head_knobs("sidecar.head"),
     "sidecar.head.tta": Knob("numbers"),
     "shakeup.rows": Knob("names"),
     "shakeup.splits": Int(1),
