@@ -121,11 +121,16 @@ def run_notebook(stage: str, key: str | None = None, params: dict | None = None,
 def run_stage(stage: str, key: str | None = None) -> str:
     """Run a stage: its notebook, or its ``run`` directly when its module sets ``NOTEBOOK = False``;
     return what to print (the report written, or the run's result)."""
+    # a notebook stage's module is imported only inside the kernel: importing it here too (torch,
+    # sklearn, ...) cost about 2 s per stage. tests/stages/test_layout.py holds that a stage has a
+    # notebook exactly when its module does not set ``NOTEBOOK = False``.
+    if (NOTEBOOKS / f"{stage}.ipynb").exists():
+        return f"wrote {run_notebook(stage, key)}"
     module = importlib.import_module(f"stages.{stage}")
-    if getattr(module, "NOTEBOOK", True) is False:
-        result = module.run(stage_params(stage, key), key)
-        return f"wrote {result}" if isinstance(result, (str, Path)) else str(result)
-    return f"wrote {run_notebook(stage, key)}"
+    if getattr(module, "NOTEBOOK", True) is not False:
+        raise NotebookError(f"{NOTEBOOKS / (stage + '.ipynb')}: notebook for stage '{stage}' not found")
+    result = module.run(stage_params(stage, key), key)
+    return f"wrote {result}" if isinstance(result, (str, Path)) else str(result)
 
 
 def main(argv: list[str] | None = None) -> int:

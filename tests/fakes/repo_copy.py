@@ -46,6 +46,10 @@ def deep_update(base: dict, override: dict) -> dict:
 def make_repo(dest: Path, overrides: dict) -> Path:
     """A git-initialised copy of the repo with ``overrides`` merged into params.yaml."""
     copy_repo(dest)
+    # the conversion environment (BirdNET's TFLite -> ONNX), which a stage finds by a path relative to
+    # the repository: without it a fresh machine's first BirdNET conversion would fail in the copy
+    if (REPO / ".venv-convert").exists() and not (dest / ".venv-convert").exists():
+        (dest / ".venv-convert").symlink_to(REPO / ".venv-convert")
     params = yaml.safe_load((dest / "params.yaml").read_text())
     (dest / "params.yaml").write_text(yaml.safe_dump(deep_update(params, overrides), sort_keys=False))
     sh(["git", "init", "-q"], dest)
