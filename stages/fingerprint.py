@@ -7,6 +7,11 @@ count, bytes and, per top-level entry, a sha256 over the sorted (path, size, mod
 listing (`folder_fingerprint`). The dataset stage depends on that file, whose bytes change only
 when the folder does, so `dataset` (and what follows it) re-runs exactly then. In synthetic mode
 the file is `{"source": "synthetic"}`.
+
+Being always changed and first in `dvc repro`, this stage is also where a user's input path that lies
+on an output is refused (`stages.params.stage_params` -> `stages.schema.check_outputs_apart`), before the
+`dataset` stage's outputs (or any later stage's) are deleted by DVC. `dvc exp run` is the exception:
+DVC force-checks-out every output before it runs any stage (docs/reliability.md).
 """
 from __future__ import annotations
 

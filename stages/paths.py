@@ -6,6 +6,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PARAMS_FILE = ROOT / "params.yaml"
+DVC_YAML = ROOT / "dvc.yaml"            # the stages and their outs (input paths must stay off them)
 NOTEBOOKS = ROOT / "notebooks"
 REPORTS = ROOT / "reports"
 

@@ -930,6 +930,108 @@ RULES = (
 )
 
 
+# ---------- input paths against the pipeline's outputs ----------
+# DVC deletes a stage's outputs right before it runs the stage's command, so a check inside that stage
+# comes too late: a user's folder that lies on an output is gone by then. `stage_params` runs this check
+# in every stage, and the `fingerprint` stage (always changed, first in `dvc repro` and upstream of
+# `dataset`) runs it before any stage that reads the data deletes anything.
+
+# knob -> when the pipeline reads the path it names (a path that is not read cannot be lost)
+INPUT_PATHS: dict[str, Callable[[dict], bool]] = {
+    "dataset.root": lambda p: get(p, "dataset.source") == "birdclef",
+    "backbone.perch_v2.path": lambda p: get(p, "backbone.name") == "perch_v2",
+    "backbone.birdnet.convert_python": lambda p: True,
+    "base.file": lambda p: get(p, "base.source") == "file",
+    "vit.sizes.*.init": lambda p: True,
+    "runtime.cache_dir": lambda p: True,
+}
+PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
+
+
+def input_paths(params: dict) -> list[tuple[str, str]]:
+    """(knob, path) of every user input path the pipeline reads with these params (``*`` expanded)."""
+    out = []
+    for pattern, used in INPUT_PATHS.items():
+        head, _, tail = pattern.partition(".*.")
+        names = [(pattern, get(params, pattern))] if not tail else [
+            (f"{head}.{k}.{tail}", get(v, tail)) for k, v in (get(params, head) or {}).items() if isinstance(v, dict)]
+        out += [(knob, value) for knob, value in names if isinstance(value, str) and value and used(params)]
+    return out
+
+
+def stage_outputs(dvc_yaml: dict, params: dict) -> list[tuple[str, str]]:
+    """(stage, path) of every output in dvc.yaml, foreach stages expanded over their params entry as
+    DVC does (``${key}``, ``${item}``, ``${item.x}``, ``${section.knob}``). A placeholder that does not
+    resolve keeps the folder before it (so the check stays on the safe side)."""
+    out = []
+    for name, stage in (dvc_yaml.get("stages") or {}).items():
+        if "foreach" in stage:
+            m = PLACEHOLDER.fullmatch(str(stage["foreach"]).strip())
+            items = get(params, m.group(1)) if m else stage["foreach"]
+            pairs = list(items.items()) if isinstance(items, dict) else [(None, v) for v in items or []]
+            body = stage.get("do") or {}
+        else:
+            pairs, body = [(None, None)], stage
+        for key, item in pairs:
+            for entry in body.get("outs") or []:
+                path = next(iter(entry)) if isinstance(entry, dict) else str(entry)
+                out.append((name if key is None else f"{name}@{key}", interpolate(path, key, item, params)))
+    return out
+
+
+def interpolate(path: str, key, item, params: dict) -> str:
+    def value(expr: str):
+        head, _, rest = expr.strip().partition(".")
+        if head == "key":
+            return key
+        if head == "item":
+            return get(item, rest) if rest else item
+        return get(params, expr.strip())
+
+    parts, pos = [], 0
+    for m in PLACEHOLDER.finditer(path):
+        v = value(m.group(1))
+        if v is None or isinstance(v, (dict, list)):  # unresolved: the folder the placeholder sits in
+            prefix = "".join(parts) + path[pos:m.start()]
+            return prefix if prefix.endswith("/") else prefix.rpartition("/")[0]
+        parts += [path[pos:m.start()], str(v)]
+        pos = m.end()
+    return "".join(parts) + path[pos:]
+
+
+def overlaps(params: dict, dvc_yaml: dict, root: Path) -> list[Problem]:
+    """A problem per input path that lies inside, equals or contains an output of a stage (both
+    resolved against ``root``, symlinks followed): DVC would delete it before the stage runs."""
+    def resolved(text: str) -> Path:
+        p = Path(text).expanduser()
+        return (p if p.is_absolute() else root / p).resolve()
+
+    outs = [(stage, path, resolved(path)) for stage, path in stage_outputs(dvc_yaml, params) if path]
+    problems = []
+    for knob, text in input_paths(params):
+        mine = resolved(text)
+        for stage, path, theirs in outs:
+            if mine == theirs or mine.is_relative_to(theirs):
+                how = f"lies inside {path}" if mine != theirs else f"is {path}"
+            elif theirs.is_relative_to(mine):
+                how = f"contains {path}"
+            else:
+                continue
+            problems.append(Problem(knob, text, f"{how}, an output of stage '{stage}', which DVC deletes before "
+                                    "that stage runs; keep your files outside every path dvc.yaml lists under outs"))
+            break
+    return problems
+
+
+def check_outputs_apart(params: dict, dvc_yaml_path: str | Path, source: str = "params.yaml") -> None:
+    """Raise ParamsError when an input path of ``params`` lies on a path the pipeline writes."""
+    dvc_yaml_path = Path(dvc_yaml_path)
+    problems = overlaps(params, read_yaml(dvc_yaml_path, ParamsError) or {}, dvc_yaml_path.resolve().parent)
+    if problems:
+        lines = "\n".join(f"  {p}" for p in problems)
+        raise ParamsError(f"{source}: {len(problems)} problem(s):\n{lines}", problems)
+
+
 # ---------- the entry points ----------
 
 def check(params: dict, sections: list[str] | None = None, n_blocks: int | None = None) -> tuple[int, list[Problem]]:
@@ -997,10 +1099,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("params", nargs="?", default="params.yaml")
     ap.add_argument("--blocks-json", default="models/blocks.json",
                     help="the surgery stage's block inventory; block indices are checked against it when present")
+    ap.add_argument("--dvc-yaml", default=None,
+                    help="the pipeline whose outs no input path may touch (default: dvc.yaml beside the params file)")
     args = ap.parse_args(argv)
     try:
         params = load_params(args.params)
         n, problems = check(params, n_blocks=n_blocks_of(args.blocks_json))
+        dvc_yaml = Path(args.dvc_yaml) if args.dvc_yaml else Path(args.params).resolve().parent / "dvc.yaml"
+        if dvc_yaml.exists():
+            problems += overlaps(params, read_yaml(dvc_yaml, ParamsError) or {}, dvc_yaml.resolve().parent)
     except ParamsError as e:
         print(e, file=sys.stderr)
         return 1
