@@ -144,11 +144,11 @@ SCHEMA: dict[str, Knob] = {
     "dataset.scale": Str(),
     "dataset.seed": Int(0),
     "dataset.jobs": Int(1),
-    "dataset.sample_rate": Int(1),
+    "dataset.sample_rate": Int(16000),  # half Perch's 32 kHz input; 1 Hz crashed the generator (zero-size array)
     "dataset.chunk_s": Num(0, lo_open=True),
     "dataset.soundscape_s": Num(0, lo_open=True),
     "dataset.min_overlap_s": Num(0),
-    "dataset.public_fraction": Num(0, 1),
+    "dataset.public_fraction": Num(0, 1, lo_open=True, hi_open=True),  # 0 or 1 leaves a board empty
     "dataset.holdout.share": Num(0, 1, hi_open=True),
     "dataset.holdout.group": Str("file", "site_date"),
     "dataset.holdout.seed": Int(0),
@@ -832,29 +832,123 @@ def rule_ablation(params, n_blocks):
 
 
 def rule_blends(params, n_blocks):
+    """Every check the blend stage applies to the `blends:` entries, before any stage runs: names, parts
+    that exist, no self-reference, no cycle, and the weights resolved as birdclef_eos/scoring/blend.py
+    `resolve_weights` resolves them (`weight` = blend.weight, at most one `rest`, sum 1 unless normalise)."""
     blends, subs = get(params, "blends"), get(params, "submissions")
     others = get(params, "leaderboard.others")
     if not (isinstance(blends, dict) and isinstance(subs, dict)):
         return
     known = set(subs) | set(others if isinstance(others, list) else []) | set(blends)
+    shared = get(params, "blend.weight")
     for name, entry in blends.items():
         if name in subs:
             yield Problem(f"blends.{name}", name, "a blend's name must differ from every predict submission")
         parts = entry.get("parts") if isinstance(entry, dict) else None
         if not isinstance(parts, dict):
             continue
+        if not parts:
+            yield Problem(f"blends.{name}.parts", parts, "expected at least one part")
+            continue
         side = entry.get("sidecar")
         named = [(f"blends.{name}.parts.{p}", p) for p in parts]
         if isinstance(side, dict) and isinstance(side.get("submission"), str):
             named.append((f"blends.{name}.sidecar.submission", side["submission"]))
         for path, part in named:
-            if part not in known:
+            if part == name:
+                yield Problem(path, part, "a blend cannot be a part of itself")
+            elif part not in known:
                 yield Problem(path, part, "expected a submission (submissions, leaderboard.others) or another blend")
-        if part_rest := [p for p, w in parts.items() if w == "rest"]:
-            if len(part_rest) > 1:
-                yield Problem(f"blends.{name}.parts", parts, "at most one part may be `rest`")
-            elif entry.get("normalise"):
-                yield Problem(f"blends.{name}.normalise", True, "normalise with a `rest` part leaves the weights undefined")
+        yield from blend_weights(name, parts, shared, entry.get("normalise") is True)
+    yield from blend_cycles(blends)
+
+
+def blend_weights(name: str, parts: dict, shared, normalise: bool):
+    rest = [p for p, w in parts.items() if w == "rest"]
+    values = [shared if w == "weight" else w for w in parts.values() if w != "rest"]
+    if not all(is_number(v) for v in values):
+        return  # a bad value is already named by its knob
+    total = sum(values)
+    if len(rest) > 1:
+        yield Problem(f"blends.{name}.parts", parts, "at most one part may be `rest`")
+    elif rest and normalise:
+        yield Problem(f"blends.{name}.normalise", True, "normalise with a `rest` part leaves the weights undefined")
+    elif rest and total > 1 + 1e-9:
+        yield Problem(f"blends.{name}.parts", parts, f"the fixed weights sum to {total:g} > 1 (blend.weight = "
+                      f"{shared!r}), nothing left for `rest` ({rest[0]})")
+    elif not rest and normalise and total <= 0:
+        yield Problem(f"blends.{name}.parts", parts, "weights sum to 0; nothing to normalise")
+    elif not rest and not normalise and abs(total - 1) > 1e-6:
+        yield Problem(f"blends.{name}.parts", parts, f"weights sum to {total:g}, not 1 (blend.weight = {shared!r}; "
+                      "give one part `rest`, or set normalise: true)")
+
+
+def blend_cycles(blends: dict):
+    """A problem per set of blends whose parts refer to each other in a cycle (self-reference aside)."""
+    graph = {n: [p for p in (e.get("parts") or {}) if p in blends and p != n]
+             for n, e in blends.items() if isinstance(e, dict) and isinstance(e.get("parts"), dict)}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    reported: set[frozenset] = set()
+
+    def visit(n, trail):
+        state[n] = 1
+        for m in graph.get(n, []):
+            if state.get(m) == 1:
+                cycle = trail[trail.index(m):] + [m]
+                if frozenset(cycle) not in reported:
+                    reported.add(frozenset(cycle))
+                    yield Problem(f"blends.{m}.parts", blends[m]["parts"],
+                                  f"the blends refer to each other in a cycle: {' -> '.join(cycle)}")
+            elif m not in state:
+                yield from visit(m, trail + [m])
+        state[n] = 2
+
+    for n in graph:
+        if n not in state:
+            yield from visit(n, [n])
+
+
+def rule_spectrogram(params, n_blocks):
+    """The mel filterbank's own bounds (birdclef_eos/audio/spectrogram.py) and the shifts a later stage
+    reads from the feature store (stages/spectrogram.py, stages/protossm.py): each must be extracted."""
+    rate, fmin, fmax = (get(params, k) for k in ("dataset.sample_rate", "spectrogram.fmin", "spectrogram.fmax"))
+    if is_number(fmin) and is_number(fmax) and fmin >= fmax:
+        yield Problem("spectrogram.fmin", fmin, f"expected < spectrogram.fmax ({fmax})")
+    if is_number(fmax) and is_int(rate) and fmax > rate / 2:
+        yield Problem("spectrogram.fmax", fmax, f"expected <= dataset.sample_rate / 2 ({rate / 2:g}, the Nyquist frequency)")
+    shifts = get(params, "extract.tta_shifts")
+    for path in ("spectrogram.test_shifts", "base.protossm.tta"):
+        wanted = get(params, path)
+        if isinstance(shifts, list) and isinstance(wanted, list):
+            bad = [t for t in wanted if is_number(t) and t not in shifts]
+            if bad:
+                yield Problem(path, wanted, f"shifts {bad} are not extracted: each must be in extract.tta_shifts {shifts}")
+
+
+def rule_base(params, n_blocks):
+    """The chain's blend needs a weight > 0 (scoring/blend.py `positive_weights`), in base.blend and in
+    every base variant's blend over it; variants re-blend the stand-in's models (base.source: stages)."""
+    base = get(params, "base")
+    if not isinstance(base, dict):
+        return
+    weights = base.get("blend") if isinstance(base.get("blend"), dict) else {}
+    variants = base.get("variants") if isinstance(base.get("variants"), dict) else {}
+    for path, merged in [("base.blend", weights)] + [
+            (f"base.variants.{n}.blend", {**weights, **v["blend"]}) for n, v in variants.items()
+            if isinstance(v, dict) and isinstance(v.get("blend"), dict)]:
+        if all(is_number(w) for w in merged.values()) and not any(w > 0 for w in merged.values()):
+            yield Problem(path, merged, "expected at least one model weight > 0")
+    if base.get("source") not in (None, "stages") and variants:
+        yield Problem("base.variants", list(variants), f"a variant re-blends the stand-in's own models, and "
+                      f"base.source is {base['source']!r}: set base.variants: {{}} (and drop the blends that use them)")
+
+
+def rule_pseudo(params, n_blocks):
+    teacher, variants = get(params, "pseudo.teacher"), get(params, "train.variants")
+    if isinstance(teacher, str) and isinstance(variants, dict) and teacher not in variants:
+        yield Problem("pseudo.teacher", teacher, f"expected a key of train.variants: {' | '.join(variants)}")
+
+
 def rule_vit(params, n_blocks):
     vit, n_folds = get(params, "vit"), get(params, "train.n_folds")
     if not isinstance(vit, dict):
@@ -922,7 +1016,10 @@ RULES = (
     Rule(("leaderboard", "submissions", "blends"), rule_table2),
     Rule(("ablation", "train", "submissions"), rule_ablation),
     Rule(("students", "train"), rule_students),
-    Rule(("blends", "submissions", "leaderboard"), rule_blends),
+    Rule(("blends", "submissions", "leaderboard", "blend"), rule_blends),
+    Rule(("dataset", "spectrogram", "extract", "base"), rule_spectrogram),
+    Rule(("base",), rule_base),
+    Rule(("pseudo", "train"), rule_pseudo),
     Rule(("figures", "submissions", "blends"), rule_figures),
     Rule(("vit", "train"), rule_vit),
     Rule(("sidecar", "extract"), rule_sidecar),
