@@ -10,7 +10,8 @@ the file is `{"source": "synthetic"}`.
 
 Being always changed and first in `dvc repro`, this stage is also where a user's input path that lies
 on an output is refused (`stages.params.stage_params` -> `stages.schema.check_outputs_apart`), before the
-`dataset` stage's outputs (or any later stage's) are deleted by DVC. `dvc exp run` is the exception:
+`dataset` stage's outputs (or any later stage's) are deleted by DVC; its second output,
+data/inputs_checked.json (constant bytes), puts the `checkpoint` stage downstream of it too. `dvc exp run` is the exception:
 DVC force-checks-out every output before it runs any stage (docs/reliability.md).
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from birdclef_eos.io.files import folder_fingerprint, write_json
-from stages.paths import SOURCE_FINGERPRINT
+from stages.paths import INPUTS_CHECKED, SOURCE_FINGERPRINT
 
 PARAMS = ("dataset.source", "dataset.root")
 NOTEBOOK = False  # stages/notebook.py calls run() directly: this stage runs on every repro
@@ -34,6 +35,12 @@ def fingerprint(p: dict) -> dict:
     return {"source": "birdclef", "root": root.as_posix(), **folder_fingerprint(root)}
 
 
+# what data/inputs_checked.json says (constant: a stage that depends on it never re-runs because of it)
+CHECKED = {"checked": "no input path in params.yaml lies on or around an output in dvc.yaml (stages/schema.py)"}
+
+
 def run(params: dict, key: str | None = None) -> Path:
+    """``params`` come from stages.params.stage_params, which has refused input paths on outputs."""
     write_json(SOURCE_FINGERPRINT, fingerprint(params["dataset"]))
+    write_json(INPUTS_CHECKED, CHECKED)
     return SOURCE_FINGERPRINT

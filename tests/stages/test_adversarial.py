@@ -39,28 +39,36 @@ def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
 def competition_at_an_output(tmp_path: Path) -> tuple[Path, Path]:
     """A smoke-size repo copy whose dataset.root is data/birdclef (the dataset stage's output), with
     the user's files there."""
-    repo = make_repo(tmp_path / "repo", copy.deepcopy(SMOKE) | {"dataset": {
-        **SMOKE["dataset"], "source": "birdclef", "root": "data/birdclef"}})
+    repo = make_repo(tmp_path / "repo", copy.deepcopy(SMOKE) | {
+        "dataset": {**SMOKE["dataset"], "source": "birdclef", "root": "data/birdclef"},
+        "backbone": {**SMOKE["backbone"], "name": "perch_v2", "perch_v2": {
+            **SHIPPED["backbone"]["perch_v2"], "path": "models/backbone.onnx"}}})
     user = repo / "data" / "birdclef"
     (user / "train_audio").mkdir(parents=True)
     (user / "taxonomy.csv").write_text("primary_label,inat_taxon_id,scientific_name,common_name,class_name\n")
     (user / "my_notes.txt").write_text("a file the user added\n")
+    (repo / "models").mkdir()
+    (repo / "models" / "backbone.onnx").write_bytes(b"the user's Perch v2 file")  # the checkpoint stage's output
     return repo, user
 
 
 @pytest.mark.skipif(not (VENV_BIN / "dvc").exists(), reason="needs the project venv (setup.sh)")
 def test_a_competition_folder_at_an_output_path_survives_repro(tmp_path):
-    """dataset.root: data/birdclef is the dataset stage's output, which DVC deletes right before it runs
-    that stage: the always-changed fingerprint stage (upstream of dataset) refuses first, naming both."""
+    """dataset.root: data/birdclef is the dataset stage's output, and backbone.perch_v2.path the checkpoint
+    stage's, which DVC deletes right before it runs that stage: the always-changed fingerprint stage
+    (upstream of both) refuses first, naming both paths."""
     repo, user = competition_at_an_output(tmp_path)
-    before = snapshot(user)
-    for args in (["repro"], ["repro", "dataset"]):
+    before, perch = snapshot(user), (repo / "models" / "backbone.onnx").read_bytes()
+    for args in (["repro"], ["repro", "dataset"], ["repro", "checkpoint"]):
         proc = dvc(repo, *args)
         out = proc.stdout + proc.stderr
         assert proc.returncode != 0, f"dvc {' '.join(args)} did not refuse:\n{out[-2000:]}"
         assert "dataset.root = 'data/birdclef': is data/birdclef, an output of stage 'dataset'" in out, out[-2000:]
-        assert "Running stage 'dataset'" not in out
+        assert "backbone.perch_v2.path = 'models/backbone.onnx': is models/backbone.onnx, an output of stage " \
+               "'checkpoint'" in out
+        assert "Running stage 'dataset'" not in out and "Running stage 'checkpoint'" not in out
         assert snapshot(user) == before, f"dvc {' '.join(args)} changed the user's folder"
+        assert (repo / "models" / "backbone.onnx").read_bytes() == perch, f"dvc {' '.join(args)} deleted the Perch file"
 
 
 @pytest.mark.skipif(not (VENV_BIN / "dvc").exists(), reason="needs the project venv (setup.sh)")
