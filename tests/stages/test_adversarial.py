@@ -129,6 +129,19 @@ def test_the_perch_file_at_the_checkpoint_output_is_refused(tmp_path):
                             "of stage 'checkpoint'")
 
 
+def test_a_vit_init_from_its_own_output_is_refused(tmp_path):
+    """Starting the 196-px ViT from the last run's weights: vit@196 would delete them before it reads them."""
+    refused_before_any_work(tmp_path, {"vit.sizes.196.init": "models/vit/196/fold_0.pt"},
+                            "vit.sizes.196.init = 'models/vit/196/fold_0.pt': lies inside models/vit/196, an output "
+                            "of stage 'vit@196'")
+
+
+def test_a_chain_submission_file_inside_the_base_output_is_refused(tmp_path):
+    refused_before_any_work(tmp_path, {"base.source": "file", "base.variants": {},
+                                       "base.file": "submissions/base/submission.csv"},
+                            "base.file = 'submissions/base/submission.csv': lies inside submissions/base")
+
+
 def test_a_symlink_onto_an_output_is_refused(tmp_path):
     """A folder outside the repo that is a link to an output path is that output (symlinks followed)."""
     repo = tmp_path / "repo"
