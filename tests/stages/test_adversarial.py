@@ -365,3 +365,34 @@ def test_repeated_label_rows_are_dropped_and_counted_in_the_manifest(comp):
     import pandas as pd
     chunks = pd.read_csv(comp.parent / "data" / "index" / "chunks.csv", keep_default_na=False)
     assert chunks.set_index("row_id").loc[f"{SCAPE}_5", "labels"] == "47158son01;aaa1;bbb1"
+
+
+# ---------------------------------------------------------------- one reading of a blend, checked in two places
+
+@pytest.mark.parametrize("parts,normalise", [
+    ({"a": 0.5, "b": 0.5}, False), ({"a": 0.5, "b": 0.4}, False), ({"a": "rest", "b": "weight"}, False),
+    ({"a": "rest", "b": 0.7, "c": 0.4}, False), ({"a": "rest", "b": "rest"}, False), ({"a": "rest"}, True),
+    ({"a": 0.0, "b": 0.0}, True), ({"a": 2.0, "b": 1.0}, True), ({}, False), ({"a": 1.0}, False),
+    ({"a": "weight", "b": "weight"}, False)])
+def test_the_params_check_resolves_blend_weights_as_the_blend_stage_does(parts, normalise):
+    """stages/schema.py re-states birdclef_eos/scoring/blend.py `resolve_weights` (the schema may not import
+    the scoring library: every stage would then depend on it); both must refuse exactly the same entries."""
+    from birdclef_eos.scoring.blend import BlendError, resolve_weights
+
+    shared = 0.07
+    try:
+        resolve_weights("x", parts, {"weight": shared}, normalise)
+        library_refuses = False
+    except BlendError:
+        library_refuses = True
+    blends = {"x": {"parts": parts, "normalise": normalise}}
+    params = {"blends": blends, "submissions": {p: {} for p in "abc"}, "blend": {"weight": shared}}
+    assert bool(list(schema.rule_blends(params, None))) == library_refuses
+
+
+def test_the_command_line_check_names_an_input_path_on_an_output(tmp_path, capsys):
+    params = set_knob(set_knob(copy.deepcopy(SHIPPED), "dataset.source", "birdclef"), "dataset.root", "data/birdclef")
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    assert schema.main([str(path), "--dvc-yaml", str(REPO / "dvc.yaml")]) == 1
+    assert "dataset.root = 'data/birdclef': is data/birdclef, an output of stage 'dataset'" in capsys.readouterr().err
