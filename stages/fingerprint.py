@@ -9,7 +9,7 @@ when the folder does, so `dataset` (and what follows it) re-runs exactly then. I
 the file is `{"source": "synthetic"}`.
 
 Being always changed and first in `dvc repro`, this stage is also where a user's input path that lies
-on an output is refused (`stages.params.stage_params` -> `stages.schema.check_outputs_apart`), before the
+on an output is refused (`stages.params.stage_params` -> `stages.schema.check_pipeline`), before the
 `dataset` stage's outputs (or any later stage's) are deleted by DVC; its second output,
 data/inputs_checked.json (constant bytes), puts the `checkpoint` stage downstream of it too. `dvc exp run` is the exception:
 DVC force-checks-out every output before it runs any stage (docs/reliability.md).

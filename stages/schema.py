@@ -1134,10 +1134,52 @@ def overlaps(params: dict, dvc_yaml: dict, root: Path) -> list[Problem]:
     return problems
 
 
-def check_outputs_apart(params: dict, dvc_yaml_path: str | Path, source: str = "params.yaml") -> None:
-    """Raise ParamsError when an input path of ``params`` lies on a path the pipeline writes."""
+# knob -> (stage, the path it makes that stage read): the stage's dvc.yaml deps must cover that path, or DVC
+# would neither run the stage after the one that writes it nor re-run it when it changes (a stale result)
+READS: dict[str, tuple[str, str]] = {
+    "sweep.model": ("sweep", "predictions/oof/{}"),
+    "sweep.raw": ("sweep", "submissions/{}"),
+    "ceiling.base": ("ceiling", "submissions/{}"),
+    "ceiling.partners": ("ceiling", "submissions/{}"),
+    "ceiling.control.like": ("ceiling", "submissions/{}"),
+    "ablation.reference_submission": ("ablation", "submissions/{}"),
+    "ablation.variants": ("ablation", "submissions/{}"),
+    "pseudo_table.reference_submission": ("pseudo_table", "submissions/{}"),
+    "pseudo_table.rows": ("pseudo_table", "submissions/{}"),  # its keys
+    "base.reference": ("base", "predictions/oof/{}"),
+}
+
+
+def undeclared_reads(params: dict, dvc_yaml: dict) -> list[Problem]:
+    """A problem per name a READS knob gives whose path the reading stage does not list among its deps."""
+    stages = dvc_yaml.get("stages") or {}
+    problems = []
+    for knob, (stage, template) in READS.items():
+        value = get(params, knob)
+        names = list(value) if isinstance(value, (list, dict)) else [value]
+        deps = [str(d) for d in (stages.get(stage) or {}).get("deps") or [] if isinstance(d, str)]
+        if stage not in stages:
+            continue
+        for name in names:
+            if not isinstance(name, str):
+                continue
+            path = template.format(name)
+            if not any(path == d or path.startswith(d.rstrip("/") + "/") for d in deps):
+                problems.append(Problem(knob, value, f"stage '{stage}' reads {path}, which dvc.yaml does not list "
+                                        f"among its deps (DVC would neither order nor re-run it after its writer): "
+                                        "add it there, or choose a name it lists"))
+    return problems
+
+
+def pipeline_problems(params: dict, dvc_yaml: dict, root: Path) -> list[Problem]:
+    """What params.yaml gets wrong against dvc.yaml: input paths on outputs, reads that are not deps."""
+    return overlaps(params, dvc_yaml, root) + undeclared_reads(params, dvc_yaml)
+
+
+def check_pipeline(params: dict, dvc_yaml_path: str | Path, source: str = "params.yaml") -> None:
+    """Raise ParamsError on any of ``pipeline_problems`` (dvc.yaml's folder is the repository root)."""
     dvc_yaml_path = Path(dvc_yaml_path)
-    problems = overlaps(params, read_yaml(dvc_yaml_path, ParamsError) or {}, dvc_yaml_path.resolve().parent)
+    problems = pipeline_problems(params, read_yaml(dvc_yaml_path, ParamsError) or {}, dvc_yaml_path.resolve().parent)
     if problems:
         lines = "\n".join(f"  {p}" for p in problems)
         raise ParamsError(f"{source}: {len(problems)} problem(s):\n{lines}", problems)
@@ -1218,7 +1260,7 @@ def main(argv: list[str] | None = None) -> int:
         n, problems = check(params, n_blocks=n_blocks_of(args.blocks_json))
         dvc_yaml = Path(args.dvc_yaml) if args.dvc_yaml else Path(args.params).resolve().parent / "dvc.yaml"
         if dvc_yaml.exists():
-            problems += overlaps(params, read_yaml(dvc_yaml, ParamsError) or {}, dvc_yaml.resolve().parent)
+            problems += pipeline_problems(params, read_yaml(dvc_yaml, ParamsError) or {}, dvc_yaml.resolve().parent)
     except ParamsError as e:
         print(e, file=sys.stderr)
         return 1

@@ -142,6 +142,15 @@ def test_a_chain_submission_file_inside_the_base_output_is_refused(tmp_path):
                             "base.file = 'submissions/base/submission.csv': lies inside submissions/base")
 
 
+def test_a_knob_that_makes_a_stage_read_an_undeclared_file_is_refused(tmp_path):
+    """`dvc exp run -S sweep.model=residual`: the sweep stage would read predictions/oof/residual, which its
+    dvc.yaml deps do not list (they list predictions/oof/attn), so DVC would not re-run it when that changes."""
+    refused_before_any_work(tmp_path, {"sweep.model": "residual", "ceiling.partners": ["v6", "v7"]},
+                            "sweep.model = 'residual': stage 'sweep' reads predictions/oof/residual, which dvc.yaml "
+                            "does not list among its deps",
+                            "ceiling.partners = ['v6', 'v7']: stage 'ceiling' reads submissions/v7")
+
+
 def test_a_symlink_onto_an_output_is_refused(tmp_path):
     """A folder outside the repo that is a link to an output path is that output (symlinks followed)."""
     repo = tmp_path / "repo"
