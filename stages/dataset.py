@@ -66,7 +66,8 @@ def run_synthetic(p: dict) -> DatasetResult:
         tables = birdclef.index_tables(comp, hidden, as_path)
         birdclef.write_index(index_dir, tables)
         disk = sum(f.stat().st_size for d in (comp_dir, hidden_dir) for f in d.rglob("*") if f.is_file())
-    return summary(tables, source="synthetic", scale=p["scale"], bytes_on_disk=disk, **sizes)
+    return summary(tables, source="synthetic", scale=p["scale"], bytes_on_disk=disk, label_rows=comp["label_stats"],
+                   **sizes)
 
 
 def run_birdclef(p: dict) -> DatasetResult:
@@ -87,6 +88,7 @@ def run_birdclef(p: dict) -> DatasetResult:
     record = dict(root=root.as_posix(), files=len(files), bytes=sum(f.stat().st_size for f in files),
                   species=len(tables["species"]), recordings=len(tables["recordings"]),
                   soundscapes=len(tables["soundscapes"]),
+                  label_rows=comp["label_stats"],  # rows read, repeats dropped, rows merged into one chunk (birdclef.py)
                   holdout={**h, "files": len(held.hidden) if held else 0})
     with atomic_dir(BIRDCLEF) as comp_dir, atomic_dir(HIDDEN) as hidden_dir, atomic_dir(INDEX) as index_dir:
         (comp_dir / "source.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
@@ -101,7 +103,8 @@ def run_birdclef(p: dict) -> DatasetResult:
                 "their audio stays in the competition folder (data/index/soundscapes.csv has the paths), "
                 "their labels are only in solution.csv.\n"))
         birdclef.write_index(index_dir, tables)
-    return summary(tables, source="birdclef", root=str(root), local_board=len(held.hidden) if held else 0)
+    return summary(tables, source="birdclef", root=str(root), local_board=len(held.hidden) if held else 0,
+                   label_rows=comp["label_stats"])
 
 
 def summary(tables: dict, **details) -> DatasetResult:

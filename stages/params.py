@@ -3,7 +3,9 @@
 A stage module declares ``PARAMS``: the params.yaml sections or dotted knobs it reads, exactly
 as its dvc.yaml entry lists them (`{key}` stands for the foreach key, e.g.
 ``train.variants.{key}``); tests/stages/test_layout.py checks that the two agree. ``stage_params``
-validates the whole file against stages/schema.py before any work, then hands the stage only
+validates the whole file against stages/schema.py before any work (and refuses an input path,
+such as ``dataset.root``, that lies on or around a path dvc.yaml lists as an output, and a knob that
+makes a stage read a path its dvc.yaml deps do not list), then hands the stage only
 what it declared, plus the unhashed ``runtime`` section (knobs that cannot change a result: the cache folder).
 """
 from __future__ import annotations
@@ -11,8 +13,8 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from stages.paths import BLOCKS_JSON, PARAMS_FILE
-from stages.schema import load_params, n_blocks_of, validate
+from stages.paths import BLOCKS_JSON, DVC_YAML, PARAMS_FILE
+from stages.schema import check_pipeline, load_params, n_blocks_of, validate
 
 RUNTIME = "runtime"
 
@@ -44,6 +46,7 @@ def stage_params(stage: str, key: str | None = None, path: str | Path = PARAMS_F
     after validating the whole file (block indices against models/blocks.json when it exists)."""
     everything = load_params(path)
     validate(everything, n_blocks=n_blocks_of(BLOCKS_JSON), source=str(path))
+    check_pipeline(everything, DVC_YAML, source=str(path))  # before any stage deletes a user's folder
     out: dict = {}
     for dotted in declared(stage, key):
         put(out, dotted, pick(everything, dotted, str(path)))

@@ -6,11 +6,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PARAMS_FILE = ROOT / "params.yaml"
+DVC_YAML = ROOT / "dvc.yaml"            # the stages and their outs (input paths must stay off them)
 NOTEBOOKS = ROOT / "notebooks"
 REPORTS = ROOT / "reports"
 
 # fingerprint (runs on every repro): a digest of the real folder `dataset.root`, which DVC cannot hash
 SOURCE_FINGERPRINT = Path("data/source_fingerprint.json")
+# fingerprint: constant bytes, written once the input paths are found apart from every output. The one
+# stage not downstream of `dataset` (checkpoint, and surgery after it) depends on it, so that DVC runs the
+# check before it deletes any output (`dvc repro checkpoint` included); it never makes checkpoint re-run
+INPUTS_CHECKED = Path("data/inputs_checked.json")
 
 # dataset
 BIRDCLEF = Path("data/birdclef")      # the competition layout (synthetic set, or a record of the real folder)

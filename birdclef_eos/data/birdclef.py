@@ -2,6 +2,15 @@
 
 The same code reads the synthetic set and a real competition folder. Every malformed case raises
 ``BirdCLEFError`` naming the file, the row (1-based data row, header excluded) and the column.
+
+The folder is a boundary: every audio path a CSV names must resolve (symlinks followed) inside its
+own subfolder (train.csv: train_audio/; the labels file: a bare file name in train_soundscapes/), so
+nothing outside the folder, which the fingerprint stage would not see change, is ever read. train.csv
+may not list a file twice. In train_soundscapes_labels.csv every row is one 5-s chunk on the 5-s grid
+(start a multiple of 5 s, end = start + 5 s) that lies inside its file; the 2026 file repeats rows, so
+one rule applies: a row that repeats an earlier one for the same chunk with the same labels is dropped,
+rows for one chunk with different labels are merged (the union), and both counts go into the data
+manifest (``label_rows`` in data/birdclef/source.json; ``read_competition``'s ``label_stats``).
 """
 from __future__ import annotations
 
@@ -68,6 +77,17 @@ def audio_facts(path: Path, at: str) -> tuple[float, int]:
     return frames / sr, sr
 
 
+def inside(base: Path, name: str, at: str) -> Path:
+    """``base / name``, refused unless it resolves (symlinks followed) inside ``base``: no absolute
+    path, no ``..`` and no link out of the competition folder."""
+    if not name or Path(name).is_absolute() or ".." in Path(name).parts or "\\" in name:
+        raise BirdCLEFError(f"{at}: {name!r} is not a path inside {base.name}/ (absolute, '..' or empty)")
+    path = base / name
+    if not path.resolve().is_relative_to(base.resolve()):
+        raise BirdCLEFError(f"{at}: {name!r} resolves to {path.resolve()}, outside {base}")
+    return path
+
+
 def check_label(label: str, known: set[str], path: Path, row: int, column: str) -> None:
     if label not in known:
         raise BirdCLEFError(f"{where(path, row, column)}: label '{label}' is not in taxonomy.csv")
@@ -121,6 +141,12 @@ def read_train(folder: Path, known: set[str]) -> pd.DataFrame:
     """train.csv with every label checked and every audio file opened (duration, rate added)."""
     path = folder / "train.csv"
     train = read_table(path, TRAIN_COLUMNS)
+    first_row: dict[str, int] = {}
+    for i, name in enumerate(train.filename):
+        if name in first_row:
+            raise BirdCLEFError(f"{where(path, i, 'filename')}: {name!r} repeats row {first_row[name] + 1}; "
+                                "each recording is listed once")
+        first_row[name] = i
     secondary, durations, rates = [], [], []
     for i, row in enumerate(tqdm(train.to_dict("records"), desc="check train audio", unit="file")):
         check_label(row["primary_label"], known, path, i, "primary_label")
@@ -131,7 +157,7 @@ def read_train(folder: Path, known: set[str]) -> pd.DataFrame:
         for col in ("rating", "latitude", "longitude"):
             if row[col] != "" and _float(row[col]) is None:
                 raise BirdCLEFError(f"{where(path, i, col)}: not a number: {row[col]!r}")
-        audio = folder / "train_audio" / row["filename"]
+        audio = inside(folder / "train_audio", row["filename"], where(path, i, "filename"))
         if audio.suffix.lower() not in AUDIO_SUFFIXES:
             raise BirdCLEFError(f"{where(path, i, 'filename')}: {audio.name} is not .ogg, .flac or .wav")
         d, sr = audio_facts(audio, where(path, i, "filename"))
@@ -183,29 +209,52 @@ def read_soundscapes(folder: Path, split_of: dict[str, str] | None = None, defau
                                        "board", "site", "date", "hour"])
 
 
-def read_soundscape_labels(folder: Path, known: set[str], stems: set[str]) -> pd.DataFrame:
-    """train_soundscapes_labels.csv, duplicates dropped, with chunk index and label lists."""
+def read_soundscape_labels(folder: Path, known: set[str], durations: dict[str, float]) -> tuple[pd.DataFrame, dict]:
+    """train_soundscapes_labels.csv as (chunk table: soundscape_id, chunk, labels; counts). ``durations``:
+    seconds of each file in train_soundscapes/ by stem. Rows that repeat an earlier row of the same chunk
+    and labels are dropped; rows of one chunk with different labels are merged (the union); the counts
+    say how many of each."""
     path = folder / "train_soundscapes_labels.csv"
+    stats = dict(rows=0, repeated_rows_dropped=0, chunk_rows_merged=0)
     if not path.exists():
-        return pd.DataFrame(columns=["soundscape_id", "chunk", "labels"])
+        return pd.DataFrame(columns=["soundscape_id", "chunk", "labels"]), stats
     table = read_table(path, LABELS_COLUMNS)
-    rows = []
+    merged: dict[tuple[str, int], set[str]] = {}
+    seen: set[tuple[str, int, frozenset]] = set()
     for i, row in enumerate(table.to_dict("records")):
-        stem = Path(row["filename"]).stem
-        if stem not in stems:
-            raise BirdCLEFError(f"{where(path, i, 'filename')}: '{row['filename']}' is not in train_soundscapes/")
+        name = row["filename"]
+        if Path(name).name != name or name in ("", ".", ".."):
+            raise BirdCLEFError(f"{where(path, i, 'filename')}: {name!r} is not a bare file name in train_soundscapes/")
+        inside(folder / "train_soundscapes", name, where(path, i, "filename"))
+        stem = Path(name).stem
+        if stem not in durations:
+            raise BirdCLEFError(f"{where(path, i, 'filename')}: '{name}' is not in train_soundscapes/")
         start = parse_time(row["start"], path, i, "start")
         end = parse_time(row["end"], path, i, "end")
         if end <= start:
             raise BirdCLEFError(f"{where(path, i, 'end')}: end {row['end']} is not after start {row['start']}")
-        labels = [s for s in row["primary_label"].split(";") if s]
-        for s in labels:
+        if start % CHUNK_S or end - start != CHUNK_S:
+            raise BirdCLEFError(f"{where(path, i, 'start')}: {row['start']}-{row['end']} is not one chunk of the "
+                                f"{CHUNK_S}-s grid (start a multiple of {CHUNK_S} s, end = start + {CHUNK_S} s)")
+        chunk = start // CHUNK_S
+        n_chunks = max(1, int(round(durations[stem] / CHUNK_S)))
+        if chunk >= n_chunks:
+            raise BirdCLEFError(f"{where(path, i, 'start')}: {row['start']} lies past the end of '{name}' "
+                                f"({durations[stem]:.2f} s, {n_chunks} chunks of {CHUNK_S} s)")
+        labels = frozenset(s for s in row["primary_label"].split(";") if s)
+        for s in sorted(labels):
             check_label(s, known, path, i, "primary_label")
-        rows.append(dict(soundscape_id=stem, chunk=start // CHUNK_S, labels=";".join(sorted(labels))))
-    out = pd.DataFrame(rows, columns=["soundscape_id", "chunk", "labels"]).drop_duplicates()
-    # several rows for one chunk (after dropping exact duplicates): take the union of labels
-    return (out.groupby(["soundscape_id", "chunk"], sort=True)["labels"]
-            .agg(lambda s: ";".join(sorted({x for v in s for x in v.split(";") if x}))).reset_index())
+        stats["rows"] += 1
+        if (stem, chunk, labels) in seen:
+            stats["repeated_rows_dropped"] += 1
+            continue
+        seen.add((stem, chunk, labels))
+        if (stem, chunk) in merged:
+            stats["chunk_rows_merged"] += 1
+        merged.setdefault((stem, chunk), set()).update(labels)
+    out = pd.DataFrame([dict(soundscape_id=k[0], chunk=k[1], labels=";".join(sorted(v))) for k, v in sorted(merged.items())],
+                       columns=["soundscape_id", "chunk", "labels"])
+    return out, stats
 
 
 def read_competition(folder: str | Path) -> dict:
@@ -218,12 +267,13 @@ def read_competition(folder: str | Path) -> dict:
     order = label_order(folder, taxonomy)
     train = read_train(folder, known)
     labels_path = folder / "train_soundscapes_labels.csv"
-    stems = {p.stem for p in (folder / "train_soundscapes").glob("*") if p.suffix.lower() in AUDIO_SUFFIXES}
-    chunk_labels = read_soundscape_labels(folder, known, stems)
-    labelled = {s: "labelled" for s in chunk_labels.soundscape_id}
-    scapes = read_soundscapes(folder / "train_soundscapes", labelled)
+    scapes = read_soundscapes(folder / "train_soundscapes")
+    chunk_labels, label_stats = read_soundscape_labels(
+        folder, known, dict(zip(scapes.soundscape_id, scapes.duration_s)))
+    labelled = set(chunk_labels.soundscape_id)
+    scapes["split"] = ["labelled" if s in labelled else "unlabelled" for s in scapes.soundscape_id]
     return dict(folder=folder, taxonomy=taxonomy, order=order, train=train, scapes=scapes,
-                chunk_labels=chunk_labels, labels_path=labels_path)
+                chunk_labels=chunk_labels, labels_path=labels_path, label_stats=label_stats)
 
 
 def read_hidden(folder: str | Path, order: list[str]) -> pd.DataFrame:

@@ -212,11 +212,18 @@ def read_json(path: str | os.PathLike, what: str = "") -> object:
 
 def read_yaml(path: str | os.PathLike, error: type[Exception] = FileFormatError):
     """A YAML file read as DVC reads it (YAML 1.2, so `3e-4` is a float; duplicate keys are errors).
-    A syntax error raises ``error`` naming the file and line."""
+    A syntax error raises ``error`` naming the file and line; bytes that are not UTF-8, the file and
+    the byte offset."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-    text = Path(path).read_text(encoding="utf-8")
+    raw = Path(path).read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise error(f"{path}: not UTF-8 text: byte {raw[e.start]:#04x} at byte offset {e.start} (line {line}); "
+                    "save the file as UTF-8") from None
     try:
         return YAML(typ="safe", pure=True).load(text)
     except MarkedYAMLError as e:
