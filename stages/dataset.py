@@ -1,6 +1,6 @@
 """Stage `dataset`: the synthetic BirdCLEF set (or an index of a real folder), validated either way.
 
-Writes data/birdclef (competition layout, or source.json in real mode), data/hidden (test
+Writes data/dataset (competition layout, or source.json in real mode), data/hidden (test
 soundscapes, solution, boards, sample submission; a README in real mode) and data/index (the
 tables of docs/contracts.md). The synthetic set is read back through the same validator as real data.
 """
@@ -16,7 +16,7 @@ from birdclef_eos.data import birdclef
 from birdclef_eos.data import holdout as local_board
 from birdclef_eos.data import synthetic
 from birdclef_eos.io.files import atomic_dir
-from stages.paths import BIRDCLEF, HIDDEN, INDEX, ROOT
+from stages.paths import DATASET, HIDDEN, INDEX, ROOT
 
 PARAMS = ("dataset",)
 
@@ -50,7 +50,7 @@ def repo_relative(path: Path, tmp: Path, final: Path) -> str:
 def run_synthetic(p: dict) -> DatasetResult:
     cfg = synthetic_config(p)
     t0 = time.perf_counter()
-    with atomic_dir(BIRDCLEF) as comp_dir, atomic_dir(HIDDEN) as hidden_dir, atomic_dir(INDEX) as index_dir:
+    with atomic_dir(DATASET) as comp_dir, atomic_dir(HIDDEN) as hidden_dir, atomic_dir(INDEX) as index_dir:
         sizes = synthetic.generate(comp_dir, hidden_dir, int(p["seed"]), cfg, jobs=int(p["jobs"]))
         # wall time goes to stderr only: the executed notebook must stay byte-stable
         print(f"generated in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
@@ -60,7 +60,7 @@ def run_synthetic(p: dict) -> DatasetResult:
         def as_path(f: Path) -> str:
             f = Path(f)
             if f.is_relative_to(comp_dir):
-                return repo_relative(f, comp_dir, BIRDCLEF)
+                return repo_relative(f, comp_dir, DATASET)
             return repo_relative(f, hidden_dir, HIDDEN)
 
         tables = birdclef.index_tables(comp, hidden, as_path)
@@ -72,11 +72,8 @@ def run_synthetic(p: dict) -> DatasetResult:
 
 def run_birdclef(p: dict) -> DatasetResult:
     root = Path(p["root"])
-    root_abs = root if root.is_absolute() else (Path.cwd() / root)
-    for out in (BIRDCLEF, HIDDEN, INDEX):
-        if root_abs.resolve().is_relative_to((Path.cwd() / out).resolve()):
-            raise ValueError(f"params.yaml: dataset.root '{root}' lies inside the stage output {out}, "
-                             f"which DVC deletes before the stage runs; place the real folder elsewhere")
+    # a root on an output path (DVC would delete it before this stage runs) is refused by the params
+    # check in the fingerprint stage, which runs before this one (stages/schema.py check_pipeline)
     comp = birdclef.read_competition(root)
     h = p["holdout"]
     held = local_board.hold_out(comp["scapes"], comp["chunk_labels"], comp["order"], float(h["share"]),
@@ -90,7 +87,7 @@ def run_birdclef(p: dict) -> DatasetResult:
                   soundscapes=len(tables["soundscapes"]),
                   label_rows=comp["label_stats"],  # rows read, repeats dropped, rows merged into one chunk (birdclef.py)
                   holdout={**h, "files": len(held.hidden) if held else 0})
-    with atomic_dir(BIRDCLEF) as comp_dir, atomic_dir(HIDDEN) as hidden_dir, atomic_dir(INDEX) as index_dir:
+    with atomic_dir(DATASET) as comp_dir, atomic_dir(HIDDEN) as hidden_dir, atomic_dir(INDEX) as index_dir:
         (comp_dir / "source.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         if held is None:
             (hidden_dir / "README.md").write_text(

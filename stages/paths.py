@@ -18,7 +18,7 @@ SOURCE_FINGERPRINT = Path("data/source_fingerprint.json")
 INPUTS_CHECKED = Path("data/inputs_checked.json")
 
 # dataset
-BIRDCLEF = Path("data/birdclef")      # the competition layout (synthetic set, or a record of the real folder)
+DATASET = Path("data/dataset")      # the competition layout (synthetic set, or a record of the real folder)
 HIDDEN = Path("data/hidden")          # hidden test soundscapes, solution, boards
 INDEX = Path("data/index")            # index tables every later stage reads
 

@@ -10,7 +10,7 @@ may not list a file twice. In train_soundscapes_labels.csv every row is one 5-s 
 (start a multiple of 5 s, end = start + 5 s) that lies inside its file; the 2026 file repeats rows, so
 one rule applies: a row that repeats an earlier one for the same chunk with the same labels is dropped,
 rows for one chunk with different labels are merged (the union), and both counts go into the data
-manifest (``label_rows`` in data/birdclef/source.json; ``read_competition``'s ``label_stats``).
+manifest (``label_rows`` in data/dataset/source.json; ``read_competition``'s ``label_stats``).
 """
 from __future__ import annotations
 

@@ -37,13 +37,13 @@ def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
 # ---------------------------------------------------------------- a user's data on an output path
 
 def competition_at_an_output(tmp_path: Path) -> tuple[Path, Path]:
-    """A smoke-size repo copy whose dataset.root is data/birdclef (the dataset stage's output), with
+    """A smoke-size repo copy whose dataset.root is data/dataset (the dataset stage's output), with
     the user's files there."""
     repo = make_repo(tmp_path / "repo", copy.deepcopy(SMOKE) | {
-        "dataset": {**SMOKE["dataset"], "source": "birdclef", "root": "data/birdclef"},
+        "dataset": {**SMOKE["dataset"], "source": "birdclef", "root": "data/dataset"},
         "backbone": {**SMOKE["backbone"], "name": "perch_v2", "perch_v2": {
             **SHIPPED["backbone"]["perch_v2"], "path": "models/backbone.onnx"}}})
-    user = repo / "data" / "birdclef"
+    user = repo / "data" / "dataset"
     (user / "train_audio").mkdir(parents=True)
     (user / "taxonomy.csv").write_text("primary_label,inat_taxon_id,scientific_name,common_name,class_name\n")
     (user / "my_notes.txt").write_text("a file the user added\n")
@@ -54,7 +54,7 @@ def competition_at_an_output(tmp_path: Path) -> tuple[Path, Path]:
 
 @pytest.mark.skipif(not (VENV_BIN / "dvc").exists(), reason="needs the project venv (setup.sh)")
 def test_a_competition_folder_at_an_output_path_survives_repro(tmp_path):
-    """dataset.root: data/birdclef is the dataset stage's output, and backbone.perch_v2.path the checkpoint
+    """dataset.root: data/dataset is the dataset stage's output, and backbone.perch_v2.path the checkpoint
     stage's, which DVC deletes right before it runs that stage: the always-changed fingerprint stage
     (upstream of both) refuses first, naming both paths."""
     repo, user = competition_at_an_output(tmp_path)
@@ -63,7 +63,7 @@ def test_a_competition_folder_at_an_output_path_survives_repro(tmp_path):
         proc = dvc(repo, *args)
         out = proc.stdout + proc.stderr
         assert proc.returncode != 0, f"dvc {' '.join(args)} did not refuse:\n{out[-2000:]}"
-        assert "dataset.root = 'data/birdclef': is data/birdclef, an output of stage 'dataset'" in out, out[-2000:]
+        assert "dataset.root = 'data/dataset': is data/dataset, an output of stage 'dataset'" in out, out[-2000:]
         assert "backbone.perch_v2.path = 'models/backbone.onnx': is models/backbone.onnx, an output of stage " \
                "'checkpoint'" in out
         assert "Running stage 'dataset'" not in out and "Running stage 'checkpoint'" not in out
@@ -79,8 +79,26 @@ def test_dvc_exp_run_wipes_an_output_path_before_any_stage(tmp_path):
     repo, user = competition_at_an_output(tmp_path)
     before = snapshot(user)
     proc = dvc(repo, "exp", "run")
-    assert proc.returncode != 0 and "dataset.root = 'data/birdclef'" in proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "dataset.root = 'data/dataset'" in proc.stdout + proc.stderr
     assert snapshot(user) == before
+
+
+@pytest.mark.skipif(not (VENV_BIN / "dvc").exists(), reason="needs the project venv (setup.sh)")
+def test_a_competition_folder_at_data_birdclef_survives_exp_run(tmp_path):
+    """data/birdclef, where a user naturally puts the competition folder, is no stage's output (the
+    dataset stage writes data/dataset), so even `dvc exp run`, which force-checks-out every output
+    before any stage runs, leaves it alone. The folder here is not a valid competition folder: the run
+    stops in the dataset stage, after DVC's checkout."""
+    repo = make_repo(tmp_path / "repo", copy.deepcopy(SMOKE) | {
+        "dataset": {**SMOKE["dataset"], "source": "birdclef", "root": "data/birdclef"}})
+    user = repo / "data" / "birdclef"
+    (user / "train_audio").mkdir(parents=True)
+    (user / "taxonomy.csv").write_text("primary_label,inat_taxon_id,scientific_name,common_name,class_name\n")
+    (user / "my_notes.txt").write_text("a file the user added\n")
+    before = snapshot(user)
+    proc = dvc(repo, "exp", "run")
+    assert proc.returncode != 0 and "Running stage 'dataset'" in proc.stdout + proc.stderr, proc.stdout[-2000:]
+    assert snapshot(user) == before, "dvc exp run changed the user's folder at data/birdclef"
 
 
 # ---------------------------------------------------------------- params: refused by the check every stage runs first
@@ -159,7 +177,7 @@ def test_a_symlink_onto_an_output_is_refused(tmp_path):
     params = set_knob(set_knob(copy.deepcopy(SHIPPED), "dataset.source", "birdclef"), "dataset.root",
                       str(tmp_path / "link"))
     problems = schema.overlaps(params, DVC_YAML, repo)
-    assert [p.path for p in problems] == ["dataset.root"] and "is data/birdclef" in str(problems[0])
+    assert [p.path for p in problems] == ["dataset.root"] and "is data/dataset" in str(problems[0])
     assert schema.overlaps(set_knob(params, "dataset.root", str(tmp_path)), DVC_YAML, repo)  # contains the repo
     assert not schema.overlaps(set_knob(params, "dataset.root", str(tmp_path / "elsewhere")), DVC_YAML, repo)
 
@@ -400,8 +418,8 @@ def test_the_params_check_resolves_blend_weights_as_the_blend_stage_does(parts, 
 
 
 def test_the_command_line_check_names_an_input_path_on_an_output(tmp_path, capsys):
-    params = set_knob(set_knob(copy.deepcopy(SHIPPED), "dataset.source", "birdclef"), "dataset.root", "data/birdclef")
+    params = set_knob(set_knob(copy.deepcopy(SHIPPED), "dataset.source", "birdclef"), "dataset.root", "data/dataset")
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     assert schema.main([str(path), "--dvc-yaml", str(REPO / "dvc.yaml")]) == 1
-    assert "dataset.root = 'data/birdclef': is data/birdclef, an output of stage 'dataset'" in capsys.readouterr().err
+    assert "dataset.root = 'data/dataset': is data/dataset, an output of stage 'dataset'" in capsys.readouterr().err

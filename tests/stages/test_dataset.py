@@ -78,7 +78,7 @@ def test_real_mode_refuses_a_root_inside_the_outputs(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match="inside the stage output"):
-        dataset.run({"dataset": {"source": "birdclef", "root": "data/birdclef"}})
+        dataset.run({"dataset": {"source": "birdclef", "root": "data/dataset"}})
 
 
 def test_unknown_source_or_size_is_a_clear_error():
