@@ -172,8 +172,8 @@ def test_a_knob_that_makes_a_stage_read_an_undeclared_file_is_refused(tmp_path):
 def test_a_symlink_onto_an_output_is_refused(tmp_path):
     """A folder outside the repo that is a link to an output path is that output (symlinks followed)."""
     repo = tmp_path / "repo"
-    (repo / "data" / "birdclef").mkdir(parents=True)
-    (tmp_path / "link").symlink_to(repo / "data" / "birdclef")
+    (repo / "data" / "dataset").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(repo / "data" / "dataset")
     params = set_knob(set_knob(copy.deepcopy(SHIPPED), "dataset.source", "birdclef"), "dataset.root",
                       str(tmp_path / "link"))
     problems = schema.overlaps(params, DVC_YAML, repo)
@@ -385,7 +385,7 @@ def test_repeated_label_rows_are_dropped_and_counted_in_the_manifest(comp):
         {"filename": f"{SCAPE}.ogg", "start": "00:00:00", "end": "00:00:05", "primary_label": "47158son01"},
         ignore_index=True))
     summary = index_real()
-    record = json.loads((comp.parent / "data" / "birdclef" / "source.json").read_text())
+    record = json.loads((comp.parent / "data" / "dataset" / "source.json").read_text())
     # the fixture's rows: chunk 0 (aaa1;bbb1), chunk 1 twice (no label); the added row: chunk 0 again
     assert record["label_rows"] == {"rows": 4, "repeated_rows_dropped": 1, "chunk_rows_merged": 1}
     assert summary.details["label_rows"] == record["label_rows"]

@@ -66,19 +66,11 @@ def test_real_mode_indexes_a_competition_folder(tmp_path, monkeypatch):
     summary = dataset.run({"dataset": {"source": "birdclef", "root": "kaggle", "public_fraction": 0.3,
                                        "holdout": {"share": 0, "group": "file", "seed": 0}}})
     assert summary.n_species == 3 and summary.n_recordings == 3
-    assert (tmp_path / "data" / "birdclef" / "source.json").exists()
+    assert (tmp_path / "data" / "dataset" / "source.json").exists()
     assert (tmp_path / "data" / "hidden" / "README.md").exists()
     rec = pd.read_csv(tmp_path / "data" / "index" / "recordings.csv", keep_default_na=False)
     assert list(rec.columns) == birdclef.RECORDING_COLUMNS
     assert all((tmp_path / p).is_file() for p in rec.path)
-
-
-def test_real_mode_refuses_a_root_inside_the_outputs(tmp_path, monkeypatch):
-    from stages import dataset
-
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(ValueError, match="inside the stage output"):
-        dataset.run({"dataset": {"source": "birdclef", "root": "data/dataset"}})
 
 
 def test_unknown_source_or_size_is_a_clear_error():
