@@ -4,7 +4,7 @@ Nothing in the README's results section is typed by hand. The `publish` stage re
 published `metrics/` and `paper/reported.yaml` (``results_markdown``) and splices it between
 ``<!-- results:start -->`` and ``<!-- results:end -->`` (``splice``); benchmarks/default_run.py
 does the same for ``<!-- timings:start -->`` ... from benchmarks/results/default_run.json
-(``timings_markdown``). tests/test_readme.py re-renders both from the committed files and fails
+(``timings_markdown``). tests/stages/test_generated_pages.py re-renders both from the committed files and fails
 when a page disagrees with them.
 
 ``headline`` is the small view `dvc metrics show` reads: one file per submission (its local public
