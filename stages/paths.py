@@ -44,12 +44,6 @@ LEADERBOARD_METRICS = Path("build/metrics/leaderboard")
 FIGURES = Path("build/figures")
 TABLES = Path("build/tables")
 PUBLISHED = {Path("build/metrics"): Path("metrics"), FIGURES: Path("figures"), TABLES: Path("paper/tables")}
-PUBLISHED_METRICS = Path("metrics")
-# The pages whose marked blocks are generated (birdclef_eos/report/readme.py): git-tracked, never DVC
-# outputs (DVC would delete them before a run and lock their every byte, so a prose edit would make
-# the pipeline stale); publish rewrites only the text between the markers.
-README = Path("README.md")
-BENCHMARKS_DOC = Path("docs/benchmarks.md")
 
 # predict / leaderboard (issue 6)
 REPORTED = Path("paper/reported.yaml")         # the paper's numbers, one key per table

@@ -20,7 +20,13 @@ from typing import Callable
 
 from birdclef_eos.io.files import atomic_dir, read_yaml, sha256_file, write_json
 from birdclef_eos.report import readme
-from stages.paths import PUBLISHED, PUBLISHED_METRICS, README, REPORTED
+from stages.paths import PUBLISHED, REPORTED
+
+PUBLISHED_METRICS = PUBLISHED[Path("build/metrics")]
+# README.md's results block is generated here. The page is git-tracked and deliberately not a DVC
+# output: DVC would delete it before the stage runs and lock its every byte, so a prose edit would
+# make the pipeline stale. Only the text between its markers is rewritten (atomically).
+README = Path("README.md")
 
 PARAMS = ("submissions",)
 NOTEBOOK = False  # stages/notebook.py calls run() directly: a copy has nothing to plot
