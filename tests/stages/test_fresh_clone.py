@@ -78,8 +78,9 @@ def test_status_answers(clone):
 
 
 def test_dag_of_one_stage(clone):
-    out = _ok(["dvc", "dag", "publish"], clone)
-    assert "publish" in out and "+" in out
+    out = _ok(["dvc", "dag", "--mermaid", "publish"], clone)
+    assert out.startswith("flowchart") and "publish" in out
+    assert "publish" in _ok(["dvc", "dag", "publish"], clone)  # the ASCII drawing answers too
 
 
 def test_params_diff_shows_a_knob_and_a_reported_number(clone):
