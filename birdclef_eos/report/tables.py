@@ -13,6 +13,12 @@ def fmt(x, digits: int) -> str:
     return "-" if x is None or pd.isna(x) else f"{x:.{digits}f}"
 
 
+def by_block(mapping: dict, block: int):
+    """``mapping[block]`` for a block-number key written as a string ("24", as paper/reported.yaml
+    writes them so DVC can load the file) or as an integer."""
+    return mapping[str(block)] if str(block) in mapping else mapping[block]
+
+
 def table1_markdown(result: dict, blocks: list[dict], reported: dict[int, float]) -> str:
     """Table 1 from metrics/probe/probe.json; a reported column when ``reported`` is not empty."""
     choices = result["choices"]
@@ -67,8 +73,8 @@ def probe_vs_weights(probe: dict[int, dict], blocks: list[int], mean_weights: li
     lines += ["", agreement_sentence(rho, probe_order, weight_order)]
     if reported:
         rb = [int(b) for b in reported["blocks"]]
-        rp = [float(reported["probe"][b]) for b in rb]
-        rw = [float(reported["weights"][b]) for b in rb]
+        rp = [float(by_block(reported["probe"], b)) for b in rb]
+        rw = [float(by_block(reported["weights"], b)) for b in rb]
         rrho = float(spearmanr(rp, rw).statistic)
         lines += ["", "The paper (Perch v2, section 3.3), for comparison:", "",
                   "| Block | Probe accuracy (reported) | Learned scalar-mix weight (reported) |",

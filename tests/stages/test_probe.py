@@ -59,7 +59,7 @@ def test_probe_is_byte_stable(workdir):
 
 def test_reported_column_only_for_perch(workdir):
     (workdir / "paper").mkdir(exist_ok=True)
-    (workdir / "paper/reported.yaml").write_text("table1:\n  knn5: {1: 0.072, 2: 0.5}\n")
+    (workdir / "paper/reported.yaml").write_text('table1:\n  knn5: {"1": 0.072, "2": 0.5}\n')
     params = {**PARAMS, "backbone": {**PARAMS["backbone"], "name": "perch_v2"}}
     probe.run(params, runner=FakeBackbone())
     table = (workdir / "build/tables/table1.md").read_text()

@@ -1,0 +1,186 @@
+"""The generated parts of README.md and docs/: results tables, headline metrics, the run's timings.
+
+Nothing in the README's results section is typed by hand. The `publish` stage renders it from the
+published `metrics/` and `paper/reported.yaml` (``results_markdown``) and splices it between
+``<!-- results:start -->`` and ``<!-- results:end -->`` (``splice``); benchmarks/default_run.py
+does the same for ``<!-- timings:start -->`` ... from benchmarks/results/default_run.json
+(``timings_markdown``). tests/stages/test_generated_pages.py re-renders both from the committed files and fails
+when a page disagrees with them.
+
+``headline`` is the small view `dvc metrics show` reads: one file per submission (its local public
+and private score, and the OOF of the head it predicts with) and one per trained model (its OOF),
+all with the same few keys, so DVC prints one row per file and a handful of columns.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from birdclef_eos.io.files import write_text
+
+GENERATED = "*Generated from `{source}` by {writer}; edit the generator, not this block.*"
+
+
+class MarkerError(ValueError):
+    """A page lacks (or repeats) the markers of a generated block."""
+
+
+def markers(name: str) -> tuple[str, str]:
+    return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+
+
+def read_block(text: str, name: str, where: str = "") -> str:
+    """The text between the ``name`` markers (without them)."""
+    start, end = markers(name)
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        raise MarkerError(f"{where}: needs exactly one {start} followed by one {end}")
+    return text[text.index(start) + len(start):text.index(end)]
+
+
+def splice(text: str, name: str, block: str, where: str = "") -> str:
+    """``text`` with the ``name`` block replaced by ``block`` (the markers stay)."""
+    read_block(text, name, where)
+    start, end = markers(name)
+    return text[:text.index(start) + len(start)] + "\n" + block.strip("\n") + "\n" + text[text.index(end):]
+
+
+def update_page(path: Path, name: str, block: str) -> bool:
+    """Rewrite the ``name`` block of ``path`` (atomically); False when it already says ``block``."""
+    text = Path(path).read_text(encoding="utf-8")
+    new = splice(text, name, block, str(path))
+    if new == text:
+        return False
+    write_text(path, new)
+    return True
+
+
+def _load(path: Path) -> dict:
+    return json.loads(Path(path).read_text()) if Path(path).exists() else {}
+
+
+def _model_name(rel: Path) -> str:
+    """metrics/<folder>/metrics.json -> its model: train/attn -> attn, vit/196 -> vit196 (the names
+    of the submissions these models make on their own: sidecar, vit196, base)."""
+    parts = rel.parent.parts
+    return parts[-1] if parts[0] == "train" else "".join(parts)
+
+
+def model_metrics(metrics_dir: Path) -> dict[str, dict]:
+    """Every trained model's metrics.json that reports an OOF macro-AUC, by model name."""
+    out = {}
+    for f in sorted(Path(metrics_dir).rglob("metrics.json")):
+        d = json.loads(f.read_text())
+        if "oof_macro_auc" in d:
+            out[_model_name(f.relative_to(metrics_dir))] = d
+    return out
+
+
+def headline(metrics_dir: Path, submission_models: dict[str, str]) -> dict[str, dict]:
+    """The headline view: relative path (under metrics/) -> a flat dict of at most three scores.
+
+    ``submission_models`` maps a submission to the model it predicts with (params `submissions`);
+    a submission named as a model (sidecar, vit196, base) predicts with that model; a blend has no
+    single head, so its file has no ``head_oof``.
+    """
+    models = model_metrics(metrics_dir)
+    board = _load(Path(metrics_dir) / "leaderboard/leaderboard.json").get("submissions", {})
+    out = {}
+    for name, s in sorted(board.items()):
+        row = {"public": round(float(s["public"]), 6), "private": round(float(s["private"]), 6)}
+        model = submission_models.get(name, name)
+        if model in models:
+            row["head_oof"] = round(float(models[model]["oof_macro_auc"]), 6)
+        out[f"headline/submissions/{name}.json"] = row
+    for name, m in models.items():
+        out[f"headline/models/{name}.json"] = {"oof": round(float(m["oof_macro_auc"]), 6)}
+    return out
+
+
+def _f(x, digits: int = 3) -> str:
+    return "-" if x is None else f"{float(x):.{digits}f}"
+
+
+def _ci(c: dict | None) -> str:
+    if not c:
+        return "-"
+    return f"{c['difference']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}]"
+
+
+def _table(head: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def results_markdown(metrics_dir: Path, reported: dict) -> str:
+    """The README's results section: Tables 2-4 in short and every trained model's OOF."""
+    metrics_dir = Path(metrics_dir)
+    board = _load(metrics_dir / "leaderboard/leaderboard.json").get("submissions", {})
+    t3 = _load(metrics_dir / "leaderboard/table3.json")
+    t4 = _load(metrics_dir / "leaderboard/table4.json")
+    n_public = next(iter(t3.get("compare", {}).get("public", {}).get("vs", {}).values()), {}).get("n_files")
+    n_private = next(iter(t3.get("compare", {}).get("private", {}).get("vs", {}).values()), {}).get("n_files")
+    lines = [GENERATED.format(source="metrics/` and `paper/reported.yaml", writer="the `publish` stage"), ""]
+    boards = (f"{n_public} public and {n_private} private files" if n_public and n_private else "its files")
+    lines += [f"Local scores are macro ROC-AUC on the local hidden set ({boards}); the paper's are Kaggle's "
+              "leaderboard (Perch v2 features, the real data). Full tables: `paper/tables/`.", ""]
+
+    rep2 = reported.get("table2", {})
+    rows = [[n, rep2[n].get("description", ""), _f(board.get(n, {}).get("public")),
+             _f(board.get(n, {}).get("private")), _f(rep2[n].get("public"))]
+            for n in rep2 if isinstance(rep2[n], dict)]
+    best = max((n for n in rep2 if n in board), key=lambda n: board[n]["private"], default=None)
+    lines += ["**Table 2: the standalone head, step by step** (`paper/tables/table2.md`)", ""]
+    lines += _table(["submission", "step (paper)", "local public", "local private", "paper public"], rows)
+    if best:
+        lines += ["", f"Best standalone submission on the local private board: **{best}** "
+                      f"({_f(board[best]['private'])})."]
+    lines.append("")
+
+    for number, data, ref, rep in ((3, t3, "v6", reported.get("table3", {})),
+                                   (4, t4, "eos7", reported.get("table4", {}))):
+        if not data:
+            continue
+        ref = data.get("reference", ref)
+        title = {3: "the blend against the standalone submissions",
+                 4: "the ceiling attempts (differences to eos7)"}[number]
+        lines += [f"**Table {number}: {title}** (`paper/tables/table{number}.md`)", ""]
+        vs = data.get("compare", {}).get("private", {}).get("vs", {})
+        rows = []
+        for n in data.get("rows", []):
+            s = data["scores"].get(n, {})
+            r = rep.get(n, {}) if isinstance(rep.get(n), dict) else {}
+            rows.append([n, r.get("description", ""), _f(s.get("public")), _f(s.get("private")),
+                         _f(r.get("public")), _f(r.get("private")), _ci(vs.get(n))])
+        lines += _table(["submission", "what (paper)", "local public", "local private", "paper public",
+                         "paper private", f"private - {ref} [95% CI]"], rows)
+        lines.append("")
+
+    models = model_metrics(metrics_dir)
+    lines += ["**Every trained model** (OOF: out-of-fold macro ROC-AUC on the labelled soundscape chunks; "
+              "`metrics/headline/models/`)", ""]
+    rows = [[n, _f(m["oof_macro_auc"]), _f(m.get("focal_top1")),
+             f"{m['n_params']:,}" if isinstance(m.get("n_params"), int) else "-"]
+            for n, m in models.items()]
+    lines += _table(["model", "OOF macro-AUC", "focal top-1", "parameters"], rows)
+    return "\n".join(lines).strip("\n") + "\n"
+
+
+def timings_markdown(run: dict, top: int | None = None) -> str:
+    """The timed default run (benchmarks/results/default_run.json): total, machine and stage seconds.
+
+    ``top``: only the ``top`` slowest stages (the README); None: every stage (docs/benchmarks.md).
+    """
+    total = float(run["total_s"])
+    machine = run.get("machine", {})
+    lines = [GENERATED.format(source="benchmarks/results/default_run.json", writer="benchmarks/default_run.py"), "",
+             f"`{run['command']}` took **{total:.0f} s ({total / 60:.1f} min)** on {run.get('date', '?')}, "
+             f"{machine.get('cpus', '?')} CPU cores, Python {machine.get('python', '?')}, 1-min load "
+             f"{run.get('load_average_1min', '?')}: {100 * total / run['budget_s']:.0f}% of the "
+             f"{run['budget_s'] / 60:.0f}-minute budget.", ""]
+    stages = sorted(run["stages_s"].items(), key=lambda kv: (-kv[1], kv[0]))
+    shown = stages if top is None else stages[:top]
+    rows = [[f"`{n}`", f"{s:.1f}", f"{100 * s / total:.1f}%"] for n, s in shown]
+    if top is not None and len(stages) > top:
+        rest = sum(s for _, s in stages[top:])
+        rows.append([f"the other {len(stages) - top} stages", f"{rest:.1f}", f"{100 * rest / total:.1f}%"])
+    lines += _table(["stage", "seconds", "share of the run"], rows)
+    return "\n".join(lines) + "\n"
