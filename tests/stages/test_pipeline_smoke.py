@@ -5,7 +5,7 @@ copy of the repository, used as a researcher would:
 2. Commit and tag the run as a submission; `dvc exp run -S blend.weight=0.08` re-runs only the blends
    and what reads them; a post-processing and block-choice change would re-run training and what
    follows, no extraction (`dvc repro --dry`).
-3. Retrain the sidecar head (`dvc exp run -S sidecar.head.optim.epochs=1`), commit that second run
+3. Retrain the sidecar head (`dvc exp run -S sidecar.head.optim.lr=0.003`), commit that second run
    and tag it; `dvc push` after each.
 4. `git checkout <first tag> && dvc checkout` restores the first run's checkpoint and submission
    bytes, also after deleting the DVC cache and pulling from the remote.
@@ -111,14 +111,14 @@ def test_full_pipeline_smoke(tmp_path):
         assert f"Running stage '{ran}'" in out, f"{ran} would not re-run"
 
     # a second submission that retrains a head (the sidecar's: the cheapest fold training here)
-    out = sh([dvc, "exp", "run", "-S", "sidecar.head.optim.epochs=1"], repo, timeout=900)
+    out = sh([dvc, "exp", "run", "-S", "sidecar.head.optim.lr=0.003"], repo, timeout=900)
     for cached in ("extract", "train@attn", "predict@v6", "base"):
         assert f"Running stage '{cached}'" not in out, f"{cached} re-ran after a sidecar training change"
     for ran in ("sidecar", "blend", "leaderboard"):
         assert f"Running stage '{ran}'" in out, f"{ran} did not re-run after a sidecar training change"
-    assert "leaderboard" in sh([dvc, "metrics", "diff", "--json"], repo)
+    assert "metrics/headline/models/sidecar.json" in sh([dvc, "metrics", "diff", "--json"], repo)
     sh(["git", "add", "-A"], repo)
-    sh(["git", "commit", "-qm", "submission 2: blend weight 0.08, the sidecar head trained one epoch"], repo)
+    sh(["git", "commit", "-qm", "submission 2: blend weight 0.08, the sidecar head at learning rate 0.003"], repo)
     sh(["git", "tag", "sub-2"], repo)
     second = {f: sha256_file(repo / f) for f in KEPT}
     assert second != first
@@ -140,8 +140,10 @@ def test_full_pipeline_smoke(tmp_path):
     sh(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
     assert not (clone / ".dvc" / "cache").exists()
     diff = json.loads(sh([dvc, "metrics", "diff", "sub-1", "sub-2", "--json"], clone))
-    weight = diff["metrics/blend/blend.json"]["blends.eos7.weights.v6"]
+    assert "metrics/headline/models/sidecar.json" in diff, diff  # the retrained sidecar's OOF
+    detail = json.loads(sh([dvc, "metrics", "diff", "sub-1", "sub-2", "--json", "--targets",
+                            "metrics/blend/blend.json"], clone))  # a detail file, by path
+    weight = detail["metrics/blend/blend.json"]["blends.eos7.weights.v6"]
     assert (weight["old"], weight["new"]) == (0.07, 0.08), weight
-    assert "metrics/leaderboard/leaderboard.json" in diff
     params = json.loads(sh([dvc, "params", "diff", "sub-1", "sub-2", "--json"], clone))
-    assert {"blend.weight", "sidecar.head.optim.epochs"} <= set(params["params.yaml"]), params
+    assert {"blend.weight", "sidecar.head.optim.lr"} <= set(params["params.yaml"]), params
