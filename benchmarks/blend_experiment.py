@@ -1,6 +1,6 @@
 """`dvc exp run -S blend.weight=0.08`: what it re-runs and how long it takes, against its limit.
 
-Issue 17's budget: the experiment re-runs the blends and what reads them (leaderboard, tables,
+Its budget: the experiment re-runs the blends and what reads them (leaderboard, tables,
 figures, publish, paper), nothing upstream, in under 30 s on the default set, about 2% of the full
 default run. Measured in a throwaway clone (git clone of HEAD, the repository's DVC cache, `dvc
 checkout`), so the repository's own workspace and experiments are untouched. The full run's time

@@ -9,7 +9,7 @@ Uses the repository's trained `v6` head when models/heads/<model>/ exists, other
 head of the configured size (same arithmetic); the hidden test soundscapes when data/hidden has them,
 otherwise 1-minute noise files written to a temporary folder (decoded the same way).
 
-With ``--submission eos7`` (a `blends:` entry) it times the final submission of issue 17 instead:
+With ``--submission eos7`` (a `blends:` entry) it times the final blend submission instead:
 per file, the v6 head as above plus the baseline chain (its ProtoSSM fold models on the file's 12 chunk
 embeddings, the SED fold models on the chunks' log-mels, the rank blend, the chain's post-processing),
 then the blend with the head and the taxonomy smoothing. The rank blend ranks over all test rows at

@@ -1,4 +1,4 @@
-"""One GPU check for issue 14: does `runtime.provider: cuda` give the CPU features within tolerance?
+"""One GPU check: does `runtime.provider: cuda` give the CPU features within tolerance?
 
 Runs on a machine with an NVIDIA GPU: builds the Perch-shaped fixture (no download), exposes its
 blocks, runs the same 32 windows through the runner on the CPU and on CUDA, prints the max

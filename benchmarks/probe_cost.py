@@ -7,7 +7,7 @@ machine hits both alike):
           embedding only) of audio already in memory;
   probe - what the probe stage does: reading the clips' audio, one pass through the probed graph
           (every block output), then the per-block kNN, bootstrap and linear probe.
-Limit (issue 4): probe <= 1.5 x raw. Writes benchmarks/results/probe_cost.json.
+Limit: probe <= 1.5 x raw. Writes benchmarks/results/probe_cost.json.
 
 Run: nice .venv/bin/python benchmarks/probe_cost.py   (needs data/index and the models/ files)
 """

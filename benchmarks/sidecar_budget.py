@@ -1,4 +1,4 @@
-"""Wall time of the `sidecar` stage (train + its 3-shift test predictions) against its budget (issue 18:
+"""Wall time of the `sidecar` stage (train + its 3-shift test predictions) against its budget (
 the sidecar trains in under 30 s on 2 cores, plus its extraction in real-data mode).
 
 Runs `stages.sidecar.run` in a scratch folder that links the repository's data/features,

@@ -1,7 +1,7 @@
 """Spectrograms: read from the cache (data/spectrograms/mels.npy, float16, memory-mapped) or
 compute on the fly (decode the window's audio + log_mel), side by side on the same random batches.
 
-Issue 16 asks to measure and choose. Interleaved rounds on the same 64-window batches:
+Measured to choose between caching and computing on the fly. Interleaved rounds on the same 64-window batches:
   cache  - fancy-index a batch of mels.npy rows (float16) and cast to float32;
   fly    - read each window's audio (read_file_windows) and compute log_mel at the cached MelSpec.
 Also prints the cache's size on disk and what it would be at the public chain's 256 x 313 float32.

@@ -1,4 +1,4 @@
-"""Wall time of each spectrogram-ViT size against its budget (issue 18: under 90 s each on 2 cores).
+"""Wall time of each spectrogram-ViT size against its budget (under 90 s each on 2 cores).
 
 Runs `stages.vit.run` with the params.yaml settings for every `vit.sizes` key, in a scratch folder that
 links the repository's data/spectrograms, data/index and data/hidden (so nothing of the pipeline's

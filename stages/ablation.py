@@ -1,4 +1,4 @@
-"""Stage `ablation` (issue 13): does the probe pick the best layers for the task?
+"""Stage `ablation`: does the probe pick the best layers for the task?
 
 Reads the OOF predictions (predictions/oof/<variant>/oof.csv), training metrics and submissions of
 `ablation.reference` (the probe's choice: the attn variant, train.blocks auto) and of each

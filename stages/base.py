@@ -1,4 +1,4 @@
-"""Stage `base` (issue 16): the baseline chain's submission, its OOF, and the OOF against v6's head.
+"""Stage `base`: the baseline chain's submission, its OOF, and the OOF against v6's head.
 
 `base.source: stages` (default): reads the ProtoSSM and SED test predictions (predictions/chain/),
 blends them in rank space with `base.blend` weights (ranks per class over ALL test rows,

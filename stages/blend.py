@@ -1,4 +1,4 @@
-"""Stage `blend` (issue 17): every entry of `blends:` in one stage, each written to
+"""Stage `blend`: every entry of `blends:` in one stage, each written to
 submissions/<name>/ (submission.csv + manifest.json) like any submission.
 
 Reads the parts' submissions (submissions/<part>/submission.csv: the base chain, the heads' v6 and
@@ -72,7 +72,7 @@ def head_of(model: str) -> dict:
 
 
 def figure3(cfg: dict, params: dict) -> tuple[list[str], list[str], dict]:
-    """Figure 3 (issue 22): the standalone `figures.pipelines.standalone` (left) and the blend
+    """Figure 3: the standalone `figures.pipelines.standalone` (left) and the blend
     `figures.pipelines.blend` (right), drawn from the params in force, so `-S blend.weight=...` redraws it."""
     name, blend_name = cfg["standalone"], cfg["blend"]
     subs, blends = params["submissions"], params["blends"]

@@ -1,4 +1,4 @@
-"""Stage `ceiling` (issue 19): the plateau of section 7, as a function of the partner's weight and
+"""Stage `ceiling`: the plateau of section 7, as a function of the partner's weight and
 strength.
 
 Reads the base submission (`ceiling.base`), the real partners (`ceiling.partners`: the head's v6,

@@ -1,4 +1,4 @@
-"""Stage `figures` (issue 22): Figure 2 (per-species trajectories). Figure 3 (the two pipelines) is
+"""Stage `figures`: Figure 2 (per-species trajectories). Figure 3 (the two pipelines) is
 drawn by the `blend` stage, which has its params in force: a blend experiment then re-runs no
 figure stage.
 

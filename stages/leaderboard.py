@@ -2,7 +2,7 @@
 set them beside the paper's reported scores (Table 2) and, in real-data mode, beside the scores
 copied from Kaggle into leaderboard/kaggle.yaml (each bound to the sha256 of the file it scored).
 
-It also measures the shake-up (issue 19): over `shakeup.splits` random public/private splits of the
+It also measures the shake-up: over `shakeup.splits` random public/private splits of the
 hidden files (by file, `shakeup.public_share` public, as on Kaggle), each submission's private minus
 public, and the probability that two submissions swap order from public to private. Per-file pair
 counts are computed once per submission (scoring/pairs.py), so every split is a matrix product.

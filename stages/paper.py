@@ -1,4 +1,4 @@
-"""Stage `paper` (issue 22): paper/paper.md, the study regenerated, with a verdict per claim.
+"""Stage `paper`: paper/paper.md, the study regenerated, with a verdict per claim.
 
 Runs after `publish` and reads only published results: metrics/ (JSON), paper/tables/ (markdown),
 figures/ (linked by relative path), plus paper/claims.yaml (the sections, the numbers each shows

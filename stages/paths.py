@@ -50,27 +50,27 @@ FIGURES = Path("build/figures")
 TABLES = Path("build/tables")
 PUBLISHED = {Path("build/metrics"): Path("metrics"), FIGURES: Path("figures"), TABLES: Path("paper/tables")}
 
-# predict / leaderboard (issue 6)
+# predict / leaderboard
 REPORTED = Path("paper/reported.yaml")         # the paper's numbers, one key per table
 KAGGLE_SCORES = Path("leaderboard/kaggle.yaml")  # real-data mode: scores copied from Kaggle (git-tracked)
 BENCHMARK_RESULTS = Path("benchmarks/results")
 DEFAULT_RUN = BENCHMARK_RESULTS / "default_run.json"  # the last timed full `dvc repro` (benchmarks/default_run.py)
 
-# surgery (issue 3)
+# surgery
 ARCHITECTURE_FIGURE = FIGURES / "architecture.png"  # Figure 1, drawn from blocks.json
 
-# ablation (issue 13)
+# ablation
 ABLATION_METRICS = Path("build/metrics/ablation")  # ablation.json lives inside
 
-# pseudo-labelling (issue 15)
+# pseudo-labelling
 PSEUDO = Path("data/pseudo")                      # the teacher's soft labels of the unlabelled soundscapes
 PSEUDO_METRICS = Path("build/metrics/pseudo")     # summary.json (a copy of data/pseudo/summary.json)
 PSEUDO_TABLE_METRICS = Path("build/metrics/pseudo_table")  # pseudo.json: the table's numbers
 
-# issue 17: the blends (submissions/<name>/ like any submission) and the v7 sweep
+# the blends (submissions/<name>/ like any submission) and the v7 sweep
 BLEND_METRICS = Path("build/metrics/blend")        # blend.json: each blend's resolved weights and sha256
 SWEEP_METRICS = Path("build/metrics/sweep")        # sweep.json: the v7 prior/sigma grid on the OOF
-# figures and paper (issue 22)
+# figures and paper
 TRAJECTORIES_FIGURE = FIGURES / "trajectories.png"   # Figure 2
 PIPELINES_FIGURE = FIGURES / "pipelines.png"         # Figure 3
 FIGURES_METRICS = Path("build/metrics/figures")     # trajectories.json: Figure 2's coordinates and lengths
@@ -78,17 +78,17 @@ CLAIMS = Path("paper/claims.yaml")                  # the paper's claims, how ea
 PAPER = Path("paper/paper.md")                      # the regenerated paper (git-tracked, written by the paper stage)
 VERDICTS = Path("paper/verdicts.json")              # every claim's numbers and verdict (what paper.md shows)
 
-# issue 19: the ceiling attempts' plateau and the shake-up
+# the ceiling attempts' plateau and the shake-up
 CEILING_METRICS = Path("build/metrics/ceiling")    # ceiling.json: plateau curves and control partners
 SHAKEUP_METRICS = Path("build/metrics/shakeup")    # shakeup.json: private - public over random splits, swaps
-# the spectrogram ViT (issue 18): one folder per input size, never shared between sizes
+# the spectrogram ViT: one folder per input size, never shared between sizes
 VIT_MODELS = Path("models/vit")                   # models/vit/<size>/fold_<k>.pt, config.json
 VIT_METRICS = Path("build/metrics/vit")           # build/metrics/vit/<size>/metrics.json, curves/
-# the BirdNET sidecar (issue 18): its features (real-data mode: BirdNET over data/features' windows; default
+# the BirdNET sidecar: its features (real-data mode: BirdNET over data/features' windows; default
 # mode: meta.json pointing to data/features), its head, OOF, metrics and standalone submission submissions/sidecar/
 SIDECAR_FEATURES = Path("data/sidecar_features")
 SIDECAR_METRICS = Path("build/metrics/sidecar")   # metrics.json + DVCLive curves
-# the baseline chain (issue 16)
+# the baseline chain
 SPECTROGRAMS = Path("data/spectrograms")             # windows.csv, mels.npy (float16 log-mel), spec.json
 CHAIN_MODELS = Path("models/chain")                  # models/chain/<model>/: fold checkpoints + config.json
 CHAIN_PREDICTIONS = Path("predictions/chain")        # predictions/chain/<model>/test.csv: test chunk probabilities
@@ -96,6 +96,6 @@ PROTOSSM_METRICS = Path("build/metrics/protossm")    # metrics.json + DVCLive cu
 SED_METRICS = Path("build/metrics/sed")
 BASE_METRICS = Path("build/metrics/base")            # metrics.json: base OOF and its paired bootstrap against v6's head
 
-# Kaggle kernel bundles (issue 21)
+# Kaggle kernel bundles
 MODEL_FOLDER = Path("bundles/models")   # the shared, content-addressed model folder (one Kaggle dataset)
 KERNELS = Path("bundles/kernels")       # bundles/kernels/<bundle>/: the generated notebook + kernel-metadata.json

@@ -1,4 +1,4 @@
-"""Stage `protossm` (issue 16): the baseline chain's ProtoSSM in the heads' folds, with an OOF.
+"""Stage `protossm`: the baseline chain's ProtoSSM in the heads' folds, with an OOF.
 
 Reads the backbone's final embedding (`base.protossm.inputs`: feature-store arrays concatenated per
 chunk) of every labelled soundscape chunk and every test chunk at the `base.protossm.tta` shifts

@@ -1,4 +1,4 @@
-"""Stage `pseudo` (issue 15): the teacher's soft labels for every unlabelled soundscape chunk.
+"""Stage `pseudo`: the teacher's soft labels for every unlabelled soundscape chunk.
 
 Reads the fold models of the train variant `pseudo.teacher` (models/heads/<teacher>/) and the
 features of every unlabelled soundscape chunk at shift 0 (data/features). Writes data/pseudo/:

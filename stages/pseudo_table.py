@@ -1,4 +1,4 @@
-"""Stage `pseudo_table` (issue 15): does pseudo-labelling inflate the OOF, and do the boards agree?
+"""Stage `pseudo_table`: does pseudo-labelling inflate the OOF, and do the boards agree?
 
 Reads the OOF predictions of `pseudo_table.reference` (attn, the head of v6) and of each student
 (`pseudo_table.rows`: submission -> student), the labelled chunks (data/index/chunks.csv), the

@@ -1,4 +1,4 @@
-"""Stage `sed` (issue 16): the chain's distilled SED CNN, from scratch, on the cached spectrograms.
+"""Stage `sed`: the chain's distilled SED CNN, from scratch, on the cached spectrograms.
 
 Reads data/spectrograms (focal windows, training soundscape chunks, test chunks at shift 0) and, for
 the distillation target, the backbone's final embedding of the same windows (data/features).

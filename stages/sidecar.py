@@ -1,4 +1,4 @@
-"""Stage `sidecar` (issue 18): the BirdNET sidecar of eos10, an attention head on BirdNET V2.4's final
+"""Stage `sidecar`: the BirdNET sidecar of eos10, an attention head on BirdNET V2.4's final
 embedding (one token), and its standalone submission.
 
 Reads data/sidecar_features (the `sidecar_features` stage: in real-data mode BirdNET's own

@@ -1,4 +1,4 @@
-"""Stage `spectrogram` (issue 16): standardised log-mel spectrograms of the windows the SED reads.
+"""Stage `spectrogram`: standardised log-mel spectrograms of the windows the SED reads.
 
 Windows: those of `extract` (data/features/windows.csv), restricted to what the SED models need:
 every focal window, every training soundscape chunk (shift 0: labelled and unlabelled) and the

@@ -1,4 +1,4 @@
-"""Stage `student@<name>` (issue 15): a head trained on focal windows, labelled soundscape chunks and
+"""Stage `student@<name>`: a head trained on focal windows, labelled soundscape chunks and
 the teacher's pseudo-labelled unlabelled chunks (paper sections 7.1 and 7.2).
 
 Each `students.<name>` entry names its unpseudo `twin` (a train variant) and the batch composition

@@ -1,4 +1,4 @@
-"""Stage `sweep` (issue 17): the paper's v7, rebuilt. v7 came from an OOF sweep of the site/hour
+"""Stage `sweep`: the paper's v7, rebuilt. v7 came from an OOF sweep of the site/hour
 prior strength and the Gaussian sigma that overfit (public 0.861 against v6's 0.879).
 
 Reads the OOF of the head (`sweep.model`, predictions/oof/<model>/oof.csv: labelled soundscape chunks

@@ -3,7 +3,7 @@ extracted block features.
 
 Reads the blocks `train.blocks` names (`auto`: models/probe_selected.json) from data/features; a
 variant's own `blocks` overrides it (a list, or auto | last3 | embedding | best1 | all, see
-`resolve_tokens`: the ablation variants of issue 13),
+`resolve_tokens`: the ablation variants),
 data/index/species.csv (label order) and, for the probe-versus-weights table,
 build/metrics/probe/probe.json. Writes models/heads/<variant>/ (fold checkpoints + config.json),
 predictions/oof/<variant>/oof.csv (one row per labelled soundscape chunk),
@@ -55,7 +55,7 @@ class TrainResult:
     curves: str
 
 
-SYMBOLIC = ("auto", "last3", "embedding", "best1", "all")  # a variant's `blocks` (issue 13's ablation)
+SYMBOLIC = ("auto", "last3", "embedding", "best1", "all")  # a variant's `blocks` (the ablation)
 EMBEDDING = "embedding"                                     # the final embedding array, one token
 
 

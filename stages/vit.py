@@ -1,4 +1,4 @@
-"""Stage `vit@<size>` (issue 18): a small spectrogram ViT at one input size (paper section 7.3, the
+"""Stage `vit@<size>`: a small spectrogram ViT at one input size (paper section 7.3, the
 DINOv2 ViT-B/14 branch of eos12 at 196 px and eos13 at 224 px).
 
 Reads the log-mel store of the `spectrogram` stage (data/spectrograms/) and data/index/species.csv.

@@ -1,4 +1,4 @@
-"""Log-mel spectrograms of 5-s windows, as the SED models read them (issue 16).
+"""Log-mel spectrograms of 5-s windows, as the SED models read them.
 
 `MelSpec` holds every setting; `log_mel(audio, spec)` turns float32 ``[n, samples]`` windows into
 float32 ``[n, n_mels, frames]``: a centred (zero-padded by ``n_fft // 2``), Hann-windowed STFT,

@@ -1,4 +1,4 @@
-"""ProtoSSM: the baseline chain's sequence model over a soundscape file's 12 chunk embeddings (issue 16).
+"""ProtoSSM: the baseline chain's sequence model over a soundscape file's 12 chunk embeddings.
 
 Rebuilt from the public chain's description (docs in birdclef_eos/chain/README.md):
 per-chunk Linear(E -> d) + LayerNorm + GELU + dropout; a learned position encoding over the file's

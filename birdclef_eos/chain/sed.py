@@ -1,4 +1,4 @@
-"""The distilled SED CNN of the baseline chain, trained from scratch (issue 16).
+"""The distilled SED CNN of the baseline chain, trained from scratch.
 
 An EfficientNet-B0-shaped net over a standardised log-mel [B, 1, n_mels, frames]: a stride-2 stem
 conv, then stages of MBConv blocks (1x1 expand, depthwise kxk, squeeze-excite, 1x1 project, residual

@@ -1,4 +1,4 @@
-"""The spectrogram store the `spectrogram` stage writes and the SED models read (issue 16).
+"""The spectrogram store the `spectrogram` stage writes and the SED models read.
 
 A folder holding ``windows.csv`` (the feature store's columns, `birdclef_eos.data.features.WINDOW_COLUMNS`,
 one row per spectrogram), ``mels.npy`` (float16 ``[N, n_mels, frames]``, standardised log-mel,

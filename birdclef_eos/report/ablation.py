@@ -1,4 +1,4 @@
-"""The ablation table (issue 13): does the probe pick the best layers for the task?
+"""The ablation table: does the probe pick the best layers for the task?
 
 Each row is a head that reads other blocks than the probe's choice; every difference is
 "probe's choice minus variant" in macro-AUC with its paired bootstrap interval over files; the
@@ -103,7 +103,7 @@ def ablation_markdown(result: dict, said: list[str], digits: int = 3) -> str:
     boards = result["boards_scored"]
     n_boot, conf = result["bootstrap"]["draws"], result["bootstrap"]["confidence"]
     pct = f"{conf * 100:g}%"
-    lines = [f"Ablation (issue 13): heads that read other blocks than the probe's choice (`{ref['name']}`, "
+    lines = [f"Ablation: heads that read other blocks than the probe's choice (`{ref['name']}`, "
              f"blocks {blocks_text(ref['blocks'])}), otherwise trained as it. Δ = probe's choice minus variant "
              f"(macro-AUC); [{pct} interval] from a paired bootstrap over files ({n_boot} draws; OOF: labelled "
              f"soundscape files, boards: test files).", ""]

@@ -1,4 +1,4 @@
-"""The plateau and the shake-up (issue 19): figures and the plain sentences that read them."""
+"""The plateau and the shake-up: figures and the plain sentences that read them."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""The pseudo-labelling table (issue 15): v6 against the pseudo students, with the paper's numbers
+"""The pseudo-labelling table: v6 against the pseudo students, with the paper's numbers
 and sentences generated from the measured differences and their paired bootstrap intervals."""
 from __future__ import annotations
 

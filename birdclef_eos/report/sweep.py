@@ -1,4 +1,4 @@
-"""The v7 sweep's table, sentence and heat map (issue 17)."""
+"""The v7 sweep's table, sentence and heat map."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""Issue 13's ablation: the paired bootstrap over files, the soundscape probe ranking and the
+"""The ablation: the paired bootstrap over files, the soundscape probe ranking and the
 sentences the ablation table ends with."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""base.source: file - a malformed submission.csv is named (issue 16)."""
+"""base.source: file - a malformed submission.csv is named."""
 import pandas as pd
 import pytest
 

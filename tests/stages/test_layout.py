@@ -72,7 +72,7 @@ def code_deps(stage: str) -> set[str]:
 
 # cheap stages that skip the notebook because a blend experiment re-runs them and a kernel would cost
 # more than their work: bundle@<name> (every key re-runs on a `blend.*` change) and the publish copy
-# (`dvc exp run -S blend.weight=...` must stay fast; issue 17)
+# (`dvc exp run -S blend.weight=...` must stay fast)
 NOTEBOOK_FREE = {"bundle", "publish"}
 
 

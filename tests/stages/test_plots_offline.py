@@ -1,4 +1,4 @@
-"""`dvc plots show` / `dvc plots diff` pages work offline (issue 11).
+"""`dvc plots show` / `dvc plots diff` pages work offline.
 
 The repo's .dvc/config sets `plots.html_template` to vendor/vega/offline_template.html, a page with
 vega, vega-lite and vega-embed inlined (vendor/vega/build_template.py). These tests copy that config

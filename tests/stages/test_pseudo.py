@@ -1,4 +1,4 @@
-"""The pseudo stage and a student on a toy feature store (issue 15)."""
+"""The pseudo stage and a student on a toy feature store."""
 import json
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Real-data mode's local board (issue 21): held-out labelled soundscapes reach no learner.
+"""Real-data mode's local board: held-out labelled soundscapes reach no learner.
 
 The competition folder is the synthetic set's competition half with an empty test_soundscapes/
 (tests/fakes/competition.py); `dataset` indexes it in real-data mode with a held-out share.
@@ -79,7 +79,7 @@ def test_no_held_out_row_reaches_a_learner(indexed):
         "pseudo (teacher and student pool)": windows[(windows.source == "soundscape") & (windows.split == "unlabelled")],
         "ablation soundscape probe": windows[(windows.source == "soundscape") & (windows.split == "labelled")],
     }
-    # the baseline chain (issue 16): the spectrogram store's training windows, ProtoSSM's and the SED's rows
+    # the baseline chain: the spectrogram store's training windows, ProtoSSM's and the SED's rows
     from stages import protossm, spectrogram
     spec = spectrogram.select_windows(windows, [0.0])
     learned["chain spectrograms (training)"] = spec[spec.source != "test"]
@@ -118,7 +118,7 @@ def test_site_date_grouping(tmp_path, monkeypatch):
 
 
 def test_predict_says_there_are_no_test_windows_not_add_the_shift(tmp_path, monkeypatch):
-    """Issue 21: a mode with no test soundscapes at all gets told so, and how to get a board."""
+    """a mode with no test soundscapes at all gets told so, and how to get a board."""
     from stages import predict
     from tests.fakes.predict_fakes import make_tree, write_features
     from tests.stages.test_leaderboard import params

@@ -1,4 +1,4 @@
-"""The `sidecar` stage (issue 18) on a toy store: it trains on the sidecar's embedding (the main
+"""The `sidecar` stage on a toy store: it trains on the sidecar's embedding (the main
 store's through the default mode's pointer, or a store of its own in real-data mode) and writes its
 head, OOF, metrics and a raw TTA submission over every test chunk."""
 import json

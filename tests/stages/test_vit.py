@@ -1,4 +1,4 @@
-"""The vit@<size> stage on a toy spectrogram store (issue 18): per-size outputs that never touch each
+"""The vit@<size> stage on a toy spectrogram store: per-size outputs that never touch each
 other, the named position-embedding error for a checkpoint of the other size, and resizing."""
 import hashlib
 import json

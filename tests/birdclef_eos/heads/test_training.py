@@ -150,7 +150,7 @@ def test_train_stage_writes_the_contract(tmp_path, monkeypatch):
     assert train.head_tokens("auto", [0, 1, 2]) == ["block_00", "block_02"]
     with pytest.raises(train.TrainStageError, match="not in"):
         train.head_tokens([7], [0, 1, 2])
-    # a variant's own `blocks` overrides train.blocks: the embedding as one token (issue 13)
+    # a variant's own `blocks` overrides train.blocks: the embedding as one token
     params["train"]["variants"]["abl_embedding"] = {"head": "attn", "soundscape_fraction": 0.2,
                                                     "table": "ablation/abl_embedding", "blocks": "embedding"}
     emb = train.run(params, "abl_embedding")
