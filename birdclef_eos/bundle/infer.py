@@ -54,11 +54,35 @@ def soundscape_chunks(test_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(soundscapes, chunks) of every audio file in ``test_dir``, split ``test``, as the index has them."""
     scapes = birdclef.read_soundscapes(Path(test_dir), default_split="test")
     if scapes.empty:
-        raise BundleError(f"{test_dir}: no test soundscapes (.ogg, .flac, .wav); on Kaggle they appear only "
-                          "when the kernel is scored")
+        raise BundleError(f"{test_dir}: no test soundscapes (.ogg, .flac, .wav); run_bundle writes the save run's "
+                          "header-only submission before this")
     scapes = scapes.assign(path=[str(f) for f in scapes.file])
     chunks = birdclef.chunk_table(scapes, pd.DataFrame(columns=["soundscape_id", "chunk", "labels"]))
     return scapes, chunks
+
+
+def test_files(test_dir: Path) -> list[Path]:
+    """The audio files of ``test_dir`` (none when it is missing: Kaggle's save run has it empty)."""
+    if not test_dir.is_dir():
+        return []
+    return sorted(p for p in test_dir.iterdir() if p.suffix.lower() in birdclef.AUDIO_SUFFIXES)
+
+
+def save_run_submission(root: Path, cfg: dict, test_dir: Path) -> pd.DataFrame:
+    """Kaggle's save run (no test files): the header-only submission, row_id and the species
+    columns in the order the scoring run writes them. Not the sample submission's rows: they name
+    files that are not there and their values would be placeholders, and the save run's file is never
+    scored. When the competition folder's sample_submission.csv is there, its header must be this
+    one, so a column mismatch stops the save run rather than the scoring run."""
+    _, labels = read_species(root, cfg)
+    frame = pd.DataFrame({"row_id": pd.Series(dtype=str), **{c: pd.Series(dtype=float) for c in labels}})
+    sample = test_dir.parent / "sample_submission.csv"
+    if sample.is_file():
+        header = list(pd.read_csv(sample, nrows=0).columns)
+        if header != list(frame.columns):
+            raise BundleError(f"{sample}: its columns ({len(header)}: {header[:4]}...) are not the bundle's "
+                              f"({len(frame.columns)}: {list(frame.columns)[:4]}...): the species table differs")
+    return frame
 
 
 class TestAudio:
@@ -273,6 +297,8 @@ def run_bundle(root: str | Path, name: str, test_dir: str | Path, shared: dict |
     cfg = manifest["bundles"][name]
     if cfg["kind"] not in KINDS:
         raise BundleError(f"bundle '{name}': kind '{cfg['kind']}' is not one of {sorted(KINDS)}")
+    if not test_files(Path(test_dir)):
+        return save_run_submission(root / "files", cfg, Path(test_dir))
     sub = KINDS[cfg["kind"]](root / "files", cfg, Path(test_dir), shared=shared)
     if not np.isfinite(sub.iloc[:, 1:].to_numpy(dtype=float)).all():
         raise BundleError(f"bundle '{name}': non-finite probabilities")
