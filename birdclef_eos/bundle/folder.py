@@ -111,7 +111,8 @@ def build(out: Path, files: dict[str, Path], code: dict[str, Path], vendor: dict
     for part, table in (("files", files), ("code", code), ("vendor", vendor), ("wheels", wheels or {})):
         for logical in table:
             pure = PurePosixPath(logical)
-            if not logical or pure.is_absolute() or ".." in pure.parts or "\\" in logical:
+            if (not logical or pure.is_absolute() or "\\" in logical
+                    or any(p in ("", ".", "..") for p in logical.split("/"))):
                 raise FolderError(f"{part} path {logical!r}: a logical path is relative and stays inside the folder")
     manifest = {"format": 1, "files": store(files), "code": store(code), "vendor": store(vendor),
                 "wheels": store(wheels or {}), "entry_sha256": hashlib.sha256(entry_text.encode()).hexdigest(),

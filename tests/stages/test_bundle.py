@@ -302,3 +302,28 @@ def test_the_sandbox_holds_only_what_kaggle_has(workspace, tmp_path):
 def kernel_cell(code):
     from birdclef_eos.bundle.kernel import cell
     return cell("code", code)
+
+
+def test_bundle_stage_refuses_bad_kaggle_values_and_builds_without_an_owner(workspace, monkeypatch):
+    """Every kaggle.* knob that reaches the notebook or its metadata is refused by name before anything is
+    written (an injection string, a placeholder owner); owner null (the default) writes the notebook only."""
+    root, _, _ = workspace
+    monkeypatch.chdir(root)
+    before = {p: p.read_bytes() for p in (root / "bundles/kernels/v6").iterdir()}
+    inject = 'x")); import os; os.system("touch /tmp/eos-pwned")  #'
+    for knob, bad in [("competition", inject), ("model_dataset", inject), ("kernel_prefix", inject),
+                      ("owner", inject), ("owner", "your-kaggle-username")]:
+        params = smoke_params()
+        params["kaggle"][knob] = bad
+        with pytest.raises(bundle.BundleStageError, match=f"kaggle.{knob}"):
+            bundle.run(params, "v6")
+        assert {p: p.read_bytes() for p in (root / "bundles/kernels/v6").iterdir()} == before
+    params = smoke_params()
+    params["kaggle"]["owner"] = None
+    try:
+        result = bundle.run(params, "v6")
+        assert result.files == ["birdclef-eos-v6.ipynb"]
+        assert sorted(p.name for p in (root / "bundles/kernels/v6").iterdir()) == ["birdclef-eos-v6.ipynb"]
+    finally:
+        bundle.run(smoke_params(), "v6")
+    assert {p: p.read_bytes() for p in (root / "bundles/kernels/v6").iterdir()} == before
