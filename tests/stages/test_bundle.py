@@ -224,7 +224,10 @@ def test_kernel_stops_on_another_model_folder_version(workspace, tmp_path):
 def test_model_folder_stores_each_file_once_and_pins_it(workspace):
     root, folder, kernel = workspace
     manifest = json.loads((root / "bundles/models/manifest.json").read_text())
-    shas = [*manifest["files"].values(), *manifest["code"].values(), *manifest["vendor"].values()]
+    shas = [*manifest["files"].values(), *manifest["code"].values(), *manifest["vendor"].values(),
+            *manifest["wheels"].values()]
+    assert sorted(manifest["wheels"]) == folder.wheels and [w.split("-")[2] for w in folder.wheels] == ["cp311", "cp312"]
+    assert yaml.safe_load(PARAMS_FILE.read_text())["kaggle"]["vendor"] == []  # by default nothing beyond the image and wheels
     assert folder.objects == len(set(shas)) == len(list((root / "bundles/models/objects").iterdir()))
     assert "birdclef_eos/bundle/infer.py" in manifest["code"] and "birdclef_eos/backbone/runner.py" in manifest["code"]
     assert not any(p.startswith("stages/") for p in manifest["code"])
