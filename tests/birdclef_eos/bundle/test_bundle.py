@@ -249,3 +249,17 @@ def test_the_notebook_runs_only_the_pinned_entry_module(tmp_path):
     bad = subprocess.run([sys.executable, "-c", setup], env=env, capture_output=True, text=True)
     assert bad.returncode != 0 and "eos_fork.py is not the manifest's" in bad.stderr
     assert not marker.exists()
+
+
+def test_pinned_wheels_file_is_read_strictly(tmp_path):
+    from birdclef_eos.bundle import wheels
+
+    pins = wheels.read(Path(__file__).resolve().parents[3] / "kaggle" / "wheels.txt")
+    assert {(w.name, w.python) for w in pins} == {("onnxruntime", "cp312"), ("onnxruntime", "cp311")}
+    bad = tmp_path / "wheels.txt"
+    bad.write_text("# pins\nonnxruntime>=1.20 cp312 manylinux_2_27_x86_64 " + "a" * 64 + "\n")
+    with pytest.raises(wheels.WheelError, match=r"wheels.txt:2: .* is not '<name>==<version>"):
+        wheels.read(bad)
+    bad.write_text(("onnxruntime==1.23.2 cp312 manylinux_2_27_x86_64 " + "a" * 64 + "\n") * 2)
+    with pytest.raises(wheels.WheelError, match="pinned twice"):
+        wheels.read(bad)
