@@ -1,7 +1,11 @@
 """Stage `bundle@<name>` (issue 21): the Kaggle kernel of one bundle, generated from code.
 
 Writes bundles/kernels/<name>/<slug>.ipynb (the inference notebook: birdclef_eos/bundle/kernel.py)
-and kernel-metadata.json (`kaggle kernels push -p bundles/kernels/<name>`). The notebook pins the
+and, when `kaggle.owner` is set, kernel-metadata.json (`kaggle kernels push -p bundles/kernels/<name>`).
+`kaggle.owner: null` (the default) builds and tests every kernel without Kaggle ids, so the default
+params run anywhere; a placeholder (your-kaggle-username) or a name Kaggle would not accept is refused,
+naming the knob, by the params check and again here. Every value the notebook receives is validated
+(Kaggle's slug and user-name rules) and written as a literal, never spliced into code. The notebook pins the
 sha256 of the model folder's manifest (the model_folder stage), so a kernel run against another
 version of the model dataset stops before predicting. Both are DVC outputs: a re-run writes a new
 version in the cache and never overwrites the bytes a Kaggle score belongs to (`git checkout <tag>
@@ -68,8 +72,15 @@ def run(params: dict, key: str | None = None) -> BundleResult:
         raise BundleStageError(f"{MODEL_FOLDER}/manifest.json: no bundle '{key}'; re-run the model_folder stage")
     config = manifest["bundles"][key]
     pinned = sha256_file(MODEL_FOLDER / "manifest.json")
-    slug = f"{k['kernel_prefix']}-{key}".lower().replace("_", "-")
-    dataset = f"{k['owner']}/{k['model_dataset']}"
+    try:  # every value that reaches the notebook or its metadata, against Kaggle's rules
+        slug = kernel.kernel_slug(k["kernel_prefix"], key)
+        kernel.check_slug(k["model_dataset"], "kaggle.model_dataset")
+        kernel.check_slug(k["competition"], "kaggle.competition")
+        if k["owner"] is not None:
+            kernel.check_user(k["owner"], "kaggle.owner")
+    except kernel.KernelError as exc:
+        raise BundleStageError(f"params.yaml: {exc}") from exc
+    dataset = f"{k['owner']}/{k['model_dataset']}" if k["owner"] is not None else k["model_dataset"]
     code_file = f"{slug}.ipynb"
     shared = None
     if config["kind"] == "blend":
@@ -81,12 +92,14 @@ def run(params: dict, key: str | None = None) -> BundleResult:
     weights = blend_weights(config, shared) if shared is not None else None
     nb = kernel.notebook(key, config, dataset, k["competition"], pinned, shared,
                          ", ".join(f"{p} {w}" for p, w in (weights or {}).items()))
-    meta = kernel.metadata(slug, k["owner"], f"{k['kernel_prefix']} {key}", code_file, dataset, k["competition"])
+    meta = (kernel.metadata(slug, k["owner"], f"{k['kernel_prefix']} {key}", code_file, dataset, k["competition"])
+            if k["owner"] is not None else None)
     out = KERNELS / key
     with atomic_dir(out) as tmp:
         (tmp / code_file).write_text(kernel.dumps(nb))
-        (tmp / "kernel-metadata.json").write_text(kernel.dumps(meta))
-    return BundleResult(bundle=key, kernel_id=meta["id"], folder=str(out),
-                        files=[code_file, "kernel-metadata.json"], manifest_sha256=pinned,
+        if meta is not None:
+            (tmp / "kernel-metadata.json").write_text(kernel.dumps(meta))
+    return BundleResult(bundle=key, kernel_id=meta["id"] if meta else f"(kaggle.owner not set)/{slug}", folder=str(out),
+                        files=[code_file] + (["kernel-metadata.json"] if meta else []), manifest_sha256=pinned,
                         config={**{kk: config.get(kk) for kk in ("kind", "submission", "model", "tta")},
                                 "weights": weights if weights is not None else config.get("weights")})

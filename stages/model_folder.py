@@ -11,19 +11,22 @@ the ViT branch or `base.source: file`, stops the stage naming it) and stores eve
 descriptions, the head's checkpoints, the species table, the labelled chunks the site/hour prior is
 fitted on (labelled rows only: real-data mode's held-out files are not among them), the library code
 the kernel runs (birdclef_eos/bundle/infer.py and what it imports) and the vendored packages
-(`kaggle.vendor`). manifest.json maps logical paths to sha256s; eos_fork.py is the entry a kernel or a
-fork imports; dataset-metadata.json is what `kaggle datasets create -p bundles/models` reads. Upload the
+(`kaggle.vendor`) and the pinned wheels of kaggle/wheels.txt (onnxruntime for Kaggle's Python and for
+this one; fetched once into `runtime.cache_dir`). manifest.json maps logical paths to sha256s and pins
+eos_fork.py, the entry a kernel or a fork imports; dataset-metadata.json, written only when
+`kaggle.owner` is set, is what `kaggle datasets create -p bundles/models` reads. Upload the
 folder as one Kaggle dataset (README: Kaggle kernels).
 """
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from birdclef_eos.bundle import folder, kernel
+from birdclef_eos.bundle import folder, kernel, wheels
 from birdclef_eos.bundle.infer import CHAIN_PARTS, KINDS
 from birdclef_eos.io.files import atomic_dir, sha256_file
 from birdclef_eos.scoring import postprocess
@@ -34,6 +37,7 @@ PARAMS = ("bundles", "kaggle", "submissions", "postprocess", "backbone.threads",
           "backbone.chunk_mapping", "backbone.frontend", "dataset.sample_rate", "extract.batch_windows",
           "extract.on_bad_audio", "base.source", "base.blend", "base.postprocess", "base.variants",
           "base.protossm.tta", "base.protossm.threads", "blends")
+WHEELS_FILE = ROOT / "kaggle" / "wheels.txt"  # what Kaggle's image (kaggle/image.txt) lacks, pinned
 SHARED_FILES = {"probed_onnx": "models/backbone_probed.onnx", "backbone_json": "models/backbone.json",
                 "blocks_json": "models/blocks.json", "species": "index/species.csv",
                 "prior_chunks": "index/prior_chunks.csv"}
@@ -54,6 +58,7 @@ class ModelFolderResult:
     shared_megabytes: float
     code_files: int
     vendor_files: int
+    wheels: list[str]
     manifest_sha256: str
 
 
@@ -162,6 +167,8 @@ def run(params: dict, key: str | None = None) -> ModelFolderResult:
     code = {p.relative_to(ROOT).as_posix(): p
             for p in folder.code_closure(ROOT / "birdclef_eos" / "bundle" / "infer.py", ROOT / "birdclef_eos")}
     vendor = folder.vendor_files(params["kaggle"]["vendor"], params["kaggle"]["vendor_exclude"])
+    cache = Path(os.path.expanduser(params["runtime"]["cache_dir"]))
+    carried = {w.name: w for w in (wheels.fetch(pin, cache) for pin in wheels.read(WHEELS_FILE))}
     chunks = pd.read_csv(INDEX / "chunks.csv", keep_default_na=False, dtype={"labels": str, "site": str})
     labelled = chunks.loc[chunks["split"] == "labelled", ["row_id", "split", "site", "hour", "labels"]]
     with tempfile.TemporaryDirectory() as tmp, atomic_dir(MODEL_FOLDER) as out:
@@ -170,11 +177,13 @@ def run(params: dict, key: str | None = None) -> ModelFolderResult:
         paths = {"probed_onnx": PROBED_ONNX, "backbone_json": BACKBONE_JSON, "blocks_json": BLOCKS_JSON,
                  "species": INDEX / "species.csv", "prior_chunks": prior_chunks}
         files.update({SHARED_FILES[k]: path for k, path in paths.items()})
-        manifest = folder.build(out, files, code, vendor, configs, kernel.ENTRY)
+        manifest = folder.build(out, files, code, vendor, configs, kernel.ENTRY, carried)
         k = params["kaggle"]
-        (out / "dataset-metadata.json").write_text(kernel.dumps(kernel.dataset_metadata(k["owner"], k["model_dataset"])))
+        kernel.check_slug(k["model_dataset"], "kaggle.model_dataset")
+        if k["owner"] is not None:  # null: no upload metadata (set kaggle.owner to your Kaggle user name)
+            (out / "dataset-metadata.json").write_text(kernel.dumps(kernel.dataset_metadata(k["owner"], k["model_dataset"])))
         sizes = {p.name: p.stat().st_size for p in (out / "objects").iterdir()}
-    shared = sum(sizes[sha] for sha in {**manifest["code"], **manifest["vendor"]}.values())
+    shared = sum(sizes[sha] for sha in {**manifest["code"], **manifest["vendor"], **manifest["wheels"]}.values())
     per_bundle = sum(sizes[manifest["files"][lp]] for c in configs.values()
                      for lp in manifest["files"] if lp in SHARED_FILES.values() or
                      any(lp.startswith(f + "/") for f in own_folders(c)))
@@ -182,5 +191,5 @@ def run(params: dict, key: str | None = None) -> ModelFolderResult:
         bundles={n: {k: c[k] for k in ("kind", "submission", "model")} for n, c in configs.items()},
         objects=len(sizes), megabytes=round(sum(sizes.values()) / 2**20, 1),
         shared_megabytes=round((per_bundle + shared * len(configs)) / 2**20, 1),
-        code_files=len(manifest["code"]), vendor_files=len(manifest["vendor"]),
+        code_files=len(manifest["code"]), vendor_files=len(manifest["vendor"]), wheels=sorted(manifest["wheels"]),
         manifest_sha256=sha256_file(MODEL_FOLDER / "manifest.json"))

@@ -39,6 +39,13 @@ MOVED = {
 
 NAME = re.compile(r"^[A-Za-z0-9_-]+$")  # user-chosen names (they become DVC stage keys and folders)
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# Kaggle's slug and user-name rules, the same patterns as birdclef_eos/bundle/kernel.py SLUG / USER (a test
+# keeps them equal; the schema imports no library module): lowercase letters, digits, single inner hyphens,
+# 3-50 (slug) or 3-20 (user) characters. Placeholders of the user name are refused by name.
+KAGGLE_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,49}$")
+KAGGLE_USER = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,19}$")
+BUNDLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")  # as birdclef_eos/bundle/kernel.py BUNDLE_NAME
+KAGGLE_PLACEHOLDERS = ("your-kaggle-username", "your-username", "username", "your-name", "owner")
 
 
 class ParamsError(ValueError):
@@ -439,10 +446,10 @@ SCHEMA: dict[str, Knob] = {
     "base.bootstrap": Int(1),
     "base.confidence": Num(0, 1, lo_open=True, hi_open=True),
     "base.seed": Int(0),
-    "kaggle.owner": Str(),
-    "kaggle.competition": Str(),
-    "kaggle.model_dataset": Str(),
-    "kaggle.kernel_prefix": Str(),
+    "kaggle.owner": Knob("kaggle_user", nullable=True),  # null: kernels built without Kaggle metadata
+    "kaggle.competition": Knob("slug"),
+    "kaggle.model_dataset": Knob("slug"),
+    "kaggle.kernel_prefix": Knob("slug"),
     "kaggle.vendor": Knob("names", lo=0),          # may be empty
     "kaggle.vendor_exclude": Knob("names", lo=0),  # may be empty
     "bundles.*.kind": Str("predict", "chain", "blend"),  # birdclef_eos/bundle/infer.py KINDS
@@ -498,6 +505,9 @@ def describe(knob: Knob) -> str:
         "names": f"expected a {'' if knob.lo == 0 else 'non-empty '}list of distinct names",
         "overrides": "expected true (the postprocess defaults), false (raw) or a mapping of postprocess knobs",
         "frontend": "expected auto | dft | graph | tensor:<name of a graph tensor>",
+        "slug": "expected a Kaggle slug: 3 to 50 lowercase letters, digits and single inner hyphens",
+        "kaggle_user": ("expected your Kaggle user name (3 to 20 lowercase letters, digits and inner hyphens), "
+                        "not a placeholder such as your-kaggle-username"),
     }[knob.type]
     return text + (" (or null)" if knob.nullable else "")
 
@@ -538,6 +548,10 @@ def knob_ok(knob: Knob, v) -> bool:
         return isinstance(v, (bool, dict))
     if t == "frontend":
         return isinstance(v, str) and (v in ("auto", "dft", "graph") or (v.startswith("tensor:") and len(v) > 7))
+    if t == "slug":
+        return isinstance(v, str) and bool(KAGGLE_SLUG.match(v))
+    if t == "kaggle_user":
+        return isinstance(v, str) and v not in KAGGLE_PLACEHOLDERS and bool(KAGGLE_USER.match(v))
     raise ValueError(f"schema: unknown knob type {t!r}")
 
 
@@ -993,7 +1007,15 @@ def rule_bundles(params, n_blocks):
     made_by = {"predict": ("submissions", list(subs)),
                "chain": ("base or base.variants", ["base", *(variants if isinstance(variants, dict) else [])]),
                "blend": ("blends", list(blends) if isinstance(blends, dict) else [])}
+    prefix = get(params, "kaggle.kernel_prefix")
     for name, entry in bundles.items():
+        slug = f"{prefix}-{name}".lower().replace("_", "-") if isinstance(prefix, str) else None
+        if not (isinstance(name, str) and BUNDLE_NAME.match(name)):
+            yield Problem("bundles", name, "a bundle name is 1 to 40 letters, digits, '_' or '-', starting with a "
+                                           "letter or digit", kind="key")
+        elif slug is not None and KAGGLE_SLUG.match(prefix) and not KAGGLE_SLUG.match(slug):
+            yield Problem(f"bundles.{name}", name, f"its kernel slug {slug!r} (kaggle.kernel_prefix + name) is not a "
+                                                   "Kaggle slug (at most 50 characters)", kind="key")
         sub = entry.get("submission") if isinstance(entry, dict) else None
         kind = entry.get("kind") if isinstance(entry, dict) else None
         if isinstance(sub, str) and kind in made_by and sub not in made_by[kind][1]:

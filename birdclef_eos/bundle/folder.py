@@ -6,9 +6,9 @@ Layout (what `build` writes; upload the folder as one Kaggle dataset):
   descriptions, head checkpoints and configs, species table, the labelled chunks the prior is fitted
   on, the library code the kernel runs, vendored packages), each stored once, so fifteen bundles do
   not mean fifteen copies of the backbone;
-- ``manifest.json``: ``files`` / ``code`` / ``vendor`` ({logical path: sha256}), ``bundles``
+- ``manifest.json``: ``files`` / ``code`` / ``vendor`` / ``wheels`` ({logical path: sha256}), ``bundles``
   ({name: its inference config, with the logical paths it reads}), ``vendor_python`` (the
-  interpreter the vendored binaries were built for);
+  interpreter the vendored binaries were built for), ``entry_sha256`` (eos_fork.py's);
 - ``eos_fork.py``: the stdlib-only entry a kernel or a fork imports (``birdclef_eos/bundle/kernel.py``).
 
 eos_fork.py's ``materialise`` (stdlib only, run in the kernel) checks every object against its
@@ -17,11 +17,12 @@ sha256 and links it under its logical path in a work folder.
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import shutil
 import sys
 from importlib import metadata
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from birdclef_eos.io.files import sha256_file
 
@@ -89,8 +90,10 @@ def vendor_files(distributions: list[str], exclude: list[str]) -> dict[str, Path
 
 
 def build(out: Path, files: dict[str, Path], code: dict[str, Path], vendor: dict[str, Path], bundles: dict,
-          entry_text: str) -> dict:
-    """Write the model folder into ``out`` (an empty folder); return its manifest."""
+          entry_text: str, wheels: dict[str, Path] | None = None) -> dict:
+    """Write the model folder into ``out`` (an empty folder); return its manifest. ``wheels``: {wheel
+    file name: file} the kernel installs offline; ``entry_sha256`` pins ``eos_fork.py`` (the notebook
+    checks it before running it)."""
     objects = out / "objects"
     objects.mkdir(parents=True, exist_ok=True)
 
@@ -105,7 +108,14 @@ def build(out: Path, files: dict[str, Path], code: dict[str, Path], vendor: dict
             shas[logical] = sha
         return shas
 
+    for part, table in (("files", files), ("code", code), ("vendor", vendor), ("wheels", wheels or {})):
+        for logical in table:
+            pure = PurePosixPath(logical)
+            if (not logical or pure.is_absolute() or "\\" in logical
+                    or any(p in ("", ".", "..") for p in logical.split("/"))):
+                raise FolderError(f"{part} path {logical!r}: a logical path is relative and stays inside the folder")
     manifest = {"format": 1, "files": store(files), "code": store(code), "vendor": store(vendor),
+                "wheels": store(wheels or {}), "entry_sha256": hashlib.sha256(entry_text.encode()).hexdigest(),
                 "vendor_python": f"cpython-{sys.version_info.major}{sys.version_info.minor}-{sys.platform}",
                 "bundles": bundles}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")

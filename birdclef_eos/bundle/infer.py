@@ -54,11 +54,35 @@ def soundscape_chunks(test_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(soundscapes, chunks) of every audio file in ``test_dir``, split ``test``, as the index has them."""
     scapes = birdclef.read_soundscapes(Path(test_dir), default_split="test")
     if scapes.empty:
-        raise BundleError(f"{test_dir}: no test soundscapes (.ogg, .flac, .wav); on Kaggle they appear only "
-                          "when the kernel is scored")
+        raise BundleError(f"{test_dir}: no test soundscapes (.ogg, .flac, .wav); run_bundle writes the save run's "
+                          "header-only submission before this")
     scapes = scapes.assign(path=[str(f) for f in scapes.file])
     chunks = birdclef.chunk_table(scapes, pd.DataFrame(columns=["soundscape_id", "chunk", "labels"]))
     return scapes, chunks
+
+
+def test_files(test_dir: Path) -> list[Path]:
+    """The audio files of ``test_dir`` (none when it is missing: Kaggle's save run has it empty)."""
+    if not test_dir.is_dir():
+        return []
+    return sorted(p for p in test_dir.iterdir() if p.suffix.lower() in birdclef.AUDIO_SUFFIXES)
+
+
+def save_run_submission(root: Path, cfg: dict, test_dir: Path) -> pd.DataFrame:
+    """Kaggle's save run (no test files): the header-only submission, row_id and the species
+    columns in the order the scoring run writes them. Not the sample submission's rows: they name
+    files that are not there and their values would be placeholders, and the save run's file is never
+    scored. When the competition folder's sample_submission.csv is there, its header must be this
+    one, so a column mismatch stops the save run rather than the scoring run."""
+    _, labels = read_species(root, cfg)
+    frame = pd.DataFrame({"row_id": pd.Series(dtype=str), **{c: pd.Series(dtype=float) for c in labels}})
+    sample = test_dir.parent / "sample_submission.csv"
+    if sample.is_file():
+        header = list(pd.read_csv(sample, nrows=0).columns)
+        if header != list(frame.columns):
+            raise BundleError(f"{sample}: its columns ({len(header)}: {header[:4]}...) are not the bundle's "
+                              f"({len(frame.columns)}: {list(frame.columns)[:4]}...): the species table differs")
+    return frame
 
 
 class TestAudio:
@@ -199,10 +223,7 @@ def chain_kind(root: Path, cfg: dict, test_dir: Path, audio: TestAudio | None = 
                shared: dict | None = None) -> pd.DataFrame:
     """The base stage's stand-in chain: its models' test predictions, their rank blend over all test
     rows, then the base post-processing with the site/hour prior (a base-stage submission)."""
-    lacking = sorted(set(cfg["weights"]) - set(CHAIN_PARTS))
-    if lacking:
-        raise BundleError(f"bundle '{cfg['name']}': the chain's blend weighs {lacking} > 0, which a bundle "
-                          f"cannot run (it runs {sorted(CHAIN_PARTS)})")
+    check_config(cfg, shared)
     audio = audio or TestAudio(test_dir)
     species, labels = read_species(root, cfg)
     order = audio.order(labels)
@@ -227,15 +248,7 @@ def blend_kind(root: Path, cfg: dict, test_dir: Path, audio: TestAudio | None = 
     """A `blends:` entry: each part's submission (as the pipeline writes it: ``%.6f``), mixed with the
     entry's weights resolved against ``shared`` (the `blend:` section: weight, space, taxonomy) in its
     space, then taxonomy-smoothed (a blend-stage submission)."""
-    spec = resolve(cfg, shared)
-    missing = sorted(set(spec.weights) - set(cfg["parts"]))
-    if missing:
-        raise BundleError(f"bundle '{cfg['name']}': weights name part(s) {missing} the bundle does not carry "
-                          f"(it has {sorted(cfg['parts'])})")
-    for part, part_cfg in cfg["parts"].items():
-        if part_cfg["kind"] not in KINDS:
-            raise BundleError(f"bundle '{cfg['name']}': part '{part}' has kind '{part_cfg['kind']}', not one of "
-                              f"{sorted(KINDS)}")
+    spec = check_config(cfg, shared)
     audio = audio or TestAudio(test_dir)
     species, labels = read_species(root, cfg)
     shifts, names = needs(root, cfg)
@@ -249,6 +262,35 @@ def blend_kind(root: Path, cfg: dict, test_dir: Path, audio: TestAudio | None = 
     sub = sub.set_index("row_id").reindex(order["row_id"]).reset_index()
     submission.validate(sub, order, name=f"bundle '{cfg['name']}'")
     return sub
+
+
+def check_config(cfg: dict, shared: dict | None, where: str | None = None):
+    """Refuse what a bundle config cannot rebuild, before any audio is read (so Kaggle's save run,
+    which has no test files, stops on it too): a chain weighing a model a bundle does not run, a
+    blend whose weights name a part it does not carry or whose parts have unknown kinds. Returns a
+    blend's resolved ``Blend`` (None for the other kinds)."""
+    where = where or f"bundle '{cfg['name']}'"
+    if cfg["kind"] not in KINDS:
+        raise BundleError(f"{where}: kind '{cfg['kind']}' is not one of {sorted(KINDS)}")
+    if cfg["kind"] == "chain":
+        lacking = sorted(set(cfg["weights"]) - set(CHAIN_PARTS))
+        if lacking:
+            raise BundleError(f"{where}: the chain's blend weighs {lacking} > 0, which a bundle "
+                              f"cannot run (it runs {sorted(CHAIN_PARTS)})")
+    if cfg["kind"] != "blend":
+        return None
+    spec = resolve(cfg, shared)
+    missing = sorted(set(spec.weights) - set(cfg["parts"]))
+    if missing:
+        raise BundleError(f"{where}: weights name part(s) {missing} the bundle does not carry "
+                          f"(it has {sorted(cfg['parts'])})")
+    for part, part_cfg in cfg["parts"].items():
+        if part_cfg["kind"] not in KINDS:
+            raise BundleError(f"{where}: part '{part}' has kind '{part_cfg['kind']}', not one of "
+                              f"{sorted(KINDS)}")
+    for part, part_cfg in cfg["parts"].items():
+        check_config(part_cfg, shared, f"{where}, part '{part}'")
+    return spec
 
 
 def resolve(cfg: dict, shared: dict | None):
@@ -273,6 +315,9 @@ def run_bundle(root: str | Path, name: str, test_dir: str | Path, shared: dict |
     cfg = manifest["bundles"][name]
     if cfg["kind"] not in KINDS:
         raise BundleError(f"bundle '{name}': kind '{cfg['kind']}' is not one of {sorted(KINDS)}")
+    check_config(cfg, shared)
+    if not test_files(Path(test_dir)):
+        return save_run_submission(root / "files", cfg, Path(test_dir))
     sub = KINDS[cfg["kind"]](root / "files", cfg, Path(test_dir), shared=shared)
     if not np.isfinite(sub.iloc[:, 1:].to_numpy(dtype=float)).all():
         raise BundleError(f"bundle '{name}': non-finite probabilities")

@@ -29,6 +29,7 @@ from stages import base, blend, bundle, dataset, extract, model_folder, predict,
 from stages.paths import PARAMS_FILE, ROOT
 from tests.fakes.backbone_fixtures import probed_perch_tiny
 from tests.fakes.competition import fill_test_soundscapes
+from tests.fakes.kaggle_sandbox import KaggleSandbox
 from tests.fakes.repo_copy import deep_update
 
 SMOKE = ROOT / "tests" / "stages" / "smoke_params.yaml"
@@ -41,7 +42,7 @@ def smoke_params() -> dict:
     params["bundles"] = {"v6": {"kind": "predict", "submission": "v6"}, "eos7": {"kind": "blend", "submission": "eos7"}}
     params["base"]["variants"] = {}  # eos8/eos9's knob variants: not needed here
     params["blends"] = {"eos7": params["blends"]["eos7"]}
-    params["kaggle"]["vendor"] = ["tqdm"]  # the default list adds 17 MB of copies: seconds here
+    params["kaggle"]["owner"] = "eos-tester"  # the default null builds no Kaggle metadata
     return params
 
 
@@ -223,7 +224,10 @@ def test_kernel_stops_on_another_model_folder_version(workspace, tmp_path):
 def test_model_folder_stores_each_file_once_and_pins_it(workspace):
     root, folder, kernel = workspace
     manifest = json.loads((root / "bundles/models/manifest.json").read_text())
-    shas = [*manifest["files"].values(), *manifest["code"].values(), *manifest["vendor"].values()]
+    shas = [*manifest["files"].values(), *manifest["code"].values(), *manifest["vendor"].values(),
+            *manifest["wheels"].values()]
+    assert sorted(manifest["wheels"]) == folder.wheels and [w.split("-")[2] for w in folder.wheels] == ["cp311", "cp312"]
+    assert yaml.safe_load(PARAMS_FILE.read_text())["kaggle"]["vendor"] == []  # by default nothing beyond the image and wheels
     assert folder.objects == len(set(shas)) == len(list((root / "bundles/models/objects").iterdir()))
     assert "birdclef_eos/bundle/infer.py" in manifest["code"] and "birdclef_eos/backbone/runner.py" in manifest["code"]
     assert not any(p.startswith("stages/") for p in manifest["code"])
@@ -232,6 +236,97 @@ def test_model_folder_stores_each_file_once_and_pins_it(workspace):
     assert set(prior.split) == {"labelled"}  # held-out or test labels never ship
     meta = json.loads((root / kernel.folder / "kernel-metadata.json").read_text())
     assert meta["enable_internet"] is False and meta["code_file"] == kernel.files[0]
-    assert meta["dataset_sources"] == ["your-kaggle-username/birdclef-eos-models"]
+    assert meta["dataset_sources"] == ["eos-tester/birdclef-eos-models"]
     dataset = json.loads((root / "bundles/models/dataset-metadata.json").read_text())
     assert dataset["id"] == meta["dataset_sources"][0]
+
+
+# ---------- Kaggle's two runs, in a sandbox that looks like Kaggle (tests/fakes/kaggle_sandbox.py) ----------
+
+def sandbox_for(root, tmp_path):
+    hidden = root / "data/hidden"
+    sample = hidden / "sample_submission.csv"
+    return KaggleSandbox(tmp_path, root / "bundles/models", "birdclef-eos-models", "birdclef-2026",
+                         sample if sample.exists() else None)
+
+
+def notebook_of(root, name):
+    return root / "bundles/kernels" / name / f"birdclef-eos-{name}.ipynb"
+
+
+@pytest.mark.parametrize("name", ["v6", "eos7"])
+def test_kernel_passes_kaggles_save_and_scoring_runs(workspace, tmp_path, name):
+    """Save run: test_soundscapes/ empty -> exit 0 and the header-only submission (the species columns
+    in the scoring run's order). Scoring run: the hidden files -> the pipeline's submission byte for
+    byte. Both read-only input, no network, CPU only, only the image's packages and the carried wheel."""
+    root, _, _ = workspace
+    box = sandbox_for(root, tmp_path)
+    want = root / "submissions" / name / "submission.csv"
+    saved = box.run(notebook_of(root, name))
+    assert saved.returncode == 0, saved.stderr[-3000:]
+    assert "installed offline: ['onnxruntime-1.23.2-cp311" in saved.stdout
+    header = pd.read_csv(saved.submission)
+    assert header.empty and list(header.columns) == list(pd.read_csv(want, nrows=0).columns)
+    assert sorted(p.name for p in saved.working.iterdir()) == ["submission.csv"]
+    box.set_test_files(sorted((root / "data/hidden/test_soundscapes").iterdir()))
+    scored = box.run(notebook_of(root, name))
+    assert scored.returncode == 0, scored.stderr[-3000:]
+    assert scored.submission.read_bytes() == want.read_bytes()
+    assert not [r for r in scored.refused if r.split()[0] in ("onnxruntime",)]
+
+
+def edited(root, tmp_path, name, change):
+    nb = json.loads(notebook_of(root, name).read_text())
+    change(nb["cells"])
+    path = tmp_path / "edited.ipynb"
+    path.write_text(json.dumps(nb))
+    return path
+
+
+def test_the_sandbox_holds_only_what_kaggle_has(workspace, tmp_path):
+    """The guard bites: without the carried wheel onnxruntime cannot be imported (this venv has it,
+    Kaggle's image does not); a package outside the image (dvc) is refused; so is the network and a
+    write to the read-only input."""
+    root, _, _ = workspace
+    box = sandbox_for(root, tmp_path / "box")
+
+    def no_install(cells):
+        cells[2]["source"] = [line.replace("eos_fork.install_wheels(WORK)", "[]") for line in cells[2]["source"]]
+    box.set_test_files(sorted((root / "data/hidden/test_soundscapes").iterdir())[:1])
+    run = box.run(edited(root, tmp_path, "v6", no_install))
+    assert run.returncode != 0 and "No module named 'onnxruntime'" in run.stderr
+    for code, said in [("import dvc", "No module named 'dvc'"),
+                       ("import socket; socket.create_connection(('example.com', 80))", "no network"),
+                       ("(MODEL_DIR / 'x').write_text('x')", "read-only file system")]:
+        run = box.run(edited(root, tmp_path, "v6", lambda cells: cells.insert(2, kernel_cell(code))))
+        assert run.returncode != 0 and said in run.stderr, (code, run.stderr[-1500:])
+
+
+def kernel_cell(code):
+    from birdclef_eos.bundle.kernel import cell
+    return cell("code", code)
+
+
+def test_bundle_stage_refuses_bad_kaggle_values_and_builds_without_an_owner(workspace, monkeypatch):
+    """Every kaggle.* knob that reaches the notebook or its metadata is refused by name before anything is
+    written (an injection string, a placeholder owner); owner null (the default) writes the notebook only."""
+    root, _, _ = workspace
+    monkeypatch.chdir(root)
+    before = {p: p.read_bytes() for p in (root / "bundles/kernels/v6").iterdir()}
+    inject = 'x")); import os; os.system("touch /tmp/eos-pwned")  #'
+    for knob, bad in [("competition", inject), ("model_dataset", inject), ("kernel_prefix", inject),
+                      ("owner", inject), ("owner", "your-kaggle-username")]:
+        params = smoke_params()
+        params["kaggle"][knob] = bad
+        with pytest.raises(bundle.BundleStageError, match=f"kaggle.{knob}"):
+            bundle.run(params, "v6")
+        assert {p: p.read_bytes() for p in (root / "bundles/kernels/v6").iterdir()} == before
+    params = smoke_params()
+    params["kaggle"]["owner"] = None
+    try:
+        result = bundle.run(params, "v6")
+        assert result.files == ["birdclef-eos-v6.ipynb"]
+        assert sorted(p.name for p in (root / "bundles/kernels/v6").iterdir()) == ["birdclef-eos-v6.ipynb"]
+    finally:
+        bundle.run(smoke_params(), "v6")
+    assert {p: p.read_bytes() for p in (root / "bundles/kernels/v6").iterdir()} == before

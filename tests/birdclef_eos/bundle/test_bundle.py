@@ -41,7 +41,7 @@ def test_same_bytes_stored_once_and_tampering_is_caught(tmp_path):
     work = entry.materialise(tmp_path / "work")
     assert (work / "files/y/b.bin").read_bytes() == b"weights"
     (out / "objects" / manifest["files"]["x/a.bin"]).write_bytes(b"other")
-    with pytest.raises(RuntimeError, match="is not the manifest's"):
+    with pytest.raises(RuntimeError, match="does not match this kernel"):
         entry.materialise(tmp_path / "work2")
 
 
@@ -56,21 +56,21 @@ def test_missing_input_and_vendor_name_the_culprit(tmp_path):
 
 def test_generated_notebook_is_valid_and_deterministic():
     cfg = {"kind": "predict", "submission": "v6"}
-    one = kernel.dumps(kernel.notebook("v6", cfg, "me/models", "birdclef-2026", "ab" * 32))
-    assert one == kernel.dumps(kernel.notebook("v6", cfg, "me/models", "birdclef-2026", "ab" * 32))
+    one = kernel.dumps(kernel.notebook("v6", cfg, "eos-me/models", "birdclef-2026", "ab" * 32))
+    assert one == kernel.dumps(kernel.notebook("v6", cfg, "eos-me/models", "birdclef-2026", "ab" * 32))
     nbformat.validate(nbformat.reads(one, as_version=4))
-    assert "/kaggle/input/models" in one and "/kaggle/input/birdclef-2026/test_soundscapes" in one
+    assert "DATASET = 'models'" in one and "COMPETITION = 'birdclef-2026'" in one
     assert "BLEND = None" in one  # only a blend bundle's kernel carries the shared `blend:` section
     shared = {"weight": 0.07, "taxonomy": {"genus": 0.15, "class": 0.05}, "space": "prob"}
-    two = kernel.dumps(kernel.notebook("eos7", {"kind": "blend", "submission": "eos7"}, "me/models", "birdclef-2026",
+    two = kernel.dumps(kernel.notebook("eos7", {"kind": "blend", "submission": "eos7"}, "eos-me/models", "birdclef-2026",
                                        "ab" * 32, shared, "base 0.93, v6 0.07"))
     nbformat.validate(nbformat.reads(two, as_version=4))
     assert "BLEND = {'space': 'prob', 'taxonomy': {'class': 0.05, 'genus': 0.15}, 'weight': 0.07}" in two
     assert "blend=BLEND" in two and "base 0.93, v6 0.07" in two
-    with pytest.raises(TypeError, match="cannot write list"):
+    with pytest.raises(kernel.KernelError, match="cannot write list"):
         kernel.literal({"weight": [0.07]})
-    meta = kernel.metadata("eos-v6", "me", "eos v6", "eos-v6.ipynb", "me/models", "birdclef-2026")
-    assert meta["id"] == "me/eos-v6" and meta["enable_internet"] is False and meta["enable_gpu"] is False
+    meta = kernel.metadata("eos-v6", "eos-me", "eos v6", "eos-v6.ipynb", "eos-me/models", "birdclef-2026")
+    assert meta["id"] == "eos-me/eos-v6" and meta["enable_internet"] is False and meta["enable_gpu"] is False
 
 
 def test_kinds_and_errors(tmp_path):
@@ -103,3 +103,163 @@ def test_blend_and_chain_kinds_refuse_what_they_lack(tmp_path):
         KINDS["blend"](tmp_path, eos7, tmp_path, shared=shared)
     with pytest.raises(BundleError, match=r"weighs \['sed'\] > 0, which a bundle cannot run"):
         KINDS["chain"](tmp_path, part, tmp_path)
+
+
+# ---------- generated code takes values, never text; a kernel runs only pinned bytes ----------
+
+INJECTIONS = ['x")); import os; os.system("touch /tmp/eos-pwned")  #', "x'; import os #", "a\nimport os",
+              "../../etc", "Birdclef-2026", "your-kaggle-username"]
+
+
+def test_every_notebook_value_is_validated_against_kaggles_rules():
+    cfg = {"kind": "predict", "submission": "v6"}
+    for bad in INJECTIONS[:5]:  # the last is a valid slug (a placeholder only as a user name)
+        with pytest.raises(kernel.KernelError, match="kaggle.competition"):
+            kernel.notebook("v6", cfg, "models", bad, "ab" * 32)
+        with pytest.raises(kernel.KernelError, match="kaggle.model_dataset|kaggle.owner"):
+            kernel.notebook("v6", cfg, bad, "birdclef-2026", "ab" * 32)
+        if bad in INJECTIONS[:4]:  # a bundle name may have capitals and look like a user name
+            with pytest.raises(kernel.KernelError, match="bundles"):
+                kernel.notebook(bad, cfg, "models", "birdclef-2026", "ab" * 32)
+        with pytest.raises(kernel.KernelError, match="sha256"):
+            kernel.notebook("v6", cfg, "models", "birdclef-2026", bad)
+        with pytest.raises(kernel.KernelError, match="kaggle.kernel_prefix"):
+            kernel.kernel_slug(bad, "v6")
+        with pytest.raises(kernel.KernelError, match="kaggle.owner"):
+            kernel.metadata("eos-v6", bad, "eos v6", "eos-v6.ipynb", f"{bad}/models", "birdclef-2026")
+        with pytest.raises(kernel.KernelError, match="kaggle.owner"):
+            kernel.dataset_metadata(bad, "models")
+    with pytest.raises(kernel.KernelError, match="a placeholder"):
+        kernel.check_user("your-kaggle-username", "kaggle.owner")
+    with pytest.raises(kernel.KernelError, match="kaggle.owner = 'your-kaggle-username': a placeholder"):
+        kernel.metadata("eos-v6", "your-kaggle-username", "eos v6", "eos-v6.ipynb",
+                        "your-kaggle-username/models", "birdclef-2026")
+    assert kernel.kernel_slug("birdclef-eos", "eos_7") == "birdclef-eos-eos-7"
+
+
+def test_values_are_written_as_literals_never_spliced():
+    """Even a string the validators never see (a `blend:` value) lands as one constant: the paths cell
+    is imports and ``NAME = <constant>`` assignments only, each equal to the value given."""
+    import ast
+
+    for bad in INJECTIONS:
+        shared = {"space": bad, "taxonomy": {bad: 0.1}, "weight": 0.07}
+        nb = kernel.notebook("v6", {"kind": "blend", "submission": bad}, "models", "birdclef-2026", "ab" * 32, shared,
+                             bad)
+        tree = ast.parse("".join(nb["cells"][1]["source"]))
+        for node in tree.body:
+            assert isinstance(node, (ast.Import, ast.ImportFrom, ast.Assign)), ast.dump(node)
+        consts = {n.targets[0].id: ast.literal_eval(n.value) for n in tree.body
+                  if isinstance(n, ast.Assign) and n.targets[0].id.isupper() and n.targets[0].id not in
+                  ("KAGGLE", "MODEL_DIR", "TEST_DIR", "OUT_DIR")}
+        assert consts == {"DATASET": "models", "COMPETITION": "birdclef-2026", "BUNDLE": "v6",
+                          "MANIFEST_SHA256": "ab" * 32, "BLEND": shared}
+
+
+def test_schema_and_kernel_share_kaggles_rules():
+    from stages import schema
+
+    assert schema.KAGGLE_SLUG.pattern == kernel.SLUG.pattern and schema.KAGGLE_USER.pattern == kernel.USER.pattern
+    assert schema.BUNDLE_NAME.pattern == kernel.BUNDLE_NAME.pattern
+    assert schema.KAGGLE_PLACEHOLDERS == kernel.PLACEHOLDERS
+    params = schema.load_params()
+    assert params["kaggle"]["owner"] is None and not schema.check(params)[1]
+    for knob in ("owner", "competition", "model_dataset", "kernel_prefix"):
+        for bad in INJECTIONS[:3] + ["your-kaggle-username"] * (knob == "owner"):
+            bent = json.loads(json.dumps(params))
+            bent["kaggle"][knob] = bad
+            problems = schema.check(bent, ["kaggle"])[1]
+            assert [p.path for p in problems] == [f"kaggle.{knob}"], (knob, bad, problems)
+    bent = json.loads(json.dumps(params))
+    bent["bundles"][INJECTIONS[0]] = {"kind": "predict", "submission": "v6"}
+    assert any(p.path == "bundles" for p in schema.check(bent)[1])
+
+
+def small_folder(tmp_path):
+    a = tmp_path / "a.bin"
+    a.write_bytes(b"weights")
+    out = tmp_path / "models"
+    folder.build(out, {"x/a.bin": a}, {}, {}, {"v": {"kind": "predict"}}, kernel.ENTRY)
+    return out
+
+
+def rewrite_manifest(out, change):
+    manifest = json.loads((out / "manifest.json").read_text())
+    change(manifest)
+    (out / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("logical", ["/tmp/eos-escape/x", "../escape/x", "x/../../escape", "x//y", "./x"])
+def test_a_manifest_path_outside_the_work_folder_is_refused(tmp_path, logical):
+    out = small_folder(tmp_path)
+    outside = tmp_path / "escape"
+    outside.mkdir()
+    (outside / "x").write_text("the user's file")
+    rewrite_manifest(out, lambda m: m["files"].update({logical: m["files"]["x/a.bin"]}))
+    entry = load_entry(out)
+    with pytest.raises(entry.FolderError, match="leaves the work folder"):
+        entry.materialise(tmp_path / "work")
+    assert (outside / "x").read_text() == "the user's file" and not (tmp_path / "work/files").exists()
+    with pytest.raises(folder.FolderError, match="stays inside"):
+        folder.build(tmp_path / "m2", {logical: tmp_path / "escape/x"}, {}, {}, {}, kernel.ENTRY)
+
+
+def test_a_link_out_of_the_work_folder_is_refused(tmp_path):
+    out = small_folder(tmp_path)
+    outside = tmp_path / "escape"
+    outside.mkdir()
+    work = tmp_path / "work"
+    (work / "files").mkdir(parents=True)
+    (work / "files" / "x").symlink_to(outside, target_is_directory=True)
+    entry = load_entry(out)
+    with pytest.raises(entry.FolderError, match="links outside the work folder"):
+        entry.materialise(work)
+    assert list(outside.iterdir()) == []
+
+
+def test_a_missing_object_is_named_by_its_logical_path(tmp_path):
+    out = small_folder(tmp_path)
+    for obj in (out / "objects").iterdir():
+        obj.unlink()
+    entry = load_entry(out)
+    with pytest.raises(entry.FolderError, match=r"files/x/a.bin: its object objects/[0-9a-f]{64} is missing"):
+        entry.materialise(tmp_path / "work")
+
+
+def test_the_notebook_runs_only_the_pinned_entry_module(tmp_path):
+    """eos_fork.py changed after the manifest was pinned: the notebook stops before running it."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    out = small_folder(tmp_path)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["entry_sha256"] == hashlib.sha256((out / "eos_fork.py").read_bytes()).hexdigest()
+    pinned = hashlib.sha256((out / "manifest.json").read_bytes()).hexdigest()
+    nb = kernel.notebook("v", {"kind": "predict", "submission": "v"}, "models", "birdclef-2026", pinned)
+    marker = tmp_path / "ran"
+    setup = "".join(nb["cells"][1]["source"]) + "\n" + "".join(nb["cells"][2]["source"])
+    env = dict(os.environ, EOS_MODEL_DIR=str(out), EOS_OUT_DIR=str(tmp_path / "working"), EOS_TEST_DIR=str(tmp_path))
+    (tmp_path / "working").mkdir()
+    ok = subprocess.run([sys.executable, "-c", setup], env=env, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    with open(out / "eos_fork.py", "a") as f:
+        f.write(f"\nopen({str(marker)!r}, 'w').write('tampered code ran')\n")
+    bad = subprocess.run([sys.executable, "-c", setup], env=env, capture_output=True, text=True)
+    assert bad.returncode != 0 and "eos_fork.py is not the manifest's" in bad.stderr
+    assert not marker.exists()
+
+
+def test_pinned_wheels_file_is_read_strictly(tmp_path):
+    from birdclef_eos.bundle import wheels
+
+    pins = wheels.read(Path(__file__).resolve().parents[3] / "kaggle" / "wheels.txt")
+    assert {(w.name, w.python) for w in pins} == {("onnxruntime", "cp312"), ("onnxruntime", "cp311")}
+    bad = tmp_path / "wheels.txt"
+    bad.write_text("# pins\nonnxruntime>=1.20 cp312 manylinux_2_27_x86_64 " + "a" * 64 + "\n")
+    with pytest.raises(wheels.WheelError, match=r"wheels.txt:2: .* is not '<name>==<version>"):
+        wheels.read(bad)
+    bad.write_text(("onnxruntime==1.23.2 cp312 manylinux_2_27_x86_64 " + "a" * 64 + "\n") * 2)
+    with pytest.raises(wheels.WheelError, match="pinned twice"):
+        wheels.read(bad)
