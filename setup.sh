@@ -11,6 +11,11 @@ PYTHON=${PYTHON:-python3}
 [ -x .venv-convert/bin/python ] || "$PYTHON" -m venv .venv-convert
 .venv-convert/bin/pip install --disable-pip-version-check -q -r requirements-convert.txt
 
+# The wheels a Kaggle kernel carries for what Kaggle's image lacks (kaggle/wheels.txt: onnxruntime for
+# Kaggle's Python and this one), fetched here once, sha256-checked, wheels only: no stage reaches the
+# registry for them (the model_folder stage reads them from the cache).
+.venv/bin/python -m birdclef_eos.bundle.wheels kaggle/wheels.txt "${BIRDCLEF_EOS_CACHE:-$HOME/.cache/birdclef-eos}" >/dev/null
+
 # DVC: analytics and update checks are off in .dvc/config; a default local remote so that
 # `dvc push` works out of the box (per machine, so it goes in the untracked config.local).
 STORAGE=${DVC_STORAGE:-$HOME/.cache/birdclef-eos/dvc-storage}

@@ -168,7 +168,7 @@ def run(params: dict, key: str | None = None) -> ModelFolderResult:
             for p in folder.code_closure(ROOT / "birdclef_eos" / "bundle" / "infer.py", ROOT / "birdclef_eos")}
     vendor = folder.vendor_files(params["kaggle"]["vendor"], params["kaggle"]["vendor_exclude"])
     cache = Path(os.path.expanduser(params["runtime"]["cache_dir"]))
-    carried = {w.name: w for w in (wheels.fetch(pin, cache) for pin in wheels.read(WHEELS_FILE))}
+    carried = {w.name: w for w in (wheels.fetch(pin, cache, download=False) for pin in wheels.read(WHEELS_FILE))}
     chunks = pd.read_csv(INDEX / "chunks.csv", keep_default_na=False, dtype={"labels": str, "site": str})
     labelled = chunks.loc[chunks["split"] == "labelled", ["row_id", "split", "site", "hour", "labels"]]
     with tempfile.TemporaryDirectory() as tmp, atomic_dir(MODEL_FOLDER) as out:

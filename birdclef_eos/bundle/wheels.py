@@ -56,13 +56,19 @@ def read(path: Path) -> list[Wheel]:
     return out
 
 
-def fetch(wheel: Wheel, cache: Path) -> Path:
+def fetch(wheel: Wheel, cache: Path, download: bool = True) -> Path:
     """The wheel's file in ``cache/kaggle-wheels``: reused when its sha256 matches, else downloaded
-    (wheels only, no dependencies) and refused unless its sha256 is the pinned one."""
+    (wheels only, no dependencies) and refused unless its sha256 is the pinned one. With
+    ``download=False`` (the pipeline's stages: set-up is the only step that reaches the registry) a
+    wheel not in the cache is an error that names the set-up command."""
     folder = Path(cache) / "kaggle-wheels"
     for found in sorted(folder.glob(f"{wheel.name}-{wheel.version}-{wheel.python}-*.whl")) if folder.exists() else []:
         if sha256_file(found) == wheel.sha256:
             return found
+    if not download:
+        raise WheelError(f"{wheel.requirement} ({wheel.python}, sha256 {wheel.sha256[:12]}...) is not in {folder}: "
+                         f"run `bash setup.sh` (or `.venv/bin/python -m birdclef_eos.bundle.wheels kaggle/wheels.txt "
+                         f"{cache}`), which fetches the pinned wheels once")
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--only-binary", ":all:", "--no-deps",
@@ -77,3 +83,18 @@ def fetch(wheel: Wheel, cache: Path) -> Path:
             raise WheelError(f"{got[0].name}: sha256 {sha}, not the pinned {wheel.sha256} (kaggle/wheels.txt)")
         os.replace(got[0], folder / got[0].name)
         return folder / got[0].name
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m birdclef_eos.bundle.wheels WHEELS_FILE CACHE``: fetch every pinned wheel (set-up)."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m birdclef_eos.bundle.wheels WHEELS_FILE CACHE", file=sys.stderr)
+        return 2
+    for pin in read(Path(args[0])):
+        print(f"{pin.requirement} {pin.python}: {fetch(pin, Path(os.path.expanduser(args[1])))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
