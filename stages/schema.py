@@ -199,7 +199,7 @@ SCHEMA: dict[str, Knob] = {
     "backbone.perch_tiny.width_multiplier": Num(0, 1, lo_open=True),
 
     "runtime.cache_dir": Str(),
-    "runtime.provider": Str("cpu", "cuda"),
+    "runtime.provider": Str("cpu", "cuda", "torch-cpu", "torch-cuda"),
 
     "surgery.blocks": Knob("blocks", words=("all",)),
 
