@@ -200,6 +200,8 @@ SCHEMA: dict[str, Knob] = {
 
     "runtime.cache_dir": Str(),
     "runtime.provider": Str("cpu", "cuda", "torch-cpu", "torch-cuda"),
+    "runtime.workers": Int(1),
+    "runtime.scheduler": Str(nullable=True),
 
     "surgery.blocks": Knob("blocks", words=("all",)),
 
