@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from runner_throughput import CHUNK_S, FILE_S, RATE, prepare, write_audio  # noqa: E402
-from birdclef_eos.audio.cluster import forward_on_cluster, open_client  # noqa: E402
+from birdclef_eos.audio.cluster import forward_on_cluster  # noqa: E402
+from birdclef_eos.io.cluster import open_client  # noqa: E402
 from birdclef_eos.audio.shards import ShardStore  # noqa: E402
 from birdclef_eos.audio.windows import forward  # noqa: E402
 from birdclef_eos.backbone.runner import Backbone  # noqa: E402

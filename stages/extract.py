@@ -31,7 +31,8 @@ from importlib import metadata
 import numpy as np
 import pandas as pd
 
-from birdclef_eos.audio.cluster import forward_on_cluster, open_client
+from birdclef_eos.audio.cluster import forward_on_cluster
+from birdclef_eos.io.cluster import open_client
 from birdclef_eos.audio.shards import SHARD_WINDOWS, ShardStore
 from birdclef_eos.audio.windows import forward
 from birdclef_eos.data import features as store

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from birdclef_eos.audio.cluster import forward_on_cluster, open_client, task_ranges
+from birdclef_eos.audio.cluster import forward_on_cluster, task_ranges
+from birdclef_eos.io.cluster import open_client
 from birdclef_eos.audio.shards import ShardStore
 from birdclef_eos.audio.windows import forward
 from birdclef_eos.backbone.runner import Backbone
