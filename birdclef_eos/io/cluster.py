@@ -27,7 +27,7 @@ class open_client:
                 self.client = Client(self.address, timeout="20s")
             except (OSError, TimeoutError) as exc:
                 raise RuntimeError(f"{self.knob}: no Dask scheduler answers at {self.address!r} ({exc}); "
-                                   "start one (`dask scheduler`) or leave runtime.scheduler empty") from exc
+                                   "start one (`dask scheduler`) or set runtime.scheduler: null") from exc
             return self.client
         self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
                                     dashboard_address=None)
