@@ -12,9 +12,14 @@ Resumable: progress is saved every ~512 windows under .dvc/tmp/extract-shards/<k
 outputs, which DVC deletes before the stage runs), where <key> is a sha256 over everything the
 features depend on (`shard_key`); a run killed halfway continues from its last shard and writes the
 same bytes as an uninterrupted one. The shard folder is removed once data/features/ is written.
+
+On a cluster (`runtime.workers` > 1: an embedded local Dask cluster; `runtime.scheduler`: a running
+one): the same shards become tasks of birdclef_eos/audio/cluster.py, one backbone runner per worker,
+with the bytes of the in-process pass (docs/scaling.md).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -26,6 +31,8 @@ from importlib import metadata
 import numpy as np
 import pandas as pd
 
+from birdclef_eos.audio.cluster import forward_on_cluster
+from birdclef_eos.io.cluster import open_client
 from birdclef_eos.audio.shards import SHARD_WINDOWS, ShardStore
 from birdclef_eos.audio.windows import forward
 from birdclef_eos.data import features as store
@@ -120,11 +127,18 @@ def run(params: dict, key: str | None = None, runner=None) -> ExtractResult:
     names = [f"block_{i:02d}" for i in blocks] + ["embedding", "logits"]
 
     started = time.perf_counter()
-    shards = ShardStore(EXTRACT_SHARDS / shard_key(params, plan, names), SHARD_WINDOWS)
-    runner = runner or open_backbone(params)
-    kept, arrays, bad_audio = forward(runner, plan, names, extract["batch_windows"],
-                                      extract["on_bad_audio"], params["dataset"]["sample_rate"],
-                                      desc="extract", shards=shards)
+    digest = shard_key(params, plan, names)
+    shards = ShardStore(EXTRACT_SHARDS / digest, SHARD_WINDOWS)
+    cluster = params.get("runtime", {}) if runner is None else {}  # a given runner (a test's) runs in-process
+    with open_client(cluster.get("scheduler") or None, int(cluster.get("workers", 1))) as client:
+        if client is None:
+            kept, arrays, bad_audio = forward(runner or open_backbone(params), plan, names,
+                                              extract["batch_windows"], extract["on_bad_audio"],
+                                              params["dataset"]["sample_rate"], desc="extract", shards=shards)
+        else:  # the same tasks on the cluster's workers, one runner each: the same bytes
+            kept, arrays, bad_audio = forward_on_cluster(
+                client, functools.partial(open_backbone, params), plan, names, extract["batch_windows"],
+                extract["on_bad_audio"], params["dataset"]["sample_rate"], token=digest, shards=shards)
     seconds = time.perf_counter() - started
     arrays["logits"], logits_meta = keep_logits(arrays["logits"], extract["logits"])
     if arrays["logits"] is None:

@@ -13,6 +13,7 @@ build/metrics/protossm/ (metrics.json + DVCLive curves per fold).
 """
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ from birdclef_eos.data import features, folds
 from birdclef_eos.data.plans import read_index_table
 from birdclef_eos.heads.crossval import round_or_none
 from birdclef_eos.heads.training import auc_or_nan, targets_matrix
+from birdclef_eos.io.cluster import open_client
 from birdclef_eos.io.files import atomic_dir, write_json
 from birdclef_eos.io.machine import what_bytes_depend_on
 from stages.paths import CHAIN_MODELS, CHAIN_PREDICTIONS, FEATURES, INDEX, OOF, PROTOSSM_METRICS
@@ -59,10 +61,6 @@ def chunk_rows(windows: pd.DataFrame, source: str, split: str, shift: float) -> 
 def sequences(rows: pd.DataFrame, inputs: dict, logits, slots: dict, labels: list[str]) -> dict:
     """{"files", "row_ids" [F, T], "emb" [F, T, E], "site" [F], "hour" [F], "y" [F, T, K], "logits"}."""
     return file_sequences(rows, inputs, logits, slots, labels, f"{FEATURES}/windows.csv")
-
-
-def subset(data: dict, mask: np.ndarray) -> dict:
-    return {k: (v[mask] if isinstance(v, np.ndarray) else v) for k, v in data.items() if k != "files"}
 
 
 def frame(row_ids: np.ndarray, probs: np.ndarray, labels: list[str]) -> pd.DataFrame:
@@ -106,35 +104,42 @@ def run(params: dict, key: str | None = None) -> ProtoSSMResult:
         focal = {"emb": torch.as_tensor(np.concatenate([np.asarray(a[fidx], dtype=np.float32) for a in inputs.values()], axis=1)),
                  "y": torch.as_tensor(targets_matrix(focal_rows, labels, p["focal_secondary_weight"]).astype(np.float32))}
 
-    def auc_fn(y, prob):
-        return auc_or_nan(y.reshape(-1, y.shape[-1]), prob.reshape(-1, prob.shape[-1]))
-
+    auc_fn = functools.partial(pssm.flat_auc, auc_or_nan)
     oof = np.zeros_like(data["y"])
     test_probs = [np.zeros_like(t["y"]) for t in test]
     records, states = [], []
     with atomic_dir(PROTOSSM_METRICS) as metrics_dir:
         open_fold = dvclive_logger(metrics_dir / "curves")
-        for k in tqdm(range(n_folds), desc="protossm folds"):
-            val = fold_of == k
-            if not val.any():
+        for k in range(n_folds):
+            if not (fold_of == k).any():
                 raise ProtoSSMStageError(f"fold {k} has no labelled soundscape file (n_folds {n_folds} too many)")
-            log, close = open_fold(k)
-            model, history = pssm.train(config, settings, subset(data, ~val), subset(data, val),
-                                        seed=p["seed"] * 1000 + k, auc_fn=auc_fn, log=log, focal=focal)
-            close()
-            oof[val] = pssm.predict(model, data["emb"][val], data["site"][val], data["hour"][val],
-                                    None if data["logits"] is None else data["logits"][val])
-            for t, acc in zip(test, test_probs):
-                acc += pssm.predict(model, t["emb"], t["site"], t["hour"], t["logits"]) / n_folds
-            states.append(model.state_dict())
-            last = history[-1]
-            records.append({"fold": k, "n_train_files": int((~val).sum()), "n_val_files": int(val.sum()),
-                            "epochs_run": len(history), "best_epoch": last["best_epoch"],
-                            "best_val_macro_auc": round_or_none(max(h["val_macro_auc"] for h in history)),
-                            "swa_epochs": last.get("swa_epochs", 0),
-                            "swa_val_macro_auc": (round(last["swa_val_macro_auc"], 6)
-                                                  if np.isfinite(last.get("swa_val_macro_auc", float("nan"))) else None),
-                            "val_macro_auc": round_or_none(auc_fn(data["y"][val], oof[val]))})
+        # folds as tasks on a cluster (runtime.workers / runtime.scheduler), else here: the same bytes
+        with open_client(params.get("runtime", {}).get("scheduler"), params.get("runtime", {}).get("workers", 1)) as client:
+            calls = [(config, settings, data, fold_of == k, p["seed"] * 1000 + k, auc_fn, focal, test, p["threads"])
+                     for k in range(n_folds)]
+            if client is None:
+                done = (pssm.fold_task(*call) for call in calls)
+            else:
+                done = (f.result() for f in [client.submit(pssm.fold_task, *call, pure=False) for call in calls])
+            for k, fold in zip(range(n_folds), tqdm(done, total=n_folds, desc="protossm folds")):
+                val = fold_of == k
+                log, close = open_fold(k)
+                for epoch, record in fold["curve"]:
+                    log(epoch, record)
+                close()
+                history = fold["history"]
+                oof[val] = fold["oof"]
+                for acc, prob in zip(test_probs, fold["test"]):
+                    acc += prob / n_folds
+                states.append(fold["state"])
+                last = history[-1]
+                records.append({"fold": k, "n_train_files": int((~val).sum()), "n_val_files": int(val.sum()),
+                                "epochs_run": len(history), "best_epoch": last["best_epoch"],
+                                "best_val_macro_auc": round_or_none(max(h["val_macro_auc"] for h in history)),
+                                "swa_epochs": last.get("swa_epochs", 0),
+                                "swa_val_macro_auc": (round(last["swa_val_macro_auc"], 6)
+                                                      if np.isfinite(last.get("swa_val_macro_auc", float("nan"))) else None),
+                                "val_macro_auc": round_or_none(auc_fn(data["y"][val], oof[val]))})
         metrics = {"model": NAME, "inputs": list(p["inputs"]), "d_input": config.d_input,
                    "n_params": pssm.n_params(pssm.ProtoSSM(config)),
                    "oof_macro_auc": round_or_none(auc_fn(data["y"], oof)), "n_files": len(data["files"]),

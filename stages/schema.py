@@ -206,7 +206,9 @@ SCHEMA: dict[str, Knob] = {
     "backbone.perch_tiny.width_multiplier": Num(0, 1, lo_open=True),
 
     "runtime.cache_dir": Str(),
-    "runtime.provider": Str("cpu", "cuda"),
+    "runtime.provider": Str("cpu", "cuda", "torch-cpu", "torch-cuda"),
+    "runtime.workers": Int(1),
+    "runtime.scheduler": Str(nullable=True),
 
     "surgery.blocks": Knob("blocks", words=("all",)),
 

@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 
 from birdclef_eos.data import features
+from birdclef_eos.io.cluster import open_client
 from birdclef_eos.heads import crossval, training
 from birdclef_eos.heads import models as heads
 from birdclef_eos.heads.inference import predict_shifts
@@ -65,10 +66,12 @@ def run(params: dict, key: str | None = None) -> SidecarResult:
     mconfig = {"type": cfg["type"], "channels": channels, "n_classes": len(labels), **cfg["model"]}
 
     with atomic_dir(SIDECAR_METRICS) as metrics_dir:
-        result = crossval.train_folds(data.rows, data.tokens, data.y, data.fold_of, mconfig,
-                                      training.TrainConfig.from_mapping(cfg["optim"]), train["n_folds"],
-                                      train["seed"], cfg["soundscape_fraction"],
-                                      dvclive_logger(metrics_dir / "curves"), desc="sidecar folds")
+        with open_client(params.get("runtime", {}).get("scheduler"), params.get("runtime", {}).get("workers", 1)) as client:  # folds as tasks
+            result = crossval.train_folds(data.rows, data.tokens, data.y, data.fold_of, mconfig,
+                                          training.TrainConfig.from_mapping(cfg["optim"]), train["n_folds"],
+                                          train["seed"], cfg["soundscape_fraction"],
+                                          dvclive_logger(metrics_dir / "curves"), desc="sidecar folds", client=client,
+                                          threads=train["threads"])
         trained = time.perf_counter()
         models = []
         for state in result.states:

@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 
 from birdclef_eos.data import features
+from birdclef_eos.io.cluster import open_client
 from birdclef_eos.heads import crossval, training
 from birdclef_eos.heads import pseudo as pseudo_labels
 from birdclef_eos.report.curves import dvclive_logger
@@ -97,10 +98,12 @@ def run(params: dict, key: str | None = None) -> StudentResult:
         return crossval.pick(p_tokens, kept), soft.astype(np.float32)
 
     with atomic_dir(TRAIN_METRICS / key) as metrics_dir:
-        result = crossval.train_folds(rows, data.tokens, y, data.fold_of, mconfig,
-                                      training.TrainConfig.from_mapping(train["optim"]), train["n_folds"],
-                                      train["seed"], sources.get("soundscape", 0.0), dvclive_logger(metrics_dir / "curves"),
-                                      desc=f"student@{key} folds", pseudo=pseudo_fold, sources=sources)
+        with open_client(params.get("runtime", {}).get("scheduler"), params.get("runtime", {}).get("workers", 1)) as client:  # folds as tasks
+            result = crossval.train_folds(rows, data.tokens, y, data.fold_of, mconfig,
+                                          training.TrainConfig.from_mapping(train["optim"]), train["n_folds"],
+                                          train["seed"], sources.get("soundscape", 0.0), dvclive_logger(metrics_dir / "curves"),
+                                          desc=f"student@{key} folds", pseudo=pseudo_fold, sources=sources, client=client,
+                                          threads=train["threads"])
         metrics = student_metrics(key, student, twin, mconfig, sources, {**{k: cfg[k] for k in ("gate", "floor", "power")}, "mode": mode},
                                   p_rows, kept_counts, data, result, labels)
         write_json(metrics_dir / "metrics.json", metrics)

@@ -21,6 +21,7 @@ import torch
 import yaml
 
 from birdclef_eos.data import features
+from birdclef_eos.io.cluster import open_client
 from birdclef_eos.heads import crossval, training
 from birdclef_eos.heads import models as heads
 from birdclef_eos.io.machine import what_bytes_depend_on
@@ -161,10 +162,12 @@ def run(params: dict, key: str | None = None) -> TrainResult:
     mconfig = model_config(train, variant, channels, len(labels))
 
     with atomic_dir(TRAIN_METRICS / key) as metrics_dir:
-        result = crossval.train_folds(rows, data.tokens, y, data.fold_of, mconfig,
-                                      training.TrainConfig.from_mapping(train["optim"]), train["n_folds"],
-                                      train["seed"], variant["soundscape_fraction"],
-                                      dvclive_logger(metrics_dir / "curves"), desc=f"train@{key} folds")
+        with open_client(params.get("runtime", {}).get("scheduler"), params.get("runtime", {}).get("workers", 1)) as client:  # folds as tasks
+            result = crossval.train_folds(rows, data.tokens, y, data.fold_of, mconfig,
+                                          training.TrainConfig.from_mapping(train["optim"]), train["n_folds"],
+                                          train["seed"], variant["soundscape_fraction"],
+                                          dvclive_logger(metrics_dir / "curves"), desc=f"train@{key} folds", client=client,
+                                          threads=train["threads"])
         oof = result.oof
         n_params = heads.count_parameters(heads.build_head(mconfig))
         paper_count = paper_config_params(train, variant["head"])

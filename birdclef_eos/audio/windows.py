@@ -50,7 +50,7 @@ def check_finite(outputs: dict[str, np.ndarray], plan: pd.DataFrame) -> None:
 
 def forward(runner, plan: pd.DataFrame, names: list[str], batch_windows: int,
             on_bad_audio: str, sample_rate: int, desc: str = "windows",
-            shards=None) -> tuple[np.ndarray, dict[str, np.ndarray], list[dict]]:
+            shards=None, allow_empty: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray], list[dict]]:
     """Run every window of ``plan`` through ``runner.features`` (a ``BackboneOutputs``).
 
     Returns (kept: boolean mask over plan rows, {name: array over kept rows}, bad_audio list).
@@ -59,6 +59,8 @@ def forward(runner, plan: pd.DataFrame, names: list[str], batch_windows: int,
     the shards already in it and saves a new one whenever a runner batch brings the unsaved windows
     to ``shards.shard_windows`` (shards end only where the batch buffer is empty, so the runner sees
     the same batches whether or not the pass was resumed).
+    ``allow_empty``: a plan whose every file is unreadable gives empty arrays instead of an error
+    (a cluster task's part of a plan, birdclef_eos/audio/cluster.py).
     """
     if on_bad_audio not in BAD_AUDIO_CHOICES:
         raise ValueError(f"on_bad_audio must be one of {BAD_AUDIO_CHOICES}, not '{on_bad_audio}'")
@@ -134,7 +136,9 @@ def forward(runner, plan: pd.DataFrame, names: list[str], batch_windows: int,
                     save_shard(i + 1)
         flush()
     if not kept.any():
-        raise FeatureError("no readable audio: every file in the plan was skipped")
+        if not allow_empty:
+            raise FeatureError("no readable audio: every file in the plan was skipped")
+        return kept, {n: np.zeros((0, 0), np.float32) for n in names}, bad_audio
     order = np.argsort(done_rows, kind="stable")  # rows came file by file: back to plan order
     arrays = {n: np.concatenate(collected[n])[order] for n in names}
     return kept, arrays, bad_audio

@@ -24,7 +24,8 @@ Two cut kinds, both located in the graph without reading any file but the model:
   when that overlap pays; it computes exactly the same operations.
 
 ``auto`` takes ``dft`` when the graph has a DFT, else leaves the graph whole (``graph``).
-`make_session` also holds the execution-provider knob (``cpu`` | ``cuda``).
+`make_session` also holds the execution-provider knob (``cpu`` | ``cuda`` for onnxruntime,
+``torch-cpu`` | ``torch-cuda`` for the PyTorch route of birdclef_eos/backbone/torch_route.py).
 Measured numbers: benchmarks/results/extract_speed.md. Imports numpy, onnx and onnxruntime
 (scipy only for the float32 FFT the benchmark compares).
 """
@@ -41,6 +42,7 @@ FRONTENDS = ("graph", "dft", "auto")  # plus "tensor:<name>"; auto = dft when th
 DFT_SCOPE = re.compile(r"^(.*?/real_dft)(?:/|$)")
 PRECISIONS = ("float64", "float32")
 PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
+TORCH_PROVIDERS = {"torch-cpu": "cpu", "torch-cuda": "cuda"}  # the graph run by PyTorch (torch_route.py)
 
 
 class FrontendError(RuntimeError):
@@ -61,12 +63,17 @@ class Cut:
 def make_session(model, threads: int, provider: str = "cpu", spinning: bool = True):
     """An onnxruntime session on ``model`` (path or ModelProto) with ``threads`` intra-op threads on
     execution provider ``provider`` ("cpu" or "cuda"); raises naming the knob when onnxruntime
-    lacks the provider."""
+    lacks the provider. ``torch-cpu`` / ``torch-cuda`` give a `TorchSession` (same `run` and
+    `get_outputs`) that evaluates the graph with PyTorch on that device."""
     import onnxruntime as ort
 
+    if provider in TORCH_PROVIDERS:
+        from birdclef_eos.backbone.torch_route import TorchSession
+
+        return TorchSession(model, TORCH_PROVIDERS[provider], threads)
     if provider not in PROVIDERS:
         raise FrontendError(f"unknown execution provider {provider!r} (runtime.provider); "
-                            f"expected one of {sorted(PROVIDERS)}")
+                            f"expected one of {sorted(PROVIDERS) + sorted(TORCH_PROVIDERS)}")
     available = ort.get_available_providers()
     if PROVIDERS[provider][0] not in available:
         raise FrontendError(f"execution provider {provider!r} (runtime.provider) needs "

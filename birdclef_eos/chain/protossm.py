@@ -270,3 +270,33 @@ def train(config: ProtoSSMConfig, settings: TrainSettings, data: dict, val: dict
         if swa_auc >= best_auc:
             return averaged.eval(), history
     return best.eval(), history
+
+
+def flat_auc(auc, y: np.ndarray, prob: np.ndarray) -> float:
+    """``auc`` over every window of [F, T, K] targets and probabilities (a picklable ``auc_fn``:
+    ``functools.partial(flat_auc, auc)``)."""
+    return auc(y.reshape(-1, y.shape[-1]), prob.reshape(-1, prob.shape[-1]))
+
+
+def subset(data: dict, mask: np.ndarray) -> dict:
+    """The files ``mask`` selects of a `train` data mapping (its "files" list left out)."""
+    return {k: (v[mask] if isinstance(v, np.ndarray) else v) for k, v in data.items() if k != "files"}
+
+
+def fold_task(config: ProtoSSMConfig, settings: TrainSettings, data: dict, val: np.ndarray, seed: int,
+              auc_fn, focal: dict | None, test: list[dict], threads: int | None = None) -> dict:
+    """One cross-validation fold, in this process or as a cluster task (``threads`` set: a worker's
+    torch threads and deterministic algorithms, as the stage sets them): `train` on the files
+    outside ``val`` (boolean [F]), then its probabilities on ``val`` ("oof" [V, T, K]) and on each
+    test mapping ("test"), its state, history and curve [(epoch, record)]. `train` seeds from
+    ``seed`` alone, so a fold's bytes do not depend on where it runs."""
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+        torch.use_deterministic_algorithms(True)
+    curve: list[tuple[int, dict]] = []
+    model, history = train(config, settings, subset(data, ~val), subset(data, val), seed=seed, auc_fn=auc_fn,
+                           log=lambda epoch, record: curve.append((epoch, dict(record))), focal=focal)
+    oof = predict(model, data["emb"][val], data["site"][val], data["hour"][val],
+                  None if data["logits"] is None else data["logits"][val])
+    return {"oof": oof, "test": [predict(model, t["emb"], t["site"], t["hour"], t["logits"]) for t in test],
+            "state": model.state_dict(), "history": history, "curve": curve}

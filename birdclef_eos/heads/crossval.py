@@ -113,7 +113,7 @@ def train_folds(rows: pd.DataFrame, tokens: list[torch.Tensor], y: np.ndarray, f
                 soundscape_fraction: float, logger: Callable[[int], tuple[Callable, Callable]],
                 desc: str = "folds", pseudo: Callable[[int], tuple[list[torch.Tensor], np.ndarray]] | None = None,
                 sources: dict | None = None, build: Callable[[dict], torch.nn.Module] = heads.build_head,
-                trained_folds: list[int] | None = None) -> FoldsResult:
+                trained_folds: list[int] | None = None, client=None, threads: int | None = None) -> FoldsResult:
     """Train ``n_folds`` heads. ``logger(fold)`` returns (log(epoch, record), close()) for curves.
 
     ``pseudo(fold)``, when given, returns the extra (tokens, soft targets) fold ``fold`` trains on
@@ -121,44 +121,83 @@ def train_folds(rows: pd.DataFrame, tokens: list[torch.Tensor], y: np.ndarray, f
     ``sources`` the batch shares {focal, soundscape, pseudo} that replace ``soundscape_fraction``.
     ``build(model_config)`` makes each fold's model (default: a sequence head; the spectrogram ViT
     passes its own); ``trained_folds`` trains only those folds of the ``n_folds``-fold assignment
-    (default: all), leaving the other folds' OOF rows at 0."""
+    (default: all), leaving the other folds' OOF rows at 0.
+
+    ``client``: a Dask client (birdclef_eos/audio/cluster.py `open_client`); each fold is then one
+    task on its workers, run with ``threads`` torch threads and deterministic algorithms, as the
+    caller's process runs them: every fold reseeds torch from (seed, fold) alone, so the states,
+    OOF and curves are the bytes of the sequential run with the same thread count. ``build`` must
+    then be a module-level function. Curves are logged by the caller from each fold's history."""
     is_sc = (rows["source"] == "soundscape").to_numpy()
     oof = np.zeros_like(y)
     states, fold_records, weights, attention = [], [], [], []
-    for k in tqdm(range(n_folds) if trained_folds is None else trained_folds, desc=desc):
-        torch.manual_seed(seed * 1000 + k)
-        model = build(model_config)
-        tr = fold_of != k
-        if soundscape_fraction == 0:
-            tr &= ~is_sc
-        val, val_source = validation_rows(is_sc, fold_of, k, y)
+    ks = list(range(n_folds) if trained_folds is None else trained_folds)
+    extra = {k: pseudo(k) for k in ks} if pseudo is not None else {k: None for k in ks}
+    if client is None:
+        done = (fold_task(k, tokens, y, fold_of, is_sc, model_config, config, seed, soundscape_fraction,
+                          extra[k], sources, build) for k in ks)
+    else:
+        shared = client.scatter([tokens, y, fold_of, is_sc], broadcast=True)
+        futures = [client.submit(fold_task, k, *shared, model_config, config, seed, soundscape_fraction,
+                                 extra[k], sources, build, threads, pure=False) for k in ks]
+        done = (f.result() for f in futures)
+    for k, fold in zip(ks, tqdm(done, total=len(ks), desc=desc)):
         log, close = logger(k)
-        tr_tokens, tr_y = pick(tokens, tr), y[tr]
-        if pseudo is None:
-            draw = training.source_weights(is_sc[tr], soundscape_fraction)
-        else:
-            p_tokens, p_y = pseudo(k)
-            tr_tokens = [torch.cat([a, b.to(a.dtype)]) for a, b in zip(tr_tokens, p_tokens)]
-            tr_y = np.concatenate([tr_y, np.asarray(p_y, dtype=tr_y.dtype)])
-            source = np.concatenate([np.where(is_sc[tr], "soundscape", "focal"), np.full(len(p_y), "pseudo")])
-            draw = pseudo_labels.mixture_weights(source, sources)
-        best, history = training.train_fold(
-            model, tr_tokens, torch.from_numpy(tr_y), draw,
-            pick(tokens, val), y[val], config, seed=seed * 1000 + k, log=log, desc=f"fold {k}")
+        for epoch, record in fold["curve"]:
+            log(epoch, record)
         close()
         held = fold_of == k
-        oof[held] = torch.sigmoid(training.predict_logits(best, pick(tokens, held))).numpy()
-        best_epoch = history[-1]["best_epoch"]
-        fold_records.append({"fold": k, "val_source": val_source, "epochs_run": len(history),
-                             "best_epoch": best_epoch,
-                             "val_macro_auc": round_or_none(history[best_epoch]["val_macro_auc"]),
-                             "n_train": int(len(tr_y)), "n_val": int(val.sum())})
-        if isinstance(best, heads.ScalarMix):
-            weights.append(best.block_weights().detach().tolist())
-        elif hasattr(best, "cls_attention"):
-            attention.append(best.cls_attention(pick(tokens, held)).tolist())
-        states.append(best.state_dict())
+        oof[held] = fold["oof"]
+        fold_records.append(fold["record"])
+        if fold["weights"] is not None:
+            weights.append(fold["weights"])
+        if fold["attention"] is not None:
+            attention.append(fold["attention"])
+        states.append(fold["state"])
     return FoldsResult(oof=oof, states=states, folds=fold_records, weights=weights, attention=attention)
+
+
+def fold_task(k: int, tokens: list[torch.Tensor], y: np.ndarray, fold_of: np.ndarray, is_sc: np.ndarray,
+              model_config: dict, config: training.TrainConfig, seed: int, soundscape_fraction: float,
+              extra: tuple[list[torch.Tensor], np.ndarray] | None, sources: dict | None,
+              build: Callable[[dict], torch.nn.Module], threads: int | None = None) -> dict:
+    """One fold of `train_folds`, in this process or on a worker (``threads`` set: a worker's torch
+    threads and deterministic algorithms, as the stage sets them). Returns its held-out
+    probabilities ("oof"), its record, block weights or CLS attention (else None), the best state
+    and the curve [(epoch, record)]."""
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+        torch.use_deterministic_algorithms(True)
+    torch.manual_seed(seed * 1000 + k)
+    model = build(model_config)
+    tr = fold_of != k
+    if soundscape_fraction == 0:
+        tr &= ~is_sc
+    val, val_source = validation_rows(is_sc, fold_of, k, y)
+    curve: list[tuple[int, dict]] = []
+    tr_tokens, tr_y = pick(tokens, tr), y[tr]
+    if extra is None:
+        draw = training.source_weights(is_sc[tr], soundscape_fraction)
+    else:
+        p_tokens, p_y = extra
+        tr_tokens = [torch.cat([a, b.to(a.dtype)]) for a, b in zip(tr_tokens, p_tokens)]
+        tr_y = np.concatenate([tr_y, np.asarray(p_y, dtype=tr_y.dtype)])
+        source = np.concatenate([np.where(is_sc[tr], "soundscape", "focal"), np.full(len(p_y), "pseudo")])
+        draw = pseudo_labels.mixture_weights(source, sources)
+    best, history = training.train_fold(
+        model, tr_tokens, torch.from_numpy(tr_y), draw,
+        pick(tokens, val), y[val], config, seed=seed * 1000 + k,
+        log=lambda epoch, record: curve.append((epoch, dict(record))), desc=f"fold {k}")
+    held = fold_of == k
+    best_epoch = history[-1]["best_epoch"]
+    return {"oof": torch.sigmoid(training.predict_logits(best, pick(tokens, held))).numpy(),
+            "record": {"fold": k, "val_source": val_source, "epochs_run": len(history), "best_epoch": best_epoch,
+                       "val_macro_auc": round_or_none(history[best_epoch]["val_macro_auc"]),
+                       "n_train": int(len(tr_y)), "n_val": int(val.sum())},
+            "weights": best.block_weights().detach().tolist() if isinstance(best, heads.ScalarMix) else None,
+            "attention": (best.cls_attention(pick(tokens, held)).tolist() if not isinstance(best, heads.ScalarMix)
+                          and hasattr(best, "cls_attention") else None),
+            "state": best.state_dict(), "curve": curve}
 
 
 def focal_top1(rows: pd.DataFrame, oof: np.ndarray, labels: list[str]) -> float:

@@ -236,3 +236,22 @@ def test_logits_keep_only_what_a_later_stage_reads(workdir):
     extract.run(with_extract(logits="none"), runner=ThreeLogits())
     _, arrays, meta = store.load("data/features")
     assert "logits" not in arrays and meta["logits"] == {"mode": "none"}
+
+
+def test_two_local_workers_write_the_in_process_bytes(workdir, monkeypatch):
+    """The stage with `runtime.workers: 2` (an embedded Dask cluster, one perch_tiny runner per
+    worker) writes the bytes of the in-process run, tasks of 4 windows each."""
+    import shutil
+
+    from tests.fakes.backbone_fixtures import probed_perch_tiny
+
+    probed, spec, blocks = probed_perch_tiny()
+    for src, dst in ((probed, "backbone_probed.onnx"), (spec, "backbone.json"), (blocks, "blocks.json")):
+        shutil.copy(src, workdir / "models" / dst)
+    monkeypatch.setattr(extract, "SHARD_WINDOWS", 4)
+    params = {**with_extract(batch_windows=3), "runtime": {"workers": 1, "scheduler": None, "provider": "cpu"}}
+    params["backbone"] = {**params["backbone"], "batch_size": 2}
+    extract.run(params)
+    expected = feature_bytes(workdir)
+    extract.run({**params, "runtime": {**params["runtime"], "workers": 2}})
+    assert feature_bytes(workdir) == expected

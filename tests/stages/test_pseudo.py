@@ -51,3 +51,29 @@ def test_teacher_labels_and_student_contract(tmp_path, monkeypatch):
     params["students"]["pseudo"]["sources"] = {"focal": 0.8, "pseudo": 0.1}
     with pytest.raises(ValueError, match="students.pseudo.sources"):
         student.run(params, "pseudo")
+
+
+def test_train_stage_with_two_local_workers_writes_the_sequential_bytes(tmp_path, monkeypatch):
+    """`runtime.workers: 2`: the folds run as tasks of an embedded Dask cluster; the heads, OOF and
+    fold records are the bytes of the in-process run (same `train.threads`)."""
+    from stages import train
+    monkeypatch.chdir(tmp_path)
+    windows, arrays, meta, species = toy_features.toy_store(n_species=4, n_recordings=30, n_soundscapes=12)
+    features.save("data/features", windows, arrays, meta)
+    (tmp_path / "data/index").mkdir(parents=True)
+    species.to_csv("data/index/species.csv", index=False)
+    cfg = {"seed": 0, "threads": 1, "n_folds": 3, "fold_salt": "s", "secondary_weight": 1.0, "optim": OPTIM,
+           "blocks": [0, 1, 2], "model": {"d": 8, "heads": 2, "ffn": 16, "dropout": 0.1},
+           "variants": {"attn": {"head": "attn", "soundscape_fraction": 0.2}}}
+
+    def written():
+        folders = [tmp_path / "models/heads/attn", tmp_path / "predictions/oof/attn"]
+        out = {p.relative_to(tmp_path).as_posix(): p.read_bytes() for f in folders for p in sorted(f.rglob("*"))
+               if p.is_file()}
+        metrics = json.loads((tmp_path / "build/metrics/train/attn/metrics.json").read_text())
+        return out, metrics["folds"], metrics["oof_macro_auc"]
+
+    train.run({"runtime": {"workers": 1, "scheduler": None}, "train": cfg}, "attn")
+    sequential = written()
+    train.run({"runtime": {"workers": 2, "scheduler": None}, "train": cfg}, "attn")
+    assert written() == sequential and len(sequential[0]) >= 4

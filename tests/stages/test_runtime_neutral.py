@@ -3,8 +3,11 @@
 Both speed knobs of the backbone runner move the last bits of the features (measured here), so
 `backbone.threads` and `backbone.batch_size` are hashed params of probe and extract; torch's
 training threads change the trained weights (benchmarks/train_determinism.py), so `train.threads`
-is hashed too. The unhashed `runtime` section holds only `cache_dir`: what is cached there is
-checked by sha256 and keyed by its inputs (tests/stages/test_checkpoint.py).
+is hashed too. The unhashed `runtime` section holds `cache_dir` (what is cached there is
+checked by sha256 and keyed by its inputs, tests/stages/test_checkpoint.py), `workers` and
+`scheduler` (the same bytes on a cluster: tests/birdclef_eos/audio/test_cluster.py,
+tests/birdclef_eos/heads/test_crossval_cluster.py) and `provider` (routes agree within 1e-5, not
+byte for byte: docs/scaling.md).
 """
 import numpy as np
 import pytest
