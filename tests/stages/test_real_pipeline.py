@@ -1,0 +1,70 @@
+"""Real-data mode end to end at smoke size: `dvc repro` to the leaderboard, the ablation and the
+pseudo table on a small folder in the BirdCLEF 2026 layout (tests/fakes/competition.py: 6 species,
+6 labelled and 2 unlabelled 20-s soundscapes, an empty test_soundscapes/), backbone perch_tiny.
+
+Two folders: as generated, and a user's subset with the unlabelled soundscapes deleted (another
+year's folder may have none): `pseudo` then writes an empty set with the reason, the students drop
+their pseudo share, and the pseudo table says so. Each run takes minutes on two cores: the first runs
+in CI; the second only with BIRDCLEF_REAL_PIPELINE_ALL=1 (marker `real_pipeline_extra`).
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.fakes.competition import small_competition
+from tests.fakes.repo_copy import REPO, VENV_BIN, make_repo, sh
+
+SMOKE = yaml.safe_load((REPO / "tests" / "stages" / "smoke_params.yaml").read_text())
+TARGETS = ["leaderboard", "ablation", "pseudo_table"]
+needs_venv = pytest.mark.skipif(not (VENV_BIN / "dvc").exists(), reason="needs the project venv (setup.sh)")
+
+
+def real_repo(tmp_path, unlabelled: bool):
+    comp = small_competition(tmp_path)
+    if not unlabelled:
+        labelled = set(pd.read_csv(comp / "train_soundscapes_labels.csv")["filename"])
+        dropped = [f for f in (comp / "train_soundscapes").iterdir() if f.name not in labelled]
+        assert dropped
+        for f in dropped:
+            f.unlink()
+    overrides = {**SMOKE, "dataset": {**SMOKE["dataset"], "source": "birdclef", "root": str(comp),
+                                      "holdout": {"share": 0.34, "group": "file", "seed": 0}}}
+    return make_repo(tmp_path / "repo", overrides)
+
+
+def check_run(repo, unlabelled: bool):
+    sh([str(VENV_BIN / "dvc"), "repro", *TARGETS], repo, timeout=1500)
+    board = json.loads((repo / "build/metrics/leaderboard/leaderboard.json").read_text())
+    assert board["mode"] == "local"
+    for name in ("v6", "v4"):
+        scores = board["submissions"][name]
+        for part in ("public", "private"):
+            assert scores[part] is None or 0.0 <= scores[part] <= 1.0, (name, scores)
+    ablation = json.loads((repo / "build/metrics/ablation/ablation.json").read_text())
+    for block in ablation["soundscape_probe"]["blocks"].values():
+        assert block["macro_auc"] is not None or block["undefined"]
+    summary = json.loads((repo / "build/metrics/pseudo/summary.json").read_text())
+    table = (repo / "build/tables/pseudo.md").read_text()
+    if unlabelled:
+        assert summary["chunks"] > 0 and "skipped" not in summary
+    else:
+        assert summary["chunks"] == 0 and "no unlabelled soundscape" in summary["skipped"]
+        assert "No pseudo labels here" in table
+
+
+@needs_venv
+def test_real_pipeline_on_a_small_folder(tmp_path):
+    check_run(real_repo(tmp_path, unlabelled=True), unlabelled=True)
+
+
+@needs_venv
+@pytest.mark.real_pipeline_extra
+@pytest.mark.skipif(os.environ.get("BIRDCLEF_REAL_PIPELINE_ALL") != "1",
+                    reason="a second few-minute pipeline run: set BIRDCLEF_REAL_PIPELINE_ALL=1")
+def test_real_pipeline_on_a_folder_without_unlabelled_soundscapes(tmp_path):
+    check_run(real_repo(tmp_path, unlabelled=False), unlabelled=False)
