@@ -226,6 +226,9 @@ def extrapolate(runs: list[dict], n_target: int, ratio: float) -> dict:
         if "birdnet_peak_mb" in row:
             row["perch_v2_peak_mb"] = row["birdnet_peak_mb"]
         table[s] = row
+    if "sidecar_features" in table:  # default mode's pointer; with Perch v2 the derived row below replaces it
+        for k in ("perch_v2_seconds", "perch_v2_seconds_linear", "perch_v2_peak_mb"):
+            table["sidecar_features"].pop(k, None)
     if "extract" in table:   # real-data mode's second extraction: BirdNET over the same windows
         e = table["extract"]
         table["sidecar_features (real-data mode)"] = {
