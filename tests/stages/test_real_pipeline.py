@@ -1,6 +1,6 @@
 """Real-data mode end to end at smoke size: `dvc repro` to the leaderboard, the ablation and the
 pseudo table on a small folder in the BirdCLEF 2026 layout (tests/fakes/competition.py: 6 species,
-6 labelled and 2 unlabelled 20-s soundscapes, an empty test_soundscapes/), backbone perch_tiny.
+10 labelled and 2 unlabelled 20-s soundscapes, an empty test_soundscapes/), backbone perch_tiny.
 
 Two folders: as generated, and a user's subset with the unlabelled soundscapes deleted (another
 year's folder may have none): `pseudo` then writes an empty set with the reason, the students drop
@@ -9,6 +9,7 @@ in CI; the second only with BIRDCLEF_REAL_PIPELINE_ALL=1 (marker `real_pipeline_
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 
@@ -17,7 +18,7 @@ import pytest
 import yaml
 
 from tests.fakes.competition import small_competition
-from tests.fakes.repo_copy import REPO, VENV_BIN, make_repo, sh
+from tests.fakes.repo_copy import REPO, VENV_BIN, deep_update, make_repo, sh
 
 SMOKE = yaml.safe_load((REPO / "tests" / "stages" / "smoke_params.yaml").read_text())
 TARGETS = ["leaderboard", "ablation", "pseudo_table"]
@@ -25,15 +26,18 @@ needs_venv = pytest.mark.skipif(not (VENV_BIN / "dvc").exists(), reason="needs t
 
 
 def real_repo(tmp_path, unlabelled: bool):
-    comp = small_competition(tmp_path)
+    comp = small_competition(tmp_path, cfg={"labelled": 10})
     if not unlabelled:
         labelled = set(pd.read_csv(comp / "train_soundscapes_labels.csv")["filename"])
         dropped = [f for f in (comp / "train_soundscapes").iterdir() if f.name not in labelled]
         assert dropped
         for f in dropped:
             f.unlink()
-    overrides = {**SMOKE, "dataset": {**SMOKE["dataset"], "source": "birdclef", "root": str(comp),
-                                      "holdout": {"share": 0.34, "group": "file", "seed": 0}}}
+    # 10 labelled files, 4 held out (a board of a file or two leaves no label both present and
+    # absent); the residual head reads blocks 24, 25 (perch_tiny's probe pick has unequal widths)
+    overrides = deep_update(copy.deepcopy(SMOKE), {
+        "dataset": {"source": "birdclef", "root": str(comp), "holdout": {"share": 0.4, "group": "file", "seed": 0}},
+        "train": {"variants": {"residual": {"blocks": [24, 25]}}}})
     return make_repo(tmp_path / "repo", overrides)
 
 
