@@ -53,6 +53,7 @@ STAGE = re.compile(r"Running stage '([^']+)'")
 BACKBONE_STAGES = ("extract",)        # stages whose cost is the backbone's forward passes
 CHUNKS_PER_SOUNDSCAPE = 12
 PERCH_V2_CLASSES = 14795
+LINEAR_FROM = 0.5                     # a stage whose fitted time exponent is below this is a fixed cost
 
 
 # ----------------------------------------------------------------------------- multiply-accumulates
@@ -218,7 +219,11 @@ def extrapolate(runs: list[dict], n_target: int, ratio: float) -> dict:
         if m_fit:
             row["birdnet_peak_mb"] = round(m_fit["a"] * n_target ** m_fit["b"], 1)
         if s in largest["stages"] and largest["n_windows"]:
-            row["birdnet_seconds_linear"] = round(largest["stages"][s]["seconds"] / largest["n_windows"] * n_target, 1)
+            # data-bound stages (time exponent >= LINEAR_FROM): the largest run's seconds per window
+            # times the target; the others are a fixed cost: the largest run's seconds
+            grows = t_fit is not None and t_fit["b"] >= LINEAR_FROM
+            per = largest["stages"][s]["seconds"]
+            row["birdnet_seconds_linear"] = round(per / largest["n_windows"] * n_target if grows else per, 1)
         scale = ratio if s in BACKBONE_STAGES else 1.0
         for k in ("birdnet_seconds", "birdnet_seconds_linear"):
             if k in row:
@@ -266,7 +271,9 @@ def write_docs(result: dict, path: Path = DOCS) -> None:
         "",
         "Read the power-law column as a lower bound and the linear column as an upper bound: at these small "
         "sizes a stage's fixed cost (process start, notebook, DVC: several seconds) dominates, so the "
-        "fitted exponent of a data-bound stage comes out below 1. Training stages also depend on the "
+        f"fitted exponent of a data-bound stage comes out below 1; the linear column scales a stage whose "
+        f"exponent is {LINEAR_FROM} or more in proportion to the windows and keeps the others at their largest "
+        "measured time (a fixed cost). Training stages also depend on the "
         "model knobs (smoke knobs here: 2 epochs, small heads), so their figures scale with `*.optim.epochs`.",
         "",
         "| stage | b (time) | r2 | BirdNET, power law | BirdNET, linear | Perch v2, power law | Perch v2, linear | peak MB (fit) |",
@@ -283,6 +290,8 @@ def write_docs(result: dict, path: Path = DOCS) -> None:
               f"(linear); Perch v2 {fmt_s(tot['perch_v2_seconds'])} to {fmt_s(tot['perch_v2_seconds_linear'])}.", "",
               "Dominant stages (linear bound, Perch v2): " + ", ".join(
                   f"{s} ({share:.0%})" for s, share in result["dominant"]) + ".", ""]
+    if result.get("note"):
+        lines += [f"Note on this run: {result['note']}", ""]
     if any(r["not_run_deadline"] for r in result["runs"]):
         lines += ["Not measured (the run's deadline): " + "; ".join(
             f"x{r['multiple']:g}: {', '.join(r['not_run_deadline'])}" for r in result["runs"] if r["not_run_deadline"]), ""]
@@ -308,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--windows-per-recording", type=int, default=3)
     ap.add_argument("--soundscapes", type=int, default=10_000, help="one-minute training soundscapes (an estimate)")
     ap.add_argument("--docs-only", action="store_true", help="refit from the runs in the existing json; rewrite it and docs/costs.md")
+    ap.add_argument("--note", help="a sentence on the conditions of the run, kept in the json and the page")
     ap.add_argument("--macs-only", action="store_true", help="print the multiply-accumulates json and stop")
     args = ap.parse_args(argv)
     if args.macs_only:
@@ -317,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
         result = json.loads(OUT.read_text())
         result["table"] = extrapolate(result["runs"], result["competition"]["n_windows"], result["macs"]["ratio"])
         result["totals"], result["dominant"] = totals(result["table"])
+        if args.note:
+            result["note"] = args.note
         OUT.write_text(json.dumps(result, indent=2) + "\n")
         write_docs(result)
         return 0
@@ -343,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
               "competition": {"focal_recordings": args.focal_recordings, "windows_per_recording": args.windows_per_recording,
                               "soundscapes": args.soundscapes, "n_windows": n_target},
-              "macs": macs, "runs": runs, "table": table, "totals": tot, "dominant": dominant}
+              "note": args.note, "macs": macs, "runs": runs, "table": table, "totals": tot, "dominant": dominant}
     OUT.write_text(json.dumps(result, indent=2) + "\n")
     write_docs(result)
     print(f"costs: {result['seconds']:.0f} s -> {OUT}, {DOCS}")
