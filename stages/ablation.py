@@ -107,7 +107,7 @@ def soundscape_ranking(cfg: dict, labels: list[str], probe: dict) -> dict:
     focal = probe.get("blocks", {})
     blocks = {}
     for n in names:
-        entry = {"macro_auc": round(scored["blocks"][n]["macro_auc"], 6), "rank": scored["blocks"][n]["rank"]}
+        entry = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in scored["blocks"][n].items()}
         if n in focal:
             entry["focal_accuracy"] = focal[n]["accuracy"]
             entry["focal_rank"] = focal[n].get("rank")

@@ -20,20 +20,16 @@ with the bytes of the in-process pass (docs/scaling.md).
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
-import os
 import shutil
 import time
 from dataclasses import dataclass
-from importlib import metadata
 
 import numpy as np
 import pandas as pd
 
 from birdclef_eos.audio.cluster import forward_on_cluster
 from birdclef_eos.io.cluster import open_client
-from birdclef_eos.audio.shards import SHARD_WINDOWS, ShardStore
+from birdclef_eos.audio.shards import SHARD_WINDOWS, ShardStore, pass_key
 from birdclef_eos.audio.windows import forward
 from birdclef_eos.data import features as store
 from birdclef_eos.backbone.labels import competition_map, select_logits
@@ -64,41 +60,11 @@ class ExtractResult:
 
 
 def shard_key(params: dict, plan: pd.DataFrame, names: list[str]) -> str:
-    """sha256 over everything the features depend on, so that shards of another input, model,
-    setting, code or library version are never resumed: the plan, the output names, the model
-    files, the params that reach the runner (and `runtime.provider`), each audio file's size and
-    modification time, every project source file, and the numpy / onnxruntime versions."""
-    digest = hashlib.sha256()
-
-    def part(label: str, data: bytes) -> None:
-        digest.update(f"{label}\0{len(data)}\0".encode())
-        digest.update(data)
-
-    part("plan", plan.to_csv(index=False).encode())
-    part("names", json.dumps(names).encode())
-    for f in (PROBED_ONNX, BACKBONE_JSON, BLOCKS_JSON):
-        part(str(f), (sha256_file(f) if f.exists() else "absent").encode())
+    """The shard folder's name (birdclef_eos/audio/shards.py `pass_key`): the plan, the output
+    names, the probed model files and the params that reach the runner (and `runtime.provider`)."""
     knobs = {s: params[s] for s in ("backbone", "dataset", "extract")}
     knobs["provider"] = params.get("runtime", {}).get("provider")
-    part("params", json.dumps(knobs, sort_keys=True).encode())
-    stats = []
-    for path in plan["path"].drop_duplicates():
-        try:
-            st = os.stat(path)
-            stats.append([str(path), st.st_size, st.st_mtime_ns])
-        except OSError:
-            stats.append([str(path), None, None])
-    part("audio", json.dumps(stats).encode())
-    for f in sorted(list((ROOT / "birdclef_eos").rglob("*.py")) + list((ROOT / "stages").glob("*.py"))):
-        part(f.relative_to(ROOT).as_posix(), f.read_bytes())
-    versions = {}
-    for package in ("numpy", "onnxruntime", "onnxruntime-gpu", "soundfile", "scipy"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    part("versions", json.dumps(versions, sort_keys=True).encode())
-    return digest.hexdigest()
+    return pass_key(plan, names, [PROBED_ONNX, BACKBONE_JSON, BLOCKS_JSON], knobs, ROOT)
 
 
 def keep_logits(logits: np.ndarray, mode: str) -> tuple[np.ndarray | None, dict]:

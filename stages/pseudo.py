@@ -7,6 +7,10 @@ their mean), rows.csv (row_id, file_id, in the arrays' order), labels.txt (the K
 summary.json (chunks, files, mean labels per chunk above 0.5, mean top confidence), and a copy of
 the summary in build/metrics/pseudo/summary.json. The labels stay raw: `pseudo.mode`, `gate`,
 `floor` and `power` are applied by the students when they read them (birdclef_eos/heads/pseudo.py).
+
+A folder with no unlabelled soundscapes (another year's, or a user's subset) is not an error: the
+set is written empty (N = 0) and summary.json says why under "skipped"; the students then train
+without a pseudo share (stages/student.py) and the pseudo table prints the note.
 """
 from __future__ import annotations
 
@@ -35,12 +39,12 @@ class PseudoResult:
     seconds: float
 
 
+NO_UNLABELLED = "no unlabelled soundscape chunks at shift 0 in data/features (the folder has no unlabelled train soundscapes)"
+
+
 def unlabelled_rows(windows):
-    rows = windows[(windows["source"] == "soundscape") & (windows["split"] == "unlabelled")
+    return windows[(windows["source"] == "soundscape") & (windows["split"] == "unlabelled")
                    & np.isclose(windows["shift_s"].astype(float), 0.0)]
-    if rows.empty:
-        raise PseudoStageError(f"{FEATURES}/windows.csv: no unlabelled soundscape chunks at shift 0 to pseudo-label")
-    return rows
 
 
 def run(params: dict, key: str | None = None) -> PseudoResult:
@@ -53,9 +57,14 @@ def run(params: dict, key: str | None = None) -> PseudoResult:
     windows, arrays, _ = features.load(FEATURES, names=config["tokens"])
     rows = unlabelled_rows(windows)
     idx = rows.index.to_numpy()
-    blocks = [np.asarray(arrays[n])[idx] for n in config["tokens"]]
-    per_fold = np.stack([heads.predict_proba([m], blocks) for m in models]).astype(np.float32)
+    if rows.empty:
+        per_fold = np.zeros((len(models), 0, len(config["labels"])), dtype=np.float32)
+    else:
+        blocks = [np.asarray(arrays[n])[idx] for n in config["tokens"]]
+        per_fold = np.stack([heads.predict_proba([m], blocks) for m in models]).astype(np.float32)
     summary = {"teacher": teacher, **pseudo_labels.summary(per_fold, rows["file_id"].to_numpy())}
+    if rows.empty:
+        summary["skipped"] = NO_UNLABELLED
     with atomic_dir(PSEUDO) as out:
         np.save(out / "labels.npy", per_fold)
         np.save(out / "ensemble.npy", per_fold.mean(axis=0).astype(np.float32))

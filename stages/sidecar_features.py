@@ -15,24 +15,31 @@ extraction wrote, for the sidecar head (eos10's third model).
   embedding.npy (birdclef_eos/data/features.py `save_pointer`; readers use `load_pointed`).
 
 Every window of the main store is readable (extract wrote only the ones it could read), so an
-unreadable file here is an error naming it. Not resumable (extract is): a killed run starts over.
+unreadable file here is an error naming it. Resumable as `extract` is (the same shard mechanism,
+birdclef_eos/audio/shards.py): progress is saved every ~512 windows under
+.dvc/tmp/sidecar-shards/<key>/, <key> a sha256 over the plan, the converted ONNX, the
+`sidecar.extract` knobs, the project code and the library versions (`shard_key`); a killed run
+continues from its last shard and writes the same bytes as an uninterrupted one; the shard folder
+is removed once data/sidecar_features/ is written.
 """
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from birdclef_eos.audio.shards import SHARD_WINDOWS, ShardStore, pass_key
 from birdclef_eos.audio.windows import forward
 from birdclef_eos.backbone import birdnet
 from birdclef_eos.backbone.runner import Backbone
 from birdclef_eos.data import features as store
 from birdclef_eos.data.plans import plan_of_windows
 from birdclef_eos.io.files import sha256_file
-from stages.paths import FEATURES, INDEX, SIDECAR_FEATURES
+from stages.paths import FEATURES, INDEX, ROOT, SIDECAR_FEATURES, SIDECAR_SHARDS
 
 PARAMS = ("sidecar.extract", "backbone.name", "backbone.birdnet", "dataset.sample_rate")
 SIDECAR_BACKBONE = "birdnet_v24"   # the sidecar's model; when the main backbone is this one, its embedding is reused
@@ -52,6 +59,14 @@ class SidecarFeaturesResult:
     seconds: float
     windows_per_s: float | None
     equivalence: dict | None
+
+
+def shard_key(params: dict, plan, onnx: Path) -> str:
+    """The shard folder's name (birdclef_eos/audio/shards.py `pass_key`): the plan, the converted
+    ONNX, the `sidecar.extract` knobs, `dataset.sample_rate` and `runtime.provider`."""
+    knobs = {"sidecar.extract": params["sidecar"]["extract"], "sample_rate": params["dataset"]["sample_rate"],
+             "provider": params.get("runtime", {}).get("provider")}
+    return pass_key(plan, [NAME], [Path(onnx)], knobs, ROOT)
 
 
 def open_birdnet(params: dict, prepared: dict) -> Backbone:
@@ -79,10 +94,11 @@ def run(params: dict, key: str | None = None, runner=None) -> SidecarFeaturesRes
     birdnet.check_equivalence(report, bn["max_logit_diff"], prepared["onnx"])
     windows, _, main_meta = store.load(FEATURES, names=[])
     plan = plan_of_windows(INDEX, windows)
+    shards = ShardStore(SIDECAR_SHARDS / shard_key(params, plan, prepared["onnx"]), SHARD_WINDOWS)
     runner = runner or open_birdnet(params, prepared)
     extracted = time.perf_counter()
     _, arrays, _ = forward(runner, plan, [NAME], cfg["batch_windows"], "error",
-                           params["dataset"]["sample_rate"], desc="sidecar_features")
+                           params["dataset"]["sample_rate"], desc="sidecar_features", shards=shards)
     seconds = time.perf_counter() - extracted
     embedding = arrays[NAME].astype(np.float32)
     meta = {"backbone": SIDECAR_BACKBONE, "mode": "extract", "main_backbone": main_backbone,
@@ -91,6 +107,7 @@ def run(params: dict, key: str | None = None, runner=None) -> SidecarFeaturesRes
             "channels": {NAME: int(embedding.shape[1])}, "windows": main_meta.get("windows"),
             "main_windows_sha256": sha256_file(FEATURES / "windows.csv")}
     store.save(SIDECAR_FEATURES, windows, {NAME: embedding}, meta)
+    shutil.rmtree(SIDECAR_SHARDS, ignore_errors=True)  # this run's shards, and any of older settings
     return SidecarFeaturesResult(mode="extract", backbone=SIDECAR_BACKBONE, n_windows=len(windows),
                                  channels=int(embedding.shape[1]), seconds=time.perf_counter() - started,
                                  windows_per_s=len(windows) / max(seconds, 1e-9), equivalence=report)

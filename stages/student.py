@@ -87,6 +87,12 @@ def run(params: dict, key: str | None = None) -> StudentResult:
     missing = sorted(set(p_rows["row_id"]) - set(position.index))
     if missing:
         raise StudentStageError(f"{PSEUDO}/rows.csv: rows {missing[:3]} are not unlabelled chunks in {FEATURES}/windows.csv")
+    skipped = None
+    if p_rows.empty and sources.get("pseudo", 0.0) > 0:  # no unlabelled soundscapes: no pseudo share
+        skipped = (f"{PSEUDO} is empty ({read_json(PSEUDO / 'summary.json', 'run the pseudo stage').get('skipped', 'no rows')}): "
+                   f"students.{key}.sources.pseudo {sources['pseudo']:g} dropped, the other shares rescaled to sum to 1")
+        rest = {k: v for k, v in sources.items() if k != "pseudo" and v > 0}
+        sources = {k: v / sum(rest.values()) for k, v in rest.items()}
     p_index = position.reindex(p_rows["row_id"]).to_numpy()
     p_tokens = crossval.load_tokens(arrays, names, p_index)
     kept_counts = {}
@@ -102,10 +108,13 @@ def run(params: dict, key: str | None = None) -> StudentResult:
             result = crossval.train_folds(rows, data.tokens, y, data.fold_of, mconfig,
                                           training.TrainConfig.from_mapping(train["optim"]), train["n_folds"],
                                           train["seed"], sources.get("soundscape", 0.0), dvclive_logger(metrics_dir / "curves"),
-                                          desc=f"student@{key} folds", pseudo=pseudo_fold, sources=sources, client=client,
+                                          desc=f"student@{key} folds", pseudo=None if p_rows.empty else pseudo_fold, sources=sources,
+                                          client=client,
                                           threads=train["threads"])
         metrics = student_metrics(key, student, twin, mconfig, sources, {**{k: cfg[k] for k in ("gate", "floor", "power")}, "mode": mode},
                                   p_rows, kept_counts, data, result, labels)
+        if skipped:
+            metrics["pseudo_skipped"] = skipped
         write_json(metrics_dir / "metrics.json", metrics)
     with atomic_dir(HEADS / key) as model_dir:
         crossval.save_folds(model_dir, result.states, {"variant": key, "model": mconfig, "blocks": twin["blocks"],

@@ -13,17 +13,61 @@ shards after it.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
 import zipfile
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from birdclef_eos.io.files import atomic_path
 
 SHARD_WINDOWS = 512
+VERSIONED = ("numpy", "onnxruntime", "onnxruntime-gpu", "soundfile", "scipy")
+
+
+def pass_key(plan: pd.DataFrame, names: list[str], files: list[Path], knobs: dict, root: Path) -> str:
+    """sha256 over everything a pass's outputs depend on, to name its shard folder, so that shards
+    of another input, model, setting, code or library version are never resumed: the plan, the
+    output names, the model ``files`` (their sha256, or "absent"), the ``knobs`` that reach the
+    runner (JSON), each audio file's size and modification time, every project source file under
+    ``root`` (birdclef_eos/ and stages/), and the numpy / onnxruntime / soundfile / scipy versions."""
+    from birdclef_eos.io.files import sha256_file
+
+    digest = hashlib.sha256()
+
+    def part(label: str, data: bytes) -> None:
+        digest.update(f"{label}\0{len(data)}\0".encode())
+        digest.update(data)
+
+    part("plan", plan.to_csv(index=False).encode())
+    part("names", json.dumps(names).encode())
+    for f in files:
+        part(str(f), (sha256_file(f) if Path(f).exists() else "absent").encode())
+    part("params", json.dumps(knobs, sort_keys=True).encode())
+    stats = []
+    for path in plan["path"].drop_duplicates():
+        try:
+            st = os.stat(path)
+            stats.append([str(path), st.st_size, st.st_mtime_ns])
+        except OSError:
+            stats.append([str(path), None, None])
+    part("audio", json.dumps(stats).encode())
+    for f in sorted(list((root / "birdclef_eos").rglob("*.py")) + list((root / "stages").glob("*.py"))):
+        part(f.relative_to(root).as_posix(), f.read_bytes())
+    versions = {}
+    for package in VERSIONED:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    part("versions", json.dumps(versions, sort_keys=True).encode())
+    return digest.hexdigest()
 
 
 @dataclass

@@ -104,16 +104,34 @@ def score_blocks(blocks: dict[str, np.ndarray], y: np.ndarray, groups: np.ndarra
         for name in (progress(names) if progress else names):
             scores[name] = score_block(np.asarray(blocks[name]), y, folds, method, c, max_iter)
     ranks = rank_scores(scores)
-    return {"blocks": {n: {"macro_auc": scores[n], "rank": ranks[n]} for n in names},
+    return {"blocks": {n: defined(scores[n], UNDEFINED_AUC) | {"rank": ranks[n]} for n in names},
             "n_chunks": int(len(y)), "n_files": int(len(np.unique(groups.astype(str)))),
             "n_classes_scored": int(((y.sum(axis=0) > 0) & (y.sum(axis=0) < len(y))).sum())}
 
 
-def rank_agreement(focal: dict[str, float], soundscape: dict[str, float]) -> dict:
-    """Spearman rho between two per-block scores over the blocks both have (finite)."""
-    common = sorted(n for n in focal if n in soundscape and np.isfinite(focal[n]) and np.isfinite(soundscape[n]))
+def defined(value: float, reason: str, key: str = "macro_auc") -> dict:
+    """{key: value} when finite, else {key: None, "undefined": reason}: JSON holds no NaN, and a
+    reader says why a number is missing."""
+    if value is not None and np.isfinite(value):
+        return {key: float(value)}
+    return {key: None, "undefined": reason}
+
+
+UNDEFINED_AUC = "no label column has both positives and negatives in the labelled soundscape chunks"
+
+
+def rank_agreement(focal: dict[str, float], soundscape: dict[str, float | None]) -> dict:
+    """Spearman rho between two per-block scores over the blocks both have (finite): rho and
+    p_value are None, with the reason in "undefined", below 3 such blocks or when either ranking
+    is constant (rho is then undefined)."""
+    common = sorted(n for n in focal if n in soundscape and focal[n] is not None and soundscape[n] is not None
+                    and np.isfinite(focal[n]) and np.isfinite(soundscape[n]))
     if len(common) < 3:
-        return {"rho": float("nan"), "p_value": float("nan"), "n_blocks": len(common)}
-    res = spearmanr([focal[n] for n in common], [soundscape[n] for n in common])
-    rho = float(res.statistic)
-    return {"rho": rho, "p_value": float(res.pvalue), "n_blocks": len(common)}
+        return {"rho": None, "p_value": None, "n_blocks": len(common),
+                "undefined": f"{len(common)} block(s) scored by both probes; a rank correlation needs 3"}
+    a, b = [focal[n] for n in common], [soundscape[n] for n in common]
+    if len(set(a)) < 2 or len(set(b)) < 2:
+        return {"rho": None, "p_value": None, "n_blocks": len(common),
+                "undefined": "one probe gives every block the same score; a rank correlation is undefined"}
+    res = spearmanr(a, b)
+    return {"rho": float(res.statistic), "p_value": float(res.pvalue), "n_blocks": len(common)}

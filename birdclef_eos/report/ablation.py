@@ -16,7 +16,9 @@ FEW_FILES = 10     # fewer files than this: the sentence says how few (a bootstr
 
 
 def fmt(x, digits: int = 3) -> str:
-    return "—" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}f}"
+    """A number, or "undefined" (null or NaN: a score with no defined value, such as a macro-AUC
+    where no class has both positives and negatives)."""
+    return "undefined" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}f}"
 
 
 def signed(x: float, digits: int = 3) -> str:
@@ -72,8 +74,9 @@ def comparison_sentence(label: str, comparisons: dict[str, dict], same_blocks: b
 
 def agreement_sentence(agreement: dict, focal_top: list[int], soundscape_top: list[int]) -> str:
     rho, n = agreement["rho"], agreement["n_blocks"]
-    if not math.isfinite(rho):
-        return f"The focal and soundscape rankings cannot be compared here ({n} block(s) scored by both)."
+    if rho is None or not math.isfinite(rho):
+        why = agreement.get("undefined", f"{n} block(s) scored by both")
+        return f"The focal and soundscape rankings cannot be compared here: their rank correlation is undefined ({why})."
     if rho >= AGREE_RHO:
         head = "The focal and soundscape probe rankings agree"
     elif rho >= PARTLY_RHO:

@@ -81,4 +81,8 @@ def pseudo_markdown(result: dict, said: list[str], digits: int = 4) -> str:
                      f"{fmt(row.get('private'), digits)} | {interval(c.get('oof'), digits)} | "
                      f"{interval(c.get('public'), digits)} | {interval(c.get('private'), digits)} | "
                      f"{fmt(p.get('oof'), digits)} | {fmt(p.get('public'), 3)} | {fmt(p.get('private'), 3)} |")
+    skipped = result.get("pseudo_labels", {}).get("skipped")
+    if skipped:
+        lines += ["", f"No pseudo labels here: {skipped}. The students trained without a pseudo share (theirs "
+                      "spread over the other sources), so these rows measure no pseudo-labelling."]
     return "\n".join(lines + [""] + [f"- {s}" for s in said]) + "\n"

@@ -2,6 +2,7 @@
 sentences the ablation table ends with."""
 from __future__ import annotations
 
+import json
 import numpy as np
 import pandas as pd
 import pytest
@@ -150,3 +151,31 @@ def test_a_board_of_one_file_has_no_interval():
     assert "not resampled on the public board" in said[1] and "[one file: no interval]" in said[1]
     result["variants"]["abl_last3"]["comparison"]["private"]["n_files"] = 2
     assert "on the private board (-0.010 [-0.040, +0.020]; only 2 files)" in sentences(result)[1]
+
+
+def test_undefined_soundscape_scores_are_null_with_the_reason_and_read_undefined():
+    """A small board: no labelled chunk has a label, so no block's macro-AUC is defined, and the
+    rank correlation is not either; the json holds nulls with reasons (no NaN, which JSON refuses)
+    and the table and the sentence say "undefined"."""
+    rng = np.random.default_rng(0)
+    blocks = {f"block_{i:02d}": rng.normal(size=(12, 4)) for i in range(4)}
+    y = np.zeros((12, 3))
+    groups = np.repeat([f"f{i}" for i in range(4)], 3)
+    scored = soundscape.score_blocks(blocks, y, groups, n_folds=2, seed=0)
+    for entry in scored["blocks"].values():
+        assert entry["macro_auc"] is None and "both positives and negatives" in entry["undefined"]
+    agree = soundscape.rank_agreement({n: 0.5 for n in blocks}, {n: v["macro_auc"] for n, v in scored["blocks"].items()})
+    assert agree["rho"] is None and agree["p_value"] is None and "needs 3" in agree["undefined"]
+    constant = soundscape.rank_agreement({"a": 0.1, "b": 0.5, "c": 0.9}, {"a": 0.6, "b": 0.6, "c": 0.6})
+    assert constant["rho"] is None and "same score" in constant["undefined"]
+
+    result = toy_result()
+    sp = result["soundscape_probe"]
+    sp["blocks"] = {n: {**v, "rank": i + 1} for i, (n, v) in enumerate(scored["blocks"].items())}
+    sp["agreement"] = agree
+    json.dumps(result, allow_nan=False)  # what write_json does: no NaN anywhere
+    said = sentences(result)
+    assert said[-1].startswith("The focal and soundscape rankings cannot be compared here: their rank correlation "
+                               "is undefined (0 block(s) scored by both probes")
+    table = ablation_markdown(result, said)
+    assert "| undefined | 1 |" in table

@@ -77,3 +77,39 @@ def test_train_stage_with_two_local_workers_writes_the_sequential_bytes(tmp_path
     sequential = written()
     train.run({"runtime": {"workers": 2, "scheduler": None}, "train": cfg}, "attn")
     assert written() == sequential and len(sequential[0]) >= 4
+
+
+def test_a_folder_without_unlabelled_soundscapes_skips_pseudo_labelling_with_a_note(tmp_path, monkeypatch):
+    """Another year's folder or a user's subset: no unlabelled chunks. `pseudo` writes an empty set
+    and says why; a student drops its pseudo share (the others rescaled) and says so; the pseudo
+    table prints the note."""
+    from birdclef_eos.report.pseudo import pseudo_markdown
+    from stages import pseudo, student, train
+    monkeypatch.chdir(tmp_path)
+    windows, arrays, meta, species = toy_features.toy_store(n_species=4, n_recordings=30, n_soundscapes=12)
+    keep = (windows["split"] != "unlabelled").to_numpy()
+    assert not keep.all()
+    windows = windows[keep].reset_index(drop=True)
+    arrays = {n: np.asarray(a)[keep] for n, a in arrays.items()}
+    features.save("data/features", windows, arrays, meta)
+    (tmp_path / "data/index").mkdir(parents=True)
+    species.to_csv("data/index/species.csv", index=False)
+    base = {"seed": 0, "threads": 1, "n_folds": 3, "fold_salt": "s", "secondary_weight": 1.0, "optim": OPTIM}
+    train.run({"runtime": {}, "train": {**base, "blocks": [0, 1, 2], "model": {"d": 8, "heads": 2, "ffn": 16, "dropout": 0.1},
+                                        "variants": {"attn": {"head": "attn", "soundscape_fraction": 0.2}}}}, "attn")
+
+    result = pseudo.run({"pseudo": {"teacher": "attn"}})
+    assert result.summary["chunks"] == 0 and "no unlabelled soundscape" in result.summary["skipped"]
+    assert np.load(tmp_path / "data/pseudo/labels.npy").shape == (3, 0, len(species))
+
+    params = {"runtime": {}, "train": base, "pseudo": {"mode": "ensemble", "gate": 0.0, "floor": 0.0, "power": 1.0},
+              "students": {"pseudo": {"twin": "attn", "sources": {"focal": 0.75, "soundscape": 0.15, "pseudo": 0.10}}}}
+    m = student.run(params, "pseudo").metrics
+    assert 0 <= m["oof_macro_auc"] <= 1 and m["pseudo_chunks"] == 0
+    assert "students.pseudo.sources.pseudo 0.1 dropped" in m["pseudo_skipped"]
+    assert m["sources"] == pytest.approx({"focal": 0.75 / 0.9, "soundscape": 0.15 / 0.9})
+
+    table = pseudo_markdown({"teacher": "attn", "mode": "ensemble", "pseudo_labels": result.summary,
+                             "bootstrap": {"confidence": 0.95, "draws": 10}, "rows": {},
+                             "reference": {"model": "attn", "oof": 0.8}}, [])
+    assert "No pseudo labels here: no unlabelled soundscape chunks" in table

@@ -86,3 +86,62 @@ def test_default_mode_reuses_the_main_embedding(workdir):
                 runner=FakeBackbone())
     with pytest.raises(store.FeatureStoreError, match="windows.csv is not the file it points to"):
         store.load_pointed("data/sidecar_features", "data/features", ["embedding"])
+
+
+class Killed(RuntimeError):
+    pass
+
+
+class KilledAfter:
+    """BirdNET's runner, logging its batch sizes and dying on call number ``die_at`` (a killed stage)."""
+
+    def __init__(self, inner, die_at: int | None = None, log: list | None = None):
+        self.inner, self.die_at, self.log, self.calls = inner, die_at, log if log is not None else [], 0
+
+    def features(self, windows):
+        self.calls += 1
+        if self.die_at is not None and self.calls >= self.die_at:
+            raise Killed(f"killed on call {self.die_at}")
+        self.log.append(len(windows))
+        return self.inner.features(windows)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def sidecar_bytes(workdir):
+    return {p.name: p.read_bytes() for p in sorted((workdir / "data/sidecar_features").iterdir())}
+
+
+def test_a_killed_sidecar_extraction_resumes_with_the_same_bytes(workdir, monkeypatch):
+    """Real-data mode, BirdNET batches of 2 windows, a shard every 4: killed on the 4th runner call,
+    the second run continues after the saved shard and writes what an uninterrupted run writes."""
+    monkeypatch.setattr(sidecar_features, "SHARD_WINDOWS", 4)
+    probed, spec, blocks = probed_perch_tiny()
+    shutil.copyfile(blocks, workdir / "models" / "blocks.json")
+    perch = Backbone(probed, spec, blocks, threads=1, batch_size=4, chunk_mapping="center", input_rate=SR,
+                     progress=False)
+    p = params("perch_tiny")
+    p["sidecar"]["extract"]["batch_windows"] = 2
+    extract.run(p, runner=perch)
+    prepared = birdnet.prepare(REPO["backbone"]["birdnet"], __import__("pathlib").Path(
+        REPO["runtime"]["cache_dir"]).expanduser())
+    birdnet_runner = sidecar_features.open_birdnet(p, prepared)
+
+    whole = []
+    sidecar_features.run(p, runner=KilledAfter(birdnet_runner, log=whole))
+    expected = sidecar_bytes(workdir)
+    assert whole == [2, 3, 3, 6]  # runner calls (batches end at files); a shard after calls 2 and 4
+    shards = workdir / ".dvc/tmp/sidecar-shards"
+    assert not shards.exists()  # removed after success
+
+    before = []
+    with pytest.raises(Killed):
+        sidecar_features.run(p, runner=KilledAfter(birdnet_runner, die_at=4, log=before))
+    assert sorted(q.name for q in shards.rglob("shard_*.npz")) == ["shard_00000.npz"]
+    after = []
+    sidecar_features.run(p, runner=KilledAfter(birdnet_runner, log=after))
+    assert 0 < len(after) < len(whole)  # it did not start over
+    assert before[:len(whole) - len(after)] + after == whole  # the runner saw the same batches
+    assert sidecar_bytes(workdir) == expected
+    assert not shards.exists()
