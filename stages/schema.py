@@ -245,7 +245,7 @@ SCHEMA: dict[str, Knob] = {
     "train.variants.*.head": Str("scalarmix", "attn", "residual"),
     "train.variants.*.soundscape_fraction": Num(0, 1),
     "train.variants.*.table": Str(),
-    # the variant's own block choice (issue 13's ablation); absent = train.blocks
+    # the variant's own block choice (the ablation); absent = train.blocks
     "train.variants.*.blocks": Knob("blocks", words=("auto", "last3", "embedding", "best1", "all"), optional=True),
 
     **{f"postprocess.{k}": v for k, v in POSTPROCESS.items()},
@@ -282,7 +282,7 @@ SCHEMA: dict[str, Knob] = {
     "leaderboard.bootstrap.seed": Int(0),
     "leaderboard.bootstrap.confidence": Num(0, 1, lo_open=True, hi_open=True),
 
-    # issue 17: the blends (the `blend` stage; bundle@<name> writes the section into a blend bundle's kernel)
+    # the blends (the `blend` stage; bundle@<name> writes the section into a blend bundle's kernel)
     "blend.weight": Num(0, 1),
     "blend.space": Str("prob", "rank"),
     "blend.taxonomy.genus": Num(0, 1),
@@ -317,7 +317,7 @@ SCHEMA: dict[str, Knob] = {
     "ceiling.bootstrap": Int(2),
     "ceiling.confidence": Num(0, 1, lo_open=True, hi_open=True),
     "ceiling.seed": Int(0),
-    # the BirdNET sidecar (issue 18): its second extraction (real-data mode) and its head
+    # the BirdNET sidecar: its second extraction (real-data mode) and its head
     "sidecar.extract.chunk_mapping": Str("center", "mean"),
     "sidecar.extract.batch_size": Int(1),
     "sidecar.extract.threads": Int(1),
@@ -387,7 +387,7 @@ SCHEMA: dict[str, Knob] = {
     "paper.verdict.tolerance": Num(0),
     "paper.verdict.without_interval": Str("point", "undecided"),
     "paper.digits": Int(0, 10),
-    # the baseline chain (issue 16)
+    # the baseline chain
     "spectrogram.n_fft": Int(16),
     "spectrogram.hop": Int(1),
     "spectrogram.n_mels": Int(1),

@@ -1,4 +1,4 @@
-"""Stage `sidecar_features` (issue 18): BirdNET V2.4's final embedding of every window the main
+"""Stage `sidecar_features`: BirdNET V2.4's final embedding of every window the main
 extraction wrote, for the sidecar head (eos10's third model).
 
 - Real-data mode (`backbone.name` perch_v2, or the test fixture perch_tiny): a second extraction.

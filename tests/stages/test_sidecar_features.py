@@ -1,4 +1,4 @@
-"""The sidecar's features (issue 18): in real-data mode (the perch_tiny fixture stands in for
+"""The sidecar's features: in real-data mode (the perch_tiny fixture stands in for
 Perch v2) BirdNET V2.4 runs over every window the main extraction wrote, one row per main window in
 the same order; in the default mode (the backbone already is BirdNET) nothing is extracted twice:
 the store only points to the main embedding."""
