@@ -198,8 +198,13 @@ def test_model_folder_refuses_parts_a_bundle_cannot_run(workspace, monkeypatch):
     params["base"]["blend"] = {"protossm": 0.6, "sed": 0.4}
     with pytest.raises(model_folder.ModelFolderError, match=r"weighs \['sed'\] > 0.*SED and its spectrograms are not carried"):
         model_folder.bundle_config("eos7", {"kind": "blend", "submission": "eos7"}, params)
-    params["blends"]["eos10"] = {"parts": {"eos7": "rest"}, "sidecar": {"submission": "sidecar"}}
-    with pytest.raises(model_folder.ModelFolderError, match="sidecar"):
+    params["base"]["blend"] = {"protossm": 1.0, "sed": 0.0}
+    params["blends"]["eos10"] = {"parts": {"v6": "rest"}, "sidecar": {"submission": "v6"}}
+    with pytest.raises(model_folder.ModelFolderError, match="sidecar.submission 'v6' is not the sidecar stage's"):
+        model_folder.bundle_config("eos10", {"kind": "blend", "submission": "eos10"}, params)
+    params["blends"]["eos10"]["sidecar"]["submission"] = "sidecar"
+    params["backbone"]["name"] = "perch_v2"  # real-data mode: the sidecar needs BirdNET's own extraction
+    with pytest.raises(model_folder.ModelFolderError, match="the converted BirdNET ONNX is not carried"):
         model_folder.bundle_config("eos10", {"kind": "blend", "submission": "eos10"}, params)
     params["blends"]["eos12"] = {"parts": {"v6": "rest", "vit196": 0.08}}
     with pytest.raises(model_folder.ModelFolderError, match="'vit196' is not a submission a bundle can rebuild"):
