@@ -6,7 +6,9 @@ used; for `chain`: the base stage's stand-in, i.e. the protossm stage's fold mod
 the chain's model weights (`base.blend`, a variant's overrides) and post-processing knobs; for
 `blend`: the `blends:` entry itself (its weights are resolved in the kernel against the shared
 `blend:` section the kernel notebook carries, so `dvc exp run -S blend.weight=...` re-runs only the
-bundle stages, not this one), each part a config of its own kind; a part a bundle cannot run, e.g. the SED at a weight > 0, a sidecar,
+bundle stages, not this one), each part a config of its own kind, plus a `sidecar` config (the sidecar
+stage's head, models/heads/sidecar, and its TTA shifts) when the entry has a sidecar correction; a part a
+bundle cannot run, e.g. the SED at a weight > 0, the sidecar in real-data mode (its BirdNET ONNX is not carried),
 the ViT branch or `base.source: file`, stops the stage naming it) and stores every file once under bundles/models/objects/<sha256>: the probed ONNX and its
 descriptions, the head's checkpoints, the species table, the labelled chunks the site/hour prior is
 fitted on (labelled rows only: real-data mode's held-out files are not among them), the library code

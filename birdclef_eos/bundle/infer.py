@@ -15,7 +15,9 @@ shifts, the rank blend of the chain's models, the base post-processing with the 
 mixed with the weights resolved in the kernel (``scoring/blend.py`` ``resolve_blend``, the blend
 stage's one reading) from the entry the model folder carries and the shared `blend:` section
 (weight, space, taxonomy) the kernel notebook passes, then taxonomy-smoothed (eos7 = base 0.93 + v6
-0.07). So a change of `blend.weight` changes the kernel notebook, never the model folder. The backbone runs once per kernel for every part (``TestAudio``), and every part is
+0.07), then, for an entry with a ``sidecar:``, the sidecar's masked rank correction (scoring/sidecar.py
+``apply``, the blend stage's helper) by the ``sidecar`` kind's submission (eos10); ``sidecar`` is the
+sidecar stage's raw submission (its head's fold models on the main BirdNET embedding at its TTA shifts). So a change of `blend.weight` changes the kernel notebook, never the model folder. The backbone runs once per kernel for every part (``TestAudio``), and every part is
 rounded as the pipeline's file of it is (``submission.as_written``: submissions ``%.6f``, the
 chain's test predictions ``%.6g``), so ranks tie where they tie in the pipeline.
 """
