@@ -21,7 +21,7 @@ from birdclef_eos.report.pipelines import blend_drawing, plot_pipelines, standal
 from birdclef_eos.scoring import submission
 from birdclef_eos.scoring.blend import Blend, BlendError, align, blend, order_blends, resolve_blend
 from birdclef_eos.scoring.postprocess import resolve_knobs
-from birdclef_eos.scoring.sidecar import correct
+from birdclef_eos.scoring import sidecar as sidecar_lib
 from stages.paths import BLEND_METRICS, HIDDEN, INDEX, PIPELINES_FIGURE, SUBMISSIONS, TRAIN_METRICS
 
 PARAMS = ("blend", "blends", "figures.pipelines", "submissions", "postprocess", "backbone.name")
@@ -43,16 +43,6 @@ class BlendResult:
 def spec_of(name: str, entry: dict, shared: dict) -> Blend:
     """The entry resolved against the shared `blend:` section."""
     return resolve_blend(name, entry, shared)
-
-
-def apply_sidecar(sub: pd.DataFrame, sidecar: pd.DataFrame, knobs: dict) -> pd.DataFrame:
-    """The masked rank correction of the blend by the sidecar's submission (Table 4's eos10)."""
-    _, cols, arrays = align({"blend": sub, knobs["submission"]: sidecar})
-    fixed = correct(arrays["blend"], arrays[knobs["submission"]], weight=knobs["weight"], top_k=knobs["top_k"],
-                    threshold=knobs["threshold"], budget=knobs["budget"], threshold_space=knobs["threshold_space"])
-    out = pd.DataFrame(fixed.blended, columns=cols)
-    out.insert(0, "row_id", sub["row_id"].to_numpy())
-    return out
 
 
 def read_part(name: str) -> pd.DataFrame:
@@ -106,7 +96,7 @@ def run(params: dict, key: str | None = None) -> BlendResult:
         sub = blend(frames, spec, species)
         side = entries[name].get("sidecar")
         if side:
-            sub = apply_sidecar(sub, frames[side["submission"]], side)
+            sub = sidecar_lib.apply(sub, frames[side["submission"]], side)
         if sample is not None:
             sub = sub.set_index("row_id").reindex(sample["row_id"]).reset_index()
             submission.validate(sub, sample, name=f"blend '{name}'")

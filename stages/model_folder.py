@@ -6,7 +6,9 @@ used; for `chain`: the base stage's stand-in, i.e. the protossm stage's fold mod
 the chain's model weights (`base.blend`, a variant's overrides) and post-processing knobs; for
 `blend`: the `blends:` entry itself (its weights are resolved in the kernel against the shared
 `blend:` section the kernel notebook carries, so `dvc exp run -S blend.weight=...` re-runs only the
-bundle stages, not this one), each part a config of its own kind; a part a bundle cannot run, e.g. the SED at a weight > 0, a sidecar,
+bundle stages, not this one), each part a config of its own kind, plus a `sidecar` config (the sidecar
+stage's head, models/heads/sidecar, and its TTA shifts) when the entry has a sidecar correction; a part a
+bundle cannot run, e.g. the SED at a weight > 0, the sidecar in real-data mode (its BirdNET ONNX is not carried),
 the ViT branch or `base.source: file`, stops the stage naming it) and stores every file once under bundles/models/objects/<sha256>: the probed ONNX and its
 descriptions, the head's checkpoints, the species table, the labelled chunks the site/hour prior is
 fitted on (labelled rows only: real-data mode's held-out files are not among them), the library code
@@ -36,7 +38,9 @@ from stages.paths import BACKBONE_JSON, BLOCKS_JSON, CHAIN_MODELS, HEADS, INDEX,
 PARAMS = ("bundles", "kaggle", "submissions", "postprocess", "backbone.threads", "backbone.batch_size",
           "backbone.chunk_mapping", "backbone.frontend", "dataset.sample_rate", "extract.batch_windows",
           "extract.on_bad_audio", "base.source", "base.blend", "base.postprocess", "base.variants",
-          "base.protossm.tta", "base.protossm.threads", "blends")
+          "base.protossm.tta", "base.protossm.threads", "blends", "backbone.name", "sidecar.head.tta")
+SIDECAR = "sidecar"               # the sidecar stage's head folder and submission (models/heads/sidecar, submissions/sidecar)
+SIDECAR_BACKBONE = "birdnet_v24"  # the sidecar's backbone: a bundle runs the sidecar only when the main backbone is it
 WHEELS_FILE = ROOT / "kaggle" / "wheels.txt"  # what Kaggle's image (kaggle/image.txt) lacks, pinned
 SHARED_FILES = {"probed_onnx": "models/backbone_probed.onnx", "backbone_json": "models/backbone.json",
                 "blocks_json": "models/blocks.json", "species": "index/species.csv",
@@ -83,6 +87,8 @@ def kind_of(part: str, params: dict) -> str | None:
         return "chain"
     if part in params["blends"]:
         return "blend"
+    if part == SIDECAR:
+        return "sidecar"
     return None
 
 
@@ -121,15 +127,30 @@ def part_config(name: str, part: str, params: dict, where: str) -> tuple[dict, d
         p = b["protossm"]
         return {**common, "model": "+".join(weights), "weights": weights, "knobs": asdict(knobs),
                 "protossm": {"tta": [float(s) for s in p["tta"]], "threads": p["threads"]}}, files
+    if kind == "sidecar":
+        if params["backbone"]["name"] != SIDECAR_BACKBONE:
+            raise ModelFolderError(f"params.yaml: {where} '{part}': backbone.name is {params['backbone']['name']!r}, so "
+                                   f"the sidecar reads a second, BirdNET extraction; a bundle runs the sidecar only "
+                                   f"on the main backbone's embedding (backbone.name: {SIDECAR_BACKBONE}): the "
+                                   "converted BirdNET ONNX is not carried")
+        files = folder_files(HEADS / SIDECAR, f"models/heads/{SIDECAR}", SIDECAR)
+        common["files"]["head"] = f"models/heads/{SIDECAR}"
+        return {**common, "model": SIDECAR, "tta": [float(s) for s in params["sidecar"]["head"]["tta"]]}, files
     entry = params["blends"][part]
-    if entry.get("sidecar"):
-        raise ModelFolderError(f"params.yaml: {where} '{part}': blends.{part} has a sidecar correction, which a "
-                               "bundle does not run")
     parts, files = {}, {}
     for sub_part in entry["parts"]:
         parts[sub_part], own = part_config(name, sub_part, params, f"blends.{part}.parts:")
         files.update(own)
-    return {**common, "model": "+".join(c["model"] for c in parts.values()), "entry": entry, "parts": parts}, files
+    extra = {}
+    if entry.get("sidecar"):
+        side = entry["sidecar"]["submission"]
+        if kind_of(side, params) != "sidecar":
+            raise ModelFolderError(f"params.yaml: {where} '{part}': blends.{part}.sidecar.submission '{side}' is not "
+                                   f"the sidecar stage's submission '{SIDECAR}', which a bundle cannot rebuild")
+        extra["sidecar"], own = part_config(name, side, params, f"blends.{part}.sidecar.submission")
+        files.update(own)
+    return {**common, "model": "+".join(c["model"] for c in [*parts.values(), *extra.values()]), "entry": entry,
+            "parts": parts, **extra}, files
 
 
 def bundle_config(name: str, entry: dict, params: dict) -> tuple[dict, dict[str, Path]]:
@@ -151,7 +172,7 @@ def bundle_config(name: str, entry: dict, params: dict) -> tuple[dict, dict[str,
 def own_folders(cfg: dict) -> set[str]:
     """The model folders (logical paths) a bundle config reads, its parts' included."""
     own = {v for k, v in cfg["files"].items() if k not in SHARED_FILES}
-    for part in cfg.get("parts", {}).values():
+    for part in [*cfg.get("parts", {}).values(), *([cfg["sidecar"]] if cfg.get("sidecar") else [])]:
         own |= own_folders(part)
     return own
 

@@ -15,7 +15,9 @@ shifts, the rank blend of the chain's models, the base post-processing with the 
 mixed with the weights resolved in the kernel (``scoring/blend.py`` ``resolve_blend``, the blend
 stage's one reading) from the entry the model folder carries and the shared `blend:` section
 (weight, space, taxonomy) the kernel notebook passes, then taxonomy-smoothed (eos7 = base 0.93 + v6
-0.07). So a change of `blend.weight` changes the kernel notebook, never the model folder. The backbone runs once per kernel for every part (``TestAudio``), and every part is
+0.07), then, for an entry with a ``sidecar:``, the sidecar's masked rank correction (scoring/sidecar.py
+``apply``, the blend stage's helper) by the ``sidecar`` kind's submission (eos10); ``sidecar`` is the
+sidecar stage's raw submission (its head's fold models on the main BirdNET embedding at its TTA shifts). So a change of `blend.weight` changes the kernel notebook, never the model folder. The backbone runs once per kernel for every part (``TestAudio``), and every part is
 rounded as the pipeline's file of it is (``submission.as_written``: submissions ``%.6f``, the
 chain's test predictions ``%.6g``), so ranks tie where they tie in the pipeline.
 """
@@ -39,6 +41,7 @@ from birdclef_eos.data.plans import soundscape_windows
 from birdclef_eos.heads import models as heads
 from birdclef_eos.heads.inference import predict_shifts
 from birdclef_eos.scoring import postprocess, submission
+from birdclef_eos.scoring import sidecar as sidecar_lib
 from birdclef_eos.scoring.blend import blend, mix, resolve_blend
 
 
@@ -159,8 +162,10 @@ def needs(root: Path, cfg: dict) -> tuple[list[float], list[str]]:
     if cfg["kind"] == "chain":
         saved = json.loads((root / cfg["files"]["protossm"] / "config.json").read_text())
         return [float(s) for s in cfg["protossm"]["tta"]], list(saved["inputs"])
+    if cfg["kind"] == "sidecar":
+        return [float(s) for s in cfg["tta"]], head_names(root, cfg)
     if cfg["kind"] == "blend":
-        wanted = [needs(root, part) for part in cfg["parts"].values()]
+        wanted = [needs(root, part) for part in [*cfg["parts"].values(), *([cfg["sidecar"]] if cfg.get("sidecar") else [])]]
         return [s for w in wanted for s in w[0]], [n for w in wanted for n in w[1]]
     raise BundleError(f"bundle '{cfg['name']}': kind '{cfg['kind']}' is not one of {sorted(KINDS)}")
 
@@ -178,6 +183,25 @@ def predict_kind(root: Path, cfg: dict, test_dir: Path, audio: TestAudio | None 
     knobs = postprocess.Knobs(**cfg["knobs"])
     probs = postprocess.average_shifts(per_shift, knobs.tta_space)
     probs = postprocess.postprocess(probs, rows, knobs, prior=fitted_prior(root, cfg, knobs, labels), species=species)
+    order = audio.order(labels)
+    sub = submission.build(rows["row_id"].astype(str), probs, labels, order)
+    submission.validate(sub, order, name=f"bundle '{cfg['name']}'")
+    return sub
+
+
+def sidecar_kind(root: Path, cfg: dict, test_dir: Path, audio: TestAudio | None = None,
+                 shared: dict | None = None) -> pd.DataFrame:
+    """The sidecar stage's raw submission (submissions/sidecar): the sidecar head's fold models on the
+    main backbone's final embedding (the default mode, where the backbone is BirdNET) at its TTA
+    shifts, averaged in probability space, no post-processing."""
+    audio = audio or TestAudio(test_dir)
+    _, labels = read_species(root, cfg)
+    models, _ = heads.load_variant(root / cfg["files"]["head"])
+    names = head_names(root, cfg)
+    shifts = [float(s) for s in cfg["tta"]]
+    windows, arrays = audio.outputs(root, cfg, shifts, names)
+    rows, per_shift = predict_shifts(models, windows, arrays, names, shifts)
+    probs = postprocess.average_shifts(per_shift, "prob")
     order = audio.order(labels)
     sub = submission.build(rows["row_id"].astype(str), probs, labels, order)
     submission.validate(sub, order, name=f"bundle '{cfg['name']}'")
@@ -258,6 +282,10 @@ def blend_kind(root: Path, cfg: dict, test_dir: Path, audio: TestAudio | None = 
         made = KINDS[part_cfg["kind"]](root, part_cfg, test_dir, audio, shared)
         frames[part] = submission.as_written(made, SUBMISSION_FORMAT)
     sub = blend(frames, spec, species)
+    side = cfg["entry"].get("sidecar")
+    if side:  # the blend stage's masked rank correction by the sidecar's submission (as written)
+        made = sidecar_kind(root, cfg["sidecar"], test_dir, audio, shared)
+        sub = sidecar_lib.apply(sub, submission.as_written(made, SUBMISSION_FORMAT), side)
     order = audio.order(labels)
     sub = sub.set_index("row_id").reindex(order["row_id"]).reset_index()
     submission.validate(sub, order, name=f"bundle '{cfg['name']}'")
@@ -290,6 +318,9 @@ def check_config(cfg: dict, shared: dict | None, where: str | None = None):
                               f"{sorted(KINDS)}")
     for part, part_cfg in cfg["parts"].items():
         check_config(part_cfg, shared, f"{where}, part '{part}'")
+    if cfg["entry"].get("sidecar") and (cfg.get("sidecar") or {}).get("kind") != "sidecar":
+        raise BundleError(f"{where}: its entry has a sidecar correction but the bundle carries no sidecar-kind "
+                          "config (rebuild the model folder)")
     return spec
 
 
@@ -302,7 +333,8 @@ def resolve(cfg: dict, shared: dict | None):
     return resolve_blend(cfg["submission"], cfg["entry"], shared)
 
 
-KINDS: dict[str, Callable[..., pd.DataFrame]] = {"predict": predict_kind, "chain": chain_kind, "blend": blend_kind}
+KINDS: dict[str, Callable[..., pd.DataFrame]] = {"predict": predict_kind, "chain": chain_kind, "blend": blend_kind,
+                                                 "sidecar": sidecar_kind}
 
 
 def run_bundle(root: str | Path, name: str, test_dir: str | Path, shared: dict | None = None) -> pd.DataFrame:

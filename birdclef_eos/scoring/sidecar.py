@@ -16,8 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
-from birdclef_eos.scoring.blend import rank_columns
+from birdclef_eos.scoring.blend import align, rank_columns
 
 
 class SidecarError(ValueError):
@@ -80,3 +81,15 @@ def correct(anchor: np.ndarray, sidecar: np.ndarray, *, weight: float, top_k: in
         delta = delta * scale[:, None]
         movement = np.abs(delta).sum(axis=1)
     return Correction(blended=A + delta, mask=mask, movement=movement, capped=capped)
+
+
+def apply(sub: pd.DataFrame, sidecar: pd.DataFrame, knobs: dict) -> pd.DataFrame:
+    """The masked rank correction of a blend's submission ``sub`` by the sidecar's submission (Table 4's
+    eos10), with a `blends:` entry's ``sidecar:`` knobs (submission, weight, top_k, threshold, budget,
+    threshold_space). One place for the blend stage and a Kaggle bundle's blend kind."""
+    _, cols, arrays = align({"blend": sub, knobs["submission"]: sidecar})
+    fixed = correct(arrays["blend"], arrays[knobs["submission"]], weight=knobs["weight"], top_k=knobs["top_k"],
+                    threshold=knobs["threshold"], budget=knobs["budget"], threshold_space=knobs["threshold_space"])
+    out = pd.DataFrame(fixed.blended, columns=cols)
+    out.insert(0, "row_id", sub["row_id"].to_numpy())
+    return out

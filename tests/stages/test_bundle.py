@@ -198,8 +198,13 @@ def test_model_folder_refuses_parts_a_bundle_cannot_run(workspace, monkeypatch):
     params["base"]["blend"] = {"protossm": 0.6, "sed": 0.4}
     with pytest.raises(model_folder.ModelFolderError, match=r"weighs \['sed'\] > 0.*SED and its spectrograms are not carried"):
         model_folder.bundle_config("eos7", {"kind": "blend", "submission": "eos7"}, params)
-    params["blends"]["eos10"] = {"parts": {"eos7": "rest"}, "sidecar": {"submission": "sidecar"}}
-    with pytest.raises(model_folder.ModelFolderError, match="sidecar"):
+    params["base"]["blend"] = {"protossm": 1.0, "sed": 0.0}
+    params["blends"]["eos10"] = {"parts": {"v6": "rest"}, "sidecar": {"submission": "v6"}}
+    with pytest.raises(model_folder.ModelFolderError, match="sidecar.submission 'v6' is not the sidecar stage's"):
+        model_folder.bundle_config("eos10", {"kind": "blend", "submission": "eos10"}, params)
+    params["blends"]["eos10"]["sidecar"]["submission"] = "sidecar"
+    params["backbone"]["name"] = "perch_v2"  # real-data mode: the sidecar needs BirdNET's own extraction
+    with pytest.raises(model_folder.ModelFolderError, match="the converted BirdNET ONNX is not carried"):
         model_folder.bundle_config("eos10", {"kind": "blend", "submission": "eos10"}, params)
     params["blends"]["eos12"] = {"parts": {"v6": "rest", "vit196": 0.08}}
     with pytest.raises(model_folder.ModelFolderError, match="'vit196' is not a submission a bundle can rebuild"):
@@ -330,3 +335,49 @@ def test_bundle_stage_refuses_bad_kaggle_values_and_builds_without_an_owner(work
     finally:
         bundle.run(smoke_params(), "v6")
     assert {p: p.read_bytes() for p in (root / "bundles/kernels/v6").iterdir()} == before
+
+
+def test_eos10_bundle_reproduces_the_sidecar_corrected_blend(workspace, tmp_path, monkeypatch):
+    """eos10 = eos7 then the sidecar's masked rank correction. The workspace's backbone (perch_tiny)
+    stands in for BirdNET: the sidecar stages and the model folder are told it is the sidecar's
+    backbone, so the sidecar reads the main embedding (the default mode's pointer). The kernel's
+    save run writes the header only; its scoring run writes the blend stage's submissions/eos10."""
+    from stages import sidecar, sidecar_features
+    root, _, _ = workspace
+    monkeypatch.chdir(root)
+    params = smoke_params()
+    name = params["backbone"]["name"]
+    monkeypatch.setattr(sidecar_features, "SIDECAR_BACKBONE", name)
+    monkeypatch.setattr(model_folder, "SIDECAR_BACKBONE", name)
+    full = yaml.safe_load(PARAMS_FILE.read_text())
+    params["blends"]["eos10"] = full["blends"]["eos10"]
+    params["bundles"]["eos10"] = {"kind": "blend", "submission": "eos10"}
+    try:
+        sidecar_features.run(params)
+        sidecar.run(params)
+        blend.run(params)
+        model_folder.run(params)
+        bundle.run(params, "eos10")
+        manifest = json.loads((root / "bundles/models/manifest.json").read_text())
+        assert manifest["bundles"]["eos10"]["sidecar"]["kind"] == "sidecar"
+        assert "models/heads/sidecar/fold_0.pt" in manifest["files"]
+        nb = root / "bundles/kernels/eos10/birdclef-eos-eos10.ipynb"
+        empty = tmp_path / "save" / "test_soundscapes"
+        empty.mkdir(parents=True)
+        header = run_kernel(nb, root / "bundles/models", empty, tmp_path / "save_working")
+        assert pd.read_csv(header).empty
+        comp = tmp_path / "birdclef-2026"
+        comp.mkdir()
+        fill_test_soundscapes(comp, sorted((root / "data/hidden/test_soundscapes").iterdir()))
+        got = run_kernel(nb, root / "bundles/models", comp / "test_soundscapes", tmp_path / "working")
+        mine = pd.read_csv(got, dtype={"row_id": str}).set_index("row_id")
+        want = pd.read_csv(root / "submissions/eos10/submission.csv", dtype={"row_id": str}).set_index("row_id")
+        eos7 = pd.read_csv(root / "submissions/eos7/submission.csv", dtype={"row_id": str}).set_index("row_id")
+        assert sorted(mine.index) == sorted(want.index) and list(mine.columns) == list(want.columns)
+        assert np.abs(want.to_numpy() - eos7.loc[want.index].to_numpy()).max() > 1e-4  # the correction moved something
+        diff = np.abs(mine.loc[want.index].to_numpy() - want.to_numpy()).max()
+        print(f"eos10 bundle: max abs difference to submissions/eos10: {diff:.3g}")
+        assert diff <= 1e-6 + 1e-12
+    finally:  # the other tests read the default bundles' model folder and blends
+        blend.run(smoke_params())
+        model_folder.run(smoke_params())

@@ -86,7 +86,7 @@ def test_kinds_and_errors(tmp_path):
 
 
 def test_blend_and_chain_kinds_refuse_what_they_lack(tmp_path):
-    assert {"predict", "chain", "blend"} <= set(KINDS)
+    assert {"predict", "chain", "blend", "sidecar"} <= set(KINDS)
     part = {"name": "base", "kind": "chain", "weights": {"protossm": 0.6, "sed": 0.4}}
     eos7 = {"name": "eos7", "kind": "blend", "submission": "eos7", "parts": {"base": part},
             "entry": {"parts": {"base": "rest", "v6": "weight"}, "taxonomy": True}}
@@ -98,9 +98,13 @@ def test_blend_and_chain_kinds_refuse_what_they_lack(tmp_path):
         run_bundle(tmp_path, "eos7", tmp_path, shared=shared)
     with pytest.raises(BlendError, match=r"sum to 1.5 > 1"):
         KINDS["blend"](tmp_path, eos7, tmp_path, shared={**shared, "weight": 1.5})
-    eos7["parts"]["v6"] = {"name": "v6", "kind": "sidecar"}
-    with pytest.raises(BundleError, match="part 'v6' has kind 'sidecar'"):
+    eos7["parts"]["v6"] = {"name": "v6", "kind": "sidecar9"}
+    with pytest.raises(BundleError, match="part 'v6' has kind 'sidecar9'"):
         KINDS["blend"](tmp_path, eos7, tmp_path, shared=shared)
+    eos10 = {"name": "eos10", "kind": "blend", "submission": "eos10", "parts": {"v6": {"name": "v6", "kind": "predict"}},
+             "entry": {"parts": {"v6": "rest"}, "sidecar": {"submission": "sidecar", "weight": 0.3}}}
+    with pytest.raises(BundleError, match="sidecar correction but the bundle carries no sidecar-kind config"):
+        KINDS["blend"](tmp_path, eos10, tmp_path, shared=shared)
     with pytest.raises(BundleError, match=r"weighs \['sed'\] > 0, which a bundle cannot run"):
         KINDS["chain"](tmp_path, part, tmp_path)
 

@@ -1,8 +1,9 @@
 import numpy as np
+import pandas as pd
 import pytest
 
 from birdclef_eos.scoring.blend import rank_columns as column_ranks
-from birdclef_eos.scoring.sidecar import SidecarError, correct, top_k_mask
+from birdclef_eos.scoring.sidecar import SidecarError, apply, correct, top_k_mask
 
 # 4 chunks x 3 classes. Anchor ranks per class (column): class 0 ranks rows 0..3 as 0, 1/3, 2/3, 1.
 ANCHOR = np.array([[0.1, 0.9, 0.5],
@@ -86,3 +87,18 @@ def test_shape_and_nan_errors():
     bad[2, 1] = np.nan
     with pytest.raises(SidecarError, match="sidecar has a NaN.*row 2"):
         correct(ANCHOR, bad, weight=0.5, top_k=1, threshold=0.5, budget=None)
+
+
+def test_apply_aligns_the_sidecar_to_the_blend_rows():
+    """apply (the blend stage's and a bundle's one helper) corrects the blend by the sidecar row for row
+    even when the sidecar's rows come in another order, and keeps the blend's row order."""
+    ids = ["a_5", "a_10", "b_5", "b_10"]
+    blend = pd.DataFrame(ANCHOR, columns=["x", "y", "z"]); blend.insert(0, "row_id", ids)
+    side = pd.DataFrame(SIDECAR[::-1], columns=["x", "y", "z"]); side.insert(0, "row_id", ids[::-1])
+    knobs = {"submission": "sidecar", "weight": 0.5, "top_k": 1, "threshold": 0.0, "budget": None,
+             "threshold_space": "rank"}
+    out = apply(blend, side, knobs)
+    want = correct(ANCHOR, SIDECAR, weight=0.5, top_k=1, threshold=0.0, budget=None).blended
+    assert out["row_id"].tolist() == ids and list(out.columns[1:]) == ["x", "y", "z"]
+    np.testing.assert_array_equal(out[["x", "y", "z"]].to_numpy(), want)
+    assert not np.allclose(want, ANCHOR)  # the correction moved something: the test can fail
