@@ -1,4 +1,4 @@
-"""CPU budget of a Kaggle kernel bundle, run as Kaggle runs it (issue 21).
+"""CPU budget of a Kaggle kernel bundle, run as Kaggle runs it.
 
 Runs the generated notebook bundles/kernels/<bundle>/*.ipynb with papermill, offline, on a
 competition-layout folder whose test_soundscapes/ holds the first N hidden test files of the default

@@ -1,4 +1,4 @@
-"""Stage `bundle@<name>` (issue 21): the Kaggle kernel of one bundle, generated from code.
+"""Stage `bundle@<name>`: the Kaggle kernel of one bundle, generated from code.
 
 Writes bundles/kernels/<name>/<slug>.ipynb (the inference notebook: birdclef_eos/bundle/kernel.py)
 and, when `kaggle.owner` is set, kernel-metadata.json (`kaggle kernels push -p bundles/kernels/<name>`).

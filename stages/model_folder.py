@@ -1,4 +1,4 @@
-"""Stage `model_folder` (issue 21): the shared, content-addressed model folder every kernel bundle reads.
+"""Stage `model_folder`: the shared, content-addressed model folder every kernel bundle reads.
 
 For each bundle under `bundles:` it resolves what the bundle runs (its kind; for `predict`: the
 submission's head, TTA shifts and post-processing knobs, and the backbone settings the extract stage

@@ -1,4 +1,4 @@
-"""Kaggle kernel bundles (issue 21), end to end: the v6 and eos7 bundles' generated notebooks, run as
+"""Kaggle kernel bundles, end to end: the v6 and eos7 bundles' generated notebooks, run as
 Kaggle runs them (papermill, offline, a competition-layout folder whose test_soundscapes/ holds the
 hidden test files), write exactly the predict stage's submissions/v6/submission.csv and the blend
 stage's submissions/eos7/submission.csv.
@@ -149,7 +149,7 @@ def test_eos7_bundle_reproduces_the_blend(workspace, tmp_path):
 
 
 def test_a_blend_weight_change_rebuilds_the_kernel_not_the_model_folder(workspace, tmp_path, monkeypatch):
-    """`dvc exp run -S blend.weight=...` (issue 17): neither model_folder nor the bundles list `blend`
+    """`dvc exp run -S blend.weight=...`: neither model_folder nor the bundles list `blend`
     (the eos7 bundle reads the section from submissions/eos7/manifest.json, which dvc.yaml names as its
     dep); re-run with another weight the model folder writes the same manifest; the eos7 kernel
     notebook changes, v6's does not, and the eos7 kernel still writes exactly the blend stage's
