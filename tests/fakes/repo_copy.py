@@ -35,8 +35,11 @@ def sh(args: list[str], cwd: Path, timeout: int = 900) -> str:
 
 
 def deep_update(base: dict, override: dict) -> dict:
+    """``override`` merged into ``base``; a key set to null in ``override`` is removed."""
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
+        if value is None:
+            base.pop(key, None)
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
             deep_update(base[key], value)
         else:
             base[key] = value
