@@ -112,10 +112,10 @@ def test_shipped_params_pass():
 
 
 def test_smoke_overlay_merged_over_params_passes():
-    def merge(base, over):
-        return {k: merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
-                for k, v in {**base, **over}.items()}
-    schema.validate(merge(SHIPPED, schema.load_params(REPO / "tests" / "stages" / "smoke_params.yaml")))
+    import copy
+
+    from tests.fakes.repo_copy import deep_update  # the merge the smoke test's repo copy uses
+    schema.validate(deep_update(copy.deepcopy(SHIPPED), schema.load_params(REPO / "tests" / "stages" / "smoke_params.yaml")))
 
 
 def test_no_key_anywhere_is_named_size_or_nfiles():
