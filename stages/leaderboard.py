@@ -25,7 +25,7 @@ from birdclef_eos.report.tables import board_table, run_settings, table2
 from birdclef_eos.scoring import boards, submission
 from birdclef_eos.scoring.kaggle import mismatch_note, read_kaggle
 from birdclef_eos.scoring.pairs import file_index, pair_counts
-from birdclef_eos.scoring.shakeup import random_splits, split_scores, swap_probability
+from birdclef_eos.scoring.shakeup import random_splits, split_scores, summarise, swap_probability
 from stages.paths import (FIGURES, HIDDEN, KAGGLE_SCORES, LEADERBOARD_METRICS, REPORTED, SHAKEUP_METRICS, SUBMISSIONS,
                           TABLES)
 
@@ -119,6 +119,15 @@ def shake_up(cfg: dict, blends: dict) -> tuple[dict, list[str], str]:
     labels = [c for c in solution.columns if c != "row_id"]
     y = solution[labels].to_numpy()
     keep = (y.sum(axis=0) > 0) & ((1 - y).sum(axis=0) > 0)
+    if not keep.any():  # a small board: no split can be scored
+        said = [f"No shake-up: no label column of {HIDDEN}/solution.csv has both positives and negatives "
+                f"({len(y)} rows), so no split has a score."]
+        result = {"splits": cfg["splits"], "public_share": cfg["public_share"], "seed": cfg["seed"],
+                  "files": int(boards.file_of(solution["row_id"]).nunique()), "blends": [], "submissions": {},
+                  "swaps": [], "sentences": said, "undefined": said[0]}
+        write_json(SHAKEUP_METRICS / "shakeup.json", result)
+        plot_no_shakeup(said[0], figure)
+        return result, said, str(figure)
     file_of_row, files = file_index(boards.file_of(solution["row_id"]))
     board_table = pd.read_csv(HIDDEN / "boards.csv", dtype=str)
     stem = next(c for c in board_table.columns if c != "board")
@@ -137,10 +146,8 @@ def shake_up(cfg: dict, blends: dict) -> tuple[dict, list[str], str]:
         opub, opriv = split_scores(pc, observed)
         scores[name] = (pub, priv)
         d = priv - pub
-        diffs[name] = [round(float(v), 6) for v in d]
-        subs[name] = {"observed": round(float(opriv[0] - opub[0]), 6), "mean": round(float(np.mean(d)), 6),
-                      "low": round(float(np.percentile(d, 2.5)), 6), "high": round(float(np.percentile(d, 97.5)), 6),
-                      "p_gain": round(float(np.mean(d > 0)), 4)}
+        diffs[name] = [round(float(v), 6) for v in d[np.isfinite(d)]]
+        subs[name] = summarise(opriv[0] - opub[0], d)
     swaps = [{"a": a, "b": b, "p_swap": round(swap_probability(*scores[a], *scores[b]), 4)}
              for a, b in combinations(cfg["rows"], 2)]
     result = {"splits": cfg["splits"], "public_share": cfg["public_share"], "seed": cfg["seed"], "files": len(files),
@@ -149,7 +156,10 @@ def shake_up(cfg: dict, blends: dict) -> tuple[dict, list[str], str]:
     said = shakeup_sentences(result)
     result["sentences"] = said
     write_json(SHAKEUP_METRICS / "shakeup.json", {k: v for k, v in result.items() if k != "differences"})
-    plot_shakeup(result, figure)
+    if any(diffs.values()):
+        plot_shakeup(result, figure)
+    else:
+        plot_no_shakeup(said[0], figure)
     return {k: v for k, v in result.items() if k != "differences"}, said, str(figure)
 
 

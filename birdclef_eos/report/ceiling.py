@@ -109,12 +109,16 @@ def shakeup_sentences(result: dict) -> list[str]:
     for name, s in subs.items():
         kind = "blend" if name in result["blends"] else "standalone"
         claimed = "lost" if kind == "blend" else "gained"
+        if s["mean"] is None:
+            out.append(f"{name} ({kind}): private - public undefined ({s['undefined']}).")
+            continue
         p = s["p_gain"] if kind == "standalone" else 1 - s["p_gain"]
         out.append(f"{name} ({kind}): private - public {s['observed']:+.4f} on our split; over "
                    f"{result['splits']} random {result['public_share']:.0%}/{1 - result['public_share']:.0%} splits "
                    f"mean {s['mean']:+.4f} [{s['low']:+.4f}, {s['high']:+.4f}]; the paper's direction ({claimed}) "
                    f"comes up in {p:.0%} of splits.")
     swaps = result["swaps"]
+    swaps = [t for t in swaps if t["p_swap"] is not None]
     if swaps:
         worst = max(swaps, key=lambda t: t["p_swap"])
         out.append(f"The likeliest swap from public to private is {worst['a']} and {worst['b']}: {worst['p_swap']:.0%} "
@@ -129,7 +133,8 @@ def plot_shakeup(result: dict, path: str | Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), gridspec_kw={"width_ratios": [1.3, 1]})
     ax = axes[0]
     ax.boxplot([result["differences"][n] for n in names], showfliers=False)
-    ax.scatter(range(1, len(names) + 1), [result["submissions"][n]["observed"] for n in names], color="red", zorder=3,
+    observed = [result["submissions"][n]["observed"] for n in names]
+    ax.scatter(range(1, len(names) + 1), [np.nan if v is None else v for v in observed], color="red", zorder=3,
                label="our split")
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xticks(range(1, len(names) + 1), names, rotation=45, ha="right")
@@ -140,7 +145,7 @@ def plot_shakeup(result: dict, path: str | Path) -> None:
     M = np.full((len(names), len(names)), np.nan)
     for t in result["swaps"]:
         i, j = names.index(t["a"]), names.index(t["b"])
-        M[i, j] = M[j, i] = t["p_swap"]
+        M[i, j] = M[j, i] = np.nan if t["p_swap"] is None else t["p_swap"]
     im = ax.imshow(M, cmap="magma_r", vmin=0, vmax=max(0.5, float(np.nanmax(M)) if np.isfinite(M).any() else 0.5))
     ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
     ax.set_yticks(range(len(names)), names)

@@ -58,7 +58,8 @@ def plot_boards(local: dict, reported: dict, path: str | Path) -> None:
     x = range(len(names))
     fig, ax = plt.subplots(figsize=(max(4, 1.1 * len(names) + 2), 3.5))
     for off, board, colour in ((-0.2, "public", "tab:blue"), (0.2, "private", "tab:orange")):
-        ax.bar([i + off for i in x], [local.get(n, {}).get(board, float("nan")) for n in names],
+        heights = [local.get(n, {}).get(board) for n in names]  # None: undefined on this board
+        ax.bar([i + off for i in x], [float("nan") if h is None else h for h in heights],
                width=0.4, label=f"local {board}", color=colour)
     rep = [reported.get(n, {}).get("public", float("nan")) for n in names]
     ax.plot(list(x), rep, "k_", markersize=22, mew=2, label="paper public LB")

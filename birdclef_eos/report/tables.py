@@ -84,6 +84,15 @@ def probe_vs_weights(probe: dict[int, dict], blocks: list[int], mean_weights: li
     return "\n".join(lines) + "\n", rho
 
 
+def board_score(local: dict, board: str, digits: int) -> str:
+    """A submission's local score on ``board`` ("public", "private" or "difference"): "undefined"
+    when the board has no label with both positives and negatives (boards.score_boards)."""
+    undefined = local.get("undefined") or {}
+    if board in undefined or (board == "difference" and undefined):
+        return "undefined"
+    return fmt(local.get(board), digits)
+
+
 def run_settings(manifest: dict | None) -> str:
     """What a submission ran with here, from its manifest (the paper's description may differ
     after `dvc exp run -S ...`); "-" when it has no manifest."""
@@ -107,8 +116,8 @@ def table2(rows: list[str], local: dict, reported: dict, kaggle: dict, settings:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name in rows:
         rep, loc, kag = reported.get(name, {}), local.get(name, {}), kaggle.get(name, {})
-        cells = [name, rep.get("description", ""), settings.get(name, "-"), fmt(loc.get("public"), digits),
-                 fmt(loc.get("private"), digits), fmt(rep.get("public"), digits)]
+        cells = [name, rep.get("description", ""), settings.get(name, "-"), board_score(loc, "public", digits),
+                 board_score(loc, "private", digits), fmt(rep.get("public"), digits)]
         if kaggle:
             mark = " (other bytes)" if kag.get("matches") is False else ""
             cells += [fmt(kag.get("public"), digits) + mark, fmt(kag.get("private"), digits) + mark]
@@ -142,11 +151,12 @@ def board_table(title: str, rows: list[str], local: dict, reported: dict, compar
     for name in rows:
         rep, loc = reported.get(name, {}), local.get(name, {})
         rep_diff = (rep["private"] - rep["public"]) if "public" in rep and "private" in rep else None
-        vs = ["-" if name == reference else interval(compare.get(b, {}).get("vs", {}).get(name), digits)
-              for b in ("public", "private")]
-        cells = [name, rep.get("description", ""), fmt(loc.get("public"), digits), fmt(loc.get("private"), digits),
-                 fmt(loc.get("difference"), digits), fmt(rep.get("public"), digits), fmt(rep.get("private"), digits),
-                 fmt(rep_diff, digits)] + vs
+        vs = ["-" if name == reference else
+              "undefined" if compare.get(b, {}).get("undefined") else
+              interval(compare.get(b, {}).get("vs", {}).get(name), digits) for b in ("public", "private")]
+        cells = [name, rep.get("description", ""), board_score(loc, "public", digits),
+                 board_score(loc, "private", digits), board_score(loc, "difference", digits),
+                 fmt(rep.get("public"), digits), fmt(rep.get("private"), digits), fmt(rep_diff, digits)] + vs
         lines.append("| " + " | ".join(cells) + " |")
     note = (f"\nLocal: macro ROC-AUC on the local hidden set's public and private files; reported: the paper's "
             f"Kaggle public and private LB. Differences to {reference}: paired bootstrap over the board's files "

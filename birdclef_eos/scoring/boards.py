@@ -37,22 +37,41 @@ def split_solution(solution: pd.DataFrame, boards: pd.DataFrame) -> dict[str, pd
     return {b: solution[on == b].reset_index(drop=True) for b in BOARDS}
 
 
-def score_boards(sub: pd.DataFrame, parts: dict[str, pd.DataFrame]) -> dict[str, float]:
-    """One metric score per board, plus private minus public."""
-    out = {b: metric.score(parts[b], sub) for b in BOARDS}
-    out["difference"] = out["private"] - out["public"]
+def undefined_reason(part: pd.DataFrame, board: str) -> str | None:
+    """Why macro-AUC cannot exist on this board's rows (None when it can): no label column has both
+    a positive and a negative, as on a board of a file or two."""
+    labels = part[[c for c in part.columns if c != "row_id"]].to_numpy()
+    positives = labels.sum(axis=0)
+    if ((positives > 0) & (positives < len(labels))).any():
+        return None
+    return (f"undefined on the {board} board: no label column has both positives and negatives "
+            f"({len(labels)} rows of {file_of(part['row_id']).nunique()} file(s))")
+
+
+def score_boards(sub: pd.DataFrame, parts: dict[str, pd.DataFrame]) -> dict:
+    """One metric score per board, plus private minus public. A board where the score does not
+    exist gets None, and ``undefined`` {board: reason} says why; the difference is then None."""
+    out, undefined = {}, {}
+    for b in BOARDS:
+        reason = undefined_reason(parts[b], b)
+        out[b] = None if reason else metric.score(parts[b], sub)
+        if reason:
+            undefined[b] = reason
+    out["difference"] = None if undefined else out["private"] - out["public"]
+    if undefined:
+        out["undefined"] = undefined
     return out
 
 
 def add_ranks(scores: dict[str, dict]) -> dict[str, dict]:
-    """Rank 1 = best on each board (ties share the better rank)."""
-    if not scores:
-        return {}
-    frame = pd.DataFrame(scores).T
+    """Rank 1 = best on each board (ties share the better rank); an undefined score has rank None."""
+    out = {name: dict(row) for name, row in scores.items()}
     for b in BOARDS:
-        frame[f"{b}_rank"] = frame[b].astype(float).rank(ascending=False, method="min").astype(int)
-    return {name: {k: (int(v) if k.endswith("_rank") else float(v)) for k, v in row.items()}
-            for name, row in frame.iterrows()}
+        values = pd.Series({n: row[b] for n, row in scores.items()}, dtype=float)
+        ranks = values.rank(ascending=False, method="min", na_option="keep")
+        for name in out:
+            out[name][f"{b}_rank"] = None if pd.isna(ranks[name]) else int(ranks[name])
+    return out
 
 
 def compare(parts: dict[str, pd.DataFrame], subs: dict[str, pd.DataFrame], reference: str, others: list[str],
@@ -68,6 +87,11 @@ def compare(parts: dict[str, pd.DataFrame], subs: dict[str, pd.DataFrame], refer
             missing = sorted(set(ids) - set(sub.index))
             if missing:
                 raise BoardError(f"submission '{name}' lacks {len(missing)} row(s) of the {board} board, e.g. {missing[:2]}")
+        reason = undefined_reason(part, board)
+        if reason:
+            out[board] = {"scores": {n: None for n in subs}, "undefined": reason,
+                          "vs": {n: {"difference": None, "low": None, "high": None, "n_files": None} for n in others}}
+            continue
         truth = part[cols].to_numpy()
         mat = {n: s.reindex(ids)[cols].to_numpy(dtype=float) for n, s in subs.items()}
         ci = paired_bootstraps(truth, mat[reference], {n: mat[n] for n in others}, file_of(ids).to_numpy(),

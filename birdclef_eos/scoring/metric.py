@@ -16,6 +16,11 @@ class MetricError(ValueError):
     pass
 
 
+class UndefinedMetric(MetricError):
+    """The score does not exist on these rows (no label column has both a positive and a negative):
+    small boards meet it, and a board that reads it writes null with this reason, never a crash."""
+
+
 def macro_auc(y_true: np.ndarray, y_score: np.ndarray) -> float:
     """Macro ROC-AUC over the columns of ``y_true`` that have at least one positive.
 
@@ -33,7 +38,7 @@ def macro_auc(y_true: np.ndarray, y_score: np.ndarray) -> float:
     positives = y_true.sum(axis=0)
     keep = (positives > 0) & (positives < len(y_true))
     if not keep.any():
-        raise MetricError("no label column has both positives and negatives")
+        raise UndefinedMetric("no label column has both positives and negatives")
     return float(column_aucs(y_true[:, keep].astype(bool), y_score[:, keep]).mean())
 
 

@@ -36,7 +36,28 @@ def random_splits(n_files: int, public_share: float, n_splits: int, seed: int) -
     return out
 
 
-def swap_probability(pub_a: np.ndarray, priv_a: np.ndarray, pub_b: np.ndarray, priv_b: np.ndarray) -> float:
-    """Share of splits where a and b are strictly ordered on both boards and the order flips."""
+def swap_probability(pub_a: np.ndarray, priv_a: np.ndarray, pub_b: np.ndarray, priv_b: np.ndarray) -> float | None:
+    """Share of splits where a and b are strictly ordered on both boards and the order flips, over
+    the splits where all four scores exist (a small board can leave none: None)."""
     d_pub, d_priv = np.sign(pub_a - pub_b), np.sign(priv_a - priv_b)
-    return float(np.mean((d_pub * d_priv) < 0))
+    scored = np.isfinite(d_pub) & np.isfinite(d_priv)
+    return float(np.mean((d_pub[scored] * d_priv[scored]) < 0)) if scored.any() else None
+
+
+def summarise(observed: float, differences: np.ndarray) -> dict:
+    """Private minus public on the observed split and over the random ones: {observed, mean, low,
+    high (the 95 % range), p_gain (share of splits where private > public)}. A split on which a
+    board has no label with both positives and negatives has no score (NaN): it is left out and
+    counted in ``undefined_splits``; with none scored, every figure is None and ``undefined`` says why."""
+    d = np.asarray(differences, dtype=np.float64)
+    scored = d[np.isfinite(d)]
+    out = {"observed": round(float(observed), 6) if np.isfinite(observed) else None}
+    if len(scored) < len(d):
+        out["undefined_splits"] = int(len(d) - len(scored))
+    if not len(scored):
+        out.update(mean=None, low=None, high=None, p_gain=None,
+                   undefined="no split has a label with both positives and negatives on both boards")
+        return out
+    out.update(mean=round(float(np.mean(scored)), 6), low=round(float(np.percentile(scored, 2.5)), 6),
+               high=round(float(np.percentile(scored, 97.5)), 6), p_gain=round(float(np.mean(scored > 0)), 4))
+    return out

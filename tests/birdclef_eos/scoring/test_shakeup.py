@@ -49,3 +49,19 @@ def test_two_submissions_that_differ_on_one_file():
     assert (pb[on_public] > pa[on_public]).any() and (qb[~on_public] > qa[~on_public]).any()
     assert swap_probability(pa, qa, pb, qb) == 0.0
     assert swap_probability(pa, qa, pa, qa) == 0.0
+
+
+def test_summarise_leaves_out_unscorable_splits_and_says_so_when_none_is_scored():
+    from birdclef_eos.scoring.shakeup import summarise, swap_probability
+    out = summarise(0.01, np.array([0.02, np.nan, -0.01, 0.03]))
+    assert out["undefined_splits"] == 1 and out["p_gain"] == round(2 / 3, 4)
+    assert out["mean"] == round(0.04 / 3, 6)
+    assert "undefined_splits" not in summarise(0.01, np.array([0.02, -0.01]))
+    empty = summarise(float("nan"), np.array([np.nan, np.nan]))
+    assert empty["observed"] is None and empty["mean"] is None and empty["p_gain"] is None
+    assert "no split" in empty["undefined"]
+    # split 0 swaps (a above b on public, below on private), split 1 has no public score, split 2 keeps order
+    pub_a, priv_a = np.array([0.9, np.nan, 0.9]), np.array([0.7, 0.7, 0.9])
+    pub_b, priv_b = np.array([0.8, 0.8, 0.8]), np.array([0.8, 0.8, 0.8])
+    assert swap_probability(pub_a, priv_a, pub_b, priv_b) == 0.5
+    assert swap_probability(np.array([np.nan]), np.array([0.5]), np.array([0.4]), np.array([0.6])) is None
