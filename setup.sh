@@ -6,7 +6,9 @@ cd "$(dirname "$0")"
 
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/pip install --disable-pip-version-check -q -r requirements.txt
+# the whole environment from the lock file (every distribution pinned with its sha256; the
+# top-level pins are requirements.txt, and tests/test_project.py checks the two agree)
+.venv/bin/pip install --disable-pip-version-check -q --require-hashes --no-deps -r requirements.lock
 
 [ -x .venv-convert/bin/python ] || "$PYTHON" -m venv .venv-convert
 .venv-convert/bin/pip install --disable-pip-version-check -q -r requirements-convert.txt

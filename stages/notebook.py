@@ -21,10 +21,14 @@ import importlib
 import importlib.util
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from birdclef_eos.io.files import atomic_path
 from stages.params import stage_params
 from stages.paths import NOTEBOOKS, REPORTS, ROOT
+
+if TYPE_CHECKING:  # only for the annotations: the module imports nbformat after the environment check
+    import nbformat
 
 # what every stage needs from .venv (only looked up, not imported, before the check passes)
 REQUIRED_MODULES = ("nbformat", "papermill", "ipykernel", "numpy", "pandas", "ruamel.yaml")

@@ -202,7 +202,7 @@ def fold_task(k: int, tokens: list[torch.Tensor], y: np.ndarray, fold_of: np.nda
 
 def focal_top1(rows: pd.DataFrame, oof: np.ndarray, labels: list[str]) -> float:
     focal = (rows["source"] == "focal").to_numpy()
-    truth = rows.loc[focal, "primary_label"].map({l: i for i, l in enumerate(labels)}).to_numpy()
+    truth = rows.loc[focal, "primary_label"].map({label: i for i, label in enumerate(labels)}).to_numpy()
     return float((oof[focal].argmax(axis=1) == truth).mean())
 
 

@@ -25,7 +25,7 @@ def write_index(root: Path, rng) -> None:
     rows = []
     for stem, site, hour in [("L1", "S1", 6), ("L2", "S2", 7)]:
         for c in range(12):
-            labels = ";".join(l for l in LABELS if rng.random() < 0.3)
+            labels = ";".join(label for label in LABELS if rng.random() < 0.3)
             rows.append((f"{stem}_{5 * c + 5}", stem, c, "labelled", site, hour, labels))
     for stem, site, hour, _ in TEST_FILES:
         rows += [(f"{stem}_{5 * c + 5}", stem, c, "test", site, hour, "") for c in range(12)]
@@ -63,7 +63,7 @@ def write_hidden(root: Path, rng) -> None:
     y[0], y[12] = 1, 1          # every label positive on both boards
     y[1], y[13] = 0, 0          # and negative on both
     pd.DataFrame(y, columns=LABELS).assign(row_id=row_ids)[["row_id", *LABELS]].to_csv(hidden / "solution.csv", index=False)
-    pd.DataFrame({"row_id": row_ids, **{l: 0.0 for l in LABELS}}).to_csv(hidden / "sample_submission.csv", index=False)
+    pd.DataFrame({"row_id": row_ids, **{label: 0.0 for label in LABELS}}).to_csv(hidden / "sample_submission.csv", index=False)
     pd.DataFrame({"soundscape_id": [t[0] for t in TEST_FILES], "board": [t[3] for t in TEST_FILES]}).to_csv(
         hidden / "boards.csv", index=False)
 

@@ -5,9 +5,7 @@ forcing a re-run must give the same hashes in dvc.lock.
 """
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pandas as pd

@@ -16,7 +16,6 @@ Rebuild (needs npm and the npm registry):  python vendor/vega/build_template.py
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import re

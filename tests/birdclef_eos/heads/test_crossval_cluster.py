@@ -3,7 +3,6 @@ import io
 
 import numpy as np
 import pandas as pd
-import pytest
 import torch
 
 from birdclef_eos.io.cluster import open_client

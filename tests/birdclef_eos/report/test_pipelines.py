@@ -1,4 +1,3 @@
-import pytest
 
 from birdclef_eos.report.pipelines import blend_drawing, plot_pipelines, standalone_steps
 from birdclef_eos.scoring.postprocess import resolve_knobs

@@ -93,8 +93,10 @@ def test_apply_aligns_the_sidecar_to_the_blend_rows():
     """apply (the blend stage's and a bundle's one helper) corrects the blend by the sidecar row for row
     even when the sidecar's rows come in another order, and keeps the blend's row order."""
     ids = ["a_5", "a_10", "b_5", "b_10"]
-    blend = pd.DataFrame(ANCHOR, columns=["x", "y", "z"]); blend.insert(0, "row_id", ids)
-    side = pd.DataFrame(SIDECAR[::-1], columns=["x", "y", "z"]); side.insert(0, "row_id", ids[::-1])
+    blend = pd.DataFrame(ANCHOR, columns=["x", "y", "z"])
+    blend.insert(0, "row_id", ids)
+    side = pd.DataFrame(SIDECAR[::-1], columns=["x", "y", "z"])
+    side.insert(0, "row_id", ids[::-1])
     knobs = {"submission": "sidecar", "weight": 0.5, "top_k": 1, "threshold": 0.0, "budget": None,
              "threshold_space": "rank"}
     out = apply(blend, side, knobs)
