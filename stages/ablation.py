@@ -67,6 +67,10 @@ def oof_comparison(cfg: dict, names: list[str], labels: list[str]) -> tuple[dict
     return {n: macro_auc(y, s) for n, s in scores.items()}, intervals
 
 
+def score_or_null(x: float | None) -> float | None:
+    return None if x is None else round(float(x), 6)
+
+
 def board_comparison(cfg: dict, names: list[str]) -> tuple[dict, dict]:
     """Per board: (scores of each submission, paired intervals); ({}, {}) without a local solution."""
     if not (HIDDEN / "solution.csv").exists():
@@ -81,6 +85,11 @@ def board_comparison(cfg: dict, names: list[str]) -> tuple[dict, dict]:
         subs[name] = submission.read(path).set_index("row_id")
     scores, intervals = {}, {}
     for board, part in parts.items():
+        reason = boards.undefined_reason(part, board)
+        if reason:  # a small board: every score and interval on it is null with the reason
+            scores[board] = {n: None for n in subs}
+            intervals[board] = {n: {"difference": None, "low": None, "high": None, "undefined": reason} for n in names}
+            continue
         labels = [c for c in part.columns if c != "row_id"]
         ids = part["row_id"].astype(str)
         y = part[labels].to_numpy()
@@ -151,11 +160,12 @@ def run(params: dict, key: str | None = None) -> AblationResult:
                  "oof": r6(oof[n]),
                  "comparison": {"oof": oof_ci[n].as_dict()}}
         for board in board_scores:
-            entry[board] = r6(board_scores[board][n])
-            entry["comparison"][board] = board_ci[board][n].as_dict()
+            entry[board] = score_or_null(board_scores[board][n])
+            ci = board_ci[board][n]
+            entry["comparison"][board] = ci if isinstance(ci, dict) else ci.as_dict()
         variants[n] = entry
     for board in board_scores:
-        reference[board] = r6(board_scores[board][cfg["reference_submission"]])
+        reference[board] = score_or_null(board_scores[board][cfg["reference_submission"]])
     result = {"reference": reference, "variants": variants, "boards_scored": sorted(board_scores),
               "bootstrap": {"draws": cfg["bootstrap"], "confidence": cfg["confidence"], "seed": cfg["seed"]},
               "soundscape_probe": soundscape_ranking(cfg, labels, probe)}

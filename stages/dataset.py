@@ -34,6 +34,10 @@ class DatasetResult:
     details: dict
 
 
+class DatasetStageError(ValueError):
+    pass
+
+
 def synthetic_config(p: dict) -> dict:
     """The generator's knobs: the shared ones plus those of the chosen scale."""
     if p["scale"] not in p["scales"]:
@@ -75,6 +79,12 @@ def run_birdclef(p: dict) -> DatasetResult:
     # a root on an output path (DVC would delete it before this stage runs) is refused by the params
     # check in the fingerprint stage, which runs before this one (stages/schema.py check_pipeline)
     comp = birdclef.read_competition(root)
+    if not (comp["scapes"]["split"] == "labelled").any():
+        raise DatasetStageError(
+            f"{root.as_posix()}/train_soundscapes_labels.csv lists none of the files in train_soundscapes/: the "
+            "pipeline needs labelled soundscapes (the heads' soundscape share and OOF, the base chain's ProtoSSM, "
+            "which trains on labelled soundscape sequences, and any local board are built from them), and no knob "
+            "turns those stages off. Use a folder with labelled soundscapes (the 2026 folder has 66 files).")
     h = p["holdout"]
     held = local_board.hold_out(comp["scapes"], comp["chunk_labels"], comp["order"], float(h["share"]),
                                 h["group"], int(h["seed"]), float(p["public_fraction"]))

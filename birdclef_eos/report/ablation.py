@@ -38,6 +38,8 @@ def verdict(interval: dict) -> str:
 
 
 def interval_text(interval: dict, digits: int = 3) -> str:
+    if interval["difference"] is None:  # a board where the score does not exist
+        return "undefined"
     if interval["low"] is None or interval["high"] is None:
         return f"{signed(interval['difference'], digits)} [one file: no interval]"
     return (f"{signed(interval['difference'], digits)} [{signed(interval['low'], digits)}, "
@@ -54,12 +56,16 @@ def comparison_sentence(label: str, comparisons: dict[str, dict], same_blocks: b
     for key, name in EVALS:
         if key in comparisons:
             c = comparisons[key]
+            if c["difference"] is None:  # a board where the score does not exist
+                parts.append(c.get("undefined") or f"undefined on {name}")  # the reason names the board
+                continue
             v = verdict(c)
             word = {"better": "better", "worse": "worse", "within noise": "within noise",
                     "no interval": "not resampled"}[v]
             few = f"; only {c['n_files']} files" if 1 < c.get("n_files", FEW_FILES) < FEW_FILES else ""
             parts.append(f"{word} on {name} ({interval_text(c, digits)}{few})")
-    verdicts = {verdict(comparisons[k]) for k, _ in EVALS if k in comparisons}
+    verdicts = {verdict(comparisons[k]) for k, _ in EVALS
+                if k in comparisons and comparisons[k]["difference"] is not None}
     if "better" in verdicts and "worse" not in verdicts:
         head = f"The probe's choice beats {label} here"
     elif "worse" in verdicts and "better" not in verdicts:

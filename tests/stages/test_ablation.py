@@ -179,3 +179,18 @@ def test_undefined_soundscape_scores_are_null_with_the_reason_and_read_undefined
                                "is undefined (0 block(s) scored by both probes")
     table = ablation_markdown(result, said)
     assert "| undefined | 1 |" in table
+
+
+def test_an_undefined_board_reads_undefined_in_the_table_and_the_sentences():
+    result = toy_result()
+    reason = "undefined on the public board: no label column has both positives and negatives (8 rows of 2 file(s))"
+    result["reference"]["public"] = None
+    for v in result["variants"].values():
+        v["public"] = None
+        v["comparison"]["public"] = {"difference": None, "low": None, "high": None, "undefined": reason}
+    said = sentences(result)
+    table = ablation_markdown(result, said)
+    assert "| attn (probe's choice) | 9, 14, 15 | attn | 0.800 | — | undefined | — | 0.740 | — |" in table
+    assert "| 0.750 | +0.050 [+0.020, +0.080] | undefined | undefined | 0.700 |" in table
+    assert "; undefined on the public board: no label column has both positives and negatives" in said[0]
+    assert "better on the private board" in said[0]

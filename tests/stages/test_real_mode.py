@@ -129,3 +129,14 @@ def test_predict_says_there_are_no_test_windows_not_add_the_shift(tmp_path, monk
     with pytest.raises(predict.PredictError, match="no test windows at all") as err:
         predict.run(params(), "v6")
     assert "dataset.holdout.share" in str(err.value) and "add it to the extract" not in str(err.value)
+
+
+@pytest.mark.parametrize("share", [0.0, 0.34])
+def test_a_folder_without_labelled_soundscapes_is_refused_before_any_work(tmp_path, monkeypatch, share):
+    small_competition(tmp_path)
+    labels = tmp_path / "comp" / "train_soundscapes_labels.csv"
+    pd.read_csv(labels).iloc[:0].to_csv(labels, index=False)  # the header only: no file is labelled
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(dataset.DatasetStageError, match=r"comp/train_soundscapes_labels.csv lists none of the files"):
+        dataset.run(real_params(share))
+    assert not (tmp_path / "data").exists()  # nothing written
