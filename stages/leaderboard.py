@@ -148,7 +148,7 @@ def shake_up(cfg: dict, blends: dict) -> tuple[dict, list[str], str]:
         d = priv - pub
         diffs[name] = [round(float(v), 6) for v in d[np.isfinite(d)]]
         subs[name] = summarise(opriv[0] - opub[0], d)
-    swaps = [{"a": a, "b": b, "p_swap": round(swap_probability(*scores[a], *scores[b]), 4)}
+    swaps = [{"a": a, "b": b, "p_swap": rounded(swap_probability(*scores[a], *scores[b]), 4)}
              for a, b in combinations(cfg["rows"], 2)]
     result = {"splits": cfg["splits"], "public_share": cfg["public_share"], "seed": cfg["seed"], "files": len(files),
               "blends": [n for n in cfg["rows"] if n in blends], "submissions": subs, "swaps": swaps,
@@ -161,6 +161,10 @@ def shake_up(cfg: dict, blends: dict) -> tuple[dict, list[str], str]:
     else:
         plot_no_shakeup(said[0], figure)
     return {k: v for k, v in result.items() if k != "differences"}, said, str(figure)
+
+
+def rounded(x: float | None, digits: int) -> float | None:
+    return None if x is None else round(x, digits)
 
 
 def run(params: dict, key: str | None = None) -> LeaderboardResult:

@@ -53,7 +53,7 @@ def run(params: dict, key: str | None = None) -> PseudoTableResult:
     scores = {n: read_oof(OOF / n / "oof.csv", labels, ids, f"the stage that trains {n}") for n in [ref] + list(rows.values())}
     oof_ci = paired_bootstraps(y, scores[ref], {s: scores[m] for s, m in rows.items()},
                                boards.file_of(pd.Series(ids)).to_numpy(), *boot)
-    r6 = lambda x: round(float(x), 6)  # noqa: E731
+    r6 = lambda x: None if x is None else round(float(x), 6)  # noqa: E731  (None: undefined on a small board)
     reference = {"submission": ref_sub, "model": ref, "oof": r6(macro_auc(y, scores[ref]))}
     students = params["students"]
     out_rows = {s: {"model": m, "mode": (students.get(m) or {}).get("mode", mode), "oof": r6(macro_auc(y, scores[m])), "vs_reference": {"oof": boards.flip(oof_ci[s])}}
@@ -69,6 +69,8 @@ def run(params: dict, key: str | None = None) -> PseudoTableResult:
             subs[name] = submission.read(path).set_index("row_id")
         cmp = boards.compare(parts, subs, ref_sub, list(rows), *boot)
         for board, res in cmp.items():
+            if res.get("undefined"):
+                reference.setdefault("undefined", {})[board] = res["undefined"]
             reference[board] = r6(res["scores"][ref_sub])
             for n in rows:
                 out_rows[n][board] = r6(res["scores"][n])

@@ -113,7 +113,8 @@ def shakeup_sentences(result: dict) -> list[str]:
             out.append(f"{name} ({kind}): private - public undefined ({s['undefined']}).")
             continue
         p = s["p_gain"] if kind == "standalone" else 1 - s["p_gain"]
-        out.append(f"{name} ({kind}): private - public {s['observed']:+.4f} on our split; over "
+        ours = "undefined" if s["observed"] is None else f"{s['observed']:+.4f}"  # a board of our split unscorable
+        out.append(f"{name} ({kind}): private - public {ours} on our split; over "
                    f"{result['splits']} random {result['public_share']:.0%}/{1 - result['public_share']:.0%} splits "
                    f"mean {s['mean']:+.4f} [{s['low']:+.4f}, {s['high']:+.4f}]; the paper's direction ({claimed}) "
                    f"comes up in {p:.0%} of splits.")

@@ -29,7 +29,9 @@ def sentences(result: dict) -> list[str]:
         c = v4["vs_reference"].get("oof")
         out.append(f"OOF macro-AUC with the `{mode}` teacher: {fmt(v4['oof'])} against {fmt(result['reference']['oof'])} "
                    f"for v6's head ({interval(c)}): {verdict(c)}; the paper saw +0.1344 (0.7654 -> 0.8998).")
-        moves = [f"{b} {verdict(v4['vs_reference'].get(b))} ({interval(v4['vs_reference'].get(b))})"
+        undefined = result["reference"].get("undefined", {})
+        moves = [f"{b} undefined ({undefined[b]})" if b in undefined else
+                 f"{b} {verdict(v4['vs_reference'].get(b))} ({interval(v4['vs_reference'].get(b))})"
                  for b in ("public", "private") if b in v4["vs_reference"]]
         if moves:
             oof_up = verdict(c) == "up"
@@ -70,16 +72,22 @@ def pseudo_markdown(result: dict, said: list[str], digits: int = 4) -> str:
              "private - v6 | paper OOF | paper public | paper private |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     ref = result["reference"]
+    undefined = ref.get("undefined", {})  # a board too small to score: its cells say so
+
+    def board(row: dict, b: str) -> str:
+        return "undefined" if b in undefined else fmt(row.get(b), digits)
+
     p = paper.get("v6", {})
-    lines.append(f"| v6 | {ref['model']} | - | {fmt(ref['oof'], digits)} | {fmt(ref.get('public'), digits)} | "
-                 f"{fmt(ref.get('private'), digits)} | - | - | - | {fmt(p.get('oof'), digits)} | "
+    lines.append(f"| v6 | {ref['model']} | - | {fmt(ref['oof'], digits)} | {board(ref, 'public')} | "
+                 f"{board(ref, 'private')} | - | - | - | {fmt(p.get('oof'), digits)} | "
                  f"{fmt(p.get('public'), 3)} | {fmt(p.get('private'), 3)} |")
     for name, row in result["rows"].items():
         p = paper.get(name, {})
         c = row["vs_reference"]
-        lines.append(f"| {name} | {row['model']} | {row.get('mode', result['mode'])} | {fmt(row['oof'], digits)} | {fmt(row.get('public'), digits)} | "
-                     f"{fmt(row.get('private'), digits)} | {interval(c.get('oof'), digits)} | "
-                     f"{interval(c.get('public'), digits)} | {interval(c.get('private'), digits)} | "
+        vs = {b: "undefined" if b in undefined else interval(c.get(b), digits) for b in ("public", "private")}
+        lines.append(f"| {name} | {row['model']} | {row.get('mode', result['mode'])} | {fmt(row['oof'], digits)} | "
+                     f"{board(row, 'public')} | {board(row, 'private')} | {interval(c.get('oof'), digits)} | "
+                     f"{vs['public']} | {vs['private']} | "
                      f"{fmt(p.get('oof'), digits)} | {fmt(p.get('public'), 3)} | {fmt(p.get('private'), 3)} |")
     skipped = result.get("pseudo_labels", {}).get("skipped")
     if skipped:

@@ -65,3 +65,15 @@ def test_summarise_leaves_out_unscorable_splits_and_says_so_when_none_is_scored(
     pub_b, priv_b = np.array([0.8, 0.8, 0.8]), np.array([0.8, 0.8, 0.8])
     assert swap_probability(pub_a, priv_a, pub_b, priv_b) == 0.5
     assert swap_probability(np.array([np.nan]), np.array([0.5]), np.array([0.4]), np.array([0.6])) is None
+
+
+def test_the_shakeup_sentences_say_undefined_where_a_split_has_no_score():
+    from birdclef_eos.report.ceiling import shakeup_sentences
+    from birdclef_eos.scoring.shakeup import summarise
+    result = {"splits": 4, "public_share": 0.3, "blends": ["b"], "swaps": [{"a": "a", "b": "b", "p_swap": None}],
+              "submissions": {"a": summarise(float("nan"), np.array([0.02, np.nan, -0.01, 0.03])),
+                              "b": summarise(float("nan"), np.array([np.nan, np.nan]))}}
+    said = shakeup_sentences(result)
+    assert said[0].startswith("a (standalone): private - public undefined on our split; over 4 random")
+    assert said[1].startswith("b (blend): private - public undefined (no split has")
+    assert len(said) == 2  # no swap sentence without a scored swap
