@@ -26,8 +26,10 @@ same file, or {file, key}).
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Callable
 
 HOLDS, FAILS, UNDECIDED, UNTESTABLE, NOT_BUILT = (
@@ -39,6 +41,25 @@ STEP = re.compile(r"^([^\[\]]*)((?:\[-?\d+\])*)$")
 
 class ClaimError(ValueError):
     pass
+
+
+FROZEN_WHY = ("a claim's test changes only in a commit that says why: edit the claims, then record the new "
+              "sha256 (cd paper && sha256sum claims.yaml > claims.sha256) in the same commit, whose message says "
+              "why the test changed")
+
+
+def check_frozen(claims: Path, digest: Path) -> str:
+    """The claims file's sha256 when it is the one ``digest`` records (``sha256sum`` format); a
+    ClaimError that says what to do otherwise. The claims are fixed before any result is read: a
+    verdict cannot be bent by editing its test after the numbers are in without the edit showing."""
+    if not Path(digest).exists():
+        raise ClaimError(f"{digest}: missing; {FROZEN_WHY}")
+    recorded = Path(digest).read_text(encoding="utf-8").split()
+    actual = hashlib.sha256(Path(claims).read_bytes()).hexdigest()
+    if not recorded or recorded[0] != actual:
+        raise ClaimError(f"{claims} has sha256 {actual[:12]}..., {digest} records "
+                         f"{recorded[0][:12] if recorded else 'nothing'}...: {FROZEN_WHY}")
+    return actual
 
 
 class Missing(Exception):
