@@ -23,7 +23,8 @@ import pandas as pd
 from birdclef_eos.io.files import atomic_dir, read_json, sha256_file, write_json
 from birdclef_eos.report.pipelines import blend_drawing, plot_pipelines, standalone_steps
 from birdclef_eos.scoring import submission
-from birdclef_eos.scoring.blend import Blend, BlendError, align, blend, effective_shares, order_blends, resolve_blend
+from birdclef_eos.scoring.blend import Blend, BlendError, align, blend, order_blends, resolve_blend
+from birdclef_eos.scoring.shares import effective_shares
 from birdclef_eos.scoring.postprocess import resolve_knobs
 from birdclef_eos.scoring import sidecar as sidecar_lib
 from stages.paths import BLEND_METRICS, HIDDEN, INDEX, PIPELINES_FIGURE, SUBMISSIONS, TRAIN_METRICS

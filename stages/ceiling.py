@@ -32,7 +32,8 @@ from tqdm import tqdm
 from birdclef_eos.io.files import write_json
 from birdclef_eos.report.ceiling import plateau_sentences, plot_plateau, plot_strength, strength_sentences
 from birdclef_eos.scoring import boards, submission
-from birdclef_eos.scoring.blend import SPACES, align, effective_shares, mix, positive_weights
+from birdclef_eos.scoring.blend import SPACES, align, mix, positive_weights
+from birdclef_eos.scoring.shares import effective_shares
 from birdclef_eos.scoring.bootstrap import paired_bootstraps
 from birdclef_eos.scoring.ceiling import control_partner, curve, nearest
 from birdclef_eos.scoring.metric import macro_auc

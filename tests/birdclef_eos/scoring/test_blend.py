@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from birdclef_eos.scoring.blend import (Blend, BlendError, align, blend, effective_shares, mix, order_blends, rank_columns,
-                                         resolve_weights)
+from birdclef_eos.scoring.blend import Blend, BlendError, align, blend, mix, order_blends, rank_columns, resolve_weights
+from birdclef_eos.scoring.shares import effective_shares
 
 
 def frame(ids, cols, values):
