@@ -224,7 +224,8 @@ def run(params: dict, key: str | None = None) -> LeaderboardResult:
     text = table2(cfg["table2"], local, reported, kaggle, settings, cfg["digits"])
     write_text(TABLES / "table2.md", text)
     blend_name, against, shares, space = blend_parts(cfg, list(params["blends"])) if local else (None, {}, {}, None)
-    after = blend_parts_markdown(blend_name, against, shares, space, cfg["digits"], cfg["bootstrap"]["confidence"]) \
+    # one decimal more than the scores: the paper's resolution (0.002) must show in the differences
+    after = blend_parts_markdown(blend_name, against, shares, space, cfg["digits"] + 1, cfg["bootstrap"]["confidence"]) \
         if blend_name else ""
     table3 = board_comparison(cfg, "table3", local, paper.get("table3", {}),
                               "Table 3: the eos7 blend and the standalone submissions, public and private.",

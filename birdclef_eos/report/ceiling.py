@@ -158,6 +158,13 @@ def plot_no_shakeup(reason: str, path: str | Path) -> None:
     save_figure(fig, path)
 
 
+def band(d: dict) -> str:
+    """``+0.0012 [+0.0001, +0.0030]``, or the difference alone when there is no interval (one file)."""
+    if d.get("low") is None or d.get("high") is None:
+        return f"{d['difference']:+.4f} (no interval)"
+    return f"{d['difference']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]"
+
+
 def strength_sentences(result: dict) -> list[str]:
     """The head's gain against the base's strength (control bases), the paper's regime, and what the
     OOF says of `rank` against `prob`."""
@@ -172,22 +179,20 @@ def strength_sentences(result: dict) -> list[str]:
         out.append(f"Control bases (hidden labels plus noise, calibrated like the real base) with {cb['head']} at "
                    f"{cb['weight']:g} in `{sp}` space, private gain by base strength: {gains}. At the paper's regime "
                    f"(base {r['achieved']:.3f}, {cb['head']} {r['private']['head']:.3f}) the gain is "
-                   f"{r['private']['difference']:+.4f} [{r['private']['low']:+.4f}, {r['private']['high']:+.4f}]"
-                   f"{', above zero' if inside else ''}; the head's effective share there is "
+                   f"{band(r['private'])}{', above zero' if inside else ''}; the head's effective share there is "
                    f"{100 * pts[[e['target'] for e in pts].index(r['strength'])][sp]['effective_share']:.1f}% of "
                    f"the blend's spread.")
         other = [s for s in ("prob", "rank") if s != sp][0]
         e = pts[[x["target"] for x in pts].index(r["strength"])]
         if other in e:
-            out.append(f"In `{other}` space the same head at the same weight gains {e[other]['private']['difference']:+.4f} "
-                       f"[{e[other]['private']['low']:+.4f}, {e[other]['private']['high']:+.4f}] there (effective share "
+            out.append(f"In `{other}` space the same head at the same weight gains {band(e[other]['private'])} there (effective share "
                        f"{100 * e[other]['effective_share']:.1f}%).")
     oof = result.get("space_on_oof")
     if oof:
         d = oof["rank_minus_prob"]
         out.append(f"On the OOF (base {oof['base']:.3f}, head {oof['head']:.3f}, head weight {oof['weight']:g}): "
                    f"rank {oof['rank']['macro_auc']:.4f}, prob {oof['prob']['macro_auc']:.4f}, rank - prob "
-                   f"{d['difference']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]; the head's effective share "
+                   f"{band(d)}; the head's effective share "
                    f"{100 * oof['rank']['effective_share']['head']['effective']:.1f}% in rank, "
                    f"{100 * oof['prob']['effective_share']['head']['effective']:.1f}% in prob.")
     return out
@@ -216,6 +221,7 @@ def plot_strength(result: dict, path: str | Path) -> None:
         ax.set_title(f"{board} board")
     axes[0].set_ylabel("gain of the blend over the base alone")
     axes[0].legend(fontsize=7)
-    fig.suptitle("The plateau against base strength (control bases, analysis only)")
+    fig.suptitle(f"The plateau against base strength (control bases, analysis only); {cb['head']} standalone here: "
+                 f"{pts[0][cb['space']]['public']['head']:.3f} public, {pts[0][cb['space']]['private']['head']:.3f} private")
     fig.tight_layout()
     save_figure(fig, path)

@@ -100,10 +100,12 @@ def _f(x, digits: int = 3) -> str:
     return "-" if x is None else f"{float(x):.{digits}f}"
 
 
-def _ci(c: dict | None) -> str:
-    if not c:
+def _ci(c: dict | None, digits: int = 3) -> str:
+    if not c or c.get("difference") is None:
         return "-"
-    return f"{c['difference']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}]"
+    if c.get("low") is None:
+        return f"{c['difference']:+.{digits}f}"
+    return f"{c['difference']:+.{digits}f} [{c['low']:+.{digits}f}, {c['high']:+.{digits}f}]"
 
 
 def _table(head: list[str], rows: list[list[str]]) -> list[str]:
@@ -157,7 +159,7 @@ def results_markdown(metrics_dir: Path, reported: dict) -> str:
             blend = data.get("blend", "the blend")
             lines += [f"{blend} against its parts ({blend} minus the row; paired bootstrap over files):", ""]
             lines += _table(["against", "public [95% CI]", "private [95% CI]"],
-                            [[a["label"], _ci(a.get("public")), _ci(a.get("private"))] for a in data["against"].values()])
+                            [[a["label"], _ci(a.get("public"), 4), _ci(a.get("private"), 4)] for a in data["against"].values()])
             lines.append("")
         if number == 3 and data.get("effective_share"):
             lines += [f"Each part's effective share (its share of the per-column spread of the weighted parts, median "
