@@ -98,3 +98,15 @@ def test_ceiling_with_one_file_on_a_board(tree):
     assert result.ceiling["partners"]["head"]["public"]["low"] == [None, None, None]
     assert any("no interval" in s for s in result.sentences)
     assert (tree / "build/figures/plateau.png").stat().st_size > 10_000
+
+
+def test_table3_compares_the_blend_with_each_part_and_the_smoothed_base(tree):
+    cfg = {"bootstrap": {"draws": 50, "seed": 0, "confidence": 0.95}}
+    entry = {"weights": {"base": 0.93, "head": 0.07}, "taxonomy": {"genus": 0.15, "class": 0.05}}
+    got = leaderboard.against_parts(cfg, "eos7", entry)
+    assert list(got) == ["base", "head", "smoothed_base"] and "taxonomy" in got["smoothed_base"]["label"]
+    for row in got.values():
+        for board in ("public", "private"):
+            d = row[board]
+            assert d["low"] <= d["difference"] <= d["high"]
+    assert leaderboard.against_parts(cfg, "eos7", dict(entry, taxonomy=None)).keys() == {"base", "head"}
