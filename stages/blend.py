@@ -7,7 +7,11 @@ class for the taxonomy smoothing). The shared knobs live in `blend:` (the head's
 the taxonomy strengths); an entry refers to the shared weight by name (`weight`) and gives one part
 the `rest`; an entry with a `sidecar` then gets the sidecar's masked rank correction (eos10). Blending is milliseconds of arithmetic, so one stage computes every blend: `dvc exp run
 -S blend.weight=0.08` re-runs this stage, the leaderboard and what reads them, nothing upstream.
-Writes build/metrics/blend/blend.json: each blend's resolved weights, space, taxonomy and sha256.
+Writes build/metrics/blend/blend.json: each blend's resolved weights, space, taxonomy, sha256 and each
+part's effective share (scoring/blend.py: its share of the per-column spread of the weighted parts,
+median over columns), because parts on different scales do not carry their nominal weights: the
+base is rank-valued (every column up to 1.0), a head a probability (columns of a few hundredths),
+so in `prob` space a 7 % head moves the blend by a fraction of a percent.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from birdclef_eos.io.files import atomic_dir, read_json, sha256_file, write_json
 from birdclef_eos.report.pipelines import blend_drawing, plot_pipelines, standalone_steps
 from birdclef_eos.scoring import submission
 from birdclef_eos.scoring.blend import Blend, BlendError, align, blend, order_blends, resolve_blend
+from birdclef_eos.scoring.shares import effective_shares
 from birdclef_eos.scoring.postprocess import resolve_knobs
 from birdclef_eos.scoring import sidecar as sidecar_lib
 from stages.paths import BLEND_METRICS, HIDDEN, INDEX, PIPELINES_FIGURE, SUBMISSIONS, TRAIN_METRICS
@@ -93,6 +98,8 @@ def run(params: dict, key: str | None = None) -> BlendResult:
     out = {}
     for name in order_blends(entries, set(frames)):
         spec = spec_of(name, entries[name], shared)
+        _, _, arrays = align({p: frames[p] for p in spec.weights})
+        shares = effective_shares(arrays, spec.weights, spec.space)
         sub = blend(frames, spec, species)
         side = entries[name].get("sidecar")
         if side:
@@ -110,6 +117,7 @@ def run(params: dict, key: str | None = None) -> BlendResult:
         manifest = submission.write_folder(SUBMISSIONS / name, sub, manifest)
         shas[name] = manifest["submission_sha256"]
         out[name] = {k: manifest[k] for k in ("weights", "space", "taxonomy", "rows", "labels", "submission_sha256")}
+        out[name]["effective_share"] = shares
     with atomic_dir(BLEND_METRICS) as tmp:
         write_json(tmp / "blend.json", {"shared": shared, "blends": out})
     left, right, weights = figure3(params["figures"]["pipelines"], params)

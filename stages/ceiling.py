@@ -9,7 +9,16 @@ files and the gain over the base alone. Then a control partner per strength in
 `ceiling.control.strengths` (the hidden labels plus Gaussian noise at that macro-AUC, given v6's
 calibration; labelled "control", never a submission) is blended at `ceiling.control.weight`: the
 strength at which the gain's interval leaves zero is where the base stops absorbing a partner.
-Writes build/metrics/ceiling/ceiling.json and build/figures/plateau.png.
+
+Then the other way round: control BASES (`ceiling.control_bases`: the hidden labels plus noise at
+each strength, mapped onto the real base's columns so they are rank-valued like it; never a
+submission) with the real head (`control_bases.head`) blended in at `blend.weight`, in `blend.space`
+and, for contrast, the other space: the head's gain against the base's strength, the paper's regime
+(a base near `control_bases.regime`) marked. And on the OOF (the base's models rank-blended as the
+base stage does, the head's OOF; both before post-processing): what `rank` and `prob` give at
+`blend.weight`, with each part's effective share, so `blend.space` can be chosen from the OOF.
+Writes build/metrics/ceiling/ceiling.json, build/figures/plateau.png and
+build/figures/plateau_strength.png.
 """
 from __future__ import annotations
 
@@ -21,15 +30,18 @@ import pandas as pd
 from tqdm import tqdm
 
 from birdclef_eos.io.files import write_json
-from birdclef_eos.report.ceiling import plateau_sentences, plot_plateau
+from birdclef_eos.report.ceiling import plateau_sentences, plot_plateau, plot_strength, strength_sentences
 from birdclef_eos.scoring import boards, submission
-from birdclef_eos.scoring.blend import align, mix
-from birdclef_eos.scoring.ceiling import control_partner, curve
+from birdclef_eos.scoring.blend import SPACES, align, mix, positive_weights
+from birdclef_eos.scoring.shares import effective_shares
+from birdclef_eos.scoring.bootstrap import paired_bootstraps
+from birdclef_eos.scoring.ceiling import control_partner, curve, nearest
 from birdclef_eos.scoring.metric import macro_auc
+from birdclef_eos.scoring.oof import read_oof, truth_matrix
 from birdclef_eos.scoring.postprocess import taxonomy_smooth
-from stages.paths import CEILING_METRICS, FIGURES, HIDDEN, INDEX, SUBMISSIONS
+from stages.paths import CEILING_METRICS, CHAIN_PREDICTIONS, FIGURES, HIDDEN, INDEX, OOF, SUBMISSIONS
 
-PARAMS = ("ceiling", "blend.space", "blend.taxonomy")
+PARAMS = ("ceiling", "blend.space", "blend.weight", "blend.taxonomy", "base.blend", "submissions")
 
 
 class CeilingStageError(ValueError):
@@ -43,6 +55,41 @@ class CeilingResult:
     sentences: list[str]
     figure: str
     seconds: float
+
+
+def submission_array(name: str, ids: pd.Series, labels: list[str]) -> np.ndarray:
+    frame = submission.read(SUBMISSIONS / name / "submission.csv").set_index("row_id").reindex(ids)
+    if frame[labels].isna().any().any():
+        raise CeilingStageError(f"submissions/{name}/submission.csv lacks rows or labels of the base")
+    return frame[labels].to_numpy(dtype=np.float64)
+
+
+def space_on_oof(params: dict, labels: list[str], cfg: dict, weight: float) -> dict:
+    """`rank` against `prob` on the labelled soundscape OOF: the base's models rank-blended with
+    `base.blend`'s weights (as the base stage does, before its post-processing: the base keeps no
+    post-processed OOF), the head's raw OOF (`control_bases.head`'s model) at `weight`; macro-AUC of
+    each space, rank minus prob with a paired bootstrap over files, and each part's effective share."""
+    head_model = params["submissions"][cfg["control_bases"]["head"]]["model"]
+    chunks = pd.read_csv(INDEX / "chunks.csv", keep_default_na=False, dtype={"labels": str, "row_id": str})
+    rows = chunks[chunks["split"] == "labelled"]
+    row_ids = rows["row_id"].astype(str).tolist()
+    where = {"protossm": OOF / "protossm" / "oof.csv", "sed": CHAIN_PREDICTIONS / "sed" / "oof.csv"}  # as the base stage
+    models = positive_weights({m: w for m, w in params["base"]["blend"].items()
+                               if w > 0 and (m == "protossm" or where[m].exists())})
+    parts = {m: read_oof(where[m], labels, row_ids, made_by=f"the stage that writes {where[m].parent}") for m in models}
+    base = mix(parts, models, "rank")
+    head = read_oof(OOF / head_model / "oof.csv", labels, row_ids, made_by=f"train@{head_model}")
+    y = truth_matrix(rows["labels"], labels) > 0.5
+    keep = y.any(axis=0) & (~y).any(axis=0)
+    weights = {"base": 1 - weight, "head": weight}
+    blended = {sp: mix({"base": base, "head": head}, weights, sp) for sp in SPACES}
+    ci = paired_bootstraps(y[:, keep], blended["rank"][:, keep], {"prob": blended["prob"][:, keep]},
+                           rows["soundscape_id"].to_numpy(), cfg["bootstrap"], cfg["seed"], cfg["confidence"])["prob"]
+    return {"base_models": models, "head_model": head_model, "weight": weight, "rows": len(row_ids),
+            "base": round(float(macro_auc(y, base)), 6), "head": round(float(macro_auc(y, head)), 6),
+            **{sp: {"macro_auc": round(float(macro_auc(y, blended[sp])), 6),
+                    "effective_share": effective_shares({"base": base, "head": head}, weights, sp)} for sp in SPACES},
+            "rank_minus_prob": ci.as_dict()}
 
 
 def run(params: dict, key: str | None = None) -> CeilingResult:
@@ -105,9 +152,37 @@ def run(params: dict, key: str | None = None) -> CeilingResult:
                             "gain_low": c["gain_low"][1], "gain_high": c["gain_high"][1]}
         out["control"][f"{strength:g}"] = entry
     out["control_weight"] = w
-    said = plateau_sentences(out)
+
+    cb, head_w = cfg["control_bases"], params["blend"]["weight"]
+    head = arrays[cb["head"]] if cb["head"] in arrays else submission_array(cb["head"], ids, labels)
+    spaces = [space] + [s for s in SPACES if s != space]
+    out["control_bases"] = {"head": cb["head"], "weight": head_w, "space": space, "seed": cb["seed"],
+                            "regime_target": cb["regime"], "strengths": {}}
+    for strength in tqdm(cb["strengths"], desc="control bases", leave=False):
+        made, achieved = control_partner(truth, arrays[cfg["base"]], strength, seed=cb["seed"], tol=ctl["tolerance"])
+        entry = {"target": strength, "achieved": round(float(achieved), 6)}
+        for sp in spaces:
+            alone = smooth(mix({"b": made}, {"b": 1.0}, sp))
+            blended = smooth(mix({"b": made, "p": head}, {"b": 1 - head_w, "p": head_w}, sp))
+            per = {"effective_share": effective_shares({"b": made, "p": head}, {"b": 1 - head_w, "p": head_w}, sp)["p"]["effective"]}
+            for board in boards.BOARDS:
+                y, b0, files = on_board(board, alone)
+                c = curve(y, b0, {0.0: b0, head_w: on_board(board, blended)[1]}, files, *boot).as_dict()
+                per[board] = {"base": c["score"][0], "blend": c["score"][1], "difference": c["gain"][1],
+                              "low": c["gain_low"][1], "high": c["gain_high"][1],
+                              "head": round(float(macro_auc(y, on_board(board, head)[1])), 6)}
+            entry[sp] = per
+        out["control_bases"]["strengths"][f"{strength:g}"] = entry
+    at = nearest(cb["strengths"], cb["regime"])
+    reg = out["control_bases"]["strengths"][f"{at:g}"]
+    out["control_bases"]["regime"] = {"strength": at, "achieved": reg["achieved"], "space": space,
+                                      **{b: reg[space][b] for b in boards.BOARDS}}
+    out["space_on_oof"] = space_on_oof(params, labels, cfg, head_w)
+
+    said = plateau_sentences(out) + strength_sentences(out)
     out["sentences"] = said
     write_json(CEILING_METRICS / "ceiling.json", out)
     figure = FIGURES / "plateau.png"
     plot_plateau(out, figure)
+    plot_strength(out, FIGURES / "plateau_strength.png")
     return CeilingResult(ceiling=out, sentences=said, figure=str(figure), seconds=time.perf_counter() - started)

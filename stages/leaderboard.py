@@ -21,13 +21,15 @@ from tqdm import tqdm
 from birdclef_eos.io.files import read_json, write_json, write_text
 from birdclef_eos.report.ceiling import plot_no_shakeup, plot_shakeup, shakeup_sentences
 from birdclef_eos.report.figures import plot_boards
+from birdclef_eos.report.blendparts import blend_parts_markdown
 from birdclef_eos.report.tables import board_table, run_settings, table2
 from birdclef_eos.scoring import boards, submission
 from birdclef_eos.scoring.kaggle import mismatch_note, read_kaggle
 from birdclef_eos.scoring.pairs import file_index, pair_counts
+from birdclef_eos.scoring.postprocess import taxonomy_smooth
 from birdclef_eos.scoring.shakeup import random_splits, split_scores, summarise, swap_probability
-from stages.paths import (FIGURES, HIDDEN, KAGGLE_SCORES, LEADERBOARD_METRICS, REPORTED, SHAKEUP_METRICS, SUBMISSIONS,
-                          TABLES)
+from stages.paths import (BLEND_METRICS, FIGURES, HIDDEN, INDEX, KAGGLE_SCORES, LEADERBOARD_METRICS, REPORTED,
+                          SHAKEUP_METRICS, SUBMISSIONS, TABLES)
 
 PARAMS = ("leaderboard", "submissions", "blends", "shakeup")
 
@@ -84,7 +86,52 @@ def manifests(names: list[str]) -> dict[str, dict]:
     return out
 
 
-def board_comparison(cfg: dict, table: str, local: dict, reported: dict, title: str) -> str:
+def against_parts(cfg: dict, blend_name: str, entry: dict) -> dict:
+    """``blend_name`` minus each of its parts on both boards (paired bootstrap over each board's
+    files, boards.compare): each submission part as it is, and the blend's `rest` part (the base)
+    also with the blend's own taxonomy smoothing applied, so the head's share is told apart from the
+    smoothing. Returns {id: {label, public, private}}; {} without a local hidden set."""
+    if not (HIDDEN / "solution.csv").exists():
+        return {}
+    solution = pd.read_csv(HIDDEN / "solution.csv", dtype={"row_id": str})
+    parts = boards.split_solution(solution, pd.read_csv(HIDDEN / "boards.csv", dtype=str))
+    subs = {n: submission.read(SUBMISSIONS / n / "submission.csv").set_index("row_id")
+            for n in [blend_name, *entry["weights"]]}
+    rows = {p: (f"{p} (as blended, weight {w:.2f})", subs[p]) for p, w in entry["weights"].items()}
+    tax = entry.get("taxonomy")
+    if tax:
+        base = max(entry["weights"], key=entry["weights"].get)  # the anchor: the part with the largest weight
+        cols = [c for c in subs[base].columns]
+        species = pd.read_csv(INDEX / "species.csv", keep_default_na=False).set_index("primary_label").loc[cols]
+        smoothed = pd.DataFrame(taxonomy_smooth(subs[base][cols].to_numpy(dtype=np.float64), species["genus"].to_numpy(),
+                                                species["class_name"].to_numpy(), tax["genus"], tax["class"]),
+                                index=subs[base].index, columns=cols)
+        rows[f"smoothed_{base}"] = (f"{base} + taxonomy smoothing (genus {tax['genus']:g}, class {tax['class']:g})",
+                                    smoothed)
+    boot = cfg["bootstrap"]
+    out = {}
+    for key, (label, frame) in rows.items():
+        got = boards.compare(parts, {key: frame, blend_name: subs[blend_name]}, key, [blend_name],
+                             boot["draws"], boot["seed"], boot["confidence"])
+        out[key] = {"label": label, **{b: got[b]["vs"][blend_name] for b in got}}
+    return out
+
+
+def blend_parts(cfg: dict, blend_names: list[str]) -> tuple[str | None, dict, dict, str | None]:
+    """(Table 3's blend, its parts compared, every blend's effective shares, blend.space) from
+    build/metrics/blend/blend.json; Nones when the table has no blend or the blend stage wrote none."""
+    path = BLEND_METRICS / "blend.json"
+    name = next((r for r in cfg["table3"]["rows"] if r in blend_names), None)
+    if name is None or not path.exists():
+        return None, {}, {}, None
+    written = read_json(path)
+    entries = written["blends"]
+    shares = {n: e["effective_share"] for n, e in entries.items() if "effective_share" in e}
+    return name, against_parts(cfg, name, entries[name]), shares, written["shared"]["space"]
+
+
+def board_comparison(cfg: dict, table: str, local: dict, reported: dict, title: str, extra: dict | None = None,
+                     after: str = "") -> str:
     """A table of `leaderboard.<table>` rows with paired bootstrap differences to its reference on
     each board; writes build/tables/<table>.md and build/metrics/leaderboard/<table>.json."""
     rows, reference = cfg[table]["rows"], cfg[table]["reference"]
@@ -99,8 +146,9 @@ def board_comparison(cfg: dict, table: str, local: dict, reported: dict, title: 
                                  boot["draws"], boot["seed"], boot["confidence"])
     write_json(LEADERBOARD_METRICS / f"{table}.json",
                {"rows": rows, "reference": reference, "bootstrap": cfg["bootstrap"],
-                "scores": {r: local.get(r) for r in rows}, "compare": compare})
+                "scores": {r: local.get(r) for r in rows}, "compare": compare, **(extra or {})})
     text = board_table(title, rows, local, reported, compare, reference, cfg["digits"], cfg["bootstrap"]["confidence"])
+    text = text + ("\n" + after if after else "")
     write_text(TABLES / f"{table}.md", text)
     return text
 
@@ -189,8 +237,14 @@ def run(params: dict, key: str | None = None) -> LeaderboardResult:
     settings = {n: run_settings(found.get(n)) for n in cfg["table2"]}
     text = table2(cfg["table2"], local, reported, kaggle, settings, cfg["digits"])
     write_text(TABLES / "table2.md", text)
+    blend_name, against, shares, space = blend_parts(cfg, list(params["blends"])) if local else (None, {}, {}, None)
+    # one decimal more than the scores: the paper's resolution (0.002) must show in the differences
+    after = blend_parts_markdown(blend_name, against, shares, space, cfg["digits"] + 1, cfg["bootstrap"]["confidence"]) \
+        if blend_name else ""
     table3 = board_comparison(cfg, "table3", local, paper.get("table3", {}),
-                              "Table 3: the eos7 blend and the standalone submissions, public and private.")
+                              "Table 3: the eos7 blend and the standalone submissions, public and private.",
+                              {"blend": blend_name, "against": against, "effective_share": shares, "space": space},
+                              after)
     table4 = board_comparison(cfg, "table4", local, paper.get("table4", {}),
                               "Table 4: the ceiling attempts, public and private (differences to eos7).")
     shaken, said, shake_figure = shake_up(params["shakeup"], params["blends"])

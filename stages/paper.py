@@ -6,7 +6,10 @@ and the claims, each with how it is tested), paper/reported.yaml (the paper's nu
 data/index (the data set's counts) and, for `paired` claims, the submissions and the hidden
 solution (data/hidden): a paired bootstrap over files. It writes paper/verdicts.json (every
 claim's numbers and verdict) first and renders paper/paper.md from it; both are git-tracked
-(`cache: false`). The verdict rule is `paper.verdict`, fixed before any number is read. A claim or
+(`cache: false`). The verdict rule is `paper.verdict`, fixed before any number is read, and the
+claims file is refused unless its sha256 is the one paper/claims.sha256 records (a claim's test
+changes only in a commit that says why). The README's `verdicts` block (every verdict that differs
+from paper/verdicts_baseline.json, with why) is rewritten here. A claim or
 a table whose file is absent is shown "not built yet", never invented. Cheap (seconds), so a blend
 experiment re-runs it.
 """
@@ -22,7 +25,8 @@ import numpy as np
 import pandas as pd
 
 from birdclef_eos.io.files import read_yaml, write_json, write_text
-from birdclef_eos.report.paper import Missing, Rule, Untestable, evaluate, lookup, num, render
+from birdclef_eos.report import readme
+from birdclef_eos.report.paper import Missing, Rule, Untestable, check_frozen, evaluate, lookup, num, render
 from birdclef_eos.scoring import boards, submission
 from birdclef_eos.scoring.bootstrap import paired_bootstraps
 from stages.paths import (CLAIMS, DEFAULT_RUN, HIDDEN, INDEX, PAPER, PUBLISHED, REPORTED, ROOT, SUBMISSIONS, TABLES,
@@ -30,6 +34,12 @@ from stages.paths import (CLAIMS, DEFAULT_RUN, HIDDEN, INDEX, PAPER, PUBLISHED, 
 
 PARAMS = ("paper", "dataset.source", "dataset.scale", "backbone.name")
 METRICS_DIR = PUBLISHED[Path("build/metrics")]    # metrics/
+# README.md's changed-verdicts block is written here, not by publish: publish runs before this stage
+# (it publishes what the verdicts read), so only this stage knows the new verdicts. Only the text
+# between the markers is rewritten; README.md stays git-tracked and no DVC output.
+README = Path("README.md")
+CLAIMS_SHA = CLAIMS.with_name("claims.sha256")              # the claims' recorded sha256 (report/paper.py check_frozen)
+VERDICTS_BASELINE = VERDICTS.with_name("verdicts_baseline.json")  # the verdicts before the tests were rebuilt
 TABLES_DIR = PUBLISHED[TABLES]                    # paper/tables/
 FIGURES_DIR = PUBLISHED[Path("build/figures")]    # figures/
 
@@ -56,10 +66,14 @@ def load_metrics(file: str) -> dict:
 
 
 def make_pairs(rule: Rule):
-    """``pairs(a, b, board)``: paired bootstrap of submissions a - b on one local board (cached)."""
+    """``pairs(a, b, board, confidence)``: paired bootstrap of submissions a - b over one local board's
+    files (bootstrap.paired_bootstraps, the one helper every paired comparison uses), cached."""
     state: dict = {}
 
-    def pairs(a: str, b: str, board: str) -> dict:
+    def pairs(a: str, b: str, board: str, confidence: float | None = None) -> dict:
+        confidence = rule.confidence if confidence is None else confidence
+        if (a, b, board, confidence) in state:
+            return state[(a, b, board, confidence)]
         if not (HIDDEN / "solution.csv").exists():
             raise Untestable(f"{HIDDEN}/solution.csv is absent (real-data mode: the hidden labels are Kaggle's)")
         for n in (a, b):
@@ -76,8 +90,9 @@ def make_pairs(rule: Rule):
         mats = [submission.read(SUBMISSIONS / n / "submission.csv").set_index("row_id").reindex(ids)[cols]
                 .to_numpy(dtype=np.float64) for n in (a, b)]
         ci = paired_bootstraps(part[cols].to_numpy(), mats[0], {"b": mats[1]}, boards.file_of(ids).to_numpy(),
-                               rule.bootstrap, rule.seed, rule.confidence)["b"]
-        return ci.as_dict()
+                               rule.bootstrap, rule.seed, confidence)["b"]
+        state[(a, b, board, confidence)] = ci.as_dict()
+        return state[(a, b, board, confidence)]
 
     return pairs
 
@@ -136,8 +151,13 @@ def header(params: dict, rule: Rule) -> list[str]:
             f"**holds here** when its paired bootstrap {rule.confidence:.0%} interval over files ({rule.bootstrap:,} "
             f"draws, seed {rule.seed}) excludes 0 in the claimed direction, **does not hold here** when it excludes 0 "
             f"the other way, and is **undecided** otherwise; two values with separate intervals: the intervals must "
-            f"not overlap; no interval: `{rule.without_interval}`; an equivalence holds within +-{rule.margin:g}; a "
-            f"count within {rule.tolerance:.0%} of the reported one.",
+            f"not overlap; no interval: `{rule.without_interval}`; an equivalence holds by two one-sided tests "
+            f"(TOST, the {1 - 2 * (1 - rule.confidence):.0%} paired interval) within +-{rule.margin:g}, the paper's "
+            f"resolution; private against public is judged by the share of random public/private splits showing the "
+            f"claimed direction (at least {rule.confidence:.0%}: holds; at most {1 - rule.confidence:.0%}: does not "
+            f"hold); a claim that needs the paper's strong base is **uninformative here** unless our base beats the "
+            f"head by more than {rule.margin:g} (paired interval); a count within {rule.tolerance:.0%} of the "
+            f"reported one. The claims are frozen by `paper/claims.sha256`.",
             "- Every number below is read from `metrics/`, `paper/tables/` or `paper/verdicts.json` (written by "
             "this stage from `paper/claims.yaml`); none is typed in. Figures are the published `figures/`."]
 
@@ -161,6 +181,7 @@ def run(params: dict, key: str | None = None) -> PaperResult:
     started = time.perf_counter()
     cfg = params["paper"]
     rule = Rule(**cfg["verdict"])
+    check_frozen(CLAIMS, CLAIMS_SHA)
     spec = read_yaml(CLAIMS, PaperError)
     if not isinstance(spec, dict) or not isinstance(spec.get("sections"), list) or not isinstance(spec.get("claims"), list):
         raise PaperError(f"{CLAIMS}: expected a mapping with lists `sections` and `claims`")
@@ -179,6 +200,9 @@ def run(params: dict, key: str | None = None) -> PaperResult:
     md = render(header(params, rule), spec["sections"], verdicts, tables, figures, cfg["digits"],
                 notes_of(spec["sections"], cfg["digits"]))
     write_text(PAPER, md)
+    if README.exists() and VERDICTS_BASELINE.exists():
+        baseline = json.loads(VERDICTS_BASELINE.read_text(encoding="utf-8"))
+        readme.update_page(README, "verdicts", readme.verdicts_markdown(baseline, [v.as_dict() for v in verdicts]))
     counts = {}
     for v in verdicts:
         counts[v.verdict] = counts.get(v.verdict, 0) + 1

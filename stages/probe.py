@@ -10,6 +10,7 @@ models/probe_selected.json and Figure 1 with the selected blocks marked
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from dataclasses import dataclass
 
 import pandas as pd
@@ -26,6 +27,10 @@ from birdclef_eos.report.tables import table1_markdown
 from stages.paths import (BLOCKS_JSON, FIGURES, INDEX, PROBE_METRICS, PROBE_SELECTED, REPORTED,
                           TABLES)
 from stages.runner import open_backbone
+
+# Paired block comparisons, in their own folder: the heads' train stage reads build/metrics/probe, so
+# a file added there would retrain every head for a statistic none of them uses.
+PROBE_PAIRS = Path("build/metrics/probe_pairs/probe_pairs.json")
 
 PARAMS = ("probe", "backbone.name", "backbone.chunk_mapping", "backbone.batch_size", "backbone.threads", "backbone.frontend",
           "dataset.sample_rate")
@@ -108,6 +113,7 @@ def compute(params: dict, runner=None) -> tuple[dict, list[dict], dict]:
     total_s = time.perf_counter() - started
     for b in blocks:
         scored["blocks"][b["name"]]["stage"] = b["stage"]
+    pairs = block_pairs(scored["correct"], clips["recording_id"].to_numpy(), probe)
     result = {
         "backbone": params["backbone"]["name"], "blocks": rounded(scored["blocks"]),
         "chance": round(scored["chance"], 6),
@@ -116,11 +122,26 @@ def compute(params: dict, runner=None) -> tuple[dict, list[dict], dict]:
         "n_clips": len(clips), "n_recordings": int(clips["recording_id"].nunique()),
         "species": sorted(clips["primary_label"].unique().tolist()), "choices": knn_config(probe),
     }
-    return result, blocks, {"forward_s": forward_s, "analysis_s": total_s - forward_s, "total_s": total_s}
+    return result, blocks, {"forward_s": forward_s, "analysis_s": total_s - forward_s, "total_s": total_s,
+                            "pairs": pairs}
+
+
+def block_pairs(correct: dict, recordings, probe: dict) -> dict:
+    """Paired bootstrap over recordings of each block's accuracy minus the final block's (the same
+    clips, resampled together), and the penultimate minus the final (paper 3.2) by name."""
+    names = sorted(correct)
+    if len(names) < 2:
+        return {"final": names[-1] if names else None, "versus_final": {}}
+    final = names[-1]
+    versus = {n: knn.paired_difference(correct[n], correct[final], recordings, probe["bootstrap"], probe["seed"])
+              for n in names[:-1]}
+    return {"final": final, "penultimate": names[-2], "versus_final": versus,
+            "penultimate_minus_final": versus[names[-2]]}
 
 
 def run(params: dict, key: str | None = None, runner=None) -> ProbeResult:
     result, blocks, timings = compute(params, runner)
+    write_json(PROBE_PAIRS, timings.pop("pairs"))
     write_json(PROBE_JSON, result)
     write_json(PROBE_SELECTED, {"blocks": result["selected"]})
     table = table1_markdown(result, blocks, reported_table1(result["backbone"]))

@@ -102,6 +102,26 @@ def bootstrap_interval(correct: np.ndarray, groups: np.ndarray, n_boot: int, see
     return float(low), float(high)
 
 
+def paired_difference(correct_a: np.ndarray, correct_b: np.ndarray, groups: np.ndarray, n_boot: int, seed: int,
+                      level: float = 0.95) -> dict:
+    """Accuracy of a minus accuracy of b on the same clips, with a paired percentile interval: whole
+    recordings are resampled once per draw and both blocks are scored on that draw, so the interval
+    is of the difference, not two intervals set side by side (``bootstrap_interval``'s draws)."""
+    a, b = np.asarray(correct_a, dtype=np.float64), np.asarray(correct_b, dtype=np.float64)
+    if a.shape != b.shape or a.shape != np.asarray(groups).shape:
+        raise ProbeError(f"paired accuracies need one value per clip: {a.shape}, {b.shape}, groups {np.shape(groups)}")
+    _, group_idx = np.unique(groups, return_inverse=True)
+    sizes = np.bincount(group_idx).astype(np.float64)
+    delta = np.bincount(group_idx, weights=a - b)             # per recording: hits of a minus hits of b
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(sizes), size=(n_boot, len(sizes)))
+    diffs = delta[draws].sum(axis=1) / sizes[draws].sum(axis=1)
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(diffs, [tail, 1.0 - tail])
+    return {"difference": round(float(a.mean() - b.mean()), 6), "low": round(float(low), 6),
+            "high": round(float(high), 6), "recordings": int(len(sizes)), "draws": int(n_boot), "confidence": level}
+
+
 def chance_level(labels: np.ndarray) -> float:
     """Accuracy of always guessing the most frequent class (1/K for balanced classes)."""
     _, counts = np.unique(labels, return_counts=True)
@@ -114,7 +134,7 @@ def score_block(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, fo
     correct = knn_correct(features, labels, folds, cfg["k"], cfg["distance"], cfg["normalisation"])
     low, high = bootstrap_interval(correct, groups, cfg["bootstrap"], cfg["seed"])
     out = {"accuracy": float(correct.mean()), "ci_low": low, "ci_high": high,
-           "dim": int(features.shape[1])}
+           "dim": int(features.shape[1]), "correct": correct}
     if cfg.get("linear_probe", True):
         out["linear_accuracy"] = float(
             linear_correct(features, labels, folds, cfg["linear_c"], cfg["linear_max_iter"]).mean())
@@ -137,7 +157,8 @@ def top_blocks(scores: dict[str, dict], n: int) -> list[int]:
 
 def score_blocks(blocks: dict[str, np.ndarray], labels: np.ndarray, groups: np.ndarray,
                  cfg: dict, progress=None) -> dict:
-    """Score every block on shared folds; returns per-block scores with ranks, chance, folds."""
+    """Score every block on shared folds; returns per-block scores with ranks, chance, folds and
+    ``correct`` (block -> bool per clip: what paired comparisons of two blocks resample)."""
     labels, groups = np.asarray(labels), np.asarray(groups)
     for name, x in blocks.items():
         if len(x) != len(labels):
@@ -151,6 +172,7 @@ def score_blocks(blocks: dict[str, np.ndarray], labels: np.ndarray, groups: np.n
     with threadpool_limits(limits=1):
         for name in (progress(names) if progress else names):
             scores[name] = score_block(blocks[name], labels, groups, folds, cfg)
+    correct = {name: scores[name].pop("correct") for name in names}
     for name, rank in rank_blocks(scores).items():
         scores[name]["rank"] = rank
-    return {"blocks": scores, "chance": chance_level(labels), "folds": folds}
+    return {"blocks": scores, "chance": chance_level(labels), "folds": folds, "correct": correct}

@@ -162,3 +162,72 @@ def plot_no_shakeup(reason: str, path: str | Path) -> None:
     ax.axis("off")
     ax.text(0.5, 0.5, reason, ha="center", va="center", wrap=True, fontsize=9)
     save_figure(fig, path)
+
+
+def band(d: dict) -> str:
+    """``+0.0012 [+0.0001, +0.0030]``, or the difference alone when there is no interval (one file)."""
+    if d.get("low") is None or d.get("high") is None:
+        return f"{d['difference']:+.4f} (no interval)"
+    return f"{d['difference']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]"
+
+
+def strength_sentences(result: dict) -> list[str]:
+    """The head's gain against the base's strength (control bases), the paper's regime, and what the
+    OOF says of `rank` against `prob`."""
+    out = []
+    cb = result.get("control_bases")
+    if cb and cb.get("strengths"):
+        sp = cb["space"]
+        pts = sorted(cb["strengths"].values(), key=lambda e: e["target"])
+        gains = ", ".join(f"{e['achieved']:.3f}: {e[sp]['private']['difference']:+.4f}" for e in pts)
+        r = cb["regime"]
+        inside = r["private"]["low"] is not None and r["private"]["low"] > 0
+        out.append(f"Control bases (hidden labels plus noise, calibrated like the real base) with {cb['head']} at "
+                   f"{cb['weight']:g} in `{sp}` space, private gain by base strength: {gains}. At the paper's regime "
+                   f"(base {r['achieved']:.3f}, {cb['head']} {r['private']['head']:.3f}) the gain is "
+                   f"{band(r['private'])}{', above zero' if inside else ''}; the head's effective share there is "
+                   f"{100 * pts[[e['target'] for e in pts].index(r['strength'])][sp]['effective_share']:.1f}% of "
+                   f"the blend's spread.")
+        other = [s for s in ("prob", "rank") if s != sp][0]
+        e = pts[[x["target"] for x in pts].index(r["strength"])]
+        if other in e:
+            out.append(f"In `{other}` space the same head at the same weight gains {band(e[other]['private'])} there (effective share "
+                       f"{100 * e[other]['effective_share']:.1f}%).")
+    oof = result.get("space_on_oof")
+    if oof:
+        d = oof["rank_minus_prob"]
+        out.append(f"On the OOF (base {oof['base']:.3f}, head {oof['head']:.3f}, head weight {oof['weight']:g}): "
+                   f"rank {oof['rank']['macro_auc']:.4f}, prob {oof['prob']['macro_auc']:.4f}, rank - prob "
+                   f"{band(d)}; the head's effective share "
+                   f"{100 * oof['rank']['effective_share']['head']['effective']:.1f}% in rank, "
+                   f"{100 * oof['prob']['effective_share']['head']['effective']:.1f}% in prob.")
+    return out
+
+
+def plot_strength(result: dict, path: str | Path) -> None:
+    """The head's gain (blend minus the base alone, paired bootstrap band) against the control base's
+    strength, one panel per board, a line per blend space; the paper's regime marked."""
+    cb = result["control_bases"]
+    pts = sorted(cb["strengths"].values(), key=lambda e: e["target"])
+    x = np.array([e["achieved"] for e in pts])
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, board in zip(axes, BOARDS):
+        for sp, style in (("prob", "o-"), ("rank", "s--")):
+            if sp not in pts[0]:
+                continue
+            g = arr([e[sp][board]["difference"] for e in pts])
+            ax.plot(x, g, style, label=f"{cb['head']} at {cb['weight']:g}, {sp} space"
+                                      + (" (blend.space)" if sp == cb["space"] else ""))
+            ax.fill_between(x, arr([e[sp][board]["low"] for e in pts]), arr([e[sp][board]["high"] for e in pts]),
+                            alpha=0.15)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.axvline(cb["regime"]["achieved"], color="red", ls=":", lw=1,
+                   label=f"paper's regime (base ~{cb['regime_target']:g}, head ~0.88)")
+        ax.set_xlabel("control base macro-AUC (hidden labels + noise)")
+        ax.set_title(f"{board} board")
+    axes[0].set_ylabel("gain of the blend over the base alone")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"The plateau against base strength (control bases, analysis only); {cb['head']} standalone here: "
+                 f"{pts[0][cb['space']]['public']['head']:.3f} public, {pts[0][cb['space']]['private']['head']:.3f} private")
+    fig.tight_layout()
+    save_figure(fig, path)

@@ -8,13 +8,24 @@ into a ``Verdict`` by the rule in params (``paper.verdict``), fixed before any n
 - ``interval``: the source holds a difference with a [low, high] interval (a paired bootstrap over
   files, e.g. the ablation or pseudo tables). ``greater`` / ``less``: holds when the interval
   excludes 0 in the claimed direction, does not hold when it excludes 0 the other way, undecided
-  otherwise. ``equivalent``: holds when the interval lies within +-margin, does not hold when it
-  excludes 0, undecided otherwise.
+  otherwise. ``equivalent``: two one-sided tests (TOST) at +-margin: holds when the interval lies
+  within +-margin, does not hold when it lies wholly outside, undecided otherwise (an interval
+  source's own interval is used: at 95 % it is stricter than TOST's 90 %).
 - ``paired``: two submissions on one board; the caller computes the paired bootstrap interval of
-  a - b (``pairs``), then as ``interval``.
+  a - b (``pairs``), then as ``interval``; an ``equivalent`` claim takes the (1 - 2 alpha)
+  interval, alpha = 1 - confidence, which is TOST at level alpha.
+
+Any claim may carry ``regime`` {base, head, board}: its test means something only where the base
+is stronger than the head by more than the margin (the paper's base ~0.95 over its head ~0.88).
+The paired interval of base - head on that board must lie above +margin; when it does not, the
+verdict is "uninformative here" and the claim's own test is still shown beside it.
 - ``compare``: two values a, b from metrics files; with an interval each (``low``/``high`` keys),
   holds when the intervals do not overlap in the claimed direction; without, the point difference
   decides when ``without_interval: point`` (the verdict says so), else undecided.
+- ``shakeup``: a submission's private minus public judged from the shake-up distribution (the
+  share of random public/private splits showing the claimed direction), never from the one
+  observed split: holds when the share reaches ``confidence``, does not hold when the other
+  direction does, undecided otherwise.
 - ``order``: two lists of values rank their items the same way (holds) or not.
 - ``count``: a value within ``tolerance`` (relative) of the reported number.
 - ``untestable``: cannot be tested here, and why.
@@ -26,19 +37,41 @@ same file, or {file, key}).
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Callable
 
-HOLDS, FAILS, UNDECIDED, UNTESTABLE, NOT_BUILT = (
-    "holds here", "does not hold here", "undecided", "cannot be tested here", "not built yet")
-KINDS = ("interval", "paired", "compare", "order", "count", "untestable")
+HOLDS, FAILS, UNDECIDED, UNTESTABLE, NOT_BUILT, UNINFORMATIVE = (
+    "holds here", "does not hold here", "undecided", "cannot be tested here", "not built yet", "uninformative here")
+KINDS = ("interval", "paired", "compare", "order", "count", "shakeup", "untestable")
+SHAKEUP_FILE = "shakeup/shakeup.json"
 DIRECTIONS = ("greater", "less", "equivalent")
 STEP = re.compile(r"^([^\[\]]*)((?:\[-?\d+\])*)$")
 
 
 class ClaimError(ValueError):
     pass
+
+
+FROZEN_WHY = ("a claim's test changes only in a commit that says why: edit the claims, then record the new "
+              "sha256 (cd paper && sha256sum claims.yaml > claims.sha256) in the same commit, whose message says "
+              "why the test changed")
+
+
+def check_frozen(claims: Path, digest: Path) -> str:
+    """The claims file's sha256 when it is the one ``digest`` records (``sha256sum`` format); a
+    ClaimError that says what to do otherwise. The claims are fixed before any result is read: a
+    verdict cannot be bent by editing its test after the numbers are in without the edit showing."""
+    if not Path(digest).exists():
+        raise ClaimError(f"{digest}: missing; {FROZEN_WHY}")
+    recorded = Path(digest).read_text(encoding="utf-8").split()
+    actual = hashlib.sha256(Path(claims).read_bytes()).hexdigest()
+    if not recorded or recorded[0] != actual:
+        raise ClaimError(f"{claims} has sha256 {actual[:12]}..., {digest} records "
+                         f"{recorded[0][:12] if recorded else 'nothing'}...: {FROZEN_WHY}")
+    return actual
 
 
 class Missing(Exception):
@@ -123,12 +156,31 @@ def check_claim(c: dict, where: str) -> None:
         raise ClaimError(f"{where} ({c['id']}): kind {c['kind']!r}; expected one of {' | '.join(KINDS)}")
     need = {"interval": ("source", "direction"), "paired": ("a", "b", "board", "direction"),
             "compare": ("a", "b", "direction"), "order": ("a", "b"), "count": ("value",),
-            "untestable": ("reason",)}[c["kind"]]
+            "shakeup": ("submission", "direction"), "untestable": ("reason",)}[c["kind"]]
     for k in need:
         if k not in c:
             raise ClaimError(f"{where} ({c['id']}): a {c['kind']} claim needs `{k}`")
     if "direction" in need and c["direction"] not in DIRECTIONS:
         raise ClaimError(f"{where} ({c['id']}): direction {c['direction']!r}; expected {' | '.join(DIRECTIONS)}")
+    if c["kind"] == "shakeup" and c["direction"] == "equivalent":
+        raise ClaimError(f"{where} ({c['id']}): a shakeup claim is greater or less (of private - public)")
+    if "regime" in c and (not isinstance(c["regime"], dict) or {"base", "head", "board"} - set(c["regime"])):
+        raise ClaimError(f"{where} ({c['id']}): regime needs {{base, head, board}}")
+
+
+def tost_confidence(rule: "Rule") -> float:
+    """The two-sided interval level whose bounds are TOST's two one-sided tests at alpha = 1 - confidence."""
+    return 1 - 2 * (1 - rule.confidence)
+
+
+def by_share(share: float, direction: str, rule: "Rule") -> tuple[str, str]:
+    """Verdict from the share of random splits that show the claimed direction."""
+    text = f"{share:.1%} of the random public/private splits show the claimed direction"
+    if share >= rule.confidence:
+        return HOLDS, f"{text} (at least {rule.confidence:.0%})"
+    if share <= 1 - rule.confidence:
+        return FAILS, f"{text} (at most {1 - rule.confidence:.0%}: the other direction is the rule)"
+    return UNDECIDED, f"{text} (neither at least {rule.confidence:.0%} nor at most {1 - rule.confidence:.0%})"
 
 
 def by_interval(diff: float, low, high, direction: str, rule: Rule) -> tuple[str, str]:
@@ -136,12 +188,12 @@ def by_interval(diff: float, low, high, direction: str, rule: Rule) -> tuple[str
     if low is None or high is None:
         return UNDECIDED, "no interval (a single file)"
     span = f"{diff:+.4f} [{low:+.4f}, {high:+.4f}]"
-    if direction == "equivalent":
+    if direction == "equivalent":  # TOST: both one-sided tests reject a difference of margin or more
         if -rule.margin <= low and high <= rule.margin:
-            return HOLDS, f"{span} lies within +-{rule.margin:g}"
-        if low > 0 or high < 0:
-            return FAILS, f"{span} excludes 0"
-        return UNDECIDED, f"{span} covers 0 but reaches beyond +-{rule.margin:g}"
+            return HOLDS, f"{span} lies within +-{rule.margin:g} (TOST)"
+        if low > rule.margin or high < -rule.margin:
+            return FAILS, f"{span} lies wholly outside +-{rule.margin:g}"
+        return UNDECIDED, f"{span} reaches beyond +-{rule.margin:g}: neither equivalence nor a difference is shown"
     sign = 1 if direction == "greater" else -1
     if (low > 0 and sign > 0) or (high < 0 and sign < 0):
         return HOLDS, f"{span} excludes 0 in the claimed direction"
@@ -192,12 +244,23 @@ def evaluate(c: dict, load: Callable[[str], dict], reported: dict, rule: Rule,
         elif kind == "paired":
             if pairs is None:
                 raise Missing("no submissions to compare")
-            obj = pairs(c["a"], c["b"], c["board"])
+            level = tost_confidence(rule) if c["direction"] == "equivalent" else rule.confidence
+            obj = pairs(c["a"], c["b"], c["board"], level)
             v.sources = [f"submissions/{c['a']}", f"submissions/{c['b']}"]
             v.here = {f"{c['a']} {c['board']}": obj["score_a"], f"{c['b']} {c['board']}": obj["score_b"],
                       "difference": obj["difference"], "low": obj["low"], "high": obj["high"]}
             v.verdict, v.detail = by_interval(obj["difference"], obj["low"], obj["high"], c["direction"], rule)
-            v.detail = f"{c['a']} - {c['b']} on the local {c['board']} board: {v.detail}"
+            v.detail = f"{c['a']} - {c['b']} on the local {c['board']} board ({level:.0%} interval): {v.detail}"
+        elif kind == "shakeup":
+            f = c.get("file", SHAKEUP_FILE)
+            data = load(f)
+            s = lookup(data, f"submissions.{c['submission']}", f"{where} {f}")
+            v.sources = [f]
+            share = s["p_gain"] if c["direction"] == "greater" else 1 - s["p_gain"]
+            v.here = {"private - public (observed split)": s["observed"], "share of splits": round(share, 4),
+                      "splits": data.get("splits")}
+            v.verdict, v.detail = by_share(share, c["direction"], rule)
+            v.detail = f"{c['submission']} private - public: {v.detail}"
         elif kind == "compare":
             a, alo, ahi, fa = value_of(c["a"], load, where)
             b, blo, bhi, fb = value_of(c["b"], load, where)
@@ -247,6 +310,8 @@ def evaluate(c: dict, load: Callable[[str], dict], reported: dict, rule: Rule,
             rel = (x - target) / target
             v.verdict = HOLDS if abs(rel) <= rule.tolerance else FAILS
             v.detail = f"{x:,} against the reported {target:,}: {rel:+.0%} (tolerance +-{rule.tolerance:.0%})"
+        if "regime" in c:
+            regime(v, c["regime"], rule, pairs)
     except Missing as exc:
         v.verdict, v.detail, v.here = NOT_BUILT, str(exc), {}
     except KeyError as exc:  # the file exists but not the entry (e.g. a submission not scored yet)
@@ -254,6 +319,21 @@ def evaluate(c: dict, load: Callable[[str], dict], reported: dict, rule: Rule,
     except Untestable as exc:
         v.verdict, v.detail, v.here = UNTESTABLE, str(exc), {}
     return v
+
+
+def regime(v: Verdict, r: dict, rule: Rule, pairs) -> None:
+    """Mark ``v`` uninformative unless the base beats the head by more than the margin (paired)."""
+    if pairs is None:
+        raise Missing("no submissions to check the base against the head")
+    obj = pairs(r["base"], r["head"], r["board"], rule.confidence)
+    v.here[f"{r['base']} - {r['head']} {r['board']}"] = [obj["difference"], obj["low"], obj["high"]]
+    if obj["low"] is not None and obj["low"] > rule.margin:
+        return
+    v.detail = (f"the test needs {r['base']} above {r['head']} by more than {rule.margin:g} on the {r['board']} "
+                f"board, as the paper's base (~0.95) is above its head (~0.88); here {r['base']} - {r['head']} = "
+                f"{obj['difference']:+.4f} [{obj['low']:+.4f}, {obj['high']:+.4f}], so the test says nothing "
+                f"about the paper's regime (its own reading: {v.verdict}, {v.detail})")
+    v.verdict = UNINFORMATIVE
 
 
 # ---------- rendering ----------

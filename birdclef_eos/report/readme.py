@@ -100,10 +100,12 @@ def _f(x, digits: int = 3) -> str:
     return "-" if x is None else f"{float(x):.{digits}f}"
 
 
-def _ci(c: dict | None) -> str:
-    if not c:
+def _ci(c: dict | None, digits: int = 3) -> str:
+    if not c or c.get("difference") is None:
         return "-"
-    return f"{c['difference']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}]"
+    if c.get("low") is None:
+        return f"{c['difference']:+.{digits}f}"
+    return f"{c['difference']:+.{digits}f} [{c['low']:+.{digits}f}, {c['high']:+.{digits}f}]"
 
 
 def _table(head: list[str], rows: list[list[str]]) -> list[str]:
@@ -153,6 +155,19 @@ def results_markdown(metrics_dir: Path, reported: dict) -> str:
         lines += _table(["submission", "what (paper)", "local public", "local private", "paper public",
                          "paper private", f"private - {ref} [95% CI]"], rows)
         lines.append("")
+        if number == 3 and data.get("against"):
+            blend = data.get("blend", "the blend")
+            lines += [f"{blend} against its parts ({blend} minus the row; paired bootstrap over files):", ""]
+            lines += _table(["against", "public [95% CI]", "private [95% CI]"],
+                            [[a["label"], _ci(a.get("public"), 4), _ci(a.get("private"), 4)] for a in data["against"].values()])
+            lines.append("")
+        if number == 3 and data.get("effective_share"):
+            lines += [f"Each part's effective share (its share of the per-column spread of the weighted parts, median "
+                      f"over columns; `{data.get('space')}` space) against its nominal weight:", ""]
+            lines += [f"- {n}: " + ", ".join(f"{p} {100 * v['effective']:.1f}% (nominal {100 * v['weight']:.1f}%)"
+                                             for p, v in parts.items())
+                      for n, parts in data["effective_share"].items()]
+            lines.append("")
 
     models = model_metrics(metrics_dir)
     lines += ["**Every trained model** (OOF: out-of-fold macro ROC-AUC on the labelled soundscape chunks; "
@@ -162,6 +177,31 @@ def results_markdown(metrics_dir: Path, reported: dict) -> str:
             for n, m in models.items()]
     lines += _table(["model", "OOF macro-AUC", "focal top-1", "parameters"], rows)
     return "\n".join(lines).strip("\n") + "\n"
+
+
+def verdicts_markdown(before: dict, after: list[dict]) -> str:
+    """The README's changed-verdicts block: every claim whose verdict differs from ``before``
+    (paper/verdicts_baseline.json: {commit, claims}) in ``after`` (paper/verdicts.json's claims), with
+    the old verdict, the new one and why (the new verdict's detail). New claims are listed as new."""
+    old = {c["id"]: c for c in before.get("claims", [])}
+    rows = []
+    for c in after:
+        was = old.get(c["id"])
+        if was is not None and was["verdict"] == c["verdict"]:
+            continue
+        why = c["detail"].replace("|", "/")
+        rows.append([c["id"], was["verdict"] if was else "(new claim)", f"**{c['verdict']}**", why])
+    gone = [i for i in old if i not in {c["id"] for c in after}]
+    lines = [GENERATED.format(source="paper/verdicts.json` and `paper/verdicts_baseline.json",
+                              writer="the `paper` stage"), "",
+             f"Verdicts that changed since commit `{before.get('commit', '?')}`, when the tests were rebuilt so "
+             "that they cannot be bent (claims frozen by sha256, paired tests on the same rows, TOST at the "
+             "paper's resolution, shake-up shares, the strong-base precondition): "
+             f"{len(rows)} of {len(after)} claims.", ""]
+    lines += _table(["claim", "old verdict", "new verdict", "why"], rows) if rows else ["No verdict changed."]
+    if gone:
+        lines += ["", "Claims no longer tested: " + ", ".join(gone) + "."]
+    return "\n".join(lines) + "\n"
 
 
 def timings_markdown(run: dict, top: int | None = None) -> str:

@@ -6,6 +6,11 @@ e ~ N(0, 1), whose expected AUC is Phi(d / sqrt 2); d is tuned by bisection unti
 the given rows is the target, and each class's scores are then mapped onto the quantiles of a real
 submission's column (``like``), so it has that submission's calibration and only its ordering is
 controlled. It is a measuring instrument, never a submission.
+
+The same instrument makes control BASES: mapped onto the real base's columns (rank-valued, like the
+base) at macro-AUCs from weak to the paper's ~0.95 and beyond, each with the real head blended in at
+its weight, so the head's gain can be read against the base's strength: is the plateau a property of
+a strong base, or of this base?
 """
 from __future__ import annotations
 
@@ -96,3 +101,10 @@ def curve(y_true: np.ndarray, base: np.ndarray, blends: dict[float, np.ndarray],
         g_low[i], g_high[i] = np.percentile(draws[ok] - base_draws[ok], [tail, 100 - tail])
     return Curve(weights=[float(w) for w in weights], score=score, low=low, high=high, gain=gain,
                  gain_low=g_low, gain_high=g_high)
+
+
+def nearest(strengths: list[float], target: float) -> float:
+    """The strength closest to ``target`` (the paper's regime among the control bases)."""
+    if not strengths:
+        raise CeilingError("no control base strengths")
+    return min(strengths, key=lambda s: (abs(s - target), s))

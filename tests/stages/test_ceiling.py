@@ -27,6 +27,17 @@ def tree(tmp_path, monkeypatch):
         sub.insert(0, "row_id", ids)
         (tmp_path / "submissions" / name).mkdir(parents=True)
         sub.to_csv(tmp_path / f"submissions/{name}/submission.csv", index=False)
+    # the labelled OOF rows: the base's model (protossm) and the head's (attn), for rank against prob
+    oof_ids = [f"BC2026_Train_{i:04d}_S01_20250101_060000_{5 * (c + 1)}" for i in range(8) for c in range(6)]
+    y_oof = (rng.random((len(oof_ids), len(LABELS))) < 0.3).astype(int)
+    pd.DataFrame({"row_id": oof_ids, "soundscape_id": [r.rsplit("_", 1)[0] for r in oof_ids], "split": "labelled",
+                  "labels": [";".join(l for l, v in zip(LABELS, row) if v) for row in y_oof]}
+                 ).to_csv(tmp_path / "data/index/chunks.csv", index=False)
+    for model, strength in (("protossm", 1.5), ("attn", 0.8)):
+        oof = pd.DataFrame(1 / (1 + np.exp(-(strength * y_oof + rng.standard_normal(y_oof.shape)))), columns=LABELS)
+        oof.insert(0, "row_id", oof_ids)
+        (tmp_path / "predictions/oof" / model).mkdir(parents=True)
+        oof.to_csv(tmp_path / f"predictions/oof/{model}/oof.csv", index=False)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -34,8 +45,10 @@ def tree(tmp_path, monkeypatch):
 def ceiling_params():
     return {"ceiling": {"base": "base", "partners": ["head", "other"], "weights": [0.0, 0.1, 0.3],
                         "control": {"like": "head", "strengths": [0.7, 0.99], "weight": 0.3, "tolerance": 0.01, "seed": 0},
+                        "control_bases": {"head": "head", "strengths": [0.75, 0.95], "regime": 0.95, "seed": 0},
                         "bootstrap": 50, "confidence": 0.9, "seed": 0},
-            "blend": {"space": "prob", "taxonomy": {"genus": 0.15, "class": 0.05}}}
+            "blend": {"space": "prob", "weight": 0.07, "taxonomy": {"genus": 0.15, "class": 0.05}},
+            "base": {"blend": {"protossm": 1.0, "sed": 0.0}}, "submissions": {"head": {"model": "attn"}}}
 
 
 def test_ceiling_writes_curves_controls_and_sentences(tree):
@@ -50,6 +63,16 @@ def test_ceiling_writes_curves_controls_and_sentences(tree):
     assert (tree / "build/figures/plateau.png").stat().st_size > 10_000
     assert any(s.startswith("Partner head:") for s in result.sentences)
     assert not (tree / "submissions/control").exists()  # a control is never a submission
+    # control bases: calibrated like the base, the head blended in at blend.weight in both spaces
+    cb = saved["control_bases"]
+    assert set(cb["strengths"]) == {"0.75", "0.95"} and cb["regime"]["strength"] == 0.95
+    for e in cb["strengths"].values():
+        assert abs(e["achieved"] - e["target"]) <= 0.01 and {"prob", "rank"} <= set(e)
+        assert e["prob"]["private"]["low"] <= e["prob"]["private"]["difference"] <= e["prob"]["private"]["high"]
+    assert (tree / "build/figures/plateau_strength.png").stat().st_size > 10_000
+    oof = saved["space_on_oof"]
+    assert oof["head_model"] == "attn" and oof["rank"]["effective_share"]["head"]["weight"] == 0.07
+    assert any(s.startswith("Control bases") for s in result.sentences)
 
 
 def test_shakeup_over_random_splits(tree):
@@ -75,3 +98,15 @@ def test_ceiling_with_one_file_on_a_board(tree):
     assert result.ceiling["partners"]["head"]["public"]["low"] == [None, None, None]
     assert any("no interval" in s for s in result.sentences)
     assert (tree / "build/figures/plateau.png").stat().st_size > 10_000
+
+
+def test_table3_compares_the_blend_with_each_part_and_the_smoothed_base(tree):
+    cfg = {"bootstrap": {"draws": 50, "seed": 0, "confidence": 0.95}}
+    entry = {"weights": {"base": 0.93, "head": 0.07}, "taxonomy": {"genus": 0.15, "class": 0.05}}
+    got = leaderboard.against_parts(cfg, "eos7", entry)
+    assert list(got) == ["base", "head", "smoothed_base"] and "taxonomy" in got["smoothed_base"]["label"]
+    for row in got.values():
+        for board in ("public", "private"):
+            d = row[board]
+            assert d["low"] <= d["difference"] <= d["high"]
+    assert leaderboard.against_parts(cfg, "eos7", dict(entry, taxonomy=None)).keys() == {"base", "head"}

@@ -32,6 +32,15 @@ def test_readme_results_block_is_what_publish_renders_from_metrics():
         "(dvc repro publish) or birdclef_eos.report.readme.results_markdown")
 
 
+def test_readme_verdicts_block_is_what_the_paper_stage_renders():
+    """The changed-verdicts table is generated from paper/verdicts.json against the baseline, never typed."""
+    text = (ROOT / "README.md").read_text()
+    before = json.loads((ROOT / "paper/verdicts_baseline.json").read_text())
+    after = json.loads((ROOT / "paper/verdicts.json").read_text())["claims"]
+    assert readme.read_block(text, "verdicts", "README.md").strip("\n") == \
+        readme.verdicts_markdown(before, after).strip("\n"), "README.md's verdicts block: run the paper stage"
+
+
 @pytest.mark.parametrize("page, top", [("README.md", 6), ("docs/benchmarks.md", None)])
 def test_timings_blocks_are_what_the_default_run_recorded(page, top):
     import benchmarks.default_run as default_run  # the README's row count is the script's

@@ -1,5 +1,6 @@
 """The paper stage on a fake published metrics set, in a throwaway folder: paper.md's numbers follow
 the metrics, and absent sources read "not built yet"."""
+import hashlib
 import json
 
 import yaml
@@ -22,6 +23,8 @@ CLAIMS = {"sections": [{"id": "head", "number": "4", "title": "Head",
 def write(path, obj):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj) if path.suffix == ".json" else obj if isinstance(obj, str) else yaml.safe_dump(obj))
+    if path.name == "claims.yaml":  # the stage refuses claims whose sha256 is not the recorded one
+        path.with_name("claims.sha256").write_text(hashlib.sha256(path.read_bytes()).hexdigest() + "  claims.yaml\n")
 
 
 def test_paper_follows_the_metrics(tmp_path, monkeypatch):

@@ -58,7 +58,8 @@ def test_full_pipeline_smoke(tmp_path):
     table4 = (repo / "paper" / "tables" / "table4.md").read_text()
     for row in ("eos7", "eos8", "eos9", "eos10", "eos11", "eos12", "eos13", "v4", "v7"):  # Table 4's nine rows
         assert f"| {row} | " in table4, row
-    for figure in ("plateau.png", "shakeup.png", "v7_sweep.png", "trajectories.png", "pipelines.png"):
+    for figure in ("plateau.png", "plateau_strength.png", "shakeup.png", "v7_sweep.png", "trajectories.png",
+                   "pipelines.png"):
         assert (repo / "figures" / figure).stat().st_size > 0, figure
     for table in ("table1.md", "table2.md", "table3.md", "table4.md", "ablation.md", "pseudo.md", "v7_sweep.md"):
         assert (repo / "paper" / "tables" / table).stat().st_size > 0

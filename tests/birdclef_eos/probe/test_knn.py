@@ -97,3 +97,23 @@ def test_normalisations_fit_on_training_fold_only():
     assert np.allclose(te[:, 1], 0)  # a constant column does not divide by zero
     _, te = knn.normalise_features(train, test, "l2")
     assert np.allclose(np.linalg.norm(te, axis=1), 1)
+
+
+def test_paired_difference_resamples_both_blocks_together():
+    groups = np.repeat(np.arange(10), 4)
+    a = np.ones(40, dtype=bool)
+    b = a.copy()
+    b[::4] = False                                   # b misses one clip of every recording
+    d = knn.paired_difference(a, b, groups, n_boot=200, seed=0)
+    assert d["difference"] == 0.25
+    assert d["low"] == d["high"] == 0.25             # the same miss in every recording: no spread when paired
+    with pytest.raises(knn.ProbeError):
+        knn.paired_difference(a, b[:-1], groups, 10, 0)
+
+
+def test_score_blocks_returns_each_clip_outcome():
+    labels, groups = toy_clips()
+    out = knn.score_blocks(toy_blocks(labels), labels, groups, CFG)
+    for name, s in out["blocks"].items():
+        assert "correct" not in s
+        assert np.isclose(out["correct"][name].mean(), s["accuracy"])

@@ -1,7 +1,7 @@
 import pytest
 
-from birdclef_eos.report.paper import (FAILS, HOLDS, NOT_BUILT, UNDECIDED, UNTESTABLE, ClaimError, Missing, Rule,
-                                       by_interval, evaluate, lookup, render)
+from birdclef_eos.report.paper import (FAILS, HOLDS, NOT_BUILT, UNDECIDED, UNINFORMATIVE, UNTESTABLE, ClaimError, Missing,
+                                       Rule, by_interval, evaluate, lookup, render)
 
 RULE = Rule()
 REPORTED = {"table1": {"knn5": {24: 0.648, 25: 0.595}}, "heads": {"n": 430000}}
@@ -54,7 +54,8 @@ def test_each_kind():
     assert evaluate(absent, load, REPORTED, RULE).verdict == NOT_BUILT
     untestable = {"id": "u", "section": "6", "part": "p", "claim": "x", "kind": "untestable", "reason": "Kaggle"}
     assert evaluate(untestable, load, REPORTED, RULE).verdict == UNTESTABLE
-    pairs = lambda a, b, board: {"difference": 0.02, "low": 0.01, "high": 0.03, "score_a": 0.9, "score_b": 0.88}  # noqa: E731
+    pairs = lambda a, b, board, confidence: {"difference": 0.02, "low": 0.01, "high": 0.03, "score_a": 0.9,  # noqa: E731
+                                             "score_b": 0.88}
     paired = {"id": "q", "section": "4.3", "part": "p", "claim": "x", "kind": "paired", "a": "v6", "b": "v5",
               "board": "public", "direction": "greater"}
     assert evaluate(paired, load, REPORTED, RULE, pairs).verdict == HOLDS
@@ -78,3 +79,33 @@ def test_rendered_numbers_follow_the_metrics():
     assert "431,000" in b and "holds here" in b and "847,082" not in b
     assert "![fig.png](../figures/fig.png)" in a and "`absent.png`: not built yet" in a
     assert "TABLE ONE" in a and "`t3.md`: not built yet" in a
+
+
+def test_tost_shakeup_and_the_strong_base_precondition():
+    rule = Rule(margin=0.002, confidence=0.95)
+    seen = []
+
+    def pairs(a, b, board, confidence):
+        seen.append((a, b, confidence))
+        if (a, b) == ("base", "v6"):
+            return {"difference": -0.004, "low": -0.01, "high": 0.002, "score_a": 0.9, "score_b": 0.904}
+        return {"difference": 0.0005, "low": -0.001, "high": 0.0015, "score_a": 0.9, "score_b": 0.9}
+
+    same = {"id": "e", "section": "7", "part": "p", "claim": "x", "kind": "paired", "a": "eos8", "b": "eos7",
+            "board": "private", "direction": "equivalent"}
+    assert evaluate(same, loader({}), REPORTED, rule, pairs).verdict == HOLDS
+    assert seen[-1] == ("eos8", "eos7", pytest.approx(0.90))       # TOST: the 90 % interval at alpha 0.05
+    assert by_interval(0.004, 0.003, 0.005, "equivalent", rule)[0] == FAILS       # wholly outside +-margin
+    assert by_interval(0.002, 0.001, 0.003, "equivalent", rule)[0] == UNDECIDED   # excludes 0, reaches past margin
+    strong = dict(same, regime={"base": "base", "head": "v6", "board": "private"})
+    v = evaluate(strong, loader({}), REPORTED, rule, pairs)
+    assert v.verdict == UNINFORMATIVE and "holds here" in v.detail and "base - v6 private" in v.here
+    shake = {"shakeup/shakeup.json": {"splits": 1000, "submissions": {"v6": {"observed": 0.01, "p_gain": 0.6},
+                                                                      "v7": {"observed": -0.01, "p_gain": 0.01}}}}
+    up = {"id": "s", "section": "6", "part": "p", "claim": "x", "kind": "shakeup", "submission": "v6",
+          "direction": "greater"}
+    assert evaluate(up, loader(shake), REPORTED, rule).verdict == UNDECIDED      # 60 %: a random split's coin
+    assert evaluate(dict(up, submission="v7"), loader(shake), REPORTED, rule).verdict == FAILS
+    assert evaluate(dict(up, submission="v7", direction="less"), loader(shake), REPORTED, rule).verdict == HOLDS
+    with pytest.raises(ClaimError, match="greater or less"):
+        evaluate(dict(up, direction="equivalent"), loader(shake), REPORTED, rule)

@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from birdclef_eos.scoring.blend import Blend, BlendError, align, blend, mix, order_blends, rank_columns, resolve_weights
+from birdclef_eos.scoring.shares import effective_shares
 
 
 def frame(ids, cols, values):
@@ -80,3 +81,17 @@ def test_blends_are_ordered_by_their_parts():
         order_blends(entries, {"base", "alt"})
     with pytest.raises(BlendError, match="cycle"):
         order_blends({"x": {"parts": {"y": "rest"}}, "y": {"parts": {"x": "rest"}}}, set())
+
+
+def test_effective_shares_show_a_probability_part_drowned_by_a_rank_valued_one():
+    rng = np.random.default_rng(0)
+    base = rank_columns(rng.random((200, 6)))                 # every column spread over [0, 1]
+    head = 0.08 * rng.random((200, 6))                        # a probability of a few hundredths
+    weights = {"base": 0.93, "head": 0.07}
+    prob = effective_shares({"base": base, "head": head}, weights, "prob")
+    rank = effective_shares({"base": base, "head": head}, weights, "rank")
+    assert prob["head"]["weight"] == 0.07 and prob["head"]["effective"] < 0.01     # far below its 7 %
+    assert abs(rank["head"]["effective"] - 0.07) < 0.005                            # on one scale: its weight
+    assert abs(prob["base"]["effective"] + prob["head"]["effective"] - 1) < 0.01
+    flat = effective_shares({"a": np.ones((5, 2)), "b": np.ones((5, 2))}, {"a": 0.5, "b": 0.5}, "prob")
+    assert flat["a"]["effective"] is None                                           # nothing varies: no share
