@@ -8,7 +8,10 @@ neighbour smoothing 0.20 x (1 - max confidence); birdclef_eos/scoring/postproces
 The OOF: the same blend and post-processing on the labelled soundscape chunks (ProtoSSM's OOF, and
 the SED's when it was trained in folds; else ProtoSSM's alone), with the site/hour prior of each fold
 fitted without that fold's files; scored and compared with `base.reference`'s OOF (v6's head, `attn`)
-by a paired bootstrap over files (reference = base: the interval is base minus head).
+by a paired bootstrap over files (reference = base: the interval is base minus head), against the
+head's raw OOF and, like for like, against the head's OOF under the same fold-wise post-processing
+as its submission (`same_postprocess`, which says which is stronger); `prior_form` scores both with
+the prior's relative and absolute forms (the evidence `postprocess.prior_relative` is chosen on).
 `base.source: file`: takes `base.file`, a submission.csv the real chain produced, validated against
 the sample submission (errors name the file, column and row) and recorded by sha256; no OOF.
 `base.variants`: knob variants of the built chain (blend or post-processing overrides), each written
@@ -150,27 +153,54 @@ def write_submission(name: str, sub: pd.DataFrame, manifest: dict) -> dict:
 
 def oof_metrics(b: dict, params: dict, knobs, chunks: pd.DataFrame, labels: list[str], species) -> dict:
     """Base OOF (blend + post-processing, the prior of each fold fitted without its files) against the
-    reference head's OOF, paired bootstrap over files."""
+    reference head's OOF, paired bootstrap over files: against the head's raw OOF (what the head's
+    training reports), and against the head's OOF under the same fold-wise post-processing as its
+    submission (the shared `postprocess` knobs): the like-for-like comparison. ``prior_form``: both
+    OOFs with the site/hour prior in the relative and in the absolute form, the rest unchanged (the
+    evidence for `postprocess.prior_relative`)."""
     labelled = chunks[chunks["split"] == "labelled"].copy()
     row_ids = labelled["row_id"].astype(str).tolist()
     blended, used = blend_sources("oof", b["blend"], labels, row_ids)
     rows = chunk_rows(chunks, row_ids)
     frame = rows.assign(source="soundscape", primary_label="")
     fold_of = folds.assign_folds(frame, params["train"]["n_folds"], params["train"]["fold_salt"])
-    out = np.zeros_like(blended)
-    for k in np.unique(fold_of):
-        inside = fold_of == k
-        prior = None
-        if knobs.prior_alpha:
-            fold_files = set(rows.loc[inside, "file_id"])
-            prior = postprocess.fit_prior(chunks[~chunks["soundscape_id"].isin(fold_files)], labels)
-        out[inside] = postprocess.postprocess(blended[inside], rows[inside].reset_index(drop=True), knobs,
-                                              prior=prior, species=species)
+
+    def foldwise(raw: np.ndarray, k_knobs) -> np.ndarray:
+        out = np.zeros_like(raw)
+        for k in np.unique(fold_of):
+            inside = fold_of == k
+            prior = None
+            if k_knobs.prior_alpha:
+                fold_files = set(rows.loc[inside, "file_id"])
+                prior = postprocess.fit_prior(chunks[~chunks["soundscape_id"].isin(fold_files)], labels)
+            out[inside] = postprocess.postprocess(raw[inside], rows[inside].reset_index(drop=True), k_knobs,
+                                                  prior=prior, species=species)
+        return out
+
+    out = foldwise(blended, knobs)
     y = truth_matrix(rows["labels"], labels)
+    truth = y > 0.5
     ref = read_oof(OOF / b["reference"] / "oof.csv", labels, row_ids, made_by=f"train@{b['reference']}")
-    ci = paired_bootstraps(y, out, {b["reference"]: ref}, rows["file_id"].to_numpy(), b["bootstrap"], b["seed"],
-                           b["confidence"])[b["reference"]]
-    return {"oof_blend": used, "oof_macro_auc": round(macro_auc(y > 0.5, out), 6),
-            "oof_macro_auc_before_postprocess": round(macro_auc(y > 0.5, blended), 6),
-            "reference": b["reference"], "reference_oof_macro_auc": round(macro_auc(y > 0.5, ref), 6),
-            "base_minus_reference": ci.as_dict(), "excludes_zero": bool(ci.low > 0 or ci.high < 0)}
+    head_knobs = postprocess.resolve_knobs(params["postprocess"], True, b["reference"])
+    ref_pp = foldwise(ref, head_knobs)
+    groups = rows["file_id"].to_numpy()
+    ci = paired_bootstraps(y, out, {b["reference"]: ref, "post-processed": ref_pp}, groups, b["bootstrap"], b["seed"],
+                           b["confidence"])
+    forms = {}
+    for relative in (True, False):
+        base_k = postprocess.resolve_knobs({**params["postprocess"], "prior_relative": relative}, b["postprocess"], NAME)
+        head_k = postprocess.resolve_knobs({**params["postprocess"], "prior_relative": relative}, True, b["reference"])
+        forms["relative" if relative else "absolute"] = {
+            "base": round(macro_auc(truth, foldwise(blended, base_k)), 6),
+            "reference": round(macro_auc(truth, foldwise(ref, head_k)), 6)}
+    same = ci["post-processed"]
+    return {"oof_blend": used, "oof_macro_auc": round(macro_auc(truth, out), 6),
+            "oof_macro_auc_before_postprocess": round(macro_auc(truth, blended), 6),
+            "reference": b["reference"], "reference_oof_macro_auc": round(macro_auc(truth, ref), 6),
+            "base_minus_reference": ci[b["reference"]].as_dict(),
+            "excludes_zero": bool(ci[b["reference"]].low > 0 or ci[b["reference"]].high < 0),
+            "same_postprocess": {"reference_oof_macro_auc": round(macro_auc(truth, ref_pp), 6),
+                                 "knobs": asdict(head_knobs), "base_minus_reference": same.as_dict(),
+                                 "stronger": ("base" if same.low > 0 else b["reference"] if same.high < 0
+                                              else "neither (the interval holds 0)")},
+            "prior_form": forms}

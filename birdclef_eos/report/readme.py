@@ -169,6 +169,7 @@ def results_markdown(metrics_dir: Path, reported: dict) -> str:
                       for n, parts in data["effective_share"].items()]
             lines.append("")
 
+    lines += base_against_head(_load(metrics_dir / "base/metrics.json"))
     models = model_metrics(metrics_dir)
     lines += ["**Every trained model** (OOF: out-of-fold macro ROC-AUC on the labelled soundscape chunks; "
               "`metrics/headline/models/`)", ""]
@@ -177,6 +178,31 @@ def results_markdown(metrics_dir: Path, reported: dict) -> str:
             for n, m in models.items()]
     lines += _table(["model", "OOF macro-AUC", "focal top-1", "parameters"], rows)
     return "\n".join(lines).strip("\n") + "\n"
+
+
+def base_against_head(base: dict) -> list[str]:
+    """Which is stronger, the base chain or the head, compared like for like: both OOFs under the same
+    fold-wise, leak-free post-processing (the base stage's ``same_postprocess``), and the prior form
+    chosen on that OOF (``prior_form``). [] when the base stage wrote no OOF (base.source: file)."""
+    same = base.get("same_postprocess")
+    if not same:
+        return []
+    ref = base["reference"]
+    d = same["base_minus_reference"]
+    stronger = same["stronger"]
+    verdict = (f"the **{stronger}** is stronger" if stronger in ("base", ref)
+               else "neither is stronger at this resolution (the interval holds 0)")
+    lines = [f"**The base chain against the head it is blended with**: on the OOF, both post-processed the same "
+             f"fold-wise, leak-free way (the prior of each fold fitted without its files), the base scores "
+             f"{_f(base['oof_macro_auc'])} and `{ref}` {_f(same['reference_oof_macro_auc'])}: base minus head "
+             f"{_ci(d, 4)}, so {verdict}. (Against the head's raw OOF, {_f(base['reference_oof_macro_auc'])}, "
+             f"the base looked {_ci(base['base_minus_reference'], 4)} stronger: unlike for unlike.)"]
+    forms = base.get("prior_form")
+    if forms:
+        lines += ["", "The site/hour prior's form, chosen on this OOF (`postprocess.prior_relative`): "
+                  + "; ".join(f"{form}: base {_f(v['base'])}, `{ref}` {_f(v['reference'])}"
+                              for form, v in forms.items()) + "."]
+    return lines + [""]
 
 
 def verdicts_markdown(before: dict, after: list[dict]) -> str:
