@@ -2,7 +2,7 @@
 of the full default run). Shared by benchmarks/blend_experiment.py and
 benchmarks/postprocess_experiment.py.
 
-Measured in a throwaway clone (git clone of HEAD, the repository's DVC cache, `dvc checkout`), so
+Measured in a throwaway clone (git clone of HEAD, the repository's own DVC cache, `dvc checkout`), so
 the repository's own workspace and experiments are untouched. The full run's time is read from
 benchmarks/results/default_run.json (benchmarks/default_run.py, same machine); the machine is
 shared, so the 1-minute load average is recorded beside the seconds.
@@ -32,6 +32,11 @@ def sh(args: list[str], cwd: Path) -> str:
     return proc.stdout + proc.stderr
 
 
+def cache_dir() -> str:
+    """The repository's DVC cache as `dvc cache dir` reports it (a worktree's may be another's .dvc/cache)."""
+    return sh(["dvc", "cache", "dir"], ROOT).strip().splitlines()[-1]
+
+
 def measure(setting: str, limit_share: float, result_name: str) -> dict:
     """Run ``dvc exp run -S <setting>`` in a throwaway clone; write benchmarks/results/<result_name>.json
     with its seconds, the stages it ran, its share of the full run and its ratio to ``limit_share`` of it."""
@@ -40,9 +45,9 @@ def measure(setting: str, limit_share: float, result_name: str) -> dict:
         clone = Path(tmp) / "repo"
         sh(["git", "clone", "-q", str(ROOT), str(clone)], ROOT)
         (clone / ".venv").symlink_to(ROOT / ".venv")
-        sh(["dvc", "cache", "dir", "--local", str(ROOT / ".dvc" / "cache")], clone)
+        sh(["dvc", "cache", "dir", "--local", cache_dir()], clone)
         sh(["dvc", "config", "--local", "cache.type", "hardlink"], clone)
-        sh(["dvc", "checkout", "-q"], clone)
+        sh(["dvc", "checkout"], clone)  # not -q: a failure says why
         load = os.getloadavg()[0]
         started = time.perf_counter()
         out = sh(["dvc", "exp", "run", "-S", setting], clone)
