@@ -32,6 +32,34 @@ def sh(args: list[str], cwd: Path) -> str:
     return proc.stdout + proc.stderr
 
 
+def timed_run(args: list[str], cwd: Path) -> tuple[str, dict[str, float]]:
+    """Run ``args`` streaming its output; returns (output, {stage: seconds from its "Running stage" line
+    to the next stage's, or to the end}): each stage's work plus DVC's bookkeeping after it."""
+    env = dict(os.environ, PATH=f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines, starts = [], []
+    for line in proc.stdout:
+        lines.append(line)
+        if (m := STAGE.search(line)):
+            starts.append((m.group(1), time.perf_counter()))
+    end = time.perf_counter()
+    out = "".join(lines)
+    if proc.wait() != 0:
+        raise SystemExit(f"{' '.join(args)} failed:\n{out[-4000:]}")
+    ends = [t for _, t in starts[1:]] + [end]
+    return out, {name: round(e - t, 1) for (name, t), e in zip(starts, ends)}
+
+
+def ledger_estimate(stages: list[str], full: dict) -> dict:
+    """What the stages run cost in the full run's own ledger (benchmarks/results/default_run.json
+    stages_s, the same load as its total): a share of the full run that the load at measuring time
+    does not move. Stages the ledger lacks (added since) are named, not guessed."""
+    known = {s: full["stages_s"][s] for s in stages if s in full.get("stages_s", {})}
+    seconds = sum(known.values())
+    return {"seconds": round(seconds, 1), "share_of_full_run": round(seconds / full["total_s"], 4),
+            "not_in_ledger": [s for s in stages if s not in known]}
+
+
 def cache_dir() -> str:
     """The repository's DVC cache as `dvc cache dir` reports it (a worktree's may be another's .dvc/cache)."""
     return sh(["dvc", "cache", "dir"], ROOT).strip().splitlines()[-1]
@@ -50,7 +78,7 @@ def measure(setting: str, limit_share: float, result_name: str) -> dict:
         sh(["dvc", "checkout"], clone)  # not -q: a failure says why
         load = os.getloadavg()[0]
         started = time.perf_counter()
-        out = sh(["dvc", "exp", "run", "-S", setting], clone)
+        out, per_stage = timed_run(["dvc", "exp", "run", "-S", setting], clone)
         seconds = time.perf_counter() - started
         load = max(load, os.getloadavg()[0])
         diff = sh(["dvc", "metrics", "diff", "--md"], clone)
@@ -58,13 +86,14 @@ def measure(setting: str, limit_share: float, result_name: str) -> dict:
     full_s = full["total_s"] if full else None
     limit_s = limit_share * full_s if full else None
     result = {"command": f"dvc exp run -S {setting}", "seconds": round(seconds, 1),
-              "stages_run": ran,
+              "stages_run": ran, "stage_seconds": per_stage,
               "restored_from_run_cache": restored,  # non-empty: this value ran before; pass a new one
               "full_run_s": full_s,
               "share_of_full_run": round(seconds / full_s, 4) if full else None,
               "limit_share_of_full_run": limit_share,
               "limit_s": round(limit_s, 1) if full else None,
               "ratio_to_limit": round(seconds / limit_s, 3) if full else None,
+              "ledger_estimate": ledger_estimate(ran, full) if full else None,
               "full_run_date": full.get("date") if full else None,
               "full_run_load_average_1min": full.get("load_average_1min") if full else None,
               "metrics_diff": diff, "load_average_1min": round(load, 2),
@@ -77,5 +106,9 @@ def measure(setting: str, limit_share: float, result_name: str) -> dict:
              f"its {limit_share:.0%} limit)" if full else "")
           + f"; stages: {', '.join(ran)}"
           + (f"; restored from the run-cache (not timed work): {', '.join(restored)}" if restored else "")
-          + f"; load {result['load_average_1min']} -> {path}")
+          + f"; load {result['load_average_1min']}"
+          + (f"; the full run's own ledger for these stages: {result['ledger_estimate']['seconds']} s "
+             f"({result['ledger_estimate']['share_of_full_run']:.1%}; not in it: "
+             f"{', '.join(result['ledger_estimate']['not_in_ledger']) or 'none'})" if full else "")
+          + f"; per stage: {per_stage} -> {path}")
     return result
