@@ -27,6 +27,7 @@ RAW_PREDICTIONS = Path("predictions/raw")  # written by predict@<name> (stages/p
 
 PARAMS = ("postprocess", "submissions")
 NAME = "submit"
+NOTEBOOK = False  # every post-processing experiment re-runs it: a papermill kernel would cost more than the work
 
 
 class SubmitError(ValueError):
@@ -35,10 +36,17 @@ class SubmitError(ValueError):
 
 @dataclass
 class SubmitResult:
-    """What the submit notebook shows: per submission its model, TTA, knobs that are on, rows and
+    """What the stage prints (no notebook): per submission its model, TTA, knobs that are on, rows and
     submission_sha256; seconds: wall time of the whole stage."""
     submissions: dict[str, dict]
     seconds: float
+
+    def __str__(self) -> str:
+        lines = [f"{name}: {s['rows']} rows, head {s['model']}, {len(s['tta'])} TTA shift(s), "
+                 + (", ".join(f"{k} {v}" for k, v in s["knobs"].items()) or "raw")
+                 + f" -> {SUBMISSIONS / name}/submission.csv (sha256 {s['submission_sha256'][:12]})"
+                 for name, s in self.submissions.items()]
+        return "\n".join(lines + [f"{len(self.submissions)} submissions post-processed in {self.seconds:.1f} s"])
 
 
 def read_raw(name: str, entry: dict, labels: list[str]) -> tuple[np.ndarray, list[str], dict]:
