@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 
 from birdclef_eos.data import features
-from birdclef_eos.io.files import read_json, sha256_file
+from birdclef_eos.io.files import read_json, read_yaml, sha256_file
 from birdclef_eos.scoring import postprocess, submission
-from stages.paths import FEATURES, HIDDEN, INDEX, SUBMISSIONS
+from stages.paths import DVC_YAML, FEATURES, HIDDEN, INDEX, SUBMISSIONS
 
 RAW_PREDICTIONS = Path("predictions/raw")  # written by predict@<name> (stages/predict.py names the same folder)
 
@@ -83,6 +83,17 @@ def test_rows(windows: pd.DataFrame, shift: float, row_ids: list[str], name: str
     return test.loc[row_ids].reset_index()
 
 
+def check_declared(names: list[str], dvc_yaml: Path = DVC_YAML) -> None:
+    """Every submission this stage writes must be one of its dvc.yaml outs: an undeclared folder would be
+    neither versioned nor restored by `dvc checkout`, and a later stage reading it would not be ordered after this one."""
+    stage = ((read_yaml(dvc_yaml) or {}).get("stages") or {}).get(NAME) or {}
+    outs = {str(next(iter(o)) if isinstance(o, dict) else o) for o in stage.get("outs") or []}
+    missing = [n for n in names if f"{SUBMISSIONS}/{n}" not in outs]
+    if missing:
+        raise SubmitError(f"submissions.{missing[0]}: {dvc_yaml} stage '{NAME}' does not list {SUBMISSIONS}/{missing[0]} "
+                          f"among its outs; add one `- {SUBMISSIONS}/<name>` per `submissions:` entry there")
+
+
 def run(params: dict, key: str | None = None) -> SubmitResult:
     """Every submission (``key``: that one alone, for tests)."""
     started = time.perf_counter()
@@ -91,6 +102,7 @@ def run(params: dict, key: str | None = None) -> SubmitResult:
     unknown = [n for n in names if n not in entries]
     if unknown:
         raise SubmitError(f"params.yaml: no submission {unknown[0]!r} under `submissions:` ({sorted(entries)})")
+    check_declared(names)
     species = pd.read_csv(INDEX / "species.csv", keep_default_na=False).sort_values("label_idx")
     labels = species["primary_label"].astype(str).tolist()
     chunks = pd.read_csv(INDEX / "chunks.csv", keep_default_na=False, dtype={"labels": str, "site": str})

@@ -115,3 +115,12 @@ def test_dvc_yaml_keeps_postprocess_out_of_predict_and_submit_writes_every_submi
     assert outs == [f"submissions/{k}" for k in DEFAULTS["submissions"]], \
         "dvc.yaml stage 'submit' must list one submissions/<name> output per `submissions:` entry, in order"
     assert str(predict.RAW_PREDICTIONS) in sub["deps"] and predict.RAW_PREDICTIONS == submit.RAW_PREDICTIONS
+
+
+def test_a_submission_dvc_yaml_does_not_declare_is_refused_before_anything_is_written(tree):
+    dvc_yaml = tree / "dvc.yaml"
+    dvc_yaml.write_text(yaml.safe_dump({"stages": {"submit": {"outs": ["submissions/v6"]}}}))
+    submit.check_declared(["v6"], dvc_yaml)
+    with pytest.raises(submit.SubmitError, match=r"submissions.v7: .*dvc.yaml stage 'submit' does not list "
+                                                 r"submissions/v7 among its outs"):
+        submit.check_declared(["v6", "v7"], dvc_yaml)
