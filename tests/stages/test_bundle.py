@@ -25,7 +25,7 @@ import torch
 import yaml
 
 from birdclef_eos.heads import models as heads
-from stages import base, blend, bundle, dataset, extract, model_folder, predict, protossm
+from stages import base, blend, bundle, dataset, extract, model_folder, predict, protossm, submit
 from stages.paths import PARAMS_FILE, ROOT
 from tests.fakes.backbone_fixtures import probed_perch_tiny
 from tests.fakes.competition import fill_test_soundscapes
@@ -86,6 +86,7 @@ def workspace(tmp_path_factory):
         species = pd.read_csv(root / "data/index/species.csv").sort_values("label_idx").primary_label.tolist()
         write_attn_head(root / "models/heads/attn", root / "models/blocks.json", species)
         predict.run(params, "v6")
+        submit.run(params, "v6")
         write_oof(root / "predictions/oof/attn/oof.csv", root / "data/index/chunks.csv", species)
         protossm.run(params)
         base.run(params)

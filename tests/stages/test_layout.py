@@ -70,10 +70,10 @@ def code_deps(stage: str) -> set[str]:
     return rel | set(RUN_BY_PATH.get(stage, []))
 
 
-# cheap stages that skip the notebook because a blend experiment re-runs them and a kernel would cost
-# more than their work: bundle@<name> (every key re-runs on a `blend.*` change) and the publish copy
-# (`dvc exp run -S blend.weight=...` must stay fast)
-NOTEBOOK_FREE = {"bundle", "publish"}
+# cheap stages that skip the notebook because an experiment re-runs them and a kernel would cost
+# more than their work: bundle@<name> (every key re-runs on a `blend.*` change), the publish copy
+# (`dvc exp run -S blend.weight=...` must stay fast) and submit (every `postprocess.*` change)
+NOTEBOOK_FREE = {"bundle", "publish", "submit"}
 
 
 def test_every_stage_runs_its_notebook():

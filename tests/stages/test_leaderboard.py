@@ -7,7 +7,7 @@ import yaml
 
 from birdclef_eos.scoring import boards
 from stages import leaderboard
-from stages import predict
+from stages import predict, submit
 from stages.params import load_params
 from stages.paths import ROOT
 
@@ -15,6 +15,12 @@ from tests.fakes.predict_fakes import make_tree, write_features
 import numpy as np
 
 DEFAULTS = load_params(ROOT / "params.yaml")
+
+
+def predict_and_submit(p, name):
+    """predict@<name> (raw probabilities), then submit for that one submission (post-processing)."""
+    predict.run(p, name)
+    return submit.run(p, name)
 
 
 @pytest.fixture
@@ -37,8 +43,8 @@ def params(**extra):
 
 
 def test_predict_writes_a_valid_deterministic_submission_and_manifest(tree):
-    out = predict.run(params(), "v6")
-    assert out.rows == 36 and out.tta == [-1.0, 0.0, 1.0]
+    out = predict_and_submit(params(), "v6").submissions["v6"]
+    assert out["rows"] == 36 and out["tta"] == [-1.0, 0.0, 1.0]
     sub = pd.read_csv(tree / "submissions/v6/submission.csv")
     sample = pd.read_csv(tree / "data/hidden/sample_submission.csv")
     assert list(sub.columns) == list(sample.columns) and list(sub.row_id) == list(sample.row_id)
@@ -47,14 +53,14 @@ def test_predict_writes_a_valid_deterministic_submission_and_manifest(tree):
     assert "data/features/block_05.npy" in manifest["sha256"]
     assert manifest["postprocess"]["prior_alpha"] == 0.5 and manifest["postprocess"]["sigma"] == 1.0
     first = (tree / "submissions/v6/submission.csv").read_bytes()
-    predict.run(params(), "v6")
+    predict_and_submit(params(), "v6")
     assert (tree / "submissions/v6/submission.csv").read_bytes() == first
 
 
 def test_post_processing_knobs_change_the_submission(tree):
-    predict.run(params(), "v2")
-    predict.run(params(), "v6")
-    predict.run(params(), "v7")
+    predict_and_submit(params(), "v2")
+    predict_and_submit(params(), "v6")
+    predict_and_submit(params(), "v7")
     v2, v6, v7 = (pd.read_csv(tree / f"submissions/{k}/submission.csv") for k in ("v2", "v6", "v7"))
     assert not np.allclose(v2.iloc[:, 1:], v6.iloc[:, 1:])
     assert not np.allclose(v6.iloc[:, 1:], v7.iloc[:, 1:])
@@ -65,16 +71,16 @@ def test_post_processing_knobs_change_the_submission(tree):
 def test_predict_names_a_missing_shift_and_an_unknown_knob(tree):
     write_features(tree, np.random.default_rng(1), shifts=[0.0])
     with pytest.raises(ValueError, match="no test windows at shift -1.0 s"):
-        predict.run(params(), "v6")
+        predict_and_submit(params(), "v6")
     bad = params()
     bad["submissions"]["v6"] = {**bad["submissions"]["v6"], "postprocess": {"sigmaa": 2}}
     with pytest.raises(ValueError, match=r"submissions.v6.postprocess: unknown knob\(s\) \['sigmaa'\]"):
-        predict.run(bad, "v6")
+        submit.run(bad, "v6")  # the knob is the submit stage's
 
 
 def test_leaderboard_scores_ranks_and_writes_table2(tree):
     for name in ("v1", "v2", "v6", "v7"):
-        predict.run(params(), name)
+        predict_and_submit(params(), name)
     v6_sha = json.loads((tree / "submissions/v6/manifest.json").read_text())["submission_sha256"]
     (tree / "leaderboard/kaggle.yaml").write_text(
         f"- {{submission: v6, public: 0.9, private: 0.95, date: 2026-05-28, sha256: {v6_sha}}}\n")
@@ -109,7 +115,7 @@ def test_a_kaggle_score_of_other_bytes_is_reported_as_such(tree):
     """kaggle.yaml binds a score to the sha256 of the file Kaggle scored: after a re-run with
     other settings the local file differs, and the leaderboard says so instead of pairing them."""
     for name in ("v1", "v2", "v6", "v7"):
-        predict.run(params(), name)
+        predict_and_submit(params(), name)
     (tree / "leaderboard/kaggle.yaml").write_text(
         f"- {{submission: v6, public: 0.9, private: 0.95, date: 2026-05-28, sha256: {'ab' * 32}}}\n")
     result = leaderboard.run(params())
@@ -119,7 +125,7 @@ def test_a_kaggle_score_of_other_bytes_is_reported_as_such(tree):
 
 
 def test_leaderboard_names_a_malformed_submission(tree):
-    predict.run(params(), "v1")
+    predict_and_submit(params(), "v1")
     path = tree / "submissions/v1/submission.csv"
     pd.read_csv(path).drop(columns="c").to_csv(path, index=False)
     with pytest.raises(ValueError, match=r"submissions/v1/submission.csv: missing column\(s\) \['c'\]"):

@@ -3,8 +3,8 @@ copy of the repository, used as a researcher would:
 
 1. `dvc repro` from dataset to publish; the small results land in git-tracked folders.
 2. Commit and tag the run as a submission; `dvc exp run -S blend.weight=0.08` re-runs only the blends
-   and what reads them; a post-processing and block-choice change would re-run training and what
-   follows, no extraction (`dvc repro --dry`).
+   and what reads them; a post-processing change would re-run `submit` and the base's post-processing,
+   no prediction; with a block-choice change too, training and what follows, no extraction (`dvc repro --dry`).
 3. Retrain the sidecar head (`dvc exp run -S sidecar.head.optim.lr=0.003`), commit that second run
    and tag it; `dvc push` after each.
 4. `git checkout <first tag> && dvc checkout` restores the first run's checkpoint and submission
@@ -86,7 +86,7 @@ def test_full_pipeline_smoke(tmp_path):
 
     # the blend's weight: the blends and what reads them re-run, nothing upstream
     out = sh([dvc, "exp", "run", "-S", "blend.weight=0.08"], repo, timeout=900)
-    for cached in ("extract", "train@attn", "protossm", "sed", "base", "vit@224", "predict@v4", "spectrogram",
+    for cached in ("extract", "train@attn", "protossm", "sed", "base", "vit@224", "predict@v4", "submit", "spectrogram",
                    "figures",        # Figure 3, the one that shows the weight, is the blend stage's
                    "model_folder",   # the kernels carry the shared blend section, the model folder does not
                    "bundle@v6"):     # a predict bundle's submission did not change
@@ -95,12 +95,20 @@ def test_full_pipeline_smoke(tmp_path):
         assert f"Running stage '{ran}'" in out, f"{ran} did not re-run after a blend.weight change"
     assert json.loads((repo / "metrics" / "blend" / "blend.json").read_text())["blends"]["eos7"]["weights"]["v6"] == 0.08
 
-    # a post-processing and block-choice change re-runs training and what follows, no extraction:
-    # checked with `dvc repro --dry` (running it costs a third of this test; which stages it would
-    # run is what this part checks)
+    # a post-processing change re-runs arithmetic only: `submit` (every submission's post-processing) and
+    # the base chain's post-processing, not one head's inference nor the chain's models; with a
+    # block-choice change too, training and what follows re-run, no extraction. Checked with `dvc repro
+    # --dry` (running it costs a third of this test; which stages it would run is what this part checks)
     edited = yaml.safe_load((repo / "params.yaml").read_text())
     saved = (repo / "params.yaml").read_text()
     edited["postprocess"]["prior_alpha"] = 2.0
+    (repo / "params.yaml").write_text(yaml.safe_dump(edited, sort_keys=False))
+    out = sh([dvc, "repro", "--dry"], repo)
+    for cached in ("extract", "train@attn", "protossm", "sed", "spectrogram", "vit@224", "sidecar",
+                   *(f"predict@{name}" for name in edited["submissions"])):
+        assert f"Running stage '{cached}'" not in out, f"{cached} would re-run after a post-processing change"
+    for ran in ("submit", "base", "blend", "leaderboard"):
+        assert f"Running stage '{ran}'" in out, f"{ran} would not re-run after a post-processing change"
     edited["train"]["blocks"] = [20, 24, 25]
     (repo / "params.yaml").write_text(yaml.safe_dump(edited, sort_keys=False))
     out = sh([dvc, "repro", "--dry"], repo)
@@ -108,12 +116,12 @@ def test_full_pipeline_smoke(tmp_path):
     for cached in ("dataset", "checkpoint", "surgery", "probe", "extract", "spectrogram", "protossm", "sed",
                    "vit@224", "sidecar"):
         assert f"Running stage '{cached}'" not in out, f"{cached} would re-run after a post-processing and block-choice change"
-    for ran in ("train@attn", "predict@v6", "predict@v1", "base"):  # v1 is raw, but reads `postprocess`
+    for ran in ("train@attn", "predict@v6", "submit", "base"):
         assert f"Running stage '{ran}'" in out, f"{ran} would not re-run"
 
     # a second submission that retrains a head (the sidecar's: the cheapest fold training here)
     out = sh([dvc, "exp", "run", "-S", "sidecar.head.optim.lr=0.003"], repo, timeout=900)
-    for cached in ("extract", "train@attn", "predict@v6", "base"):
+    for cached in ("extract", "train@attn", "predict@v6", "submit", "base"):
         assert f"Running stage '{cached}'" not in out, f"{cached} re-ran after a sidecar training change"
     for ran in ("sidecar", "blend", "leaderboard"):
         assert f"Running stage '{ran}'" in out, f"{ran} did not re-run after a sidecar training change"
