@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 
-from experiment_cost import measure
+import sys
+
+from experiment_cost import ROOT, measure
 
 LIMIT_SHARE = 0.02
 
@@ -22,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     result = measure(f"blend.weight={args.weight}", LIMIT_SHARE, "blend_experiment")
     print(result["metrics_diff"])
+    sys.path.insert(0, str(ROOT))
+    from birdclef_eos.report import readme  # the README's worked experiment is this record
+    readme.update_page(ROOT / "README.md", "experiment", readme.experiment_markdown(result))
     return 0
 
 

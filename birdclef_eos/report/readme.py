@@ -250,3 +250,23 @@ def timings_markdown(run: dict, top: int | None = None) -> str:
         rows.append([f"the other {len(stages) - top} stages", f"{rest:.1f}", f"{100 * rest / total:.1f}%"])
     lines += _table(["stage", "seconds", "share of the run"], rows)
     return "\n".join(lines) + "\n"
+
+
+def experiment_markdown(record: dict, submission: str = "eos7") -> str:
+    """The README's worked experiment: what `dvc exp run -S <knob>` re-ran and the metrics it moved
+    (``submission``'s rows of the recorded `dvc metrics diff`), from the record the experiment
+    benchmark wrote (benchmarks/results/blend_experiment.json)."""
+    diff = [line for line in record.get("metrics_diff", "").splitlines() if line.startswith("|")]
+    head, rule = diff[:2] if len(diff) >= 2 else ([], [])
+    rows = [line for line in diff[2:] if f"/{submission}.json" in line or f".{submission}." in line]
+    share = record.get("share_of_full_run")
+    lines = [GENERATED.format(source="benchmarks/results/blend_experiment.json",
+                              writer="benchmarks/blend_experiment.py"), "",
+             f"Its recorded run ({record.get('date', '?')}; {record.get('seconds')} s"
+             + (f", {100 * share:.1f}% of the full default run" if share is not None else "")
+             + f" at load {record.get('load_average_1min')}): only what reads the blend re-runs.", "",
+             "```text", f"$ {record.get('command', 'dvc exp run')}"]
+    lines += [f"Running stage '{s}':" for s in record.get("stages_run", [])]
+    lines += ["", f"$ dvc metrics diff --md     ({submission}'s rows; the other blends move alike)"]
+    lines += ([head, rule] + rows) if rows else ["(no metric of this submission moved)"]
+    return "\n".join(lines + ["```"]) + "\n"

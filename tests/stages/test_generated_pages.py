@@ -50,6 +50,14 @@ def test_timings_blocks_are_what_the_default_run_recorded(page, top):
     assert block.strip("\n") == readme.timings_markdown(run, top=top).strip("\n")
 
 
+def test_the_worked_experiment_is_what_the_blend_experiment_recorded():
+    record = json.loads((ROOT / "benchmarks/results/blend_experiment.json").read_text())
+    block = readme.read_block((ROOT / "README.md").read_text(), "experiment", "README.md")
+    assert block.strip("\n") == readme.experiment_markdown(record).strip("\n"), \
+        "README.md's experiment block: run benchmarks/blend_experiment.py (it rewrites the block)"
+    assert "Running stage 'blend':" in block
+
+
 def test_readme_is_short_and_embeds_every_figure_it_names():
     text = (ROOT / "README.md").read_text()
     assert len(text.splitlines()) <= 400
