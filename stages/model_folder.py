@@ -133,10 +133,11 @@ def part_config(name: str, part: str, params: dict, where: str) -> tuple[dict, d
                                    "base.protossm.mix_logits: true, and a bundle does not carry the competition "
                                    "logit mapping it mixes: set it to false (and re-run protossm) or drop the bundle")
         p, sed = b["protossm"], b["sed"]
-        # the SED's log-mel settings travel in its config.json (the spectrogram stage's spec.json, copied by sed)
+        # the SED's log-mel settings travel in its config.json (the spectrogram stage's spec.json, copied by
+        # sed); its knobs only where it weighs, so a chain without it does not change with them
+        own = {"sed": {"threads": sed["threads"], "smooth_sigma": float(sed["smooth_sigma"])}} if "sed" in weights else {}
         return {**common, "model": "+".join(weights), "weights": weights, "knobs": asdict(knobs),
-                "protossm": {"tta": [float(s) for s in p["tta"]], "threads": p["threads"]},
-                "sed": {"threads": sed["threads"], "smooth_sigma": float(sed["smooth_sigma"])}}, files
+                "protossm": {"tta": [float(s) for s in p["tta"]], "threads": p["threads"]}, **own}, files
     if kind == "sidecar":
         if params["backbone"]["name"] != SIDECAR_BACKBONE:
             raise ModelFolderError(f"params.yaml: {where} '{part}': backbone.name is {params['backbone']['name']!r}, so "
