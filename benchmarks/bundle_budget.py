@@ -62,8 +62,10 @@ def run_kernel(notebook: Path, model_dir: Path, files: list[Path], work: Path) -
 
 
 def records() -> list[dict]:
-    """Every committed bundle budget record, v6's first."""
-    files = sorted((ROOT / "benchmarks/results").glob("bundle_budget*.json"), key=lambda f: (f.name != "bundle_budget.json", f.name))
+    """Every committed bundle budget record, v6's first, then by name with numbers in order (eos7 before eos10)."""
+    def key(f: Path):
+        return f.name != "bundle_budget.json", [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", f.name)]
+    files = sorted((ROOT / "benchmarks/results").glob("bundle_budget*.json"), key=key)
     return [json.loads(f.read_text()) for f in files]
 
 

@@ -28,15 +28,17 @@ def bundle_budget_markdown(records: list[dict], short: bool = False) -> str:
         parts = [f"{r['bundle']} {r['extrapolated_min']:.1f} min ({100 * r['ratio_to_limit']:.0f}%)" for r in records]
         first = records[0]
         return "\n".join(lines + [
-            f"Measured CPU time of each kernel on {first['hidden_files']} hidden files against Kaggle's "
-            f"{first['limit_min']:.0f}-minute limit (extrapolated from this machine's "
-            f"{first.get('machine', {}).get('cpus', '?')} cores; [docs/kaggle.md](docs/kaggle.md#6-cpu-budget-kaggle-90-minutes)): "
+            f"Each kernel's run time on {first['hidden_files']} hidden files against Kaggle's "
+            f"{first['limit_min']:.0f}-minute limit, extrapolated from papermill runs on this shared "
+            f"{first.get('machine', {}).get('cpus', '?')}-core machine (wall clock under load: upper bounds; "
+            "[docs/kaggle.md](docs/kaggle.md#6-cpu-budget-kaggle-90-minutes)): "
             + ", ".join(parts) + "."]) + "\n"
     rows = []
     for r in records:
         timed = r["files_timed"]
         load = "/".join(f"{x:.1f}" for x in r.get("load_average_1min", []))
-        rows.append([r["bundle"], f"{r.get('kind', '?')}: {r.get('model', r['submission'])}",
+        models = "+".join(dict.fromkeys(str(r.get("model", r["submission"])).split("+")))  # each model once
+        rows.append([r["bundle"], f"{r.get('kind', '?')}: {models}",
                      f"{timed} of {r.get('hidden_set_files', timed)}", f"{r['per_file_s']:.2f} s", f"{r['setup_s']:.1f} s",
                      f"{r['extrapolated_min']:.1f} min", f"{r['ratio_to_limit']:.2f}", same(r), load or "-",
                      r.get("date", "-")])
