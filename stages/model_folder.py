@@ -3,12 +3,14 @@
 For each bundle under `bundles:` it resolves what the bundle runs (its kind; for `predict`: the
 submission's head, TTA shifts and post-processing knobs, and the backbone settings the extract stage
 used; for `chain`: the base stage's stand-in, i.e. the protossm stage's fold models and TTA shifts,
-the chain's model weights (`base.blend`, a variant's overrides) and post-processing knobs; for
+the chain's model weights (`base.blend`, a variant's overrides) and post-processing knobs, and, when
+the SED weighs > 0, the sed stage's fold models, whose config.json carries the log-mel settings the
+spectrogram stage made their input with, and the SED's threads and smoothing; for
 `blend`: the `blends:` entry itself (its weights are resolved in the kernel against the shared
 `blend:` section the kernel notebook carries, so `dvc exp run -S blend.weight=...` re-runs only the
 bundle stages, not this one), each part a config of its own kind, plus a `sidecar` config (the sidecar
 stage's head, models/heads/sidecar, and its TTA shifts) when the entry has a sidecar correction; a part a
-bundle cannot run, e.g. the SED at a weight > 0, the sidecar in real-data mode (its BirdNET ONNX is not carried),
+bundle cannot run, e.g. the sidecar in real-data mode (its BirdNET ONNX is not carried),
 the ViT branch or `base.source: file`, stops the stage naming it) and stores every file once under bundles/models/objects/<sha256>: the probed ONNX and its
 descriptions, the head's checkpoints, the species table, the labelled chunks the site/hour prior is
 fitted on (labelled rows only: real-data mode's held-out files are not among them), the library code
@@ -30,7 +32,7 @@ import pandas as pd
 
 from birdclef_eos.bundle import folder, kernel, wheels
 from birdclef_eos.bundle.infer import CHAIN_PARTS, KINDS
-from birdclef_eos.io.files import atomic_dir, sha256_file
+from birdclef_eos.io.files import atomic_dir, read_json, sha256_file
 from birdclef_eos.scoring import postprocess
 from birdclef_eos.scoring.blend import positive_weights
 from stages.paths import BACKBONE_JSON, BLOCKS_JSON, CHAIN_MODELS, HEADS, INDEX, MODEL_FOLDER, PROBED_ONNX, ROOT
@@ -38,7 +40,8 @@ from stages.paths import BACKBONE_JSON, BLOCKS_JSON, CHAIN_MODELS, HEADS, INDEX,
 PARAMS = ("bundles", "kaggle", "submissions", "postprocess", "backbone.threads", "backbone.batch_size",
           "backbone.chunk_mapping", "backbone.frontend", "dataset.sample_rate", "extract.batch_windows",
           "extract.on_bad_audio", "base.source", "base.blend", "base.postprocess", "base.variants",
-          "base.protossm.tta", "base.protossm.threads", "blends", "backbone.name", "sidecar.head.tta")
+          "base.protossm.tta", "base.protossm.threads", "base.sed.threads", "base.sed.smooth_sigma", "blends",
+          "backbone.name", "sidecar.head.tta")
 SIDECAR = "sidecar"               # the sidecar stage's head folder and submission (models/heads/sidecar, submissions/sidecar)
 SIDECAR_BACKBONE = "birdnet_v24"  # the sidecar's backbone: a bundle runs the sidecar only when the main backbone is it
 WHEELS_FILE = ROOT / "kaggle" / "wheels.txt"  # what Kaggle's image (kaggle/image.txt) lacks, pinned
@@ -117,16 +120,24 @@ def part_config(name: str, part: str, params: dict, where: str) -> tuple[dict, d
         lacking = sorted(set(weights) - set(CHAIN_PARTS))
         if lacking:
             raise ModelFolderError(f"params.yaml: {where} '{part}': the chain's blend weighs {lacking} > 0 "
-                                   f"(base.blend / base.variants.{part}.blend); a bundle runs only {sorted(CHAIN_PARTS)} "
-                                   "(the SED and its spectrograms are not carried): set that weight to 0 or drop the bundle")
+                                   f"(base.blend / base.variants.{part}.blend); a bundle runs only {sorted(CHAIN_PARTS)}: "
+                                   "set that weight to 0 or drop the bundle")
         knobs = postprocess.resolve_knobs(params["postprocess"], {**b["postprocess"], **over.get("postprocess", {})}, part)
         files = {}
         for model in weights:
             files.update(folder_files(CHAIN_MODELS / model, f"models/chain/{model}", model))
             common["files"][model] = f"models/chain/{model}"
-        p = b["protossm"]
+        if "protossm" in weights and read_json(CHAIN_MODELS / "protossm" / "config.json")["config"]["mix_logits"]:
+            # the kernel would stop on it only in the scoring run; refused here, where it can be fixed
+            raise ModelFolderError(f"params.yaml: {where} '{part}': {CHAIN_MODELS}/protossm was trained with "
+                                   "base.protossm.mix_logits: true, and a bundle does not carry the competition "
+                                   "logit mapping it mixes: set it to false (and re-run protossm) or drop the bundle")
+        p, sed = b["protossm"], b["sed"]
+        # the SED's log-mel settings travel in its config.json (the spectrogram stage's spec.json, copied by
+        # sed); its knobs only where it weighs, so a chain without it does not change with them
+        own = {"sed": {"threads": sed["threads"], "smooth_sigma": float(sed["smooth_sigma"])}} if "sed" in weights else {}
         return {**common, "model": "+".join(weights), "weights": weights, "knobs": asdict(knobs),
-                "protossm": {"tta": [float(s) for s in p["tta"]], "threads": p["threads"]}}, files
+                "protossm": {"tta": [float(s) for s in p["tta"]], "threads": p["threads"]}, **own}, files
     if kind == "sidecar":
         if params["backbone"]["name"] != SIDECAR_BACKBONE:
             raise ModelFolderError(f"params.yaml: {where} '{part}': backbone.name is {params['backbone']['name']!r}, so "

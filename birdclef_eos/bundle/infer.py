@@ -9,8 +9,10 @@ submissions/<name>/submission.csv for the same files (up to the last bits of the
 
 A bundle's ``kind`` picks the function that makes its probabilities (``KINDS``): ``predict`` is one
 trained head with TTA and post-processing (the predict stage's submissions); ``chain`` is the base
-stage's stand-in of the baseline chain (the protossm stage's fold models averaged over their TTA
-shifts, the rank blend of the chain's models, the base post-processing with the site/hour prior);
+stage's stand-in of the baseline chain (its models' test predictions: the protossm stage's fold models
+averaged over their TTA shifts and, when it weighs > 0, the sed stage's fold models on log-mels the
+kernel computes from the test audio with the spectrogram stage's code and settings; the rank blend of
+the chain's models, the base post-processing with the site/hour prior);
 ``blend`` is a `blends:` entry (the blend stage): its parts, each a bundle config of its own kind,
 mixed with the weights resolved in the kernel (``scoring/blend.py`` ``resolve_blend``, the blend
 stage's one reading) from the entry the model folder carries and the shared `blend:` section
@@ -19,7 +21,8 @@ stage's one reading) from the entry the model folder carries and the shared `ble
 ``apply``, the blend stage's helper) by the ``sidecar`` kind's submission (eos10); ``sidecar`` is the
 sidecar stage's raw submission (its head's fold models on the main BirdNET embedding at its TTA shifts). So a change of `blend.weight` changes the kernel notebook, never the model folder. The backbone runs once per kernel for every part (``TestAudio``), and every part is
 rounded as the pipeline's file of it is (``submission.as_written``: submissions ``%.6f``, the
-chain's test predictions ``%.6g``), so ranks tie where they tie in the pipeline.
+chain's test predictions ``%.6g``), so ranks tie where they tie in the pipeline; a part that is a
+blend is not rounded, because the blend stage mixes it from memory, not from its file.
 """
 from __future__ import annotations
 
@@ -31,9 +34,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from birdclef_eos.audio.windows import forward
+from birdclef_eos.audio.spectrogram import MelSpec, log_mel
+from birdclef_eos.audio.windows import forward, read_file_windows
 from birdclef_eos.backbone.runner import Backbone
 from birdclef_eos.chain import protossm as pssm
+from birdclef_eos.chain import sed as sedlib
 from birdclef_eos.chain.sequences import file_sequences
 from birdclef_eos.data import birdclef
 from birdclef_eos.data.features import WINDOW_COLUMNS
@@ -240,7 +245,44 @@ def protossm_test(root: Path, cfg: dict, audio: TestAudio, labels: list[str]) ->
     return submission.as_written(frame, PREDICTIONS_FORMAT)
 
 
-CHAIN_PARTS = {"protossm": protossm_test}  # the chain's models a bundle can run (the SED is not carried yet)
+def sed_test(root: Path, cfg: dict, audio: TestAudio, labels: list[str]) -> pd.DataFrame:
+    """The sed stage's predictions/chain/sed/test.csv for these files, computed as the spectrogram and
+    sed stages compute it: every test chunk at shift 0 (the SED reads no other shift), in the feature
+    store's order, read with the spectrogram stage's reader at the MelSpec the SED was trained on (the
+    model folder's config.json, which the sed stage copies from data/spectrograms/spec.json), turned
+    into the same float32 log-mel by the same ``log_mel`` and stored as float16 as the cache stores it;
+    every fold model scores the chunks in the sed stage's batches, the mean over folds is smoothed over
+    each file's chunks (``sed.smooth_sigma``, probabilities) and written as the stage writes it (``%.6g``).
+    No backbone pass: the SED reads audio."""
+    s = cfg["sed"]
+    folder = root / cfg["files"]["sed"]
+    saved = json.loads((folder / "config.json").read_text())
+    if saved["labels"] != labels:
+        raise BundleError(f"{folder}/config.json: its labels are not the species table's")
+    spec = MelSpec.from_dict(saved["spec"])
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(int(s["threads"]))
+    config = sedlib.SEDConfig(**saved["config"])
+    n_models = max(1, int(saved["folds"]))
+    rows = soundscape_windows(audio.scapes, audio.chunks, [0.0])
+    rows = rows[rows["source"] == "test"].reset_index(drop=True)
+    mels = np.empty((len(rows), spec.n_mels, spec.frames(int(round(5.0 * spec.sample_rate)))), dtype=np.float16)
+    for path, idx in rows.groupby("path", sort=False).groups.items():  # one file at a time, as the stage reads
+        idx = list(idx)
+        clips = read_file_windows(path, rows.loc[idx, "start_s"].astype(float).tolist(), spec.sample_rate)
+        mels[idx] = log_mel(clips, spec).astype(np.float16)
+    probs = np.zeros((len(rows), len(labels)))
+    for k in range(n_models):
+        model = sedlib.SED(config)
+        model.load_state_dict(torch.load(folder / f"fold_{k}.pt", map_location="cpu", weights_only=True))
+        probs += sedlib.predict(model.eval(), mels) / n_models
+    probs = postprocess.gaussian_smooth(probs, rows["file_id"].to_numpy(), rows["chunk"].to_numpy(),
+                                        float(s["smooth_sigma"]), mode="nearest", space="prob", truncate=4.0)
+    frame = pd.concat([rows[["row_id"]].astype(str), pd.DataFrame(probs, columns=labels)], axis=1)
+    return submission.as_written(frame, PREDICTIONS_FORMAT)
+
+
+CHAIN_PARTS = {"protossm": protossm_test, "sed": sed_test}  # the chain's models a bundle runs (base.blend's keys)
 
 
 def chain_kind(root: Path, cfg: dict, test_dir: Path, audio: TestAudio | None = None,
@@ -269,7 +311,8 @@ def chain_kind(root: Path, cfg: dict, test_dir: Path, audio: TestAudio | None = 
 
 def blend_kind(root: Path, cfg: dict, test_dir: Path, audio: TestAudio | None = None,
                shared: dict | None = None) -> pd.DataFrame:
-    """A `blends:` entry: each part's submission (as the pipeline writes it: ``%.6f``), mixed with the
+    """A `blends:` entry: each part's submission (as the pipeline writes it: ``%.6f``; a part that is itself
+    a blend unrounded, as the blend stage keeps it in memory for the blends after it), mixed with the
     entry's weights resolved against ``shared`` (the `blend:` section: weight, space, taxonomy) in its
     space, then taxonomy-smoothed (a blend-stage submission)."""
     spec = check_config(cfg, shared)
@@ -280,7 +323,9 @@ def blend_kind(root: Path, cfg: dict, test_dir: Path, audio: TestAudio | None = 
     frames = {}
     for part, part_cfg in cfg["parts"].items():
         made = KINDS[part_cfg["kind"]](root, part_cfg, test_dir, audio, shared)
-        frames[part] = submission.as_written(made, SUBMISSION_FORMAT)
+        # a submission part is read back from its file (%.6f); a blend part (eos9's anchor, eos10's eos7) is
+        # mixed as the blend stage mixes it: the frame it just made, unrounded
+        frames[part] = made if part_cfg["kind"] == "blend" else submission.as_written(made, SUBMISSION_FORMAT)
     sub = blend(frames, spec, species)
     side = cfg["entry"].get("sidecar")
     if side:  # the blend stage's masked rank correction by the sidecar's submission (as written)

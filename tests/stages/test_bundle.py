@@ -1,7 +1,8 @@
 """Kaggle kernel bundles, end to end: the v6 and eos7 bundles' generated notebooks, run as
 Kaggle runs them (papermill, offline, a competition-layout folder whose test_soundscapes/ holds the
 hidden test files), write exactly the predict stage's submissions/v6/submission.csv and the blend
-stage's submissions/eos7/submission.csv.
+stage's submissions/eos7/submission.csv; eos10 adds the sidecar, eos9 a chain whose SED weighs 0.4
+(the spectrogram and sed stages at smoke size).
 
 The workspace is real but small: the smoke synthetic set, the perch_tiny backbone probed, every
 window extracted by the extract stage, a seeded untrained attention head in models/heads/attn (the
@@ -196,10 +197,17 @@ def test_model_folder_refuses_parts_a_bundle_cannot_run(workspace, monkeypatch):
         model_folder.bundle_config("x", {"kind": "predict", "submission": "eos7"}, params)
     with pytest.raises(model_folder.ModelFolderError, match="not one of"):
         model_folder.bundle_config("x", {"kind": "blend9", "submission": "eos7"}, params)
-    params["base"]["blend"] = {"protossm": 0.6, "sed": 0.4}
-    with pytest.raises(model_folder.ModelFolderError, match=r"weighs \['sed'\] > 0.*SED and its spectrograms are not carried"):
+    params["base"]["source"] = "file"  # the real chain's file: its models are not here to carry
+    with pytest.raises(model_folder.ModelFolderError, match=r"'base': base.source is 'file'"):
         model_folder.bundle_config("eos7", {"kind": "blend", "submission": "eos7"}, params)
-    params["base"]["blend"] = {"protossm": 1.0, "sed": 0.0}
+    params["base"]["source"] = "stages"
+    saved = json.loads((root / "models/chain/protossm/config.json").read_text())
+    mixing = {**saved, "config": {**saved["config"], "mix_logits": True}}
+    monkeypatch.setattr(model_folder, "read_json", lambda path, what="": mixing)
+    with pytest.raises(model_folder.ModelFolderError, match=r"'base':.*base.protossm.mix_logits: true"):
+        model_folder.bundle_config("eos7", {"kind": "blend", "submission": "eos7"}, params)
+    monkeypatch.undo()
+    monkeypatch.chdir(root)
     params["blends"]["eos10"] = {"parts": {"v6": "rest"}, "sidecar": {"submission": "v6"}}
     with pytest.raises(model_folder.ModelFolderError, match="sidecar.submission 'v6' is not the sidecar stage's"):
         model_folder.bundle_config("eos10", {"kind": "blend", "submission": "eos10"}, params)
@@ -378,7 +386,65 @@ def test_eos10_bundle_reproduces_the_sidecar_corrected_blend(workspace, tmp_path
         assert np.abs(want.to_numpy() - eos7.loc[want.index].to_numpy()).max() > 1e-4  # the correction moved something
         diff = np.abs(mine.loc[want.index].to_numpy() - want.to_numpy()).max()
         print(f"eos10 bundle: max abs difference to submissions/eos10: {diff:.3g}")
-        assert diff <= 1e-6 + 1e-12
+        assert diff == 0  # eos7, a blend part, mixed unrounded as the blend stage mixes it
     finally:  # the other tests read the default bundles' model folder and blends
+        blend.run(smoke_params())
+        model_folder.run(smoke_params())
+
+
+def test_eos9_bundle_runs_the_sed_and_reproduces_the_blend(workspace, tmp_path, monkeypatch):
+    """eos9 = the three-part anchor (base_yukiz, base_sed: the chain with its SED at 0.4, base) + v6.
+    The model folder carries the sed stage's fold models with the log-mel settings of the spectrogram
+    stage; the kernel computes the SED's input from the test audio itself. Kaggle's save run writes the
+    header only; its scoring run writes the blend stage's submissions/eos9 byte for byte, and the SED
+    part alone equals the sed stage's predictions/chain/sed/test.csv."""
+    from birdclef_eos.bundle import infer
+    from stages import sed, spectrogram
+    root, _, _ = workspace
+    monkeypatch.chdir(root)
+    full = yaml.safe_load(PARAMS_FILE.read_text())
+    params = smoke_params()
+    params["base"]["variants"] = {n: full["base"]["variants"][n] for n in ("base_sed", "base_yukiz")}
+    assert params["base"]["variants"]["base_sed"]["blend"]["sed"] > 0
+    params["blends"].update({n: full["blends"][n] for n in ("eos9_anchor", "eos9")})
+    params["bundles"]["eos9"] = {"kind": "blend", "submission": "eos9"}
+    try:
+        spectrogram.run(params)
+        sed.run(params)
+        base.run(params)
+        blend.run(params)
+        model_folder.run(params)
+        bundle.run(params, "eos9")
+        manifest = json.loads((root / "bundles/models/manifest.json").read_text())
+        chain = manifest["bundles"]["eos9"]["parts"]["eos9_anchor"]["parts"]["base_sed"]
+        assert chain["weights"] == {"protossm": 0.6, "sed": 0.4} and chain["files"]["sed"] == "models/chain/sed"
+        assert "models/chain/sed/fold_4.pt" in manifest["files"]
+        assert {"birdclef_eos/chain/sed.py", "birdclef_eos/audio/spectrogram.py"} <= set(manifest["code"])
+        saved = json.loads((root / "models/chain/sed/config.json").read_text())
+        assert saved["spec"] == json.loads((root / "data/spectrograms/spec.json").read_text())
+        # the SED part alone, in this process: the sed stage's test predictions as written
+        labels = pd.read_csv(root / "data/index/species.csv").sort_values("label_idx").primary_label.astype(str).tolist()
+        audio = infer.TestAudio(root / "data/hidden/test_soundscapes")
+        part = infer.sed_test(root, chain, audio, labels)  # root/models/chain/sed: what the folder carries
+        want_sed = pd.read_csv(root / "predictions/chain/sed/test.csv", dtype={"row_id": str})
+        assert part["row_id"].tolist() == want_sed["row_id"].tolist()
+        assert (part[labels].to_numpy() == want_sed[labels].to_numpy()).all()
+        # Kaggle's two runs in the sandbox
+        box = sandbox_for(root, tmp_path / "box")
+        want = root / "submissions/eos9/submission.csv"
+        saved_run = box.run(notebook_of(root, "eos9"))
+        assert saved_run.returncode == 0, saved_run.stderr[-3000:]
+        assert pd.read_csv(saved_run.submission).empty
+        box.set_test_files(sorted((root / "data/hidden/test_soundscapes").iterdir()))
+        scored = box.run(notebook_of(root, "eos9"))
+        assert scored.returncode == 0, scored.stderr[-3000:]
+        mine = pd.read_csv(scored.submission, dtype={"row_id": str}).set_index("row_id")
+        sed_free = pd.read_csv(root / "submissions/eos7/submission.csv", dtype={"row_id": str}).set_index("row_id")
+        print(f"eos9 bundle: max abs difference to submissions/eos9: "
+              f"{np.abs(mine.to_numpy() - pd.read_csv(want, dtype={'row_id': str}).set_index('row_id').to_numpy()).max():.3g}")
+        assert np.abs(mine.to_numpy() - sed_free.loc[mine.index].to_numpy()).max() > 1e-4  # the anchor is not eos7's base
+        assert scored.submission.read_bytes() == want.read_bytes()
+    finally:  # the other tests read the default bundles' model folder, base and blends
+        base.run(smoke_params())
         blend.run(smoke_params())
         model_folder.run(smoke_params())

@@ -126,3 +126,17 @@ def test_reported_block_keys_are_strings_and_tables_read_them():
     assert all(isinstance(k, str) for k in rep["table1"]["knn5"])
     assert by_block(rep["scalar_mix_weights"]["weights"], 24) == 0.473
     assert by_block({24: 1.0}, 24) == 1.0
+
+
+@pytest.mark.parametrize("page, short", [("README.md", True), ("docs/kaggle.md", False)])
+def test_kaggle_budget_blocks_are_what_the_bundle_budgets_recorded(page, short):
+    """Each default bundle's kernel time is measured (benchmarks/results/bundle_budget*.json) and the
+    pages say what the records say, rendered, never typed."""
+    import benchmarks.bundle_budget as bundle_budget
+    from birdclef_eos.report import kaggle_budget
+    records = bundle_budget.records()
+    bundles = yaml.safe_load((ROOT / "params.yaml").read_text())["bundles"]
+    assert set(bundles) <= {r["bundle"] for r in records}, "a default bundle has no budget record"
+    block = readme.read_block((ROOT / page).read_text(), "kaggle_budget", page)
+    assert block.strip("\n") == kaggle_budget.bundle_budget_markdown(records, short=short).strip("\n"), (
+        f"{page}'s kaggle_budget block disagrees with the records: python benchmarks/bundle_budget.py --pages")

@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from birdclef_eos.bundle import folder, kernel
-from birdclef_eos.bundle.infer import KINDS, BundleError, run_bundle, soundscape_chunks
+from birdclef_eos.bundle.infer import CHAIN_PARTS, KINDS, BundleError, run_bundle, soundscape_chunks
 from birdclef_eos.scoring.blend import BlendError
 
 PACKAGE = Path(__file__).resolve().parents[3] / "birdclef_eos"
@@ -105,7 +105,9 @@ def test_blend_and_chain_kinds_refuse_what_they_lack(tmp_path):
              "entry": {"parts": {"v6": "rest"}, "sidecar": {"submission": "sidecar", "weight": 0.3}}}
     with pytest.raises(BundleError, match="sidecar correction but the bundle carries no sidecar-kind config"):
         KINDS["blend"](tmp_path, eos10, tmp_path, shared=shared)
-    with pytest.raises(BundleError, match=r"weighs \['sed'\] > 0, which a bundle cannot run"):
+    assert set(CHAIN_PARTS) == {"protossm", "sed"}  # every model the base stage blends
+    part["weights"] = {"protossm": 0.6, "vit": 0.4}
+    with pytest.raises(BundleError, match=r"weighs \['vit'\] > 0, which a bundle cannot run"):
         KINDS["chain"](tmp_path, part, tmp_path)
 
 
