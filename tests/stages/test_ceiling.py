@@ -31,7 +31,7 @@ def tree(tmp_path, monkeypatch):
     oof_ids = [f"BC2026_Train_{i:04d}_S01_20250101_060000_{5 * (c + 1)}" for i in range(8) for c in range(6)]
     y_oof = (rng.random((len(oof_ids), len(LABELS))) < 0.3).astype(int)
     pd.DataFrame({"row_id": oof_ids, "soundscape_id": [r.rsplit("_", 1)[0] for r in oof_ids], "split": "labelled",
-                  "labels": [";".join(l for l, v in zip(LABELS, row) if v) for row in y_oof]}
+                  "labels": [";".join(label for label, v in zip(LABELS, row) if v) for row in y_oof]}
                  ).to_csv(tmp_path / "data/index/chunks.csv", index=False)
     for model, strength in (("protossm", 1.5), ("attn", 0.8)):
         oof = pd.DataFrame(1 / (1 + np.exp(-(strength * y_oof + rng.standard_normal(y_oof.shape)))), columns=LABELS)

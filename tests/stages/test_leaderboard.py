@@ -3,7 +3,6 @@ import json
 
 import pandas as pd
 import pytest
-import yaml
 
 from birdclef_eos.scoring import boards
 from stages import leaderboard
