@@ -124,11 +124,13 @@ def train_folds(rows: pd.DataFrame, tokens: list[torch.Tensor], y: np.ndarray, f
     passes its own); ``trained_folds`` trains only those folds of the ``n_folds``-fold assignment
     (default: all), leaving the other folds' OOF rows at 0.
 
-    ``client``: a Dask client (birdclef_eos/io/cluster.py `open_client`, `map_tasks`); each fold is then one
-    task on its workers, run with ``threads`` torch threads and deterministic algorithms, as the
-    caller's process runs them: every fold reseeds torch from (seed, fold) alone, so the states,
-    OOF and curves are the bytes of the sequential run with the same thread count. ``build`` must
-    then be a module-level function. Curves are logged by the caller from each fold's history."""
+    ``client``: a Dask client (birdclef_eos/io/cluster.py `open_client`); each fold is then one
+    task on its workers (`map_tasks`: tokens and targets sent to each worker once), run with
+    ``threads`` torch threads and deterministic algorithms, as the caller's process runs them: every
+    fold reseeds torch from (seed, fold) alone, so the states, OOF and curves are the bytes of the
+    sequential run with the same thread count. ``build`` must then be picklable (a module-level
+    function, or a partial of one: the ViT's `build_vit_from`). Curves are logged by the caller
+    from each fold's history."""
     is_sc = (rows["source"] == "soundscape").to_numpy()
     oof = np.zeros_like(y)
     states, fold_records, weights, attention = [], [], [], []
