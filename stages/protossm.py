@@ -29,7 +29,7 @@ from birdclef_eos.data import features, folds
 from birdclef_eos.data.plans import read_index_table
 from birdclef_eos.heads.crossval import round_or_none
 from birdclef_eos.heads.training import auc_or_nan, targets_matrix
-from birdclef_eos.io.cluster import open_client
+from birdclef_eos.io.cluster import map_tasks, open_client
 from birdclef_eos.io.files import atomic_dir, write_json
 from birdclef_eos.io.machine import what_bytes_depend_on
 from stages.paths import CHAIN_MODELS, CHAIN_PREDICTIONS, FEATURES, INDEX, OOF, PROTOSSM_METRICS
@@ -114,13 +114,14 @@ def run(params: dict, key: str | None = None) -> ProtoSSMResult:
             if not (fold_of == k).any():
                 raise ProtoSSMStageError(f"fold {k} has no labelled soundscape file (n_folds {n_folds} too many)")
         # folds as tasks on a cluster (runtime.workers / runtime.scheduler), else here: the same bytes
+        # the sequences, focal windows and test sequences go to every worker once; a fold's call
+        # carries its mask and seed
         with open_client(params.get("runtime", {}).get("scheduler"), params.get("runtime", {}).get("workers", 1)) as client:
-            calls = [(config, settings, data, fold_of == k, p["seed"] * 1000 + k, auc_fn, focal, test, p["threads"])
-                     for k in range(n_folds)]
-            if client is None:
-                done = (pssm.fold_task(*call) for call in calls)
-            else:
-                done = (f.result() for f in [client.submit(pssm.fold_task, *call, pure=False) for call in calls])
+            done = map_tasks(client, pssm.fold_task,
+                             [{"val": fold_of == k, "seed": p["seed"] * 1000 + k, "threads": p["threads"]}
+                              for k in range(n_folds)],
+                             shared={"config": config, "settings": settings, "data": data, "auc_fn": auc_fn,
+                                     "focal": focal, "test": test})
             for k, fold in zip(range(n_folds), tqdm(done, total=n_folds, desc="protossm folds")):
                 val = fold_of == k
                 log, close = open_fold(k)

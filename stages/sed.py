@@ -9,6 +9,8 @@ other folds' labelled chunks, and writes the OOF of the labelled chunks. Batches
 `base.sed.soundscape_fraction` of their rows from labelled soundscape chunks (the chain: 10%).
 Scores (0.5 sigmoid(clip) + 0.5 max sigmoid(frame)) are Gaussian-smoothed over each file's chunks
 (`base.sed.smooth_sigma`, the chain: 0.65), in probability space.
+The folds run in-process or as tasks on the `runtime.workers` / `runtime.scheduler` cluster
+(birdclef_eos/chain/sed.py `fold_task`), with the same bytes (docs/scaling.md).
 Writes models/chain/sed/ (fold_<k>.pt, config.json), predictions/chain/sed/ (test.csv; oof.csv
 when folds >= 2) and build/metrics/sed/ (metrics.json + DVCLive curves per fold).
 """
@@ -28,6 +30,7 @@ from birdclef_eos.data import features, folds, spectrograms
 from birdclef_eos.data.plans import read_index_table
 from birdclef_eos.heads.crossval import round_or_none
 from birdclef_eos.heads.training import auc_or_nan, source_weights, targets_matrix
+from birdclef_eos.io.cluster import map_tasks, open_client
 from birdclef_eos.io.files import atomic_dir, write_json
 from birdclef_eos.io.machine import what_bytes_depend_on
 from birdclef_eos.scoring.postprocess import gaussian_smooth
@@ -101,30 +104,42 @@ def run(params: dict, key: str | None = None) -> SEDResult:
     records, states = [], []
     n_models = max(1, p["folds"])
     train_s = 0.0
+    calls = []
+    for k in range(n_models):
+        if fold_of is None:
+            train_mask, val_idx = focal | labelled, None
+        else:
+            train_mask = focal | (labelled & (fold_of != k))
+            val_idx = lab_idx[fold_of[lab_idx] == k]
+        calls.append({"index": np.flatnonzero(train_mask), "val_index": val_idx, "seed": p["seed"] * 1000 + k,
+                      "threads": p["threads"]})
+    runtime = params.get("runtime", {})
     with atomic_dir(SED_METRICS) as metrics_dir:
         open_fold = dvclive_logger(metrics_dir / "curves")
-        for k in tqdm(range(n_models), desc="sed folds"):
-            if fold_of is None:
-                train_mask, val_idx = focal | labelled, None
-            else:
-                train_mask = focal | (labelled & (fold_of != k))
-                val_idx = lab_idx[fold_of[lab_idx] == k]
-            idx = np.flatnonzero(train_mask)
-            log, close = open_fold(k)
-            t = time.perf_counter()
-            model, history = sedlib.train(
-                config, settings, store.mels, idx, y[idx], labelled[idx], emb[idx], seed=p["seed"] * 1000 + k,
-                sampler_weights=source_weights,
-                val=None if val_idx is None else (store.mels[val_idx], y[val_idx]), auc_fn=auc_or_nan, log=log)
-            train_s += time.perf_counter() - t
-            close()
-            test_p += sedlib.predict(model, store.mels[test_idx]) / n_models
-            if val_idx is not None:
-                oof[np.searchsorted(lab_idx, val_idx)] = sedlib.predict(model, store.mels[val_idx])
-            states.append(model.state_dict())
-            records.append({"fold": k, "n_train_windows": int(len(idx)), "epochs_run": len(history),
-                            "final_loss": round(history[-1]["loss"], 6),
-                            "val_macro_auc": None if val_idx is None else round_or_none(history[-1]["val_macro_auc"])})
+        # folds as tasks on a cluster (runtime.workers / runtime.scheduler), else here: the same bytes.
+        # A task gets the path of mels.npy (memory-mapped there), not the log-mels; targets, flags and
+        # distillation targets go to every worker once; a fold's call carries its row indices and seed
+        with open_client(runtime.get("scheduler"), runtime.get("workers", 1)) as client:
+            mels = store.mels if client is None else str((SPECTROGRAMS / "mels.npy").resolve())
+            done = map_tasks(client, sedlib.fold_task, calls,
+                             shared={"config": config, "settings": settings, "mels": mels, "y": y,
+                                     "is_soundscape": labelled, "target_emb": emb, "test_index": test_idx,
+                                     "sampler_weights": source_weights, "auc_fn": auc_or_nan})
+            for k, call, fold in zip(range(n_models), calls, tqdm(done, total=n_models, desc="sed folds")):
+                log, close = open_fold(k)
+                for epoch, record in fold["curve"]:
+                    log(epoch, record)
+                close()
+                train_s += fold["train_s"]
+                history = fold["history"]
+                test_p += fold["test"] / n_models
+                if call["val_index"] is not None:
+                    oof[np.searchsorted(lab_idx, call["val_index"])] = fold["oof"]
+                states.append(fold["state"])
+                records.append({"fold": k, "n_train_windows": int(len(call["index"])), "epochs_run": len(history),
+                                "final_loss": round(history[-1]["loss"], 6),
+                                "val_macro_auc": None if call["val_index"] is None
+                                else round_or_none(history[-1]["val_macro_auc"])})
         lab_rows = w[labelled]
         if oof is not None:
             oof = smoothed(oof, lab_rows, p["smooth_sigma"])

@@ -20,10 +20,13 @@ birdclef_eos/audio/shards.py): progress is saved every ~512 windows under
 .dvc/tmp/sidecar-shards/<key>/, <key> a sha256 over the plan, the converted ONNX, the
 `sidecar.extract` knobs, the project code and the library versions (`shard_key`); a killed run
 continues from its last shard and writes the same bytes as an uninterrupted one; the shard folder
-is removed once data/sidecar_features/ is written.
+is removed once data/sidecar_features/ is written. On a cluster (`runtime.workers` > 1, or
+`runtime.scheduler`) the same shards become tasks of birdclef_eos/audio/cluster.py, one BirdNET
+runner per worker, with the bytes of the in-process pass (docs/scaling.md), as in `extract`.
 """
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import time
@@ -32,12 +35,14 @@ from pathlib import Path
 
 import numpy as np
 
+from birdclef_eos.audio.cluster import forward_on_cluster
 from birdclef_eos.audio.shards import SHARD_WINDOWS, ShardStore, pass_key
 from birdclef_eos.audio.windows import forward
 from birdclef_eos.backbone import birdnet
 from birdclef_eos.backbone.runner import Backbone
 from birdclef_eos.data import features as store
 from birdclef_eos.data.plans import plan_of_windows
+from birdclef_eos.io.cluster import open_client
 from birdclef_eos.io.files import sha256_file
 from stages.paths import FEATURES, INDEX, ROOT, SIDECAR_FEATURES, SIDECAR_SHARDS
 
@@ -94,11 +99,18 @@ def run(params: dict, key: str | None = None, runner=None) -> SidecarFeaturesRes
     birdnet.check_equivalence(report, bn["max_logit_diff"], prepared["onnx"])
     windows, _, main_meta = store.load(FEATURES, names=[])
     plan = plan_of_windows(INDEX, windows)
-    shards = ShardStore(SIDECAR_SHARDS / shard_key(params, plan, prepared["onnx"]), SHARD_WINDOWS)
-    runner = runner or open_birdnet(params, prepared)
+    digest = shard_key(params, plan, prepared["onnx"])
+    shards = ShardStore(SIDECAR_SHARDS / digest, SHARD_WINDOWS)
     extracted = time.perf_counter()
-    _, arrays, _ = forward(runner, plan, [NAME], cfg["batch_windows"], "error",
-                           params["dataset"]["sample_rate"], desc="sidecar_features", shards=shards)
+    cluster = params.get("runtime", {}) if runner is None else {}  # a given runner (a test's) runs in-process
+    with open_client(cluster.get("scheduler") or None, int(cluster.get("workers", 1))) as client:
+        if client is None:
+            _, arrays, _ = forward(runner or open_birdnet(params, prepared), plan, [NAME], cfg["batch_windows"],
+                                   "error", params["dataset"]["sample_rate"], desc="sidecar_features", shards=shards)
+        else:  # the same shards as tasks on the cluster's workers, one BirdNET runner each: the same bytes
+            _, arrays, _ = forward_on_cluster(
+                client, functools.partial(open_birdnet, params, prepared), plan, [NAME], cfg["batch_windows"],
+                "error", params["dataset"]["sample_rate"], token=digest, shards=shards)
     seconds = time.perf_counter() - extracted
     embedding = arrays[NAME].astype(np.float32)
     meta = {"backbone": SIDECAR_BACKBONE, "mode": "extract", "main_backbone": main_backbone,

@@ -4,8 +4,9 @@ DINOv2 ViT-B/14 branch of eos12 at 196 px and eos13 at 224 px).
 Reads the log-mel store of the `spectrogram` stage (data/spectrograms/) and data/index/species.csv.
 Trains `vit.folds` folds (the first ones) of the heads' fold assignment (`train.n_folds`,
 `train.fold_salt`, birdclef_eos/data/folds.py) with the heads' sampler, mixup, labels and early
-stopping (birdclef_eos/heads/training.py through crossval.train_folds). Each size writes only its own
-files, so running one size can never touch another's:
+stopping (birdclef_eos/heads/training.py through crossval.train_folds); in-process, or each fold a
+task on the `runtime.workers` / `runtime.scheduler` cluster with the same bytes (docs/scaling.md).
+Each size writes only its own files, so running one size can never touch another's:
 
 - models/vit/<size>/fold_<k>.pt and config.json (model, folds, labels, the mel settings, init report),
 - predictions/oof/vit<size>/oof.csv (the held-out labelled soundscape chunks of the trained folds),
@@ -19,6 +20,7 @@ stops the stage with both shapes and the file named, unless `resize_pos_embed` i
 """
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass
@@ -31,6 +33,7 @@ from birdclef_eos.data import folds, spectrograms
 from birdclef_eos.heads import crossval, training
 from birdclef_eos.heads import vit
 from birdclef_eos.heads.inference import predict_shifts
+from birdclef_eos.io.cluster import open_client
 from birdclef_eos.io.files import atomic_dir, sha256_file, sha256_tree, write_json
 from birdclef_eos.io.machine import what_bytes_depend_on
 from birdclef_eos.report.curves import dvclive_logger
@@ -70,7 +73,8 @@ def model_config(cfg: dict, size: dict, n_classes: int) -> dict:
 
 def builder(mconfig: dict, size: dict, key: str):
     """(build(config) for crossval.train_folds, the init report or None). The init checkpoint is
-    checked here, once, before any training: a wrong size fails in a second, not after a fold."""
+    checked here, once, before any training: a wrong size fails in a second, not after a fold.
+    ``build`` is picklable (a partial of a module-level function): a cluster task carries it."""
     init, resize = size.get("init"), bool(size.get("resize_pos_embed", False))
     report = None
     if init:
@@ -78,13 +82,7 @@ def builder(mconfig: dict, size: dict, key: str):
             report = vit.load_init(vit.build_vit(mconfig), init, resize=resize)
         except vit.ViTError as e:
             raise VitStageError(f"vit.sizes.{key}.init: {e}") from e
-
-    def build(config: dict) -> vit.SpectrogramViT:
-        model = vit.build_vit(config)
-        if init:
-            vit.load_init(model, init, resize=resize)
-        return model
-    return build, report
+    return functools.partial(vit.build_vit_from, init=init or None, resize=resize), report
 
 
 def run(params: dict, key: str | None = None) -> VitResult:
@@ -109,10 +107,13 @@ def run(params: dict, key: str | None = None) -> VitResult:
     build, init_report = builder(mconfig, size, key)
     trained = list(range(cfg["folds"]))
 
+    runtime = params.get("runtime", {})
     with atomic_dir(VIT_METRICS / key) as metrics_dir:
-        result = crossval.train_folds(rows, tokens, y, fold_of, mconfig, training.TrainConfig.from_mapping(cfg["optim"]), train["n_folds"],
-                                      cfg["seed"], cfg["soundscape_fraction"], dvclive_logger(metrics_dir / "curves"),
-                                      desc=f"vit@{key} folds", build=build, trained_folds=trained)
+        with open_client(runtime.get("scheduler"), runtime.get("workers", 1)) as client:  # folds as tasks
+            result = crossval.train_folds(rows, tokens, y, fold_of, mconfig, training.TrainConfig.from_mapping(cfg["optim"]),
+                                          train["n_folds"], cfg["seed"], cfg["soundscape_fraction"],
+                                          dvclive_logger(metrics_dir / "curves"), desc=f"vit@{key} folds", build=build,
+                                          trained_folds=trained, client=client, threads=cfg["threads"])
         is_sc = (rows["source"] == "soundscape").to_numpy()
         held = np.isin(fold_of, trained)
         scored = is_sc & held

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -159,3 +161,44 @@ def train(config: SEDConfig, settings: SEDTrainSettings, mels, index: np.ndarray
         if log:
             log(epoch, record)
     return model.eval(), history
+
+
+def open_mels(mels):
+    """``mels`` itself, or, given the path of a .npy (what a cluster task receives instead of the
+    array), that file memory-mapped read-only: a task reads only the rows it trains on."""
+    if isinstance(mels, (str, Path)):
+        path = Path(mels)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: the log-mel store is not at this path on this machine (every "
+                                    "worker needs the same files at the same paths, docs/scaling.md)")
+        return np.load(path, mmap_mode="r")
+    return mels
+
+
+def fold_task(config: SEDConfig, settings: SEDTrainSettings, mels, y: np.ndarray, is_soundscape: np.ndarray,
+              target_emb: np.ndarray | None, index: np.ndarray, val_index: np.ndarray | None,
+              test_index: np.ndarray, seed: int, sampler_weights, auc_fn=None,
+              threads: int | None = None) -> dict:
+    """One SED model, in this process or as a cluster task (``threads`` set: a worker's torch threads
+    and deterministic algorithms, as the stage sets them): `train` on rows ``index`` of ``mels`` (an
+    array or the path of its .npy, `open_mels`), with targets ``y``, soundscape flags and
+    distillation targets ``target_emb`` indexed by the same rows as ``mels`` (all rows: shared by
+    every fold), validated on ``val_index`` (None: no validation). Returns the scores of
+    ``val_index`` ("oof", None without it) and of ``test_index`` ("test"), the state, the history,
+    the curve [(epoch, record)] and the training seconds. `train` seeds from ``seed`` alone, so
+    the bytes do not depend on where it runs."""
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+        torch.use_deterministic_algorithms(True)
+    mels = open_mels(mels)
+    curve: list[tuple[int, dict]] = []
+    started = time.perf_counter()
+    model, history = train(config, settings, mels, index, y[index], is_soundscape[index],
+                           None if target_emb is None else target_emb[index], seed=seed,
+                           sampler_weights=sampler_weights,
+                           val=None if val_index is None else (mels[val_index], y[val_index]), auc_fn=auc_fn,
+                           log=lambda epoch, record: curve.append((epoch, dict(record))))
+    seconds = time.perf_counter() - started
+    return {"oof": None if val_index is None else predict(model, mels[val_index]),
+            "test": predict(model, mels[test_index]), "state": model.state_dict(), "history": history,
+            "curve": curve, "train_s": seconds}

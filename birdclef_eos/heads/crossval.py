@@ -19,6 +19,7 @@ from birdclef_eos.data import folds
 from birdclef_eos.heads import models as heads
 from birdclef_eos.heads import pseudo as pseudo_labels
 from birdclef_eos.heads import training
+from birdclef_eos.io.cluster import map_tasks
 from birdclef_eos.io.files import write_json
 
 
@@ -123,24 +124,24 @@ def train_folds(rows: pd.DataFrame, tokens: list[torch.Tensor], y: np.ndarray, f
     passes its own); ``trained_folds`` trains only those folds of the ``n_folds``-fold assignment
     (default: all), leaving the other folds' OOF rows at 0.
 
-    ``client``: a Dask client (birdclef_eos/audio/cluster.py `open_client`); each fold is then one
-    task on its workers, run with ``threads`` torch threads and deterministic algorithms, as the
-    caller's process runs them: every fold reseeds torch from (seed, fold) alone, so the states,
-    OOF and curves are the bytes of the sequential run with the same thread count. ``build`` must
-    then be a module-level function. Curves are logged by the caller from each fold's history."""
+    ``client``: a Dask client (birdclef_eos/io/cluster.py `open_client`); each fold is then one
+    task on its workers (`map_tasks`: tokens and targets sent to each worker once), run with
+    ``threads`` torch threads and deterministic algorithms, as the caller's process runs them: every
+    fold reseeds torch from (seed, fold) alone, so the states, OOF and curves are the bytes of the
+    sequential run with the same thread count. ``build`` must then be picklable (a module-level
+    function, or a partial of one: the ViT's `build_vit_from`). Curves are logged by the caller
+    from each fold's history."""
     is_sc = (rows["source"] == "soundscape").to_numpy()
     oof = np.zeros_like(y)
     states, fold_records, weights, attention = [], [], [], []
     ks = list(range(n_folds) if trained_folds is None else trained_folds)
     extra = {k: pseudo(k) for k in ks} if pseudo is not None else {k: None for k in ks}
-    if client is None:
-        done = (fold_task(k, tokens, y, fold_of, is_sc, model_config, config, seed, soundscape_fraction,
-                          extra[k], sources, build) for k in ks)
-    else:
-        shared = client.scatter([tokens, y, fold_of, is_sc], broadcast=True)
-        futures = [client.submit(fold_task, k, *shared, model_config, config, seed, soundscape_fraction,
-                                 extra[k], sources, build, threads, pure=False) for k in ks]
-        done = (f.result() for f in futures)
+    # the features and targets go to every worker once; a fold's call carries only its own extras
+    done = map_tasks(client, fold_task,
+                     [{"k": k, "extra": extra[k], "threads": None if client is None else threads} for k in ks],
+                     shared={"tokens": tokens, "y": y, "fold_of": fold_of, "is_sc": is_sc,
+                             "model_config": model_config, "config": config, "seed": seed,
+                             "soundscape_fraction": soundscape_fraction, "sources": sources, "build": build})
     for k, fold in zip(ks, tqdm(done, total=len(ks), desc=desc)):
         log, close = logger(k)
         for epoch, record in fold["curve"]:

@@ -162,6 +162,16 @@ def build_vit(config: dict) -> SpectrogramViT:
                           config.get("pool", "cls"))
 
 
+def build_vit_from(config: dict, init: str | None = None, resize: bool = False) -> SpectrogramViT:
+    """``build_vit(config)`` with the user-supplied state dict ``init`` loaded (``load_init``), when
+    given. Module-level, so ``functools.partial(build_vit_from, init=..., resize=...)`` is a fold
+    builder a cluster task can carry (crossval.train_folds ``build``)."""
+    model = build_vit(config)
+    if init:
+        load_init(model, init, resize=resize)
+    return model
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

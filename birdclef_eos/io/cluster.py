@@ -1,6 +1,8 @@
 """The Dask client a stage hands its tasks to: a running scheduler, an embedded local cluster, or
-none (in-process). Used by extraction (birdclef_eos/audio/cluster.py) and by the heads' folds
-(birdclef_eos/heads/crossval.py `train_folds(client=...)`); docs/scaling.md.
+none (in-process); and `map_tasks`, which runs independent calls (folds) on that client or here.
+Used by extraction and sidecar_features (their shards, birdclef_eos/audio/cluster.py), the heads'
+folds (birdclef_eos/heads/crossval.py `train_folds(client=...)`, the ViT's included) and the chain's
+ProtoSSM and SED folds (birdclef_eos/chain/protossm.py, sed.py `fold_task`); docs/scaling.md.
 """
 from __future__ import annotations
 
@@ -40,3 +42,26 @@ class open_client:
         if self.cluster is not None:
             self.cluster.close()
         return False
+
+
+def map_tasks(client, fn, calls: list[dict], shared: dict | None = None):
+    """``fn(**call, **shared)`` for every call, in call order: in this process when ``client`` is None
+    (lazily, one call at a time), else one task per call on the client's workers. ``shared`` holds
+    what every call reads (features, targets, ...): on a cluster it goes to every worker once
+    (``scatter(broadcast=True)``), not once per task; keep per-call arguments small (masks, indices,
+    seeds). ``fn`` must be a module-level function (picklable). A task's error is raised here, as
+    the in-process call's would be. Used by the heads' folds (birdclef_eos/heads/crossval.py), the
+    chain's ProtoSSM and SED folds and the ViT's; extraction shards go through
+    birdclef_eos/audio/cluster.py."""
+    shared = dict(shared or {})
+    overlap = sorted({key for call in calls for key in call if key in shared})
+    if overlap:
+        raise ValueError(f"map_tasks: {overlap} given both per call and shared")
+    if client is None:
+        return (fn(**call, **shared) for call in calls)
+    big = [key for key, value in shared.items() if value is not None]
+    sent = {key: value for key, value in shared.items() if value is None}
+    if big:   # to every worker once; the tasks name the scattered data, they do not carry it
+        sent.update(zip(big, client.scatter([shared[key] for key in big], broadcast=True)))
+    futures = [client.submit(fn, **call, **sent, pure=False) for call in calls]
+    return (future.result() for future in futures)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from birdclef_eos.audio.cluster import forward_on_cluster
 from birdclef_eos.audio.decode import load_window
 from birdclef_eos.backbone import birdnet
 from birdclef_eos.backbone.runner import Backbone
@@ -145,3 +146,31 @@ def test_a_killed_sidecar_extraction_resumes_with_the_same_bytes(workdir, monkey
     assert before[:len(whole) - len(after)] + after == whole  # the runner saw the same batches
     assert sidecar_bytes(workdir) == expected
     assert not shards.exists()
+
+
+def test_two_local_workers_write_the_in_process_bytes(workdir, monkeypatch):
+    """Real-data mode with `runtime.workers: 2`: the shards (4 windows each, BirdNET batches of 2)
+    are tasks of audio/cluster.py, one BirdNET runner per worker; the store is the in-process one."""
+    monkeypatch.setattr(sidecar_features, "SHARD_WINDOWS", 4)
+    probed, spec, blocks = probed_perch_tiny()
+    shutil.copyfile(blocks, workdir / "models" / "blocks.json")
+    perch = Backbone(probed, spec, blocks, threads=1, batch_size=4, chunk_mapping="center", input_rate=SR,
+                     progress=False)
+    p = params("perch_tiny")
+    p["sidecar"]["extract"]["batch_windows"] = 2
+    extract.run(p, runner=perch)
+    sidecar_features.run({**p, "runtime": {**p["runtime"], "workers": 1}})
+    expected = sidecar_bytes(workdir)
+    shutil.rmtree(workdir / "data/sidecar_features")
+    tasks = []
+
+    def on_cluster(client, open_runner, plan, *args, shards, **kw):   # the cluster path did run, in tasks
+        result = forward_on_cluster(client, open_runner, plan, *args, shards=shards, **kw)
+        tasks.append((len(plan), len(list(shards.folder.glob("shard_*.npz")))))
+        return result
+
+    monkeypatch.setattr(sidecar_features, "forward_on_cluster", on_cluster)
+    out = sidecar_features.run({**p, "runtime": {**p["runtime"], "workers": 2}})
+    assert len(tasks) == 1 and tasks[0][0] == 14 and tasks[0][1] >= 2   # 14 windows, two tasks or more
+    assert out.mode == "extract" and sidecar_bytes(workdir) == expected
+    assert not (workdir / ".dvc/tmp/sidecar-shards").exists()   # removed after success, as in-process

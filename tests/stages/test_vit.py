@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from birdclef_eos.audio.spectrogram import MelSpec
 from birdclef_eos.data import spectrograms
@@ -152,3 +153,20 @@ def test_vit_and_sidecar_rules_name_the_knob(path, value, message):
     with pytest.raises(schema.ParamsError) as err:
         schema.validate(params)
     assert message in str(err.value)
+
+
+def test_two_local_workers_write_the_in_process_bytes(tmp_path, monkeypatch):
+    """`runtime.workers: 2`: both folds are tasks (crossval.train_folds with the stage's picklable
+    builder, here loading an init checkpoint); every output file is the in-process one."""
+    from stages import vit
+    monkeypatch.chdir(tmp_path)
+    toy_spectrograms(tmp_path)
+    init = tmp_path / "init.pt"
+    torch.save(vit_model.build_vit(vit.model_config(params()["vit"], {"image": 196}, 4)).state_dict(), init)
+    p = params(**{"196": {"image": 196, "init": str(init), "resize_pos_embed": False}})
+    p["vit"]["folds"] = 2
+    vit.run(p, "196")
+    first = digests("196")
+    assert any("fold_1.pt" in f for f in first)
+    vit.run({**p, "runtime": {"workers": 2}}, "196")
+    assert digests("196") == first

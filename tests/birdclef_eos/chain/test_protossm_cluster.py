@@ -1,4 +1,6 @@
-"""ProtoSSM folds as cluster tasks: the bytes of the sequential folds."""
+"""ProtoSSM folds as cluster tasks: the bytes of the sequential folds, with the data passed as the
+stage passes it (io/cluster.py `map_tasks`: sequences and test sequences shared, each fold's call
+its mask and seed)."""
 import functools
 import io
 
@@ -7,7 +9,7 @@ import torch
 
 from birdclef_eos.chain import protossm as pssm
 from birdclef_eos.heads.training import auc_or_nan
-from birdclef_eos.io.cluster import open_client
+from birdclef_eos.io.cluster import map_tasks, open_client
 
 
 def toy(files=9, T=12, E=6, K=3):
@@ -18,19 +20,16 @@ def toy(files=9, T=12, E=6, K=3):
 
 
 def folds(client=None, seed=0):
-    data = toy()
     config = pssm.ProtoSSMConfig(d_input=6, n_classes=3, d_model=8, n_sites=4, meta_dim=4, n_windows=12)
     settings = pssm.TrainSettings(epochs=3, patience=2, batch_files=4)
     fold_of = np.arange(9) % 3
-    test = [toy(files=2)]
-    calls = [(config, settings, data, fold_of == k, seed * 1000 + k, functools.partial(pssm.flat_auc, auc_or_nan),
-              None, test, 1) for k in range(3)]
-    if client is None:
-        out = [pssm.fold_task(*c) for c in calls]
-    else:
-        out = [f.result() for f in [client.submit(pssm.fold_task, *c, pure=False) for c in calls]]
+    done = map_tasks(client, pssm.fold_task,
+                     [{"val": fold_of == k, "seed": seed * 1000 + k, "threads": 1} for k in range(3)],
+                     shared={"config": config, "settings": settings, "data": toy(),
+                             "auc_fn": functools.partial(pssm.flat_auc, auc_or_nan), "focal": None,
+                             "test": [toy(files=2)]})
     blobs = []
-    for fold in out:
+    for fold in done:
         buffer = io.BytesIO()
         torch.save(fold["state"], buffer)
         blobs.append((buffer.getvalue(), fold["oof"].tobytes(), fold["test"][0].tobytes(), fold["curve"]))
