@@ -10,7 +10,6 @@ No pretrained weights: widths, depth and input size are the params that size it.
 """
 from __future__ import annotations
 
-import copy
 import math
 import time
 from dataclasses import asdict, dataclass, field
