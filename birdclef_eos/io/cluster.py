@@ -31,8 +31,15 @@ class open_client:
                 raise RuntimeError(f"{self.knob}: no Dask scheduler answers at {self.address!r} ({exc}); "
                                    "start one (`dask scheduler`) or set runtime.scheduler: null") from exc
             return self.client
-        self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                    dashboard_address=None)
+        import dask
+
+        # Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which makes glibc hand freed
+        # memory back at once: torch training that allocates large temporaries (the SED's convolutions)
+        # then takes twice the CPU time (measured, docs/scaling.md). Unset, the workers keep glibc's
+        # default, as the in-process run does; the allocator moves no byte of any result.
+        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+            self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
+                                        dashboard_address=None)
         self.client = Client(self.cluster)
         return self.client
 
