@@ -118,7 +118,9 @@ def test_full_pipeline_smoke(tmp_path):
     for cached in ("dataset", "checkpoint", "surgery", "probe", "extract", "spectrogram", "protossm", "sed",
                    "vit@224", "sidecar"):
         assert f"Running stage '{cached}'" not in out, f"{cached} would re-run after a post-processing and block-choice change"
-    for ran in ("train@attn", "predict@v6", "submit", "base"):
+    # (not `predict@v6`: since it reads no post-processing knob, it re-runs on the retrained head's
+    # new bytes, which --dry cannot foresee)
+    for ran in ("train@attn", "submit", "base"):
         assert f"Running stage '{ran}'" in out, f"{ran} would not re-run"
 
     # a second submission that retrains a head (the sidecar's: the cheapest fold training here)
