@@ -114,9 +114,9 @@ def sidecar_bytes(workdir):
     return {p.name: p.read_bytes() for p in sorted((workdir / "data/sidecar_features").iterdir())}
 
 
-def test_a_killed_sidecar_extraction_resumes_with_the_same_bytes(workdir, monkeypatch):
-    """Real-data mode, BirdNET batches of 2 windows, a shard every 4: killed on the 4th runner call,
-    the second run continues after the saved shard and writes what an uninterrupted run writes."""
+def extracted_in_small_shards(workdir, monkeypatch) -> dict:
+    """Real-data mode with perch_tiny extracted, sidecar shards of 4 windows and BirdNET batches of
+    2: the params both shard tests run sidecar_features with."""
     monkeypatch.setattr(sidecar_features, "SHARD_WINDOWS", 4)
     probed, spec, blocks = probed_perch_tiny()
     shutil.copyfile(blocks, workdir / "models" / "blocks.json")
@@ -125,6 +125,13 @@ def test_a_killed_sidecar_extraction_resumes_with_the_same_bytes(workdir, monkey
     p = params("perch_tiny")
     p["sidecar"]["extract"]["batch_windows"] = 2
     extract.run(p, runner=perch)
+    return p
+
+
+def test_a_killed_sidecar_extraction_resumes_with_the_same_bytes(workdir, monkeypatch):
+    """Real-data mode, BirdNET batches of 2 windows, a shard every 4: killed on the 4th runner call,
+    the second run continues after the saved shard and writes what an uninterrupted run writes."""
+    p = extracted_in_small_shards(workdir, monkeypatch)
     prepared = birdnet.prepare(REPO["backbone"]["birdnet"], __import__("pathlib").Path(
         REPO["runtime"]["cache_dir"]).expanduser())
     birdnet_runner = sidecar_features.open_birdnet(p, prepared)
@@ -151,14 +158,7 @@ def test_a_killed_sidecar_extraction_resumes_with_the_same_bytes(workdir, monkey
 def test_two_local_workers_write_the_in_process_bytes(workdir, monkeypatch):
     """Real-data mode with `runtime.workers: 2`: the shards (4 windows each, BirdNET batches of 2)
     are tasks of audio/cluster.py, one BirdNET runner per worker; the store is the in-process one."""
-    monkeypatch.setattr(sidecar_features, "SHARD_WINDOWS", 4)
-    probed, spec, blocks = probed_perch_tiny()
-    shutil.copyfile(blocks, workdir / "models" / "blocks.json")
-    perch = Backbone(probed, spec, blocks, threads=1, batch_size=4, chunk_mapping="center", input_rate=SR,
-                     progress=False)
-    p = params("perch_tiny")
-    p["sidecar"]["extract"]["batch_windows"] = 2
-    extract.run(p, runner=perch)
+    p = extracted_in_small_shards(workdir, monkeypatch)
     sidecar_features.run({**p, "runtime": {**p["runtime"], "workers": 1}})
     expected = sidecar_bytes(workdir)
     shutil.rmtree(workdir / "data/sidecar_features")
