@@ -163,6 +163,7 @@ SCHEMA: dict[str, Knob] = {
     "dataset.species_spread": Num(0),
     "dataset.rendition_jitter": Num(0),
     "dataset.site_presence": Num(0, 1),
+    "dataset.genus_share": Num(0, 1),
     "dataset.call_interval_s": Num(0),
     "dataset.focal_snr_db": Knob("range"),
     "dataset.secondary_rate": Num(0, 1),

@@ -14,7 +14,7 @@ from birdclef_eos.data import synthetic
 
 CFG = dict(sample_rate=32000, chunk_s=5, soundscape_s=20, min_overlap_s=0.1, public_fraction=0.5,
            class_shares={"Aves": 0.6, "Amphibia": 0.2, "Insecta": 0.2}, species_spread=0.06,
-           rendition_jitter=0.04, site_presence=0.6, call_interval_s=0.6, focal_snr_db=[0, 20],
+           rendition_jitter=0.04, site_presence=0.6, genus_share=0.0, call_interval_s=0.6, focal_snr_db=[0, 20],
            secondary_rate=0.5, bouts_per_soundscape=1.0, bout_s=[2, 10],
            genera=3, species=6, head_species=4, head_recordings=[3, 4], tail_recordings=[1, 2],
            recording_s=[3, 5], sites=2, labelled=6, unlabelled=2, test=2)  # the smoke scale's shape

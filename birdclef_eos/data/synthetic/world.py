@@ -1,6 +1,8 @@
 """The world of the synthetic set: where and when species call, and rendering one item.
 
-``make_world`` draws per-species site presence, hour activity and abundance; ``recording_specs``
+``make_world`` draws per-species site presence, hour activity and abundance; a share of each
+species' site and hour profile (``genus_share``) is inherited from a profile drawn for its genus, as
+congeners tend to share habitat and activity hours (niche conservatism); ``recording_specs``
 and ``soundscape_specs`` list the items to render; ``render_recording`` and ``render_soundscape``
 write one FLAC each (byte-stable, ``birdclef_eos.audio.decode.write_flac``) from its own random stream.
 """
@@ -46,7 +48,26 @@ def _hour_profile(cls: str, rng: np.random.Generator) -> np.ndarray:
     return 0.05 + w / w.max()
 
 
+def _genus_profiles(seed: int, cfg: dict, taxonomy: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{genus: (site weight, hour weight)}, drawn as a species' own are, from a stream of its own
+    (``rng_for(seed, LAYOUT, 3)``), so the species' draws are the same whatever ``genus_share`` is."""
+    rng = rng_for(seed, LAYOUT, 3)
+    genus = taxonomy.scientific_name.str.split().str[0]
+    out = {}
+    for name, cls in zip(genus, taxonomy.class_name):
+        if name not in out:
+            present = rng.random(cfg["sites"]) < cfg["site_presence"]
+            if not present.any():
+                present[rng.integers(cfg["sites"])] = True
+            out[name] = (present * rng.lognormal(0, 0.7, cfg["sites"]), _hour_profile(cls, rng))
+    return out
+
+
 def make_world(seed: int, sr: int, cfg: dict, taxonomy: pd.DataFrame, templates: dict) -> World:
+    """Per species: site weight (0 where absent), hour activity and abundance. With
+    ``cfg["genus_share"]`` g > 0 a species' site and hour weights are (1 - g) x its own + g x its
+    genus'; g = 0 leaves every species independent of its congeners (the same bytes as a world
+    without the knob)."""
     rng = rng_for(seed, LAYOUT)
     world = World(seed, sr, cfg, templates, list(taxonomy.primary_label),
                   dict(zip(taxonomy.primary_label, taxonomy.class_name)))
@@ -57,6 +78,13 @@ def make_world(seed: int, sr: int, cfg: dict, taxonomy: pd.DataFrame, templates:
         world.site_weight[label] = present * rng.lognormal(0, 0.7, cfg["sites"])
         world.hour_weight[label] = _hour_profile(world.classes[label], rng)
         world.abundance[label] = float(rng.lognormal(0, 1.0))
+    share = float(cfg["genus_share"])
+    if share > 0:
+        profiles = _genus_profiles(seed, cfg, taxonomy)
+        for label, sci in zip(taxonomy.primary_label, taxonomy.scientific_name):
+            site, hour = profiles[sci.split()[0]]
+            world.site_weight[label] = (1 - share) * world.site_weight[label] + share * site
+            world.hour_weight[label] = (1 - share) * world.hour_weight[label] + share * hour
     return world
 
 

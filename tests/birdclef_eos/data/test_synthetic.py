@@ -19,7 +19,7 @@ from birdclef_eos.audio.decode import read_audio
 
 CFG = dict(sample_rate=32000, chunk_s=5, soundscape_s=20, min_overlap_s=0.1, public_fraction=0.5,
            class_shares={"Aves": 0.6, "Amphibia": 0.2, "Insecta": 0.2}, species_spread=0.06,
-           rendition_jitter=0.04, site_presence=0.6, call_interval_s=0.6, focal_snr_db=[0, 20],
+           rendition_jitter=0.04, site_presence=0.6, genus_share=0.0, call_interval_s=0.6, focal_snr_db=[0, 20],
            secondary_rate=0.5, bouts_per_soundscape=1.0, bout_s=[2, 10],
            genera=3, species=5, head_species=3, head_recordings=[2, 3], tail_recordings=[1, 1],
            recording_s=[1, 2], sites=2, labelled=1, unlabelled=1, test=2)
@@ -153,3 +153,49 @@ def test_focal_call_is_louder_than_background():
     near = propagate(call, 1.0, rng, 32000)
     assert np.abs(near).max() > 10 * np.abs(far).max()
     assert 0.9 < np.abs(call).max() <= 1.0
+
+
+def _world(share: float, genera: int = 6, species: int = 24, sites: int = 8):
+    cfg = dict(CFG, genus_share=share, genera=genera, species=species, sites=sites)
+    taxonomy, templates = make_taxonomy(11, genera, species, cfg["class_shares"], cfg["species_spread"])
+    return taxonomy, world.make_world(11, 32000, cfg, taxonomy, templates)
+
+
+def _congener_similarity(taxonomy, w) -> tuple[float, float]:
+    """Mean correlation of hour profiles between congeners and between species of other genera."""
+    genus = dict(zip(taxonomy.primary_label, taxonomy.scientific_name.str.split().str[0]))
+    same, other = [], []
+    labels = list(taxonomy.primary_label)
+    for i, a in enumerate(labels):
+        for b in labels[i + 1:]:
+            r = float(np.corrcoef(w.hour_weight[a], w.hour_weight[b])[0, 1])
+            (same if genus[a] == genus[b] else other).append(r)
+    return float(np.mean(same)), float(np.mean(other))
+
+
+def test_genus_share_mixes_the_species_own_draws_with_its_genus_profile():
+    """share 0 is the world before the knob: each species' profiles are its own draws; any share
+    mixes those same draws with its genus' profile (drawn from a stream of its own), so the species'
+    draws never move with the knob."""
+    taxonomy, null = _world(0.0)
+    _, half = _world(0.5)
+    profiles = world._genus_profiles(11, dict(CFG, sites=8), taxonomy)
+    for label, sci in zip(taxonomy.primary_label, taxonomy.scientific_name):
+        site, hour = profiles[sci.split()[0]]
+        np.testing.assert_allclose(half.site_weight[label], 0.5 * null.site_weight[label] + 0.5 * site, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(half.hour_weight[label], 0.5 * null.hour_weight[label] + 0.5 * hour, rtol=0, atol=1e-12)
+    assert null.abundance == half.abundance
+
+
+def test_genus_share_one_gives_congeners_one_profile_and_half_makes_them_alike():
+    taxonomy, full = _world(1.0)
+    genus = taxonomy.scientific_name.str.split().str[0]
+    for g, members in taxonomy.groupby(genus).primary_label:
+        first = members.iloc[0]
+        for label in members.iloc[1:]:
+            np.testing.assert_array_equal(full.hour_weight[label], full.hour_weight[first])
+            np.testing.assert_array_equal(full.site_weight[label], full.site_weight[first])
+    same0, other0 = _congener_similarity(*_world(0.0))
+    same5, other5 = _congener_similarity(*_world(0.5))
+    assert same5 > same0 + 0.1          # congeners more alike than in the null world
+    assert same5 > other5 + 0.1         # and more alike than species of different genera
