@@ -9,9 +9,10 @@ spectrogram stage made their input with, and the SED's threads and smoothing; fo
 `blend`: the `blends:` entry itself (its weights are resolved in the kernel against the shared
 `blend:` section the kernel notebook carries, so `dvc exp run -S blend.weight=...` re-runs only the
 bundle stages, not this one), each part a config of its own kind, plus a `sidecar` config (the sidecar
-stage's head, models/heads/sidecar, and its TTA shifts) when the entry has a sidecar correction; a part a
-bundle cannot run, e.g. the sidecar in real-data mode (its BirdNET ONNX is not carried),
-the ViT branch or `base.source: file`, stops the stage naming it) and stores every file once under bundles/models/objects/<sha256>: the probed ONNX and its
+stage's head, models/heads/sidecar, and its TTA shifts) when the entry has a sidecar correction, and for
+a ViT part (eos12, eos13) the vit stage's fold models, whose config.json carries the log-mel settings,
+and its TTA shifts; a part a bundle cannot run, e.g. the sidecar in real-data mode (its BirdNET ONNX
+is not carried) or `base.source: file`, stops the stage naming it) and stores every file once under bundles/models/objects/<sha256>: the probed ONNX and its
 descriptions, the head's checkpoints, the species table, the labelled chunks the site/hour prior is
 fitted on (labelled rows only: real-data mode's held-out files are not among them), the library code
 the kernel runs (birdclef_eos/bundle/infer.py and what it imports) and the vendored packages
@@ -35,13 +36,13 @@ from birdclef_eos.bundle.infer import CHAIN_PARTS, KINDS
 from birdclef_eos.io.files import atomic_dir, read_json, sha256_file
 from birdclef_eos.scoring import postprocess
 from birdclef_eos.scoring.blend import positive_weights
-from stages.paths import BACKBONE_JSON, BLOCKS_JSON, CHAIN_MODELS, HEADS, INDEX, MODEL_FOLDER, PROBED_ONNX, ROOT
+from stages.paths import BACKBONE_JSON, BLOCKS_JSON, CHAIN_MODELS, HEADS, INDEX, MODEL_FOLDER, PROBED_ONNX, ROOT, VIT_MODELS
 
 PARAMS = ("bundles", "kaggle", "submissions", "postprocess", "backbone.threads", "backbone.batch_size",
           "backbone.chunk_mapping", "backbone.frontend", "dataset.sample_rate", "extract.batch_windows",
           "extract.on_bad_audio", "base.source", "base.blend", "base.postprocess", "base.variants",
           "base.protossm.tta", "base.protossm.threads", "base.sed.threads", "base.sed.smooth_sigma", "blends",
-          "backbone.name", "sidecar.head.tta")
+          "backbone.name", "sidecar.head.tta", "vit.sizes", "vit.tta", "vit.threads")
 SIDECAR = "sidecar"               # the sidecar stage's head folder and submission (models/heads/sidecar, submissions/sidecar)
 SIDECAR_BACKBONE = "birdnet_v24"  # the sidecar's backbone: a bundle runs the sidecar only when the main backbone is it
 WHEELS_FILE = ROOT / "kaggle" / "wheels.txt"  # what Kaggle's image (kaggle/image.txt) lacks, pinned
@@ -92,6 +93,8 @@ def kind_of(part: str, params: dict) -> str | None:
         return "blend"
     if part == SIDECAR:
         return "sidecar"
+    if part.startswith("vit") and part[3:] in params["vit"]["sizes"]:  # the vit stage's submissions vit<size>
+        return "vit"
     return None
 
 
@@ -101,7 +104,7 @@ def part_config(name: str, part: str, params: dict, where: str) -> tuple[dict, d
     kind = kind_of(part, params)
     if kind is None:
         raise ModelFolderError(f"params.yaml: {where} '{part}' is not a submission a bundle can rebuild (kinds "
-                               f"{sorted(KINDS)}: `submissions:`, base and `base.variants:`, `blends:`)")
+                               f"{sorted(KINDS)}: `submissions:`, base and `base.variants:`, `blends:`, sidecar, vit<size>)")
     common = {"name": part, "kind": kind, "submission": part, "backbone": backbone_settings(params),
               "files": dict(SHARED_FILES)}
     if kind == "predict":
@@ -147,6 +150,12 @@ def part_config(name: str, part: str, params: dict, where: str) -> tuple[dict, d
         files = folder_files(HEADS / SIDECAR, f"models/heads/{SIDECAR}", SIDECAR)
         common["files"]["head"] = f"models/heads/{SIDECAR}"
         return {**common, "model": SIDECAR, "tta": [float(s) for s in params["sidecar"]["head"]["tta"]]}, files
+    if kind == "vit":
+        key = part[3:]
+        files = folder_files(VIT_MODELS / key, f"models/vit/{key}", f"vit@{key}")
+        common["files"]["vit"] = f"models/vit/{key}"
+        v = params["vit"]
+        return {**common, "model": f"vit@{key}", "vit": {"tta": [float(s) for s in v["tta"]], "threads": v["threads"]}}, files
     entry = params["blends"][part]
     parts, files = {}, {}
     for sub_part in entry["parts"]:

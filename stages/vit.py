@@ -43,7 +43,6 @@ from stages.paths import HIDDEN, INDEX, OOF, SPECTROGRAMS, SUBMISSIONS, VIT_METR
 PARAMS = ("vit.model", "vit.optim", "vit.folds", "vit.soundscape_fraction", "vit.tta", "vit.seed", "vit.threads",
           "vit.sizes.{key}", "train.n_folds", "train.fold_salt", "train.secondary_weight")
 PAPER_STANDALONE_PUBLIC = 0.811   # "DINOv2 224px LB ~ 0.811" (section 7)
-PREDICT_BATCH = 256               # rows per inference call (a 224-px batch of 4,096 would need GBs)
 
 
 class VitStageError(ValueError):
@@ -135,7 +134,7 @@ def run(params: dict, key: str | None = None) -> VitResult:
             m.load_state_dict(state)
             models.append(m.eval())
         test_rows, per_shift = predict_shifts(models, windows, {"mels": store.mels}, ["mels"],
-                                              [float(s) for s in cfg["tta"]], batch_size=PREDICT_BATCH)
+                                              [float(s) for s in cfg["tta"]], batch_size=vit.PREDICT_BATCH)
         write_json(metrics_dir / "metrics.json", metrics)
 
     with atomic_dir(VIT_MODELS / key) as model_dir:

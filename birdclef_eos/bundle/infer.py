@@ -19,7 +19,9 @@ stage's one reading) from the entry the model folder carries and the shared `ble
 (weight, space, taxonomy) the kernel notebook passes, then taxonomy-smoothed (eos7 = base 0.93 + v6
 0.07), then, for an entry with a ``sidecar:``, the sidecar's masked rank correction (scoring/sidecar.py
 ``apply``, the blend stage's helper) by the ``sidecar`` kind's submission (eos10); ``sidecar`` is the
-sidecar stage's raw submission (its head's fold models on the main BirdNET embedding at its TTA shifts). So a change of `blend.weight` changes the kernel notebook, never the model folder. The backbone runs once per kernel for every part (``TestAudio``), and every part is
+sidecar stage's raw submission (its head's fold models on the main BirdNET embedding at its TTA shifts);
+``vit`` is a vit stage's raw submission (its fold models on log-mels the kernel computes from the test
+audio, as for the SED; eos12 and eos13 carry one). So a change of `blend.weight` changes the kernel notebook, never the model folder. The backbone runs once per kernel for every part (``TestAudio``), and every part is
 rounded as the pipeline's file of it is (``submission.as_written``: submissions ``%.6f``, the
 chain's test predictions ``%.6g``), so ranks tie where they tie in the pipeline; a part that is a
 blend is not rounded, because the blend stage mixes it from memory, not from its file.
@@ -44,6 +46,7 @@ from birdclef_eos.data import birdclef
 from birdclef_eos.data.features import WINDOW_COLUMNS
 from birdclef_eos.data.plans import soundscape_windows
 from birdclef_eos.heads import models as heads
+from birdclef_eos.heads import vit as vitlib
 from birdclef_eos.heads.inference import predict_shifts
 from birdclef_eos.scoring import postprocess, submission
 from birdclef_eos.scoring import sidecar as sidecar_lib
@@ -169,6 +172,8 @@ def needs(root: Path, cfg: dict) -> tuple[list[float], list[str]]:
         return [float(s) for s in cfg["protossm"]["tta"]], list(saved["inputs"])
     if cfg["kind"] == "sidecar":
         return [float(s) for s in cfg["tta"]], head_names(root, cfg)
+    if cfg["kind"] == "vit":
+        return [], []  # reads audio, no backbone output
     if cfg["kind"] == "blend":
         wanted = [needs(root, part) for part in [*cfg["parts"].values(), *([cfg["sidecar"]] if cfg.get("sidecar") else [])]]
         return [s for w in wanted for s in w[0]], [n for w in wanted for n in w[1]]
@@ -245,6 +250,20 @@ def protossm_test(root: Path, cfg: dict, audio: TestAudio, labels: list[str]) ->
     return submission.as_written(frame, PREDICTIONS_FORMAT)
 
 
+def test_mels(audio: TestAudio, spec: MelSpec, shifts: list[float]) -> tuple[pd.DataFrame, np.ndarray]:
+    """(the test windows at ``shifts`` in the feature store's order, their log-mels [n, n_mels, frames]
+    float16) as the spectrogram stage caches them: each window read with its reader, one file at a
+    time, turned into the float32 log-mel by ``log_mel`` at ``spec`` and stored as float16."""
+    rows = soundscape_windows(audio.scapes, audio.chunks, [float(s) for s in shifts])
+    rows = rows[rows["source"] == "test"].reset_index(drop=True)
+    mels = np.empty((len(rows), spec.n_mels, spec.frames(int(round(5.0 * spec.sample_rate)))), dtype=np.float16)
+    for path, idx in rows.groupby("path", sort=False).groups.items():  # one file at a time, as the stage reads
+        idx = list(idx)
+        clips = read_file_windows(path, rows.loc[idx, "start_s"].astype(float).tolist(), spec.sample_rate)
+        mels[idx] = log_mel(clips, spec).astype(np.float16)
+    return rows, mels
+
+
 def sed_test(root: Path, cfg: dict, audio: TestAudio, labels: list[str]) -> pd.DataFrame:
     """The sed stage's predictions/chain/sed/test.csv for these files, computed as the spectrogram and
     sed stages compute it: every test chunk at shift 0 (the SED reads no other shift), in the feature
@@ -264,13 +283,7 @@ def sed_test(root: Path, cfg: dict, audio: TestAudio, labels: list[str]) -> pd.D
     torch.set_num_threads(int(s["threads"]))
     config = sedlib.SEDConfig(**saved["config"])
     n_models = max(1, int(saved["folds"]))
-    rows = soundscape_windows(audio.scapes, audio.chunks, [0.0])
-    rows = rows[rows["source"] == "test"].reset_index(drop=True)
-    mels = np.empty((len(rows), spec.n_mels, spec.frames(int(round(5.0 * spec.sample_rate)))), dtype=np.float16)
-    for path, idx in rows.groupby("path", sort=False).groups.items():  # one file at a time, as the stage reads
-        idx = list(idx)
-        clips = read_file_windows(path, rows.loc[idx, "start_s"].astype(float).tolist(), spec.sample_rate)
-        mels[idx] = log_mel(clips, spec).astype(np.float16)
+    rows, mels = test_mels(audio, spec, [0.0])
     probs = np.zeros((len(rows), len(labels)))
     for k in range(n_models):
         model = sedlib.SED(config)
@@ -280,6 +293,35 @@ def sed_test(root: Path, cfg: dict, audio: TestAudio, labels: list[str]) -> pd.D
                                         float(s["smooth_sigma"]), mode="nearest", space="prob", truncate=4.0)
     frame = pd.concat([rows[["row_id"]].astype(str), pd.DataFrame(probs, columns=labels)], axis=1)
     return submission.as_written(frame, PREDICTIONS_FORMAT)
+
+
+def vit_kind(root: Path, cfg: dict, test_dir: Path, audio: TestAudio | None = None,
+             shared: dict | None = None) -> pd.DataFrame:
+    """The vit stage's raw submission (submissions/vit<size>): the log-mels of the test windows at
+    the ViT's TTA shifts, computed from the test audio as the spectrogram stage computes them at the
+    MelSpec the ViT was trained on (its config.json), every trained fold model in the stage's batches,
+    the mean over shifts in probability space, no post-processing. No backbone pass: the ViT reads audio."""
+    audio = audio or TestAudio(test_dir)
+    _, labels = read_species(root, cfg)
+    folder = root / cfg["files"]["vit"]
+    saved = json.loads((folder / "config.json").read_text())
+    if saved["labels"] != labels:
+        raise BundleError(f"{folder}/config.json: its labels are not the species table's")
+    v = cfg["vit"]
+    shifts = [float(s) for s in v["tta"]]
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(int(v["threads"]))
+    models = []
+    for k in saved["folds"]:
+        model = vitlib.build_vit(saved["model"])
+        model.load_state_dict(torch.load(folder / f"fold_{k}.pt", map_location="cpu", weights_only=True))
+        models.append(model.eval())
+    rows, mels = test_mels(audio, MelSpec.from_dict(saved["spec"]), shifts)
+    test_rows, per_shift = predict_shifts(models, rows, {"mels": mels}, ["mels"], shifts, batch_size=vitlib.PREDICT_BATCH)
+    order = audio.order(labels)
+    sub = submission.build(test_rows["row_id"].astype(str), np.mean(per_shift, axis=0), labels, order)
+    submission.validate(sub, order, name=f"bundle '{cfg['name']}'")
+    return sub
 
 
 CHAIN_PARTS = {"protossm": protossm_test, "sed": sed_test}  # the chain's models a bundle runs (base.blend's keys)
@@ -379,7 +421,7 @@ def resolve(cfg: dict, shared: dict | None):
 
 
 KINDS: dict[str, Callable[..., pd.DataFrame]] = {"predict": predict_kind, "chain": chain_kind, "blend": blend_kind,
-                                                 "sidecar": sidecar_kind}
+                                                 "sidecar": sidecar_kind, "vit": vit_kind}
 
 
 def run_bundle(root: str | Path, name: str, test_dir: str | Path, shared: dict | None = None) -> pd.DataFrame:

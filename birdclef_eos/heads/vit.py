@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
+PREDICT_BATCH = 256  # rows per inference call of the vit stage and a kernel (a 224-px batch of 4,096 would need GBs)
 POOLS = ("cls", "mean")  # what the classifier reads: the CLS token (DINOv2's) or the mean patch token (timm's "avg")
 
 

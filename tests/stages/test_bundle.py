@@ -448,3 +448,60 @@ def test_eos9_bundle_runs_the_sed_and_reproduces_the_blend(workspace, tmp_path, 
         base.run(smoke_params())
         blend.run(smoke_params())
         model_folder.run(smoke_params())
+
+
+def test_a_vit_blend_bundle_runs_the_vit_and_reproduces_the_blend(workspace, tmp_path, monkeypatch):
+    """eos12 and eos13 blend the ViT branch into eos7 at 8%. The model folder carries the vit stage's
+    fold models with the log-mel settings of the spectrogram stage; the kernel computes the ViT's input
+    from the test audio at the ViT's TTA shifts. The ViT part alone equals the vit stage's raw
+    submission; Kaggle's save run writes the header only; its scoring run writes the blend stage's
+    submission byte for byte."""
+    from birdclef_eos.bundle import infer
+    from stages import spectrogram, vit
+    root, _, _ = workspace
+    monkeypatch.chdir(root)
+    full = yaml.safe_load(PARAMS_FILE.read_text())
+    params = smoke_params()
+    key = "224"
+    name = f"vit{key}"
+    assert full["blends"]["eos13"]["parts"][name] > 0  # the default eos13 is this blend
+    params["blends"]["eos13"] = full["blends"]["eos13"]
+    params["bundles"]["eos13"] = {"kind": "blend", "submission": "eos13"}
+    try:
+        spectrogram.run(params)
+        vit.run(params, key)
+        blend.run(params)
+        model_folder.run(params)
+        bundle.run(params, "eos13")
+        manifest = json.loads((root / "bundles/models/manifest.json").read_text())
+        part = manifest["bundles"]["eos13"]["parts"][name]
+        assert part["kind"] == "vit" and part["files"]["vit"] == f"models/vit/{key}"
+        assert f"models/vit/{key}/fold_0.pt" in manifest["files"]
+        assert {"birdclef_eos/heads/vit.py", "birdclef_eos/audio/spectrogram.py"} <= set(manifest["code"])
+        # the ViT part alone, in this process: the vit stage's raw submission as written
+        view = tmp_path / "files"  # the model folder's logical paths the part reads, on the workspace's files
+        (view / "index").mkdir(parents=True)
+        (view / "models/vit").mkdir(parents=True)
+        (view / "index/species.csv").symlink_to(root / "data/index/species.csv")
+        (view / "models/vit" / key).symlink_to(root / "models/vit" / key)
+        made = infer.vit_kind(view, part, root / "data/hidden/test_soundscapes")
+        written = infer.submission.as_written(made, infer.SUBMISSION_FORMAT)
+        want_vit = pd.read_csv(root / f"submissions/{name}/submission.csv", dtype={"row_id": str})
+        assert written["row_id"].tolist() == want_vit["row_id"].tolist()
+        assert (written.iloc[:, 1:].to_numpy() == want_vit.iloc[:, 1:].to_numpy()).all()
+        # Kaggle's two runs in the sandbox
+        box = sandbox_for(root, tmp_path / "box")
+        want = root / "submissions/eos13/submission.csv"
+        saved_run = box.run(notebook_of(root, "eos13"))
+        assert saved_run.returncode == 0, saved_run.stderr[-3000:]
+        assert pd.read_csv(saved_run.submission).empty
+        box.set_test_files(sorted((root / "data/hidden/test_soundscapes").iterdir()))
+        scored = box.run(notebook_of(root, "eos13"))
+        assert scored.returncode == 0, scored.stderr[-3000:]
+        eos7 = pd.read_csv(root / "submissions/eos7/submission.csv", dtype={"row_id": str}).set_index("row_id")
+        mine = pd.read_csv(scored.submission, dtype={"row_id": str}).set_index("row_id")
+        assert np.abs(mine.to_numpy() - eos7.loc[mine.index].to_numpy()).max() > 1e-4  # the ViT moved the blend
+        assert scored.submission.read_bytes() == want.read_bytes()
+    finally:  # the other tests read the default bundles' model folder and blends
+        blend.run(smoke_params())
+        model_folder.run(smoke_params())
