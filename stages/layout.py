@@ -1,0 +1,365 @@
+"""dvc.yaml's derivable half, written from the source and params.yaml: ``python -m stages.layout --write``.
+
+A tool, not a stage: it has no dvc.yaml entry and no stage imports it. ``--write`` rewrites dvc.yaml in
+place through ruamel.yaml's round-trip (every comment, the key order and every other entry kept) and
+atomically; ``--check`` writes nothing and exits 1 naming the stale stages (tests/stages/test_layout.py
+holds dvc.yaml current). A second ``--write`` changes nothing: every list is rebuilt in a fixed order.
+
+What it writes in each stage (``do:`` of a foreach stage):
+
+- deps, first the code: every project file (birdclef_eos/, stages/) that the stage's module, the code
+  cells of its notebook and stages/notebook.py (the runner every ``cmd`` calls) import, transitively,
+  plus the files the stage runs by path (RUN_BY_PATH), sorted; then notebooks/<stage>.ipynb when the
+  stage has a notebook; then the stage's other deps (data, models, ...) as they were. Editing one of
+  those files re-runs the stage, and no other project file does.
+- the lists params.yaml decides (PARAM_LISTS), each the ``submissions/...`` entries of one list: the
+  blend stage's outs (one per ``blends:`` entry, in order) and its part deps (every part or sidecar
+  that is not itself a blend, sorted); the submit stage's outs (one per ``submissions:`` entry, in
+  order); the base stage's outs (``submissions/base``, then one per ``base.variants`` entry). Adding
+  a blend, a submission or a base variant is therefore an edit of params.yaml and this command.
+
+A comment on a list item moves with the item; a blank line after a list's last item stays after the
+last item. The code read is this checkout's; ``--root`` names the folder whose dvc.yaml and params.yaml
+are rewritten (a copy of the repository, as the tests use).
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import copy
+import io
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedSeq
+from ruamel.yaml.error import CommentMark
+from ruamel.yaml.tokens import CommentToken
+
+from birdclef_eos.io.files import read_yaml, write_text
+from stages.paths import ROOT
+
+COMMAND = "python -m stages.layout --write"
+PROJECT = ("birdclef_eos", "stages")
+RUNNER = "stages/notebook.py"
+# files a stage runs by path in a subprocess (the converters run under .venv-convert), not imported
+RUN_BY_PATH = {"checkpoint": ("birdclef_eos/backbone/tflite_to_onnx.py", "birdclef_eos/backbone/savedmodel_to_onnx.py")}
+SUBMISSIONS = "submissions/"
+
+
+class LayoutError(ValueError):
+    """dvc.yaml or params.yaml cannot be read into the layout; the message names the file and the entry."""
+
+
+# ---------- the code deps ----------
+
+def stage_of(cmd: str) -> str:
+    """The stage module a dvc.yaml ``cmd`` runs (``python -m stages.notebook <stage> ...``)."""
+    match = re.search(r"python -m stages\.notebook (\w+)", str(cmd))
+    if not match:
+        raise LayoutError(f"stage command does not run `python -m stages.notebook <stage>`: {cmd}")
+    return match.group(1)
+
+
+def module_file(name: str, root: Path = ROOT) -> Path | None:
+    """The file of the dotted module ``name`` under ``root`` (a module or a package's __init__.py)."""
+    for candidate in (root / (name.replace(".", "/") + ".py"), root / name.replace(".", "/") / "__init__.py"):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def imported_names(tree: ast.AST) -> list[str]:
+    """Every absolute import's dotted names (``from a.b import c`` gives a.b and a.b.c)."""
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names += [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+    return names
+
+
+def project_files(names: list[str], root: Path = ROOT) -> set[Path]:
+    return {f for name in names if name.split(".")[0] in PROJECT and (f := module_file(name, root))}
+
+
+def project_imports(path: Path, root: Path = ROOT) -> set[Path]:
+    """Project files ``path`` imports directly (``from a.b import c`` counts a/b.py and a/b/c.py)."""
+    return project_files(imported_names(ast.parse(path.read_text(encoding="utf-8"), str(path))), root)
+
+
+def notebook_imports(path: Path, root: Path = ROOT) -> set[Path]:
+    """Project files the code cells of notebook ``path`` import directly (IPython's %/! lines skipped)."""
+    out = set()
+    for i, cell in enumerate(json.loads(path.read_text(encoding="utf-8"))["cells"]):
+        if cell["cell_type"] != "code":
+            continue
+        source = "".join(cell["source"])
+        code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+        try:
+            tree = ast.parse(code)
+        except SyntaxError as exc:
+            raise LayoutError(f"{path}: code cell {i} does not parse (line {exc.lineno}): {exc.msg}") from None
+        out |= project_files(imported_names(tree), root)
+    return out
+
+
+def closure(paths: set[Path], root: Path = ROOT) -> set[Path]:
+    """``paths`` and every project file they import, transitively."""
+    seen, todo = set(), list(paths)
+    while todo:
+        f = todo.pop()
+        if f not in seen:
+            seen.add(f)
+            todo.extend(project_imports(f, root))
+    return seen
+
+
+def notebook_dep(stage: str, root: Path = ROOT) -> str | None:
+    """notebooks/<stage>.ipynb when the stage runs one (a stage setting NOTEBOOK = False has none)."""
+    path = root / "notebooks" / f"{stage}.ipynb"
+    return path.relative_to(root).as_posix() if path.exists() else None
+
+
+def has_code(path: Path) -> bool:
+    """False for an __init__.py that is empty or holds only its docstring (nothing it runs can change a result)."""
+    if path.name != "__init__.py":
+        return True
+    body = ast.parse(path.read_text(encoding="utf-8"), str(path)).body
+    return not all(isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)
+                   for n in body)
+
+
+def code_deps(stage: str, root: Path = ROOT) -> list[str]:
+    """The project files stage ``stage`` runs, sorted: its module, its notebook's imports and the
+    runner's, transitively (an __init__.py without code left out), plus RUN_BY_PATH."""
+    module = root / "stages" / f"{stage}.py"
+    if not module.exists():
+        raise LayoutError(f"{module.relative_to(root)}: no module for stage '{stage}'")
+    start = {module, root / RUNNER}
+    if nb := notebook_dep(stage, root):
+        start |= notebook_imports(root / nb, root)
+    files = closure(start, root)
+    rel = {f.relative_to(root).as_posix() for f in files if has_code(f)}
+    return sorted(rel | set(RUN_BY_PATH.get(stage, ())))
+
+
+def is_code_dep(dep) -> bool:
+    """A dep this tool owns: a .py file or a notebook (anything else in deps is kept as it is)."""
+    return isinstance(dep, str) and (dep.endswith(".py") or (dep.startswith("notebooks/") and dep.endswith(".ipynb")))
+
+
+# ---------- the lists params.yaml decides ----------
+
+def section(params: dict, dotted: str, source: str) -> dict:
+    node = params
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise LayoutError(f"{source}: '{dotted}' is missing")
+        node = node[part]
+    if not isinstance(node, dict):
+        raise LayoutError(f"{source}: '{dotted}' must be a mapping, got {type(node).__name__}")
+    return node
+
+
+def blend_outs(params: dict, source: str) -> list[str]:
+    return [SUBMISSIONS + name for name in section(params, "blends", source)]
+
+
+def blend_parts(params: dict, source: str) -> list[str]:
+    """Every submission a ``blends:`` entry reads that is not itself a blend (those are outs)."""
+    blends = section(params, "blends", source)
+    parts = set()
+    for name, entry in blends.items():
+        side = entry.get("sidecar") if isinstance(entry, dict) else None
+        parts |= set(section(params, f"blends.{name}.parts", source))
+        if isinstance(side, dict) and "submission" in side:
+            parts.add(side["submission"])
+    return [SUBMISSIONS + p for p in sorted(str(p) for p in parts - set(blends))]
+
+
+def submit_outs(params: dict, source: str) -> list[str]:
+    return [SUBMISSIONS + name for name in section(params, "submissions", source)]
+
+
+def base_outs(params: dict, source: str) -> list[str]:
+    return [SUBMISSIONS + "base"] + [SUBMISSIONS + name for name in section(params, "base.variants", source)]
+
+
+# (stage module, list) -> its submissions/... entries; the list's other entries are kept
+PARAM_LISTS: dict[tuple[str, str], Callable[[dict, str], list[str]]] = {
+    ("blend", "outs"): blend_outs,
+    ("blend", "deps"): blend_parts,
+    ("submit", "outs"): submit_outs,
+    ("base", "outs"): base_outs,
+}
+
+
+def splice(items: list, prefix: str, new: list[str]) -> list:
+    """``items`` with its entries starting with ``prefix`` replaced by ``new``, where the first stood
+    (at the end when none did)."""
+    hits = [i for i, v in enumerate(items) if isinstance(v, str) and v.startswith(prefix)]
+    rest = [v for i, v in enumerate(items) if i not in set(hits)]
+    at = hits[0] if hits else len(rest)
+    return rest[:at] + list(new) + rest[at:]
+
+
+# ---------- rewriting a list in place, comments kept ----------
+
+def item_key(value) -> object:
+    return value if isinstance(value, str) else id(value)
+
+
+def with_tail(token, tail: str):
+    """``token`` (an end-of-line comment, or None) followed by ``tail`` (blank lines); None when both are empty."""
+    if not tail:
+        return token
+    new = copy.copy(token[0]) if token and token[0] is not None else None
+    if new is None:
+        new = CommentToken("\n" + tail, CommentMark(0))
+    else:
+        new.value = new.value + tail
+    return [new, *(token[1:] if token else [None, None, None])]
+
+
+def split_tail(token) -> tuple[object, str]:
+    """(the end-of-line comment, the blank lines after it) of a list item's comment token."""
+    if not token or token[0] is None or "\n" not in token[0].value:
+        return token, ""
+    value = token[0].value
+    cut = value.index("\n") + 1
+    head, tail = value[:cut], value[cut:]
+    if head.strip() == "":
+        return (None if not any(token[1:]) else [None, *token[1:]]), tail
+    eol = copy.copy(token[0])
+    eol.value = head
+    return [eol, *token[1:]], tail
+
+
+def replace_items(seq: CommentedSeq, new: list) -> bool:
+    """Make ``seq`` hold ``new``: each item's comment moves with it, the blank lines after the old
+    last item follow the new last one. Returns whether anything changed."""
+    old = list(seq)
+    if old == new:
+        return False
+    tokens = {item_key(v): seq.ca.items.get(i) for i, v in enumerate(old)}
+    tail = ""
+    if old:
+        tokens[item_key(old[-1])], tail = split_tail(tokens.get(item_key(old[-1])))
+    list.__delitem__(seq, slice(None))
+    list.extend(seq, new)
+    seq.ca.items.clear()
+    for i, v in enumerate(new):
+        token = tokens.get(item_key(v))
+        if i == len(new) - 1:
+            token = with_tail(token, tail)
+        if token:
+            seq.ca.items[i] = token
+    return True
+
+
+# ---------- dvc.yaml ----------
+
+def yaml_rt() -> YAML:
+    """The round-trip reader/writer; its layout is dvc.yaml's (a dump of an unchanged file is byte-identical)."""
+    yaml = YAML()
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.width = 4096
+    yaml.preserve_quotes = True
+    return yaml
+
+
+def stage_bodies(doc, source: str):
+    stages = doc.get("stages") if isinstance(doc, dict) else None
+    if not isinstance(stages, dict):
+        raise LayoutError(f"{source}: no `stages:` mapping")
+    for name, stage in stages.items():
+        body = stage.get("do", stage) if isinstance(stage, dict) else None
+        if not isinstance(body, dict) or "cmd" not in body:
+            raise LayoutError(f"{source}: stage '{name}' has no `cmd`")
+        yield name, body
+
+
+def wanted_deps(stage: str, deps: list, root: Path) -> list:
+    nb = notebook_dep(stage, root)
+    return code_deps(stage, root) + ([nb] if nb else []) + [d for d in deps if not is_code_dep(d)]
+
+
+def update(doc, params: dict, dvc_source: str, params_source: str, code_root: Path = ROOT) -> dict[str, list[str]]:
+    """Rewrite ``doc`` (dvc.yaml, round-trip loaded) in place; return {stage: [lists changed]}."""
+    stale: dict[str, list[str]] = {}
+    for name, body in stage_bodies(doc, dvc_source):
+        stage = stage_of(body["cmd"])
+        deps = body.get("deps")
+        if not isinstance(deps, CommentedSeq):
+            raise LayoutError(f"{dvc_source}: stage '{name}' has no `deps:` list (its code is at least a dep)")
+        wanted = {"deps": wanted_deps(stage, list(deps), code_root)}
+        for (owner, field), make in PARAM_LISTS.items():
+            if owner != stage:
+                continue
+            items = wanted.get(field, list(body.get(field) or []))
+            if field not in body or not isinstance(body[field], CommentedSeq):
+                raise LayoutError(f"{dvc_source}: stage '{name}' has no `{field}:` list")
+            wanted[field] = splice(items, SUBMISSIONS, make(params, params_source))
+        for field, items in wanted.items():
+            if replace_items(body[field], items):
+                stale.setdefault(name, []).append(field)
+    return stale
+
+
+def render(root: Path = ROOT, code_root: Path = ROOT) -> tuple[str, str, dict[str, list[str]]]:
+    """(dvc.yaml's text now, as it should be, {stale stage: [lists]}) for the dvc.yaml and params.yaml in ``root``."""
+    dvc_path, params_path = root / "dvc.yaml", root / "params.yaml"
+    for path in (dvc_path, params_path):
+        if not path.exists():
+            raise LayoutError(f"{path}: not found")
+    params = read_yaml(params_path, LayoutError)
+    if not isinstance(params, dict):
+        raise LayoutError(f"{params_path}: expected a mapping of sections")
+    yaml = yaml_rt()
+    text = dvc_path.read_text(encoding="utf-8")
+    doc = yaml.load(text)
+    stale = update(doc, params, str(dvc_path), str(params_path), code_root)
+    out = io.StringIO()
+    yaml.dump(doc, out)
+    return text, out.getvalue(), stale
+
+
+def describe(stale: dict[str, list[str]]) -> str:
+    return ", ".join(f"{name} ({' and '.join(fields)})" for name, fields in stale.items())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--write", action="store_true", help="rewrite dvc.yaml's derived lists in place")
+    mode.add_argument("--check", action="store_true", help="exit 1 naming the stages whose derived lists are stale")
+    parser.add_argument("--root", type=Path, default=ROOT, help="the folder holding dvc.yaml and params.yaml")
+    args = parser.parse_args(argv)
+    try:
+        before, after, stale = render(args.root)
+    except LayoutError as exc:
+        print(f"stages.layout: {exc}", file=sys.stderr)
+        return 2
+    dvc_path = args.root / "dvc.yaml"
+    if args.check:
+        if before != after:
+            print(f"{dvc_path} is stale in stage(s) {describe(stale) or '(formatting only)'}: run `{COMMAND}`",
+                  file=sys.stderr)
+            return 1
+        print(f"{dvc_path} is current")
+        return 0
+    if before != after:
+        write_text(dvc_path, after)
+        print(f"rewrote {dvc_path}: {describe(stale)}")
+    else:
+        print(f"{dvc_path} is current")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
