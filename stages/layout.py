@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
+import functools
 import io
 import json
 import re
@@ -87,9 +88,16 @@ def project_files(names: list[str], root: Path = ROOT) -> set[Path]:
     return {f for name in names if name.split(".")[0] in PROJECT and (f := module_file(name, root))}
 
 
+@functools.lru_cache(maxsize=None)
+def _names_in(path: Path, stamp: tuple[int, int]) -> tuple[str, ...]:
+    """Every import in ``path`` (parsed once per content stamp: a closure meets a file many times)."""
+    return tuple(imported_names(ast.parse(path.read_text(encoding="utf-8"), str(path))))
+
+
 def project_imports(path: Path, root: Path = ROOT) -> set[Path]:
     """Project files ``path`` imports directly (``from a.b import c`` counts a/b.py and a/b/c.py)."""
-    return project_files(imported_names(ast.parse(path.read_text(encoding="utf-8"), str(path))), root)
+    stat = path.stat()
+    return project_files(list(_names_in(path, (stat.st_mtime_ns, stat.st_size))), root)
 
 
 def notebook_imports(path: Path, root: Path = ROOT) -> set[Path]:

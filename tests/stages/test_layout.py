@@ -1,73 +1,31 @@
 """dvc.yaml, params.yaml and the code agree, and the house keeps its shape.
 
-- Each stage's code deps in dvc.yaml are exactly the project modules it imports, transitively
-  (plus files it runs by path), derived here from the source: editing any of them re-runs it.
+- dvc.yaml is what `python -m stages.layout --write` makes of it (stages/layout.py derives the lists):
+  each stage's code deps are exactly the project modules it imports, transitively (plus files it runs
+  by path), then its notebook, so editing any of them re-runs it; the submissions/<name> entries
+  params.yaml decides (blend, submit and base outs, the blend's parts) are current.
 - Each stage's `params:` are exactly the knobs its module declares in PARAMS.
-- The library (birdclef_eos) never imports stages; no stage module imports another; no cycles.
+- The library (birdclef_eos) never imports stages; no stage module imports another (nor the layout
+  tool); no cycles.
 """
-import ast
 import importlib
-import re
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
+from stages import layout
+from stages.layout import COMMAND, code_deps, project_imports, stage_of
 from stages.paths import NOTEBOOKS, ROOT
 
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
-RUN_BY_PATH = {"checkpoint": ["birdclef_eos/backbone/tflite_to_onnx.py", "birdclef_eos/backbone/savedmodel_to_onnx.py"]}  # subprocess, not imported
-PROJECT = ("birdclef_eos", "stages")
-
-
-def stage_of(cmd: str) -> str:
-    match = re.search(r"python -m stages\.notebook (\w+)", cmd)
-    assert match, f"stage command does not run a notebook: {cmd}"
-    return match.group(1)
 
 
 def stage_entries():
     for name, stage in DVC["stages"].items():
         yield name, stage.get("do", stage)
-
-
-def module_file(name: str) -> Path | None:
-    for candidate in (ROOT / (name.replace(".", "/") + ".py"), ROOT / name.replace(".", "/") / "__init__.py"):
-        if candidate.exists():
-            return candidate
-    return None
-
-
-def project_imports(path: Path) -> set[Path]:
-    """Project files ``path`` imports directly (``from a.b import c`` counts a/b.py and a/b/c.py)."""
-    out = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        names = []
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-        for name in names:
-            if name.split(".")[0] in PROJECT and (f := module_file(name)):
-                out.add(f)
-    return out
-
-
-def closure(path: Path) -> set[Path]:
-    seen, todo = set(), [path]
-    while todo:
-        f = todo.pop()
-        if f not in seen:
-            seen.add(f)
-            todo.extend(project_imports(f))
-    return seen
-
-
-def code_deps(stage: str) -> set[str]:
-    files = closure(ROOT / "stages" / f"{stage}.py") | closure(ROOT / "stages" / "notebook.py")
-    rel = {f.relative_to(ROOT).as_posix() for f in files if f.name != "__init__.py" or f.stat().st_size}
-    return rel | set(RUN_BY_PATH.get(stage, []))
 
 
 # cheap stages that skip the notebook because an experiment re-runs them and a kernel would cost
@@ -89,22 +47,77 @@ def test_every_stage_runs_its_notebook():
         assert f"notebooks/{stage}.ipynb" in body["deps"], f"{name}: notebook not a dep"
 
 
+def test_dvc_yaml_is_current():
+    before, after, stale = layout.render(ROOT)
+    assert before == after, (f"dvc.yaml is stale in stage(s) {layout.describe(stale) or '(formatting only)'}: "
+                             f"run `{COMMAND}`")
+
+
 @pytest.mark.parametrize("name", list(DVC["stages"]))
 def test_code_deps_are_exactly_the_imports(name):
+    """Per stage, the files named (the derivation is stages/layout.py's); no stage runs the layout tool."""
     body = DVC["stages"][name].get("do", DVC["stages"][name])
     stage = stage_of(body["cmd"])
     listed = {d for d in body["deps"] if d.endswith(".py")}
-    needed = code_deps(stage)
+    needed = set(code_deps(stage))
     missing, stale = sorted(needed - listed), sorted(listed - needed)
-    assert not missing, f"dvc.yaml stage '{name}' does not list {missing}, which stages/{stage}.py imports"
-    assert not stale, f"dvc.yaml stage '{name}' lists {stale}, which stages/{stage}.py does not import"
+    assert not missing, f"dvc.yaml stage '{name}' does not list {missing}, which stages/{stage}.py imports: run `{COMMAND}`"
+    assert not stale, f"dvc.yaml stage '{name}' lists {stale}, which stages/{stage}.py does not import: run `{COMMAND}`"
+    assert "stages/layout.py" not in needed, f"stages/{stage}.py imports the layout tool; it is no stage's code"
+    assert stage != "layout"
 
 
-def test_the_deps_check_catches_a_removed_import():
-    """Take one dep out of a copy of the train stage: the derivation above notices."""
-    body = DVC["stages"]["train"]["do"]
-    listed = {d for d in body["deps"] if d.endswith(".py")} - {"birdclef_eos/heads/crossval.py"}
-    assert sorted(code_deps("train") - listed) == ["birdclef_eos/heads/crossval.py"]
+@pytest.fixture
+def copy(tmp_path):
+    """dvc.yaml and params.yaml in a folder of their own (the code read is this checkout's)."""
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    return tmp_path
+
+
+def test_the_check_catches_a_removed_import_and_write_puts_it_back(copy, capsys):
+    """Take one dep out of the train stage in a copy: --check names the stage, --write restores the file."""
+    dvc = copy / "dvc.yaml"
+    text = dvc.read_text()
+    start = text.index("\n  train:\n")
+    at = text.index("        - birdclef_eos/heads/crossval.py\n", start)
+    assert at < text.index("\n  pseudo:", start)
+    dvc.write_text(text[:at] + text[at:].replace("        - birdclef_eos/heads/crossval.py\n", "", 1))
+    assert layout.main(["--check", "--root", str(copy)]) == 1
+    err = capsys.readouterr().err
+    assert "train (deps)" in err and COMMAND in err
+    assert layout.main(["--write", "--root", str(copy)]) == 0
+    assert dvc.read_text() == text
+    assert layout.main(["--check", "--root", str(copy)]) == 0
+
+
+def test_write_keeps_comments_and_order_and_a_second_run_changes_nothing(copy):
+    """Move the blend stage's module among its data deps and add an import it does not have: --write
+    sorts the code back in front, drops the stale file, keeps every comment and the other deps' order;
+    a second run changes no byte."""
+    dvc = copy / "dvc.yaml"
+    text = dvc.read_text()
+    moved = "      - data/hidden\n      - stages/blend.py\n      - birdclef_eos/scoring/kaggle.py\n      - submissions/base\n"
+    shuffled = text.replace("      - stages/blend.py\n", "").replace("      - data/hidden\n      - submissions/base\n", moved)
+    assert shuffled.count(moved) == 1
+    dvc.write_text(shuffled)
+    assert layout.main(["--write", "--root", str(copy)]) == 0
+    once = dvc.read_text()
+    assert once == text
+    assert layout.main(["--write", "--root", str(copy)]) == 0
+    assert dvc.read_text() == once
+
+
+def test_a_broken_entry_is_named(copy, capsys):
+    dvc, params = copy / "dvc.yaml", copy / "params.yaml"
+    dvc.write_text(dvc.read_text().replace("cmd: python -m stages.notebook blend", "cmd: python blend.py", 1))
+    assert layout.main(["--check", "--root", str(copy)]) == 2
+    assert "does not run `python -m stages.notebook <stage>`: python blend.py" in capsys.readouterr().err
+    shutil.copy(ROOT / "dvc.yaml", dvc)
+    params.write_text(params.read_text().replace("\nblends:", "\nblendz:", 1))
+    assert layout.main(["--write", "--root", str(copy)]) == 2
+    assert "params.yaml: 'blends' is missing" in capsys.readouterr().err
+    assert dvc.read_bytes() == (ROOT / "dvc.yaml").read_bytes()  # nothing written
 
 
 @pytest.mark.parametrize("name", list(DVC["stages"]))
