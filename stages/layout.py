@@ -18,6 +18,7 @@ What it writes in each stage (``do:`` of a foreach stage):
   order); the base stage's outs (``submissions/base``, then one per ``base.variants`` entry). Adding
   a blend, a submission or a base variant is therefore an edit of params.yaml and this command.
 
+A new stage needs no code deps typed: without `deps:` (or with `deps: []`) it gets the list, after `cmd`.
 A comment on a list item moves with the item; a blank line after a list's last item stays after the
 last item. The code read is this checkout's; ``--root`` names the folder whose dvc.yaml and params.yaml
 are rewritten (a copy of the repository, as the tests use).
@@ -302,9 +303,11 @@ def update(doc, params: dict, dvc_source: str, params_source: str, code_root: Pa
     stale: dict[str, list[str]] = {}
     for name, body in stage_bodies(doc, dvc_source):
         stage = stage_of(body["cmd"])
-        deps = body.get("deps")
+        if "deps" not in body:  # a new stage: its code is at least a dep; the list goes after `cmd`
+            body.insert(list(body).index("cmd") + 1, "deps", CommentedSeq())
+        deps = body["deps"]
         if not isinstance(deps, CommentedSeq):
-            raise LayoutError(f"{dvc_source}: stage '{name}' has no `deps:` list (its code is at least a dep)")
+            raise LayoutError(f"{dvc_source}: stage '{name}': `deps:` must be a list, got {type(deps).__name__}")
         wanted = {"deps": wanted_deps(stage, list(deps), code_root)}
         for (owner, field), make in PARAM_LISTS.items():
             if owner != stage:
@@ -314,6 +317,8 @@ def update(doc, params: dict, dvc_source: str, params_source: str, code_root: Pa
                 raise LayoutError(f"{dvc_source}: stage '{name}' has no `{field}:` list")
             wanted[field] = splice(items, SUBMISSIONS, make(params, params_source))
         for field, items in wanted.items():
+            if items and body[field].fa.flow_style():  # `deps: []` of a new stage: written one item a line
+                body[field].fa.set_block_style()
             if replace_items(body[field], items):
                 stale.setdefault(name, []).append(field)
     return stale

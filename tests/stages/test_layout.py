@@ -108,6 +108,20 @@ def test_write_keeps_comments_and_order_and_a_second_run_changes_nothing(copy):
     assert dvc.read_text() == once
 
 
+def test_a_new_stage_gets_its_code_deps_without_typing_them(copy):
+    """A stage written with no `deps:` (or `deps: []`) gets its code and notebook, after `cmd`."""
+    dvc = copy / "dvc.yaml"
+    dvc.write_text("stages:\n  figures:   # new\n    cmd: python -m stages.notebook figures\n    outs:\n      - x\n"
+                   "  publish:\n    cmd: python -m stages.notebook publish\n    deps: []\n")
+    assert layout.main(["--write", "--root", str(copy)]) == 0
+    doc = yaml.safe_load(dvc.read_text())["stages"]
+    assert list(doc["figures"]) == ["cmd", "deps", "outs"]
+    assert doc["figures"]["deps"] == code_deps("figures") + ["notebooks/figures.ipynb"]
+    assert "stages/figures.py" in doc["figures"]["deps"] and "stages/publish.py" in doc["publish"]["deps"]
+    assert "notebooks/publish.ipynb" not in doc["publish"]["deps"]  # publish runs no notebook
+    assert dvc.read_text().startswith("stages:\n  figures:   # new\n") and "deps: []" not in dvc.read_text()
+
+
 def test_a_broken_entry_is_named(copy, capsys):
     dvc, params = copy / "dvc.yaml", copy / "params.yaml"
     dvc.write_text(dvc.read_text().replace("cmd: python -m stages.notebook blend", "cmd: python blend.py", 1))
