@@ -6,7 +6,9 @@ submissions and the hidden solution and boards (data/hidden), and the paper's nu
 (paper/reported.yaml `pseudo`). Writes build/metrics/pseudo_table/pseudo.json and
 build/tables/pseudo.md (paper/tables/pseudo.md after publish): per row OOF macro-AUC, local public and
 private, the difference to v6 with a paired bootstrap interval over files, the paper's numbers, and
-sentences generated from them. It shows the current `pseudo.mode`.
+sentences generated from them; and `pseudo_table.oof_pairs`: OOF a - b of two models on the same
+chunks with a paired bootstrap interval over files (the residual student against the attention
+student, a claim's test). It shows the current `pseudo.mode`.
 """
 from __future__ import annotations
 
@@ -50,9 +52,17 @@ def run(params: dict, key: str | None = None) -> PseudoTableResult:
     ids = pd.read_csv(OOF / ref / "oof.csv", usecols=["row_id"], dtype={"row_id": str})["row_id"].tolist()
     chunks = pd.read_csv(INDEX / "chunks.csv", keep_default_na=False, dtype={"row_id": str, "labels": str})
     y = truth_matrix(chunks.set_index("row_id")["labels"].reindex(ids), labels)
-    scores = {n: read_oof(OOF / n / "oof.csv", labels, ids, f"the stage that trains {n}") for n in [ref] + list(rows.values())}
-    oof_ci = paired_bootstraps(y, scores[ref], {s: scores[m] for s, m in rows.items()},
-                               boards.file_of(pd.Series(ids)).to_numpy(), *boot)
+    for name, pair in cfg["oof_pairs"].items():
+        if len(pair) != 2:
+            raise PseudoTableError(f"params.yaml pseudo_table.oof_pairs.{name}: {pair} names {len(pair)} models; "
+                                   "expected two, [a, b], compared as a - b")
+    models = dict.fromkeys([ref, *rows.values(), *(m for pair in cfg["oof_pairs"].values() for m in pair)])
+    scores = {n: read_oof(OOF / n / "oof.csv", labels, ids, f"the stage that trains {n}") for n in models}
+    files = boards.file_of(pd.Series(ids)).to_numpy()
+    oof_ci = paired_bootstraps(y, scores[ref], {s: scores[m] for s, m in rows.items()}, files, *boot)
+    # a - b on the same chunks and draws (paired_bootstraps gives reference - other: b is the reference)
+    oof_pairs = {name: {"a": a, "b": b, **boards.flip(paired_bootstraps(y, scores[b], {a: scores[a]}, files, *boot)[a])}
+                 for name, (a, b) in cfg["oof_pairs"].items()}
     r6 = lambda x: None if x is None else round(float(x), 6)  # noqa: E731  (None: undefined on a small board)
     reference = {"submission": ref_sub, "model": ref, "oof": r6(macro_auc(y, scores[ref]))}
     students = params["students"]
@@ -78,7 +88,7 @@ def run(params: dict, key: str | None = None) -> PseudoTableResult:
     paper = (yaml.safe_load(REPORTED.read_text()) or {}).get("pseudo", {})
     summary = read_json(PSEUDO_METRICS / "summary.json", "run the pseudo stage")
     result = {"mode": mode, "teacher": summary.get("teacher"), "pseudo_labels": summary, "reference": reference,
-              "rows": out_rows, "paper": {k: v for k, v in paper.items() if isinstance(v, dict)},
+              "rows": out_rows, "oof_pairs": oof_pairs, "paper": {k: v for k, v in paper.items() if isinstance(v, dict)},
               "bootstrap": {"draws": cfg["bootstrap"], "confidence": cfg["confidence"], "seed": cfg["seed"]}}
     said = sentences(result)
     table = pseudo_markdown(result, said)

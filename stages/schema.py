@@ -268,6 +268,7 @@ SCHEMA: dict[str, Knob] = {
     "pseudo_table.reference": Str(),
     "pseudo_table.reference_submission": Str(),
     "pseudo_table.rows.*": Str(),
+    "pseudo_table.oof_pairs.*": Knob("names", lo=2),  # [a, b]: exactly two (the stage says so otherwise)
     "pseudo_table.bootstrap": Int(1),
     "pseudo_table.confidence": Num(0, 1, lo_open=True, hi_open=True),
     "pseudo_table.seed": Int(0),
