@@ -31,20 +31,24 @@ from pathlib import Path
 
 import pandas as pd
 
+from birdclef_eos.backbone import birdnet
 from birdclef_eos.bundle import folder, kernel, wheels
 from birdclef_eos.bundle.infer import CHAIN_PARTS, KINDS
 from birdclef_eos.io.files import atomic_dir, read_json, sha256_file
 from birdclef_eos.scoring import postprocess
 from birdclef_eos.scoring.blend import positive_weights
-from stages.paths import BACKBONE_JSON, BLOCKS_JSON, CHAIN_MODELS, HEADS, INDEX, MODEL_FOLDER, PROBED_ONNX, ROOT, VIT_MODELS
+from stages.paths import (BACKBONE_JSON, BLOCKS_JSON, CHAIN_MODELS, HEADS, INDEX, MODEL_FOLDER, PROBED_ONNX, ROOT,
+                          SIDECAR_FEATURES, VIT_MODELS)
 
 PARAMS = ("bundles", "kaggle", "submissions", "postprocess", "backbone.threads", "backbone.batch_size",
           "backbone.chunk_mapping", "backbone.frontend", "dataset.sample_rate", "extract.batch_windows",
           "extract.on_bad_audio", "base.source", "base.blend", "base.postprocess", "base.variants",
           "base.protossm.tta", "base.protossm.threads", "base.sed.threads", "base.sed.smooth_sigma", "blends",
-          "backbone.name", "sidecar.head.tta", "vit.sizes", "vit.tta", "vit.threads")
+          "backbone.name", "backbone.birdnet", "sidecar.head.tta", "sidecar.extract", "vit.sizes", "vit.tta", "vit.threads")
 SIDECAR = "sidecar"               # the sidecar stage's head folder and submission (models/heads/sidecar, submissions/sidecar)
-SIDECAR_BACKBONE = "birdnet_v24"  # the sidecar's backbone: a bundle runs the sidecar only when the main backbone is it
+SIDECAR_BACKBONE = "birdnet_v24"  # the sidecar's backbone: when the main backbone is another, the bundle carries it
+SIDECAR_ONNX_FOLDER = "models/sidecar_birdnet"  # real-data mode: the converted BirdNET ONNX and its labels
+SIDECAR_OUTPUT = "embedding"      # BirdNET's output the sidecar head reads (stages/sidecar_features.py NAME)
 WHEELS_FILE = ROOT / "kaggle" / "wheels.txt"  # what Kaggle's image (kaggle/image.txt) lacks, pinned
 SHARED_FILES = {"probed_onnx": "models/backbone_probed.onnx", "backbone_json": "models/backbone.json",
                 "blocks_json": "models/blocks.json", "species": "index/species.csv",
@@ -98,6 +102,43 @@ def kind_of(part: str, params: dict) -> str | None:
     return None
 
 
+def sidecar_extraction(params: dict, where: str) -> tuple[dict, dict[str, Path]]:
+    """Real-data mode's sidecar: (the settings of its second extraction, {logical path: file} of the
+    converted BirdNET ONNX and its labels). The ONNX is the one the sidecar_features stage ran (the
+    sha256 its meta.json records), found in the conversion cache (``runtime.cache_dir``) where
+    birdclef_eos/backbone/birdnet.py `prepare` put it; the settings are the `sidecar.extract` knobs
+    that stage ran with (its `open_birdnet` and `forward`), and the output the sidecar head reads."""
+    meta_path = SIDECAR_FEATURES / "meta.json"
+    if not meta_path.is_file():
+        raise ModelFolderError(f"params.yaml: {where}: {meta_path} not found; run sidecar_features first "
+                               "(real-data mode: the sidecar reads BirdNET's own extraction)")
+    meta = read_json(meta_path, "written by the sidecar_features stage")
+    if meta.get("mode") != "extract":
+        raise ModelFolderError(f"{meta_path}: mode {meta.get('mode')!r}, not 'extract': it was written in the default "
+                               f"mode (backbone.name: {SIDECAR_BACKBONE}) but backbone.name is now "
+                               f"{params['backbone']['name']!r}; re-run sidecar_features (and sidecar)")
+    x = params["sidecar"]["extract"]
+    if meta.get("chunk_mapping") != x["chunk_mapping"]:
+        raise ModelFolderError(f"{meta_path}: chunk_mapping {meta.get('chunk_mapping')!r} is not sidecar.extract."
+                               f"chunk_mapping {x['chunk_mapping']!r}; re-run sidecar_features (and sidecar)")
+    bn = params["backbone"]["birdnet"]
+    cache = Path(os.path.expanduser(params["runtime"]["cache_dir"])) / "birdnet" / birdnet.conversion_key(bn)
+    onnx, labels = cache / "backbone.onnx", cache / Path(bn["labels_member"]).name
+    for path in (onnx, labels):
+        if not path.is_file():
+            raise ModelFolderError(f"{path}: not found (the converted BirdNET the bundle carries, from "
+                                   "runtime.cache_dir and backbone.birdnet); run sidecar_features, which converts it")
+    found = sha256_file(onnx)
+    if found != meta.get("onnx_sha256"):
+        raise ModelFolderError(f"{onnx}: sha256 {found} is not the ONNX {meta_path} was extracted with "
+                               f"({meta.get('onnx_sha256')}); re-run sidecar_features (and sidecar)")
+    settings = {"backbone": SIDECAR_BACKBONE, "output": SIDECAR_OUTPUT, "onnx_sha256": found,
+                "conversion_key": meta.get("conversion_key"), "threads": x["threads"], "batch_size": x["batch_size"],
+                "chunk_mapping": x["chunk_mapping"], "frontend": x["frontend"], "batch_windows": x["batch_windows"],
+                "sample_rate": params["dataset"]["sample_rate"]}
+    return settings, {f"{SIDECAR_ONNX_FOLDER}/backbone.onnx": onnx, f"{SIDECAR_ONNX_FOLDER}/labels.txt": labels}
+
+
 def part_config(name: str, part: str, params: dict, where: str) -> tuple[dict, dict[str, Path]]:
     """(the inference config of submission ``part``, {logical path: file} it reads besides the shared
     ones); ``where`` names the params.yaml entry asking for it, for the errors."""
@@ -142,14 +183,13 @@ def part_config(name: str, part: str, params: dict, where: str) -> tuple[dict, d
         return {**common, "model": "+".join(weights), "weights": weights, "knobs": asdict(knobs),
                 "protossm": {"tta": [float(s) for s in p["tta"]], "threads": p["threads"]}, **own}, files
     if kind == "sidecar":
-        if params["backbone"]["name"] != SIDECAR_BACKBONE:
-            raise ModelFolderError(f"params.yaml: {where} '{part}': backbone.name is {params['backbone']['name']!r}, so "
-                                   f"the sidecar reads a second, BirdNET extraction; a bundle runs the sidecar only "
-                                   f"on the main backbone's embedding (backbone.name: {SIDECAR_BACKBONE}): the "
-                                   "converted BirdNET ONNX is not carried")
-        files = folder_files(HEADS / SIDECAR, f"models/heads/{SIDECAR}", SIDECAR)
+        extra, files = {}, {}
+        if params["backbone"]["name"] != SIDECAR_BACKBONE:  # real-data mode: the second, BirdNET extraction
+            extra["extraction"], files = sidecar_extraction(params, f"{where} '{part}'")
+            common["files"]["sidecar_backbone"] = SIDECAR_ONNX_FOLDER
+        files.update(folder_files(HEADS / SIDECAR, f"models/heads/{SIDECAR}", SIDECAR))
         common["files"]["head"] = f"models/heads/{SIDECAR}"
-        return {**common, "model": SIDECAR, "tta": [float(s) for s in params["sidecar"]["head"]["tta"]]}, files
+        return {**common, "model": SIDECAR, "tta": [float(s) for s in params["sidecar"]["head"]["tta"]], **extra}, files
     if kind == "vit":
         key = part[3:]
         files = folder_files(VIT_MODELS / key, f"models/vit/{key}", f"vit@{key}")

@@ -19,7 +19,10 @@ stage's one reading) from the entry the model folder carries and the shared `ble
 (weight, space, taxonomy) the kernel notebook passes, then taxonomy-smoothed (eos7 = base 0.93 + v6
 0.07), then, for an entry with a ``sidecar:``, the sidecar's masked rank correction (scoring/sidecar.py
 ``apply``, the blend stage's helper) by the ``sidecar`` kind's submission (eos10); ``sidecar`` is the
-sidecar stage's raw submission (its head's fold models on the main BirdNET embedding at its TTA shifts);
+sidecar stage's raw submission (its head's fold models on BirdNET's final embedding at its TTA shifts:
+the main backbone's in the default mode, where it is BirdNET; in real-data mode a second pass of the
+converted BirdNET ONNX the model folder carries, with the sidecar_features stage's runner, windows and
+`sidecar.extract` knobs);
 ``vit`` is a vit stage's raw submission (its fold models on log-mels the kernel computes from the test
 audio, as for the SED; eos12 and eos13 carry one). So a change of `blend.weight` changes the kernel notebook, never the model folder. The backbone runs once per kernel for every part (``TestAudio``), and every part is
 rounded as the pipeline's file of it is (``submission.as_written``: submissions ``%.6f``, the
@@ -38,6 +41,7 @@ import torch
 
 from birdclef_eos.audio.spectrogram import MelSpec, log_mel
 from birdclef_eos.audio.windows import forward, read_file_windows
+from birdclef_eos.backbone import birdnet
 from birdclef_eos.backbone.runner import Backbone
 from birdclef_eos.chain import protossm as pssm
 from birdclef_eos.chain import sed as sedlib
@@ -170,8 +174,8 @@ def needs(root: Path, cfg: dict) -> tuple[list[float], list[str]]:
     if cfg["kind"] == "chain":
         saved = json.loads((root / cfg["files"]["protossm"] / "config.json").read_text())
         return [float(s) for s in cfg["protossm"]["tta"]], list(saved["inputs"])
-    if cfg["kind"] == "sidecar":
-        return [float(s) for s in cfg["tta"]], head_names(root, cfg)
+    if cfg["kind"] == "sidecar":  # real-data mode: its own BirdNET pass, none of the main backbone's outputs
+        return [float(s) for s in cfg["tta"]], [] if cfg.get("extraction") else head_names(root, cfg)
     if cfg["kind"] == "vit":
         return [], []  # reads audio, no backbone output
     if cfg["kind"] == "blend":
@@ -201,21 +205,53 @@ def predict_kind(root: Path, cfg: dict, test_dir: Path, audio: TestAudio | None 
 
 def sidecar_kind(root: Path, cfg: dict, test_dir: Path, audio: TestAudio | None = None,
                  shared: dict | None = None) -> pd.DataFrame:
-    """The sidecar stage's raw submission (submissions/sidecar): the sidecar head's fold models on the
-    main backbone's final embedding (the default mode, where the backbone is BirdNET) at its TTA
-    shifts, averaged in probability space, no post-processing."""
+    """The sidecar stage's raw submission (submissions/sidecar): the sidecar head's fold models on
+    BirdNET's final embedding at its TTA shifts, averaged in probability space, no post-processing.
+    In the default mode the main backbone is BirdNET, so the embedding is the main pass's; a config
+    with an ``extraction`` (real-data mode) runs the carried BirdNET ONNX over the test windows first,
+    as the sidecar_features stage does (``sidecar_birdnet``)."""
     audio = audio or TestAudio(test_dir)
     _, labels = read_species(root, cfg)
     models, _ = heads.load_variant(root / cfg["files"]["head"])
     names = head_names(root, cfg)
     shifts = [float(s) for s in cfg["tta"]]
-    windows, arrays = audio.outputs(root, cfg, shifts, names)
+    if cfg.get("extraction"):
+        windows, arrays = sidecar_birdnet(root, cfg, audio, shifts, names)
+    else:
+        windows, arrays = audio.outputs(root, cfg, shifts, names)
     rows, per_shift = predict_shifts(models, windows, arrays, names, shifts)
     probs = postprocess.average_shifts(per_shift, "prob")
     order = audio.order(labels)
     sub = submission.build(rows["row_id"].astype(str), probs, labels, order)
     submission.validate(sub, order, name=f"bundle '{cfg['name']}'")
     return sub
+
+
+def sidecar_birdnet(root: Path, cfg: dict, audio: TestAudio, shifts: list[float],
+                    names: list[str]) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Real-data mode's second extraction, as stages/sidecar_features.py runs it: the converted BirdNET
+    ONNX the model folder carries (the sha256 that stage extracted with), opened by the same runner
+    (backbone/runner.py, with birdnet.py's runner spec and no block outputs) at the recorded
+    `sidecar.extract` knobs (threads, batch_size, chunk_mapping, frontend), over the windows the main
+    extraction reads (every test chunk at every reserved shift, the sidecar's included, in the plan's
+    order), read and batched by the same ``forward`` (``batch_windows``); its float32 final embedding is
+    what the sidecar head reads. A test file the main pass skips (``on_bad_audio``) is skipped here too,
+    as the stage sees only the windows the main store kept."""
+    x = cfg["extraction"]
+    if names != [x["output"]]:
+        raise BundleError(f"bundle '{cfg['name']}': the sidecar head reads {names}, the carried BirdNET "
+                          f"extraction gives {x['output']!r}")
+    folder = root / cfg["files"]["sidecar_backbone"]
+    audio.reserve(shifts, [])
+    plan = soundscape_windows(audio.scapes, audio.chunks, sorted(audio.shifts))
+    runner = Backbone(folder / "backbone.onnx", birdnet.runner_spec(birdnet.read_labels(folder / "labels.txt")),
+                      {"blocks": []}, threads=x["threads"], batch_size=x["batch_size"],
+                      chunk_mapping=x["chunk_mapping"], input_rate=x["sample_rate"], progress=False,
+                      frontend=x["frontend"], provider="cpu")
+    kept, arrays, _ = forward(runner, plan, names, x["batch_windows"], cfg["backbone"]["on_bad_audio"],
+                              x["sample_rate"], desc="sidecar BirdNET")
+    windows = plan[kept][WINDOW_COLUMNS].reset_index(drop=True)
+    return windows, {n: arrays[n].astype(np.float32) for n in names}
 
 
 def protossm_test(root: Path, cfg: dict, audio: TestAudio, labels: list[str]) -> pd.DataFrame:

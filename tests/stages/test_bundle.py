@@ -213,10 +213,23 @@ def test_model_folder_refuses_parts_a_bundle_cannot_run(workspace, monkeypatch):
         model_folder.bundle_config("eos10", {"kind": "blend", "submission": "eos10"}, params)
     params["blends"]["eos10"]["sidecar"]["submission"] = "sidecar"
     params["backbone"]["name"] = "perch_v2"  # real-data mode: the sidecar needs BirdNET's own extraction
-    with pytest.raises(model_folder.ModelFolderError, match="the converted BirdNET ONNX is not carried"):
+    monkeypatch.setattr(model_folder, "SIDECAR_FEATURES", root / "no_sidecar_features")
+    with pytest.raises(model_folder.ModelFolderError, match="no_sidecar_features/meta.json not found; run sidecar_features"):
         model_folder.bundle_config("eos10", {"kind": "blend", "submission": "eos10"}, params)
-    params["blends"]["eos12"] = {"parts": {"v6": "rest", "vit196": 0.08}}
-    with pytest.raises(model_folder.ModelFolderError, match="'vit196' is not a submission a bundle can rebuild"):
+    pointer = root / "pointer_sidecar_features"  # the default mode's store (a pointer), left from another backbone
+    pointer.mkdir()
+    (pointer / "meta.json").write_text(json.dumps({"mode": "reuse", "reuses": "data/features"}))
+    monkeypatch.setattr(model_folder, "SIDECAR_FEATURES", pointer)
+    with pytest.raises(model_folder.ModelFolderError, match="mode 'reuse', not 'extract'.*re-run sidecar_features"):
+        model_folder.bundle_config("eos10", {"kind": "blend", "submission": "eos10"}, params)
+    shutil.rmtree(pointer)
+    # a ViT size `vit.sizes` does not list is no submission (a listed one is the vit kind, tested below)
+    params["blends"]["eos12"] = {"parts": {"v6": "rest", "vit999": 0.08}}
+    assert "999" not in params["vit"]["sizes"]
+    with pytest.raises(model_folder.ModelFolderError, match="'vit999' is not a submission a bundle can rebuild"):
+        model_folder.bundle_config("eos12", {"kind": "blend", "submission": "eos12"}, params)
+    params["blends"]["eos12"]["parts"] = {"v6": "rest", "vit196": 0.08}  # listed, but the vit stage has not run
+    with pytest.raises(model_folder.ModelFolderError, match="models/vit/196/config.json: not found; run vit@196 first"):
         model_folder.bundle_config("eos12", {"kind": "blend", "submission": "eos12"}, params)
 
 
@@ -387,6 +400,61 @@ def test_eos10_bundle_reproduces_the_sidecar_corrected_blend(workspace, tmp_path
         diff = np.abs(mine.loc[want.index].to_numpy() - want.to_numpy()).max()
         print(f"eos10 bundle: max abs difference to submissions/eos10: {diff:.3g}")
         assert diff == 0  # eos7, a blend part, mixed unrounded as the blend stage mixes it
+    finally:  # the other tests read the default bundles' model folder and blends
+        blend.run(smoke_params())
+        model_folder.run(smoke_params())
+
+
+def test_eos10_bundle_in_real_data_mode_carries_birdnet(workspace, tmp_path, monkeypatch):
+    """Real-data mode: the workspace's main backbone is perch_tiny (standing in for Perch v2), so the
+    sidecar reads BirdNET V2.4's own extraction (sidecar_features: the converted ONNX from
+    `runtime.cache_dir` over every main window). The model folder carries that ONNX and its labels,
+    stored once by sha256, and the sidecar config records the `sidecar.extract` knobs; the kernel runs
+    BirdNET over the test windows as the stage does. In Kaggle's sandbox the save run writes the header
+    only and the scoring run writes the blend stage's submissions/eos10 byte for byte."""
+    from birdclef_eos.io.files import sha256_file
+    from stages import sidecar, sidecar_features
+    root, _, _ = workspace
+    monkeypatch.chdir(root)
+    params = smoke_params()
+    assert params["backbone"]["name"] == "perch_tiny" != model_folder.SIDECAR_BACKBONE
+    full = yaml.safe_load(PARAMS_FILE.read_text())
+    params["blends"]["eos10"] = full["blends"]["eos10"]
+    params["bundles"] = {"eos10": {"kind": "blend", "submission": "eos10"}}  # one bundle: the folder builds faster
+    params["sidecar"]["extract"].update(threads=1, batch_size=2, batch_windows=8)  # recorded and replayed as set
+    try:
+        sidecar_features.run(params)
+        assert json.loads((root / "data/sidecar_features/meta.json").read_text())["mode"] == "extract"
+        sidecar.run(params)
+        blend.run(params)
+        model_folder.run(params)
+        bundle.run(params, "eos10")
+        manifest = json.loads((root / "bundles/models/manifest.json").read_text())
+        side = manifest["bundles"]["eos10"]["sidecar"]
+        x = side["extraction"]
+        assert {k: x[k] for k in params["sidecar"]["extract"]} == params["sidecar"]["extract"]
+        assert x["output"] == "embedding" and side["files"]["sidecar_backbone"] == "models/sidecar_birdnet"
+        meta = json.loads((root / "data/sidecar_features/meta.json").read_text())
+        assert manifest["files"]["models/sidecar_birdnet/backbone.onnx"] == x["onnx_sha256"] == meta["onnx_sha256"]
+        stored = root / "bundles/models/objects" / x["onnx_sha256"]
+        assert sha256_file(stored) == x["onnx_sha256"]  # content-addressed like every other file
+        assert "birdclef_eos/backbone/birdnet.py" in manifest["code"]
+        box = sandbox_for(root, tmp_path / "box")
+        want = root / "submissions/eos10/submission.csv"
+        saved_run = box.run(notebook_of(root, "eos10"))
+        assert saved_run.returncode == 0, saved_run.stderr[-3000:]
+        header = pd.read_csv(saved_run.submission)
+        assert header.empty and list(header.columns) == list(pd.read_csv(want, nrows=0).columns)
+        box.set_test_files(sorted((root / "data/hidden/test_soundscapes").iterdir()))
+        scored = box.run(notebook_of(root, "eos10"))
+        assert scored.returncode == 0, scored.stderr[-3000:]
+        mine = pd.read_csv(scored.submission, dtype={"row_id": str}).set_index("row_id")
+        theirs = pd.read_csv(want, dtype={"row_id": str}).set_index("row_id")
+        eos7 = pd.read_csv(root / "submissions/eos7/submission.csv", dtype={"row_id": str}).set_index("row_id")
+        assert np.abs(theirs.to_numpy() - eos7.loc[theirs.index].to_numpy()).max() > 1e-4  # the correction moved something
+        print(f"eos10 real-data bundle: max abs difference to submissions/eos10: "
+              f"{np.abs(mine.loc[theirs.index].to_numpy() - theirs.to_numpy()).max():.3g}")
+        assert scored.submission.read_bytes() == want.read_bytes()
     finally:  # the other tests read the default bundles' model folder and blends
         blend.run(smoke_params())
         model_folder.run(smoke_params())
