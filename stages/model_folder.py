@@ -9,10 +9,14 @@ spectrogram stage made their input with, and the SED's threads and smoothing; fo
 `blend`: the `blends:` entry itself (its weights are resolved in the kernel against the shared
 `blend:` section the kernel notebook carries, so `dvc exp run -S blend.weight=...` re-runs only the
 bundle stages, not this one), each part a config of its own kind, plus a `sidecar` config (the sidecar
-stage's head, models/heads/sidecar, and its TTA shifts) when the entry has a sidecar correction, and for
+stage's head, models/heads/sidecar, and its TTA shifts; in real-data mode, where `backbone.name` is not
+BirdNET and the sidecar reads a second extraction, also that extraction's settings, the `sidecar.extract`
+knobs and the output read, and the converted BirdNET ONNX and labels from `runtime.cache_dir` as
+models/sidecar_birdnet/, refused unless its sha256 is the one data/sidecar_features/meta.json records)
+when the entry has a sidecar correction, and for
 a ViT part (eos12, eos13) the vit stage's fold models, whose config.json carries the log-mel settings,
-and its TTA shifts; a part a bundle cannot run, e.g. the sidecar in real-data mode (its BirdNET ONNX
-is not carried) or `base.source: file`, stops the stage naming it) and stores every file once under bundles/models/objects/<sha256>: the probed ONNX and its
+and its TTA shifts; a part a bundle cannot run, e.g. `base.source: file`, stops the stage naming it)
+and stores every file once under bundles/models/objects/<sha256>: the probed ONNX and its
 descriptions, the head's checkpoints, the species table, the labelled chunks the site/hour prior is
 fitted on (labelled rows only: real-data mode's held-out files are not among them), the library code
 the kernel runs (birdclef_eos/bundle/infer.py and what it imports) and the vendored packages

@@ -4,7 +4,8 @@ Layout (what `build` writes; upload the folder as one Kaggle dataset):
 
 - ``objects/<sha256>``: the bytes of every file any bundle needs (probed ONNX, backbone and block
   descriptions, head checkpoints and configs, species table, the labelled chunks the prior is fitted
-  on, the library code the kernel runs, vendored packages), each stored once, so fifteen bundles do
+  on, in real-data mode the sidecar's converted BirdNET ONNX and labels, the library code the kernel
+  runs, vendored packages), each stored once, so fifteen bundles do
   not mean fifteen copies of the backbone;
 - ``manifest.json``: ``files`` / ``code`` / ``vendor`` / ``wheels`` ({logical path: sha256}), ``bundles``
   ({name: its inference config, with the logical paths it reads}), ``vendor_python`` (the

@@ -412,6 +412,8 @@ def test_eos10_bundle_in_real_data_mode_carries_birdnet(workspace, tmp_path, mon
     stored once by sha256, and the sidecar config records the `sidecar.extract` knobs; the kernel runs
     BirdNET over the test windows as the stage does. In Kaggle's sandbox the save run writes the header
     only and the scoring run writes the blend stage's submissions/eos10 byte for byte."""
+    from birdclef_eos.bundle import infer
+    from birdclef_eos.data import features
     from birdclef_eos.io.files import sha256_file
     from stages import sidecar, sidecar_features
     root, _, _ = workspace
@@ -439,6 +441,17 @@ def test_eos10_bundle_in_real_data_mode_carries_birdnet(workspace, tmp_path, mon
         stored = root / "bundles/models/objects" / x["onnx_sha256"]
         assert sha256_file(stored) == x["onnx_sha256"]  # content-addressed like every other file
         assert "birdclef_eos/backbone/birdnet.py" in manifest["code"]
+        # the kernel's BirdNET pass alone, in this process, on the carried files: the stage's test rows exactly
+        view = tmp_path / "files" / side["files"]["sidecar_backbone"]
+        view.mkdir(parents=True)
+        for name in ("backbone.onnx", "labels.txt"):
+            (view / name).symlink_to(root / "bundles/models/objects" / manifest["files"][f"models/sidecar_birdnet/{name}"])
+        audio = infer.TestAudio(root / "data/hidden/test_soundscapes")
+        rows, arrays = infer.sidecar_birdnet(tmp_path / "files", side, audio, side["tta"], ["embedding"])
+        stage_rows, stage_arrays, _ = features.load("data/sidecar_features")
+        at = stage_rows.reset_index().set_index(["row_id", "shift_s"]).loc[list(zip(rows.row_id, rows.shift_s)), "index"]
+        assert len(rows) == (stage_rows.source == "test").sum() and np.array_equal(
+            arrays["embedding"], stage_arrays["embedding"][at.to_numpy()])
         box = sandbox_for(root, tmp_path / "box")
         want = root / "submissions/eos10/submission.csv"
         saved_run = box.run(notebook_of(root, "eos10"))
