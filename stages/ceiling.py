@@ -12,14 +12,14 @@ strength at which the gain's interval leaves zero is where the base stops absorb
 
 Then the other way round: control BASES (`ceiling.control_bases`: the hidden labels plus noise at
 each strength, mapped onto the real base's columns so they are rank-valued like it; never a
-submission) with the real head (`control_bases.head`) blended in at `control_bases.weight`, in
+submission) with the real head (`control_bases.head`) blended in at `control.weight`, in
 `blend.space` and, for contrast, the other space: the head's gain against the base's strength, the
 paper's regime (a base near `control_bases.regime`) marked. And on the OOF (the base's models
 rank-blended as the base stage does, the head's OOF; both before post-processing): what `rank` and
-`prob` give at `control_bases.weight`, with each part's effective share, so `blend.space` can be
-chosen from the OOF. That weight is the analysis's own knob (the paper's 0.07, as `control.weight`),
-not `blend.weight`: an analysis of the regime, not of the submissions, so `dvc exp run -S
-blend.weight=...` does not re-run this stage (seconds of bootstraps) for a number it does not show.
+`prob` give at `control.weight`, with each part's effective share, so `blend.space` can be
+chosen from the OOF. That weight is this analysis's own (the paper's 0.07, the control partner's
+too), not `blend.weight`: an analysis of the regime, not of the submissions, so `dvc exp run -S
+blend.weight=...` does not re-run this stage (seconds of bootstraps) for numbers it does not show.
 Writes build/metrics/ceiling/ceiling.json, build/figures/plateau.png and
 build/figures/plateau_strength.png.
 """
@@ -156,8 +156,7 @@ def run(params: dict, key: str | None = None) -> CeilingResult:
         out["control"][f"{strength:g}"] = entry
     out["control_weight"] = w
 
-    cb = cfg["control_bases"]
-    head_w = cb["weight"]
+    cb, head_w = cfg["control_bases"], cfg["control"]["weight"]
     head = arrays[cb["head"]] if cb["head"] in arrays else submission_array(cb["head"], ids, labels)
     spaces = [space] + [s for s in SPACES if s != space]
     out["control_bases"] = {"head": cb["head"], "weight": head_w, "space": space, "seed": cb["seed"],

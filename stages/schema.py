@@ -315,7 +315,6 @@ SCHEMA: dict[str, Knob] = {
     "ceiling.control.tolerance": Num(0, 0.05, lo_open=True),
     "ceiling.control.seed": Int(0),
     "ceiling.control_bases.head": Str(),
-    "ceiling.control_bases.weight": Num(0, 1, lo_open=True),
     "ceiling.control_bases.strengths": Knob("numbers", 0.5, 1, hi_open=True),
     "ceiling.control_bases.regime": Num(0.5, 1, hi_open=True),
     "ceiling.control_bases.seed": Int(0),
