@@ -30,11 +30,16 @@ from birdclef_eos.scoring import sidecar as sidecar_lib
 from stages.paths import BLEND_METRICS, HIDDEN, INDEX, PIPELINES_FIGURE, SUBMISSIONS, TRAIN_METRICS
 
 PARAMS = ("blend", "blends", "figures.pipelines", "submissions", "postprocess", "backbone.name")
+# every experiment re-runs this stage and its work is about a second: a papermill kernel would cost
+# more than the work. What a notebook would show is in files a person reads: each blend's weights,
+# space and shares in build/metrics/blend/blend.json (published to metrics/blend/), Figure 3 in
+# build/figures/pipelines.png (figures/); the run prints the weights (``BlendResult.__str__``).
+NOTEBOOK = False
 
 
 @dataclass
 class BlendResult:
-    """What the blend notebook shows. blends: name -> {weights, space, taxonomy, rows, labels,
+    """What the stage prints (``__str__``). blends: name -> {weights, space, taxonomy, rows, labels,
     submission_sha256} (as build/metrics/blend/blend.json); seconds: wall time. Figure 3
     (build/figures/pipelines.png): left / right, its box labels top to bottom (pipelines.json);
     weights: the drawn blend's part weights."""
@@ -43,6 +48,12 @@ class BlendResult:
     left: list[str]
     right: list[str]
     weights: dict[str, float]
+
+    def __str__(self) -> str:
+        rows = "; ".join(f"{n}: {', '.join(f'{p} {w:.4g}' for p, w in b['weights'].items())} ({b['space']}"
+                         f"{', taxonomy' if b['taxonomy'] else ''})" for n, b in self.blends.items())
+        return (f"{len(self.blends)} blends in {self.seconds:.1f} s to {SUBMISSIONS}/<name>/ and "
+                f"{BLEND_METRICS}/blend.json: {rows}; Figure 3 ({PIPELINES_FIGURE}) draws {self.weights}")
 
 
 def spec_of(name: str, entry: dict, shared: dict) -> Blend:

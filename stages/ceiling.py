@@ -12,11 +12,14 @@ strength at which the gain's interval leaves zero is where the base stops absorb
 
 Then the other way round: control BASES (`ceiling.control_bases`: the hidden labels plus noise at
 each strength, mapped onto the real base's columns so they are rank-valued like it; never a
-submission) with the real head (`control_bases.head`) blended in at `blend.weight`, in `blend.space`
-and, for contrast, the other space: the head's gain against the base's strength, the paper's regime
-(a base near `control_bases.regime`) marked. And on the OOF (the base's models rank-blended as the
-base stage does, the head's OOF; both before post-processing): what `rank` and `prob` give at
-`blend.weight`, with each part's effective share, so `blend.space` can be chosen from the OOF.
+submission) with the real head (`control_bases.head`) blended in at `control.weight`, in
+`blend.space` and, for contrast, the other space: the head's gain against the base's strength, the
+paper's regime (a base near `control_bases.regime`) marked. And on the OOF (the base's models
+rank-blended as the base stage does, the head's OOF; both before post-processing): what `rank` and
+`prob` give at `control.weight`, with each part's effective share, so `blend.space` can be
+chosen from the OOF. That weight is this analysis's own (the paper's 0.07, the control partner's
+too), not `blend.weight`: an analysis of the regime, not of the submissions, so `dvc exp run -S
+blend.weight=...` does not re-run this stage (seconds of bootstraps) for numbers it does not show.
 Writes build/metrics/ceiling/ceiling.json, build/figures/plateau.png and
 build/figures/plateau_strength.png.
 """
@@ -41,7 +44,7 @@ from birdclef_eos.scoring.oof import read_oof, truth_matrix
 from birdclef_eos.scoring.postprocess import taxonomy_smooth
 from stages.paths import CEILING_METRICS, CHAIN_PREDICTIONS, FIGURES, HIDDEN, INDEX, OOF, SUBMISSIONS
 
-PARAMS = ("ceiling", "blend.space", "blend.weight", "blend.taxonomy", "base.blend", "submissions")
+PARAMS = ("ceiling", "blend.space", "blend.taxonomy", "base.blend", "submissions")
 
 
 class CeilingStageError(ValueError):
@@ -153,7 +156,7 @@ def run(params: dict, key: str | None = None) -> CeilingResult:
         out["control"][f"{strength:g}"] = entry
     out["control_weight"] = w
 
-    cb, head_w = cfg["control_bases"], params["blend"]["weight"]
+    cb, head_w = cfg["control_bases"], cfg["control"]["weight"]
     head = arrays[cb["head"]] if cb["head"] in arrays else submission_array(cb["head"], ids, labels)
     spaces = [space] + [s for s in SPACES if s != space]
     out["control_bases"] = {"head": cb["head"], "weight": head_w, "space": space, "seed": cb["seed"],

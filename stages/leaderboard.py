@@ -32,6 +32,12 @@ from stages.paths import (BLEND_METRICS, FIGURES, HIDDEN, INDEX, KAGGLE_SCORES, 
                           SHAKEUP_METRICS, SUBMISSIONS, TABLES)
 
 PARAMS = ("leaderboard", "submissions", "blends", "shakeup")
+# every experiment re-runs this stage: a papermill kernel's start-up was a third of its time. What a
+# notebook would show is in files a person reads: the boards in build/metrics/leaderboard/leaderboard.json
+# and build/figures/leaderboard.png, Tables 2-4 in build/tables/, the shake-up's sentences and figure in
+# build/metrics/shakeup/shakeup.json and build/figures/shakeup.png (all published by `publish`); the run
+# prints the best submission and the shake-up's sentences (``LeaderboardResult.__str__``).
+NOTEBOOK = False
 
 
 class LeaderboardError(ValueError):
@@ -40,7 +46,7 @@ class LeaderboardError(ValueError):
 
 @dataclass
 class LeaderboardResult:
-    """What the leaderboard notebook shows.
+    """What the stage prints (``__str__``) and its tests read.
 
     leaderboard: build/metrics/leaderboard/leaderboard.json ({"mode", "submissions": {name: {public,
     private, public_rank, private_rank}}, "kaggle": {name: {public, private, difference, matches}}}).
@@ -59,6 +65,21 @@ class LeaderboardResult:
     shakeup: dict
     shakeup_sentences: list[str]
     shakeup_figure: str
+
+    def __str__(self) -> str:
+        board = self.leaderboard["submissions"]
+        scored = {n: s for n, s in board.items() if s.get("public") is not None and s["public"] == s["public"]}
+        show = lambda x: "undefined" if x is None or x != x else f"{x:.3f}"  # noqa: E731  (None or NaN: too small a board)
+        if scored:
+            best = max(scored, key=lambda n: scored[n]["public"])
+            head = (f"best on the local public board: {best} ({show(board[best]['public'])} public, "
+                    f"{show(board[best].get('private'))} private) of {len(board)} submissions")
+        elif board:
+            head = "the local public board has no score (no label with both positives and negatives)"
+        else:
+            head = "no local solution: Kaggle's scores only"
+        return "\n".join([f"{head}; {LEADERBOARD_METRICS}/leaderboard.json, {TABLES}/table2-4.md, {self.figure}",
+                          *self.mismatches, *self.shakeup_sentences, self.shakeup_figure])
 
 
 def local_scores(names: list[str]) -> dict[str, dict]:

@@ -41,6 +41,10 @@ README = Path("README.md")
 CLAIMS_SHA = CLAIMS.with_name("claims.sha256")              # the claims' recorded sha256 (report/paper.py check_frozen)
 VERDICTS_BASELINE = VERDICTS.with_name("verdicts_baseline.json")  # the verdicts before the tests were rebuilt
 TABLES_DIR = PUBLISHED[TABLES]                    # paper/tables/
+# every experiment re-runs this stage: a papermill kernel would cost as much as its work, and a notebook
+# would only repeat paper/paper.md and paper/verdicts.json, which it writes; the run prints the counts
+# per verdict (``PaperResult.__str__``).
+NOTEBOOK = False
 FIGURES_DIR = PUBLISHED[Path("build/figures")]    # figures/
 
 
@@ -50,12 +54,15 @@ class PaperError(ValueError):
 
 @dataclass
 class PaperResult:
-    """What the notebook shows: the verdicts (paper/verdicts.json's `claims`), the counts per
+    """What the stage prints (``__str__``: the counts) and its tests read: the verdicts (paper/verdicts.json's `claims`), the counts per
     verdict, the markdown, seconds."""
     verdicts: list[dict]
     counts: dict[str, int]
     markdown: str
     seconds: float
+
+    def __str__(self) -> str:
+        return f"{PAPER} and {VERDICTS} in {self.seconds:.1f} s: {self.counts}"
 
 
 def load_metrics(file: str) -> dict:

@@ -47,7 +47,7 @@ def ceiling_params():
                         "control": {"like": "head", "strengths": [0.7, 0.99], "weight": 0.3, "tolerance": 0.01, "seed": 0},
                         "control_bases": {"head": "head", "strengths": [0.75, 0.95], "regime": 0.95, "seed": 0},
                         "bootstrap": 50, "confidence": 0.9, "seed": 0},
-            "blend": {"space": "prob", "weight": 0.07, "taxonomy": {"genus": 0.15, "class": 0.05}},
+            "blend": {"space": "prob", "taxonomy": {"genus": 0.15, "class": 0.05}},
             "base": {"blend": {"protossm": 1.0, "sed": 0.0}}, "submissions": {"head": {"model": "attn"}}}
 
 
@@ -63,15 +63,16 @@ def test_ceiling_writes_curves_controls_and_sentences(tree):
     assert (tree / "build/figures/plateau.png").stat().st_size > 10_000
     assert any(s.startswith("Partner head:") for s in result.sentences)
     assert not (tree / "submissions/control").exists()  # a control is never a submission
-    # control bases: calibrated like the base, the head blended in at blend.weight in both spaces
+    # control bases: calibrated like the base, the head blended in at control.weight (0.3) in both spaces
     cb = saved["control_bases"]
+    assert cb["weight"] == 0.3  # control.weight: the stage reads no blend.weight
     assert set(cb["strengths"]) == {"0.75", "0.95"} and cb["regime"]["strength"] == 0.95
     for e in cb["strengths"].values():
         assert abs(e["achieved"] - e["target"]) <= 0.01 and {"prob", "rank"} <= set(e)
         assert e["prob"]["private"]["low"] <= e["prob"]["private"]["difference"] <= e["prob"]["private"]["high"]
     assert (tree / "build/figures/plateau_strength.png").stat().st_size > 10_000
     oof = saved["space_on_oof"]
-    assert oof["head_model"] == "attn" and oof["rank"]["effective_share"]["head"]["weight"] == 0.07
+    assert oof["head_model"] == "attn" and oof["rank"]["effective_share"]["head"]["weight"] == 0.3
     assert any(s.startswith("Control bases") for s in result.sentences)
 
 

@@ -89,6 +89,7 @@ def test_full_pipeline_smoke(tmp_path):
     for cached in ("extract", "train@attn", "protossm", "sed", "base", "vit@224", "predict@v4", "submit", "spectrogram",
                    "figures",        # Figure 3, the one that shows the weight, is the blend stage's
                    "model_folder",   # the kernels carry the shared blend section, the model folder does not
+                   "ceiling",        # its control bases' head weighs ceiling.control.weight
                    "bundle@v6"):     # a predict bundle's submission did not change
         assert f"Running stage '{cached}'" not in out, f"{cached} re-ran after a blend.weight change"
     for ran in ("blend", "leaderboard", "publish", "paper", "bundle@eos7"):
