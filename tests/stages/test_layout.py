@@ -13,12 +13,16 @@ from pathlib import Path
 import pytest
 import yaml
 
+from birdclef_eos.backbone.registry import BACKBONES
 from stages.paths import NOTEBOOKS, ROOT
 
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 RUN_BY_PATH = {"checkpoint": ["birdclef_eos/backbone/tflite_to_onnx.py", "birdclef_eos/backbone/savedmodel_to_onnx.py"]}  # subprocess, not imported
 PROJECT = ("birdclef_eos", "stages")
+# modules a stage loads by name through a registry, not by an import statement: the checkpoint stage
+# builds the backbone `backbone.name` names with its registry entry's module (birdclef_eos/backbone/registry.py)
+BY_REGISTRY = {"checkpoint": sorted({spec.module for spec in BACKBONES.values()})}
 
 
 def stage_of(cmd: str) -> str:
@@ -66,6 +70,8 @@ def closure(path: Path) -> set[Path]:
 
 def code_deps(stage: str) -> set[str]:
     files = closure(ROOT / "stages" / f"{stage}.py") | closure(ROOT / "stages" / "notebook.py")
+    for module in BY_REGISTRY.get(stage, []):
+        files |= closure(module_file(module))
     rel = {f.relative_to(ROOT).as_posix() for f in files if f.name != "__init__.py" or f.stat().st_size}
     return rel | set(RUN_BY_PATH.get(stage, []))
 
