@@ -76,9 +76,12 @@ def run(params: dict, key: str | None = None) -> SidecarResult:
             model.load_state_dict(state)
             models.append(model.eval())
         predicted["rows"], predicted["per_shift"] = predict_shifts(models, windows, arrays, TOKENS, shifts)
+        summary = crossval.summary(data, result, labels)
         return {"submission": NAME, "head": cfg["type"], "channels": channels, "model": mconfig,
                 "features": {k: fmeta.get(k) for k in ("mode", "backbone", "main_backbone", "reuses")},
-                **crossval.summary(data, result, labels), "n_params": heads.count_parameters(models[0]),
+                "oof_macro_auc": summary["oof_macro_auc"], "focal_top1": summary["focal_top1"],
+                "n_params": heads.count_parameters(models[0]), "n_labelled_chunks": summary["n_labelled_chunks"],
+                "n_focal_windows": summary["n_focal_windows"], "folds": summary["folds"],
                 "train_s": round(trained - started, 1), "predict_s": round(time.perf_counter() - trained, 1)}
 
     _, metrics = crossval.cross_validate(
