@@ -52,6 +52,15 @@ RUN_BY_PATH = {"checkpoint": ("birdclef_eos/backbone/tflite_to_onnx.py", "birdcl
 SUBMISSIONS = "submissions/"
 
 
+def by_registry(stage: str) -> list[str]:
+    """Modules a stage loads by name through a registry, not by an import statement: the checkpoint
+    stage builds the backbone `backbone.name` names with its registry entry's module."""
+    if stage != "checkpoint":
+        return []
+    from birdclef_eos.backbone.registry import BACKBONES  # standard library only
+    return sorted({spec.module for spec in BACKBONES.values()})
+
+
 class LayoutError(ValueError):
     """dvc.yaml or params.yaml cannot be read into the layout; the message names the file and the entry."""
 
@@ -145,11 +154,12 @@ def has_code(path: Path) -> bool:
 
 def code_deps(stage: str, root: Path = ROOT) -> list[str]:
     """The project files stage ``stage`` runs, sorted: its module, its notebook's imports and the
-    runner's, transitively (an __init__.py without code left out), plus RUN_BY_PATH."""
+    runner's, and the modules it loads through a registry (``by_registry``), transitively (an
+    __init__.py without code left out), plus RUN_BY_PATH."""
     module = root / "stages" / f"{stage}.py"
     if not module.exists():
         raise LayoutError(f"{module.relative_to(root)}: no module for stage '{stage}'")
-    start = {module, root / RUNNER}
+    start = {module, root / RUNNER} | {module_file(m, root) for m in by_registry(stage)}
     if nb := notebook_dep(stage, root):
         start |= notebook_imports(root / nb, root)
     files = closure(start, root)

@@ -18,6 +18,7 @@ import yaml
 from tqdm import tqdm
 
 from birdclef_eos.audio.windows import forward
+from birdclef_eos.backbone.registry import BACKBONES
 from birdclef_eos.io.files import read_json, write_json, write_text
 from birdclef_eos.probe import knn
 from birdclef_eos.probe.clips import draw_clips
@@ -79,8 +80,10 @@ def probed_blocks(blocks_info: dict, wanted) -> list[dict]:
 
 
 def reported_table1(backbone_name: str) -> dict[int, float]:
-    """The paper's Table 1 (Perch v2 only: its block numbers mean nothing for other backbones)."""
-    if backbone_name != "perch_v2" or not REPORTED.exists():
+    """The paper's Table 1, for a backbone whose block numbers are the paper's (registry `paper_blocks`:
+    Perch v2); another backbone's block numbers mean nothing there."""
+    spec = BACKBONES.get(backbone_name)
+    if spec is None or not spec.paper_blocks or not REPORTED.exists():
         return {}
     table = (yaml.safe_load(REPORTED.read_text()) or {}).get("table1", {})
     return {int(b): float(v) for b, v in table.get("knn5", {}).items()}

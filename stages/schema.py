@@ -20,6 +20,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+from birdclef_eos.backbone.registry import BACKBONES
+from birdclef_eos.bundle.kinds import BUNDLE_KINDS
+from birdclef_eos.heads.registry import HEAD_TYPES, attention_types
 from birdclef_eos.io.files import read_yaml
 from stages.paths import PARAMS_FILE
 
@@ -40,7 +43,8 @@ MOVED = {
 NAME = re.compile(r"^[A-Za-z0-9_-]+$")  # user-chosen names (they become DVC stage keys and folders)
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 # Kaggle's slug and user-name rules, the same patterns as birdclef_eos/bundle/kernel.py SLUG / USER (a test
-# keeps them equal; the schema imports no library module): lowercase letters, digits, single inner hyphens,
+# keeps them equal; of the library the schema imports only the registries, which need only the standard library):
+# lowercase letters, digits, single inner hyphens,
 # 3-50 (slug) or 3-20 (user) characters. Placeholders of the user name are refused by name.
 KAGGLE_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,49}$")
 KAGGLE_USER = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,19}$")
@@ -180,7 +184,7 @@ SCHEMA: dict[str, Knob] = {
     "dataset.scales.*.unlabelled": Int(0),
     "dataset.scales.*.test": Int(1),
 
-    "backbone.name": Str("birdnet_v24", "perch_v2", "perch_tiny"),
+    "backbone.name": Str(*BACKBONES),  # birdclef_eos/backbone/registry.py
     "backbone.chunk_mapping": Str("center", "mean"),
     "backbone.batch_size": Int(1),
     "backbone.threads": Int(1),
@@ -243,7 +247,7 @@ SCHEMA: dict[str, Knob] = {
     "train.secondary_weight": Num(0, 1),
     **head_knobs("train"),
     "train.optim.mix_lr_scale": Num(0, lo_open=True),
-    "train.variants.*.head": Str("scalarmix", "attn", "residual"),
+    "train.variants.*.head": Str(*HEAD_TYPES),  # birdclef_eos/heads/registry.py
     "train.variants.*.soundscape_fraction": Num(0, 1),
     "train.variants.*.table": Str(),
     # the variant's own block choice (the ablation); absent = train.blocks
@@ -329,7 +333,7 @@ SCHEMA: dict[str, Knob] = {
     "sidecar.extract.threads": Int(1),
     "sidecar.extract.frontend": Knob("frontend"),
     "sidecar.extract.batch_windows": Int(1),
-    "sidecar.head.type": Str("attn", "residual"),
+    "sidecar.head.type": Str(*attention_types()),  # an attention head (heads/registry.py)
     "sidecar.head.soundscape_fraction": Num(0, 1),
     **head_knobs("sidecar.head"),
     "sidecar.head.tta": Knob("numbers"),
@@ -460,7 +464,7 @@ SCHEMA: dict[str, Knob] = {
     "kaggle.kernel_prefix": Knob("slug"),
     "kaggle.vendor": Knob("names", lo=0),          # may be empty
     "kaggle.vendor_exclude": Knob("names", lo=0),  # may be empty
-    "bundles.*.kind": Str("predict", "chain", "blend"),  # birdclef_eos/bundle/infer.py KINDS
+    "bundles.*.kind": Str(*BUNDLE_KINDS),  # birdclef_eos/bundle/kinds.py
     "bundles.*.submission": Str(),
 }
 

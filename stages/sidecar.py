@@ -24,13 +24,12 @@ import pandas as pd
 import torch
 
 from birdclef_eos.data import features
-from birdclef_eos.io.cluster import open_client
+from birdclef_eos.data.species import species_labels
 from birdclef_eos.heads import crossval, training
 from birdclef_eos.heads import models as heads
 from birdclef_eos.heads.inference import predict_shifts
-from birdclef_eos.io.files import atomic_dir, sha256_tree, write_json
+from birdclef_eos.io.files import sha256_tree
 from birdclef_eos.io.machine import what_bytes_depend_on
-from birdclef_eos.report.curves import dvclive_logger
 from birdclef_eos.scoring import postprocess, submission
 from stages.paths import (FEATURES, HEADS, HIDDEN, INDEX, OOF, SIDECAR_FEATURES, SIDECAR_METRICS,
                           SUBMISSIONS)
@@ -59,46 +58,39 @@ def run(params: dict, key: str | None = None) -> SidecarResult:
     torch.set_num_threads(train["threads"])
 
     windows, arrays, fmeta = features.load_pointed(SIDECAR_FEATURES, FEATURES, TOKENS)
-    labels = pd.read_csv(INDEX / "species.csv").sort_values("label_idx")["primary_label"].astype(str).tolist()
+    labels = species_labels(INDEX)
     data = crossval.fold_data(windows, arrays, TOKENS, labels, train["secondary_weight"], train["n_folds"],
                               train["fold_salt"])
     channels = [int(t.shape[1]) for t in data.tokens]
     mconfig = {"type": cfg["type"], "channels": channels, "n_classes": len(labels), **cfg["model"]}
 
-    with atomic_dir(SIDECAR_METRICS) as metrics_dir:
-        with open_client(params.get("runtime", {}).get("scheduler"), params.get("runtime", {}).get("workers", 1)) as client:  # folds as tasks
-            result = crossval.train_folds(data.rows, data.tokens, data.y, data.fold_of, mconfig,
-                                          training.TrainConfig.from_mapping(cfg["optim"]), train["n_folds"],
-                                          train["seed"], cfg["soundscape_fraction"],
-                                          dvclive_logger(metrics_dir / "curves"), desc="sidecar folds", client=client,
-                                          threads=train["threads"])
+    shifts = [float(s) for s in cfg["tta"]]
+    predicted = {}
+
+    def describe(result: crossval.FoldsResult) -> dict:
+        """The metrics, after the fold models' test predictions (timed apart from the training)."""
         trained = time.perf_counter()
         models = []
         for state in result.states:
             model = heads.build_head(mconfig)
             model.load_state_dict(state)
             models.append(model.eval())
-        shifts = [float(s) for s in cfg["tta"]]
-        test_rows, per_shift = predict_shifts(models, windows, arrays, TOKENS, shifts)
-        is_sc = data.is_soundscape
-        metrics = {
-            "submission": NAME, "head": cfg["type"], "channels": channels, "model": mconfig,
-            "features": {k: fmeta.get(k) for k in ("mode", "backbone", "main_backbone", "reuses")},
-            "oof_macro_auc": crossval.round_or_none(training.auc_or_nan(data.y[is_sc], result.oof[is_sc])),
-            "focal_top1": round(crossval.focal_top1(data.rows, result.oof, labels), 6),
-            "n_params": heads.count_parameters(models[0]), "n_labelled_chunks": int(is_sc.sum()),
-            "n_focal_windows": int((~is_sc).sum()), "folds": result.folds,
-            "train_s": round(trained - started, 1), "predict_s": round(time.perf_counter() - trained, 1),
-        }
-        write_json(metrics_dir / "metrics.json", metrics)
+        predicted["rows"], predicted["per_shift"] = predict_shifts(models, windows, arrays, TOKENS, shifts)
+        summary = crossval.summary(data, result, labels)
+        return {"submission": NAME, "head": cfg["type"], "channels": channels, "model": mconfig,
+                "features": {k: fmeta.get(k) for k in ("mode", "backbone", "main_backbone", "reuses")},
+                "oof_macro_auc": summary["oof_macro_auc"], "focal_top1": summary["focal_top1"],
+                "n_params": heads.count_parameters(models[0]), "n_labelled_chunks": summary["n_labelled_chunks"],
+                "n_focal_windows": summary["n_focal_windows"], "folds": summary["folds"],
+                "train_s": round(trained - started, 1), "predict_s": round(time.perf_counter() - trained, 1)}
 
-    with atomic_dir(HEADS / NAME) as model_dir:
-        crossval.save_folds(model_dir, result.states, {"variant": NAME, "model": mconfig, "blocks": TOKENS,
-                                                       "tokens": TOKENS, "labels": labels, "n_folds": train["n_folds"],
-                                                       "features": str(SIDECAR_FEATURES),
-                                                       "bytes_depend_on": what_bytes_depend_on()})
-    with atomic_dir(OOF / NAME) as oof_dir:
-        crossval.oof_frame(data, result.oof, labels).to_csv(oof_dir / "oof.csv", index=False, float_format="%.6g")
+    _, metrics = crossval.cross_validate(
+        data, labels, mconfig, training.TrainConfig.from_mapping(cfg["optim"]), train["n_folds"], train["seed"],
+        cfg["soundscape_fraction"], crossval.Destinations(SIDECAR_METRICS, HEADS / NAME, OOF / NAME), describe,
+        {"variant": NAME, "model": mconfig, "blocks": TOKENS, "tokens": TOKENS, "labels": labels,
+         "n_folds": train["n_folds"], "features": str(SIDECAR_FEATURES), "bytes_depend_on": what_bytes_depend_on()},
+        desc="sidecar folds", runtime=params.get("runtime", {}), threads=train["threads"])
+    test_rows, per_shift = predicted["rows"], predicted["per_shift"]
 
     probs = postprocess.average_shifts(per_shift, "prob")
     chunks = pd.read_csv(INDEX / "chunks.csv", keep_default_na=False, dtype={"labels": str, "site": str})

@@ -1,7 +1,8 @@
 """Stage `sidecar_features`: BirdNET V2.4's final embedding of every window the main
 extraction wrote, for the sidecar head (eos10's third model).
 
-- Real-data mode (`backbone.name` perch_v2, or the test fixture perch_tiny): a second extraction.
+- Real-data mode (a backbone whose registry entry says `sidecar_extraction`: perch_v2, or the test
+  fixture perch_tiny; birdclef_eos/backbone/registry.py): a second extraction.
   The converted BirdNET ONNX of the checkpoint machinery (birdclef_eos/backbone/birdnet.py
   `prepare`, cached in `runtime.cache_dir` and proven against the TFLite interpreter as the
   checkpoint stage proves it) runs through the same runner and window reader as `extract`
@@ -9,7 +10,7 @@ extraction wrote, for the sidecar head (eos10's third model).
   data/features/windows.csv, read again from data/index at their `start_s`. Writes
   data/sidecar_features/ (windows.csv: the main rows in the main order; embedding.npy
   [n_windows, 1024] float32; meta.json), knobs in `sidecar.extract`.
-- Default mode (`backbone.name: birdnet_v24`): the backbone already is BirdNET and
+- Default mode (`backbone.name: birdnet_v24`, no `sidecar_extraction`): the backbone already is BirdNET and
   data/features/embedding.npy already is its final embedding, so nothing runs twice: only
   data/sidecar_features/meta.json, pointing to data/features with the sha256 of its windows.csv and
   embedding.npy (birdclef_eos/data/features.py `save_pointer`; readers use `load_pointed`).
@@ -38,7 +39,7 @@ import numpy as np
 from birdclef_eos.audio.cluster import forward_on_cluster
 from birdclef_eos.audio.shards import SHARD_WINDOWS, ShardStore, pass_key
 from birdclef_eos.audio.windows import forward
-from birdclef_eos.backbone import birdnet
+from birdclef_eos.backbone import birdnet, registry
 from birdclef_eos.backbone.runner import Backbone
 from birdclef_eos.data import features as store
 from birdclef_eos.data.plans import plan_of_windows
@@ -47,7 +48,7 @@ from birdclef_eos.io.files import sha256_file
 from stages.paths import FEATURES, INDEX, ROOT, SIDECAR_FEATURES, SIDECAR_SHARDS
 
 PARAMS = ("sidecar.extract", "backbone.name", "backbone.birdnet", "dataset.sample_rate")
-SIDECAR_BACKBONE = "birdnet_v24"   # the sidecar's model; when the main backbone is this one, its embedding is reused
+SIDECAR_BACKBONE = registry.SIDECAR_BACKBONE  # the sidecar's model (BirdNET V2.4)
 NAME = "embedding"                 # the one array the sidecar head reads
 
 
@@ -87,7 +88,7 @@ def open_birdnet(params: dict, prepared: dict) -> Backbone:
 def run(params: dict, key: str | None = None, runner=None) -> SidecarFeaturesResult:
     main_backbone = params["backbone"]["name"]
     started = time.perf_counter()
-    if main_backbone == SIDECAR_BACKBONE:
+    if not registry.spec(main_backbone).sidecar_extraction:  # the main embedding already is the sidecar's
         meta = store.save_pointer(SIDECAR_FEATURES, FEATURES, [NAME], {"backbone": SIDECAR_BACKBONE, "mode": "reuse"})
         return SidecarFeaturesResult(mode="reuse", backbone=SIDECAR_BACKBONE, n_windows=meta["n_windows"],
                                      channels=meta["channels"][NAME], seconds=time.perf_counter() - started,

@@ -21,11 +21,10 @@ import pandas as pd
 import torch
 
 from birdclef_eos.data import features
-from birdclef_eos.io.cluster import open_client
+from birdclef_eos.data.species import species_labels
 from birdclef_eos.heads import crossval, training
 from birdclef_eos.heads import pseudo as pseudo_labels
-from birdclef_eos.report.curves import dvclive_logger
-from birdclef_eos.io.files import atomic_dir, read_json, write_json
+from birdclef_eos.io.files import read_json
 from birdclef_eos.io.machine import what_bytes_depend_on
 from stages.paths import FEATURES, HEADS, INDEX, OOF, PSEUDO, TRAIN_METRICS
 
@@ -74,10 +73,9 @@ def run(params: dict, key: str | None = None) -> StudentResult:
     twin = read_json(HEADS / student["twin"] / "config.json", f"run train@{student['twin']}")
     names, mconfig = twin["tokens"], twin["model"]
     windows, arrays, _ = features.load(FEATURES, names=names)
-    labels = pd.read_csv(INDEX / "species.csv").sort_values("label_idx")["primary_label"].astype(str).tolist()
+    labels = species_labels(INDEX)
     data = crossval.fold_data(windows, arrays, names, labels, train["secondary_weight"], train["n_folds"],
                               train["fold_salt"])
-    rows, y = data.rows, data.y
     mode = student.get("mode", cfg["mode"])
 
     p_rows, per_fold = read_pseudo(labels, train["n_folds"], mode)
@@ -103,37 +101,29 @@ def run(params: dict, key: str | None = None) -> StudentResult:
         kept_counts[k] = int(kept.sum())
         return crossval.pick(p_tokens, kept), soft.astype(np.float32)
 
-    with atomic_dir(TRAIN_METRICS / key) as metrics_dir:
-        with open_client(params.get("runtime", {}).get("scheduler"), params.get("runtime", {}).get("workers", 1)) as client:  # folds as tasks
-            result = crossval.train_folds(rows, data.tokens, y, data.fold_of, mconfig,
-                                          training.TrainConfig.from_mapping(train["optim"]), train["n_folds"],
-                                          train["seed"], sources.get("soundscape", 0.0), dvclive_logger(metrics_dir / "curves"),
-                                          desc=f"student@{key} folds", pseudo=None if p_rows.empty else pseudo_fold, sources=sources,
-                                          client=client,
-                                          threads=train["threads"])
-        metrics = student_metrics(key, student, twin, mconfig, sources, {**{k: cfg[k] for k in ("gate", "floor", "power")}, "mode": mode},
+    def describe(result: crossval.FoldsResult) -> dict:
+        metrics = student_metrics(key, student, twin, mconfig, sources,
+                                  {**{k: cfg[k] for k in ("gate", "floor", "power")}, "mode": mode},
                                   p_rows, kept_counts, data, result, labels)
         if skipped:
             metrics["pseudo_skipped"] = skipped
-        write_json(metrics_dir / "metrics.json", metrics)
-    with atomic_dir(HEADS / key) as model_dir:
-        crossval.save_folds(model_dir, result.states, {"variant": key, "model": mconfig, "blocks": twin["blocks"],
-                                                       "tokens": names, "labels": labels, "n_folds": train["n_folds"],
-                                                       "bytes_depend_on": what_bytes_depend_on()})
-    with atomic_dir(OOF / key) as oof_dir:
-        crossval.oof_frame(data, result.oof, labels).to_csv(oof_dir / "oof.csv", index=False, float_format="%.6g")
+        return metrics
+
+    _, metrics = crossval.cross_validate(
+        data, labels, mconfig, training.TrainConfig.from_mapping(train["optim"]), train["n_folds"], train["seed"],
+        sources.get("soundscape", 0.0), crossval.Destinations(TRAIN_METRICS / key, HEADS / key, OOF / key),
+        describe, {"variant": key, "model": mconfig, "blocks": twin["blocks"], "tokens": names, "labels": labels,
+                   "n_folds": train["n_folds"], "bytes_depend_on": what_bytes_depend_on()},
+        desc=f"student@{key} folds", runtime=params.get("runtime", {}), threads=train["threads"],
+        pseudo=None if p_rows.empty else pseudo_fold, sources=sources)
     return StudentResult(metrics=metrics, seconds=time.perf_counter() - started, curves=str(TRAIN_METRICS / key / "curves"))
 
 
 def student_metrics(key, student, twin, mconfig, sources, pseudo, p_rows, kept_counts, data, result, labels) -> dict:
-    rows, y, is_sc, oof = data.rows, data.y, data.is_soundscape, result.oof
     metrics = {"variant": key, "twin": student["twin"], "head": mconfig["type"], "blocks": twin["blocks"],
                "sources": sources, "pseudo": pseudo,
                "pseudo_chunks": int(len(p_rows)), "pseudo_chunks_kept_per_fold": [kept_counts[k] for k in sorted(kept_counts)],
-               "oof_macro_auc": crossval.round_or_none(training.auc_or_nan(y[is_sc], oof[is_sc])),
-               "focal_top1": round(crossval.focal_top1(rows, oof, labels), 6),
-               "n_labelled_chunks": int(is_sc.sum()), "n_focal_windows": int((~is_sc).sum()),
-               "folds": result.folds}
+               **crossval.summary(data, result, labels)}
     if result.attention:
         metrics["cls_attention"] = crossval.weight_summary(twin["blocks"], result.attention)
     return metrics

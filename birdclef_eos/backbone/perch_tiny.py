@@ -17,8 +17,11 @@ import numpy as np
 import torch
 from torch import nn
 
-SAMPLE_RATE = 32_000
-WINDOW_SAMPLES = 160_000
+from birdclef_eos.backbone.registry import BACKBONES, runtime_versions
+
+SPEC = BACKBONES["perch_tiny"]
+SAMPLE_RATE = SPEC.sample_rate
+WINDOW_SAMPLES = SPEC.window_samples
 FRAME = 320                     # 10 ms hop and window: 160000 / 320 = 500 frames
 N_MELS = 128
 F_MIN, F_MAX = 60.0, 16_000.0
@@ -309,10 +312,11 @@ def export_perch_tiny(path: Path, seed: int, width_multiplier: float, n_classes:
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
         torch.onnx.export(
             model, (torch.zeros(1, WINDOW_SAMPLES),), buffer, dynamo=False, opset_version=17,
-            input_names=["inputs"],
-            output_names=["label", "embedding", "spatial_embedding", "spectrogram"],
+            input_names=[SPEC.input_name],
+            output_names=[SPEC.logits_output, SPEC.embedding_output, "spatial_embedding", "spectrogram"],
             dynamic_axes={name: {0: "batch"} for name in
-                          ("inputs", "label", "embedding", "spatial_embedding", "spectrogram")},
+                          (SPEC.input_name, SPEC.logits_output, SPEC.embedding_output, "spatial_embedding",
+                           "spectrogram")},
         )
     data = buffer.getvalue()
     if form != "onnx_no_dft":
@@ -322,15 +326,17 @@ def export_perch_tiny(path: Path, seed: int, width_multiplier: float, n_classes:
         data = (opaque_names(graph) if form == "opaque" else with_dft_node(graph)).SerializeToString()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_bytes(data)
-    return {
-        "input_name": "inputs",
-        "sample_rate": SAMPLE_RATE,
-        "window_samples": WINDOW_SAMPLES,
-        "normalisation": "perch",
-        "logits_output": "label",
-        "embedding_output": "embedding",
-        "classes": [f"perch_tiny_{i:03d}" for i in range(n_classes)],
-    }
+    return SPEC.io([f"perch_tiny_{i:03d}" for i in range(n_classes)])
+
+
+def build(cfg: dict, out: Path, cache: Path) -> dict:
+    """The registry's builder (birdclef_eos/backbone/registry.py): the fixture at
+    `backbone.perch_tiny.seed` and `width_multiplier`, written to ``out``."""
+    pt = cfg["perch_tiny"]
+    spec = export_perch_tiny(out, seed=pt["seed"], width_multiplier=pt["width_multiplier"])
+    return {"spec": spec, "source": {"generator": "birdclef_eos/backbone/perch_tiny.py", "seed": pt["seed"],
+                                     "width_multiplier": pt["width_multiplier"]},
+            "inputs": {}, "versions": runtime_versions(("torch",)), "summary": {}}
 
 
 def export_weights(path: Path, seed: int, width_multiplier: float, n_classes: int = 32) -> None:

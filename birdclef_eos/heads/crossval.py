@@ -2,7 +2,10 @@
 
 ``train_folds`` trains one model per fold (seeded ``seed * 1000 + fold``), keeps each fold's best
 epoch, predicts the held-out rows and collects the block weights (scalar mix) or mean CLS
-attention (attention heads) the paper compares with the probe.
+attention (attention heads) the paper compares with the probe. ``cross_validate`` is the whole
+sequence a head-training stage runs (train, student, sidecar): the folds trained (one Dask task each
+on a cluster), metrics.json and the DVCLive curves, the fold checkpoints and the OOF predictions, each
+folder written atomically.
 """
 from __future__ import annotations
 
@@ -19,8 +22,9 @@ from birdclef_eos.data import folds
 from birdclef_eos.heads import models as heads
 from birdclef_eos.heads import pseudo as pseudo_labels
 from birdclef_eos.heads import training
-from birdclef_eos.io.cluster import map_tasks
-from birdclef_eos.io.files import write_json
+from birdclef_eos.io.cluster import map_tasks, open_client
+from birdclef_eos.io.files import atomic_dir, write_json
+from birdclef_eos.report.curves import dvclive_logger
 
 
 class CrossValError(ValueError):
@@ -73,6 +77,50 @@ def save_folds(folder, states: list[dict], config: dict) -> None:
     for k, state in enumerate(states):
         torch.save(state, Path(folder) / f"fold_{k}.pt")
     write_json(Path(folder) / "config.json", config)
+
+
+@dataclass
+class Destinations:
+    """Where ``cross_validate`` writes: metrics (metrics.json + curves/), models (fold_<k>.pt +
+    config.json), oof (oof.csv). Each folder is replaced atomically."""
+    metrics: Path
+    models: Path
+    oof: Path
+
+
+def summary(data: FoldData, result: FoldsResult, labels: list[str]) -> dict:
+    """The metrics every cross-validated head reports: OOF macro-AUC on the labelled soundscape
+    chunks, focal top-1, the row counts and the per-fold records."""
+    is_sc = data.is_soundscape
+    return {"oof_macro_auc": round_or_none(training.auc_or_nan(data.y[is_sc], result.oof[is_sc])),
+            "focal_top1": round(focal_top1(data.rows, result.oof, labels), 6),
+            "n_labelled_chunks": int(is_sc.sum()), "n_focal_windows": int((~is_sc).sum()),
+            "folds": result.folds}
+
+
+def cross_validate(data: FoldData, labels: list[str], model_config: dict, config: training.TrainConfig,
+                   n_folds: int, seed: int, soundscape_fraction: float, out: Destinations,
+                   metrics: Callable[[FoldsResult], dict], head_config: dict, desc: str = "folds",
+                   runtime: dict | None = None, threads: int | None = None,
+                   pseudo: Callable[[int], tuple[list[torch.Tensor], np.ndarray]] | None = None,
+                   sources: dict | None = None) -> tuple[FoldsResult, dict]:
+    """Train the folds (``train_folds``; on the Dask cluster ``runtime`` names: `scheduler`, `workers`),
+    then write ``metrics(result)`` as metrics.json beside the curves, the fold checkpoints with
+    ``head_config`` as config.json, and oof.csv (row_id + one column per label, 6 significant digits).
+    Returns (the folds' result, the metrics written)."""
+    runtime = runtime or {}
+    with atomic_dir(out.metrics) as metrics_dir:
+        with open_client(runtime.get("scheduler"), runtime.get("workers", 1)) as client:  # folds as tasks
+            result = train_folds(data.rows, data.tokens, data.y, data.fold_of, model_config, config, n_folds, seed,
+                                 soundscape_fraction, dvclive_logger(metrics_dir / "curves"), desc=desc,
+                                 pseudo=pseudo, sources=sources, client=client, threads=threads)
+        written = metrics(result)
+        write_json(metrics_dir / "metrics.json", written)
+    with atomic_dir(out.models) as model_dir:
+        save_folds(model_dir, result.states, head_config)
+    with atomic_dir(out.oof) as oof_dir:
+        oof_frame(data, result.oof, labels).to_csv(oof_dir / "oof.csv", index=False, float_format="%.6g")
+    return result, written
 
 
 def training_rows(windows: pd.DataFrame) -> pd.DataFrame:

@@ -11,7 +11,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from birdclef_eos.backbone import birdnet
+from birdclef_eos.backbone import birdnet, perch
 from birdclef_eos.io.files import sha256_file
 from birdclef_eos.io.machine import cpu_info
 from stages import checkpoint
@@ -103,7 +103,7 @@ def perch_params(path: Path, size: int, sha: str) -> dict:
 def test_missing_perch_file_says_where_and_what(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     params = perch_params(tmp_path / "nope.onnx", 409148616, "bf0c" * 16)
-    with pytest.raises(checkpoint.BackboneFileError) as err:
+    with pytest.raises(perch.BackboneFileError) as err:
         checkpoint.run(params)
     assert str(tmp_path / "nope.onnx") in str(err.value) and "409148616" in str(err.value)
     assert not Path("models/backbone.onnx").exists()
@@ -114,7 +114,7 @@ def test_wrong_file_says_what_was_found_and_what_was_expected(tmp_path, monkeypa
     fake = tmp_path / "perch_v2.onnx"
     fake.write_bytes(b"not perch" * 10)
     sha = sha256_file(fake)
-    with pytest.raises(checkpoint.BackboneFileError,
+    with pytest.raises(perch.BackboneFileError,
                        match=f"found 90 bytes with sha256 {sha}, not the known file \\(expected 409148616 bytes"):
         checkpoint.run(perch_params(fake, 409148616, "0" * 64))
     assert not Path("models/backbone.onnx").exists()
@@ -278,7 +278,7 @@ def test_a_changed_model_is_rejected_naming_the_failed_check(tmp_path, monkeypat
 
     monkeypatch.chdir(tmp_path)
     changed = with_block_weights_scaled(perch_tiny()[0], tmp_path)
-    with pytest.raises(checkpoint.BackboneFileError, match="not the expected Perch v2 .*check 'outputs' failed"):
+    with pytest.raises(perch.BackboneFileError, match="not the expected Perch v2 .*check 'outputs' failed"):
         checkpoint.run(fixture_perch_params(tmp_path, changed))
     assert not Path("models/backbone.onnx").exists()
 
@@ -300,7 +300,6 @@ def test_saved_model_form_is_converted_proven_and_fingerprinted(tmp_path, monkey
     import shutil
 
     from birdclef_eos.backbone import fingerprint as fp
-    from birdclef_eos.backbone import perch
     from tests.fakes.backbone_fixtures import perch_tiny, perch_tiny_saved_model
 
     saved, converted, _ = perch_tiny_saved_model()
