@@ -53,6 +53,7 @@ def smoke_params() -> dict:
     # as 12 (ProtoSSM reads the length from the data); the backbone work of extract and of every kernel
     # scoring run halves
     params["dataset"]["soundscape_s"] = 30
+    params["dataset"]["jobs"] = 1  # the bytes do not depend on it (tests/birdclef_eos/data/test_synthetic.py)
     params["bundles"] = {"v6": {"kind": "predict", "submission": "v6"}, "eos7": {"kind": "blend", "submission": "eos7"}}
     params["base"]["variants"] = {}  # eos8/eos9's knob variants: not needed here
     params["blends"] = {"eos7": params["blends"]["eos7"]}
