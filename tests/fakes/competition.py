@@ -7,7 +7,11 @@ scoring run. The README's "Real-data mode" section gives the same recipe for the
 """
 from __future__ import annotations
 
+import atexit
+import functools
+import json
 import shutil
+import tempfile
 from pathlib import Path
 
 from birdclef_eos.data import synthetic
@@ -20,11 +24,24 @@ CFG = dict(sample_rate=32000, chunk_s=5, soundscape_s=20, min_overlap_s=0.1, pub
            recording_s=[3, 5], sites=2, labelled=6, unlabelled=2, test=2)  # the smoke scale's shape
 
 
+@functools.lru_cache(maxsize=None)
+def generated(seed: int, cfg_json: str) -> Path:
+    """The generator's output for (seed, config), made once per test session (1-2 s each time) in a
+    temporary folder removed at exit; `small_competition` copies it (same seed and config: same bytes)."""
+    folder = Path(tempfile.mkdtemp(prefix="small_competition_"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    synthetic.generate(folder / "comp", folder / "synthetic_hidden", seed, json.loads(cfg_json), jobs=1)
+    return folder
+
+
 def small_competition(root: Path, seed: int = 7, cfg: dict | None = None) -> Path:
     """``root/comp``: the competition folder (empty test_soundscapes/); the synthetic hidden half
-    is generated beside it in ``root/synthetic_hidden`` and never read by real-data mode."""
+    is generated beside it in ``root/synthetic_hidden`` and never read by real-data mode. A copy of
+    the session's one generation per (seed, config), so tests may edit their folder."""
+    made = generated(seed, json.dumps({**CFG, **(cfg or {})}, sort_keys=True))
     comp = root / "comp"
-    synthetic.generate(comp, root / "synthetic_hidden", seed, {**CFG, **(cfg or {})}, jobs=1)
+    shutil.copytree(made / "comp", comp, dirs_exist_ok=True)
+    shutil.copytree(made / "synthetic_hidden", root / "synthetic_hidden", dirs_exist_ok=True)
     (comp / "test_soundscapes").mkdir()
     return comp
 

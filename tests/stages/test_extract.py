@@ -238,9 +238,9 @@ def test_logits_keep_only_what_a_later_stage_reads(workdir):
     assert "logits" not in arrays and meta["logits"] == {"mode": "none"}
 
 
-def test_two_local_workers_write_the_in_process_bytes(workdir, monkeypatch):
-    """The stage with `runtime.workers: 2` (an embedded Dask cluster, one perch_tiny runner per
-    worker) writes the bytes of the in-process run, tasks of 4 windows each."""
+def test_two_local_workers_write_the_in_process_bytes(workdir, monkeypatch, two_workers):
+    """The stage on two Dask workers (the session's local cluster as `runtime.scheduler`,
+    tests/conftest.py; one perch_tiny runner per worker) writes the bytes of the in-process run, tasks of 4 windows each."""
     import shutil
 
     from tests.fakes.backbone_fixtures import probed_perch_tiny
@@ -253,5 +253,5 @@ def test_two_local_workers_write_the_in_process_bytes(workdir, monkeypatch):
     params["backbone"] = {**params["backbone"], "batch_size": 2}
     extract.run(params)
     expected = feature_bytes(workdir)
-    extract.run({**params, "runtime": {**params["runtime"], "workers": 2}})
+    extract.run({**params, "runtime": two_workers.runtime(provider="cpu")})
     assert feature_bytes(workdir) == expected

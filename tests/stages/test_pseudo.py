@@ -53,9 +53,10 @@ def test_teacher_labels_and_student_contract(tmp_path, monkeypatch):
         student.run(params, "pseudo")
 
 
-def test_train_stage_with_two_local_workers_writes_the_sequential_bytes(tmp_path, monkeypatch):
-    """`runtime.workers: 2`: the folds run as tasks of an embedded Dask cluster; the heads, OOF and
-    fold records are the bytes of the in-process run (same `train.threads`)."""
+def test_train_stage_with_two_local_workers_writes_the_sequential_bytes(tmp_path, monkeypatch, two_workers):
+    """Two Dask workers (the session's local cluster as `runtime.scheduler`, tests/conftest.py): the
+    folds run as tasks; the heads, OOF and fold records are the bytes of the in-process run (same
+    `train.threads`)."""
     from stages import train
     monkeypatch.chdir(tmp_path)
     windows, arrays, meta, species = toy_features.toy_store(n_species=4, n_recordings=30, n_soundscapes=12)
@@ -75,7 +76,7 @@ def test_train_stage_with_two_local_workers_writes_the_sequential_bytes(tmp_path
 
     train.run({"runtime": {"workers": 1, "scheduler": None}, "train": cfg}, "attn")
     sequential = written()
-    train.run({"runtime": {"workers": 2, "scheduler": None}, "train": cfg}, "attn")
+    train.run({"runtime": two_workers.runtime(), "train": cfg}, "attn")
     assert written() == sequential and len(sequential[0]) >= 4
 
 

@@ -155,8 +155,9 @@ def test_a_killed_sidecar_extraction_resumes_with_the_same_bytes(workdir, monkey
     assert not shards.exists()
 
 
-def test_two_local_workers_write_the_in_process_bytes(workdir, monkeypatch):
-    """Real-data mode with `runtime.workers: 2`: the shards (4 windows each, BirdNET batches of 2)
+def test_two_local_workers_write_the_in_process_bytes(workdir, monkeypatch, two_workers):
+    """Real-data mode on two Dask workers (the session's local cluster as `runtime.scheduler`,
+    tests/conftest.py): the shards (4 windows each, BirdNET batches of 2)
     are tasks of audio/cluster.py, one BirdNET runner per worker; the store is the in-process one."""
     p = extracted_in_small_shards(workdir, monkeypatch)
     sidecar_features.run({**p, "runtime": {**p["runtime"], "workers": 1}})
@@ -170,7 +171,7 @@ def test_two_local_workers_write_the_in_process_bytes(workdir, monkeypatch):
         return result
 
     monkeypatch.setattr(sidecar_features, "forward_on_cluster", on_cluster)
-    out = sidecar_features.run({**p, "runtime": {**p["runtime"], "workers": 2}})
+    out = sidecar_features.run({**p, "runtime": {**p["runtime"], **two_workers.runtime()}})
     assert len(tasks) == 1 and tasks[0][0] == 14 and tasks[0][1] >= 2   # 14 windows, two tasks or more
     assert out.mode == "extract" and sidecar_bytes(workdir) == expected
     assert not (workdir / ".dvc/tmp/sidecar-shards").exists()   # removed after success, as in-process

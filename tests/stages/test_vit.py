@@ -155,8 +155,9 @@ def test_vit_and_sidecar_rules_name_the_knob(path, value, message):
     assert message in str(err.value)
 
 
-def test_two_local_workers_write_the_in_process_bytes(tmp_path, monkeypatch):
-    """`runtime.workers: 2`: both folds are tasks (crossval.train_folds with the stage's picklable
+def test_two_local_workers_write_the_in_process_bytes(tmp_path, monkeypatch, two_workers):
+    """Two Dask workers (the session's local cluster as `runtime.scheduler`, tests/conftest.py): both
+    folds are tasks (crossval.train_folds with the stage's picklable
     builder, here loading an init checkpoint); every output file is the in-process one."""
     from stages import vit
     monkeypatch.chdir(tmp_path)
@@ -168,5 +169,5 @@ def test_two_local_workers_write_the_in_process_bytes(tmp_path, monkeypatch):
     vit.run(p, "196")
     first = digests("196")
     assert any("fold_1.pt" in f for f in first)
-    vit.run({**p, "runtime": {"workers": 2}}, "196")
+    vit.run({**p, "runtime": two_workers.runtime()}, "196")
     assert digests("196") == first

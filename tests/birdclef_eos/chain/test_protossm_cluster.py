@@ -9,7 +9,7 @@ import torch
 
 from birdclef_eos.chain import protossm as pssm
 from birdclef_eos.heads.training import auc_or_nan
-from birdclef_eos.io.cluster import map_tasks, open_client
+from birdclef_eos.io.cluster import map_tasks
 
 
 def toy(files=9, T=12, E=6, K=3):
@@ -36,9 +36,8 @@ def folds(client=None, seed=0):
     return blobs
 
 
-def test_protossm_folds_on_two_workers_give_the_sequential_bytes():
+def test_protossm_folds_on_two_workers_give_the_sequential_bytes(two_workers):
     torch.use_deterministic_algorithms(True)
     sequential = folds()
-    with open_client(None, 2) as client:
-        assert folds(client) == sequential
+    assert folds(two_workers.here()) == sequential
     assert folds(seed=1) != sequential   # the comparison can fail

@@ -9,7 +9,7 @@ import torch
 
 from birdclef_eos.chain import sed
 from birdclef_eos.heads.training import auc_or_nan, source_weights
-from birdclef_eos.io.cluster import map_tasks, open_client
+from birdclef_eos.io.cluster import map_tasks
 
 N, MELS, FRAMES, K, E = 36, 16, 24, 3, 5
 
@@ -47,12 +47,11 @@ def folds(tmp_path, client=None, seed=0):
     return blobs
 
 
-def test_sed_folds_on_two_workers_give_the_in_process_bytes(tmp_path):
+def test_sed_folds_on_two_workers_give_the_in_process_bytes(tmp_path, two_workers):
     torch.use_deterministic_algorithms(True)
     sequential = folds(tmp_path)
     assert sequential[0][3].count("'epoch'") == 2 and "nan" not in sequential[0][3]   # two validated epochs
-    with open_client(None, 2) as client:
-        assert folds(tmp_path, client) == sequential
+    assert folds(tmp_path, two_workers.here()) == sequential
     assert folds(tmp_path, seed=1) != sequential   # the comparison can fail
 
 

@@ -5,7 +5,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from birdclef_eos.io.cluster import open_client
 from birdclef_eos.heads import crossval, training
 
 CONFIG = {"type": "attn", "channels": [4, 3], "n_classes": 3, "d": 8, "heads": 2, "ffn": 8, "dropout": 0.1}
@@ -41,10 +40,9 @@ def run(client=None, seed=0):
     return result.oof.tobytes(), states, result.folds, curves
 
 
-def test_two_workers_train_the_sequential_folds_byte_for_byte():
+def test_two_workers_train_the_sequential_folds_byte_for_byte(two_workers):
     sequential = run()
-    with open_client(None, 2) as client:
-        clustered = run(client)
+    clustered = run(two_workers.here())
     assert clustered[0] == sequential[0]          # OOF
     assert clustered[1] == sequential[1]          # every fold's state
     assert clustered[2] == sequential[2] and clustered[3] == sequential[3]  # records and curves

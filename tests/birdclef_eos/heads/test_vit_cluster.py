@@ -8,7 +8,6 @@ import pandas as pd
 import torch
 
 from birdclef_eos.heads import crossval, training, vit
-from birdclef_eos.io.cluster import open_client
 
 CONFIG = dict(n_classes=3, image=16, patch=4, width=8, depth=1, heads=2, ffn=16, dropout=0.1)
 
@@ -45,13 +44,12 @@ def run(init, client=None, seed=0):
     return result.oof.tobytes(), states, result.folds, curves
 
 
-def test_two_workers_train_the_in_process_vit_folds_byte_for_byte(tmp_path):
+def test_two_workers_train_the_in_process_vit_folds_byte_for_byte(tmp_path, two_workers):
     torch.manual_seed(7)
     init = tmp_path / "init.pt"
     torch.save(vit.build_vit(CONFIG).state_dict(), init)
     sequential = run(init)
-    with open_client(None, 2) as client:
-        clustered = run(init, client)
+    clustered = run(init, two_workers.here())
     assert clustered == sequential                 # OOF, every fold's state, records, curves
     assert len(sequential[1]) == 2 and len(sequential[3][0]) == 2
     assert run(init, seed=1)[1] != sequential[1]   # the comparison can fail
