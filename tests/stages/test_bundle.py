@@ -362,6 +362,9 @@ def test_eos10_bundle_reproduces_the_sidecar_corrected_blend(workspace, tmp_path
     stands in for BirdNET: the sidecar stages and the model folder are told it is the sidecar's
     backbone, so the sidecar reads the main embedding (the default mode's pointer). The kernel's
     save run writes the header only; its scoring run writes the blend stage's submissions/eos10."""
+    import dataclasses
+
+    from birdclef_eos.backbone import registry
     from stages import sidecar, sidecar_features
     root, _, _ = workspace
     monkeypatch.chdir(root)
@@ -369,11 +372,14 @@ def test_eos10_bundle_reproduces_the_sidecar_corrected_blend(workspace, tmp_path
     name = params["backbone"]["name"]
     monkeypatch.setattr(sidecar_features, "SIDECAR_BACKBONE", name)
     monkeypatch.setattr(model_folder, "SIDECAR_BACKBONE", name)
+    # sidecar_features picks its mode from the backbone registry: perch_tiny, here the sidecar's own
+    # backbone, needs no second extraction (as birdnet_v24 in the default mode)
+    monkeypatch.setitem(registry.BACKBONES, name, dataclasses.replace(registry.spec(name), sidecar_extraction=False))
     full = yaml.safe_load(PARAMS_FILE.read_text())
     params["blends"]["eos10"] = full["blends"]["eos10"]
     params["bundles"]["eos10"] = {"kind": "blend", "submission": "eos10"}
     try:
-        sidecar_features.run(params)
+        assert sidecar_features.run(params).mode == "reuse"  # the main embedding, pointed to
         sidecar.run(params)
         blend.run(params)
         model_folder.run(params)
