@@ -42,6 +42,7 @@ from ruamel.yaml.error import CommentMark
 from ruamel.yaml.tokens import CommentToken
 
 from birdclef_eos.io.files import read_yaml, write_text
+from stages.params import pick
 from stages.paths import ROOT
 
 COMMAND = "python -m stages.layout --write"
@@ -175,11 +176,10 @@ def is_code_dep(dep) -> bool:
 # ---------- the lists params.yaml decides ----------
 
 def section(params: dict, dotted: str, source: str) -> dict:
-    node = params
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise LayoutError(f"{source}: '{dotted}' is missing")
-        node = node[part]
+    try:
+        node = pick(params, dotted, source)
+    except KeyError as exc:
+        raise LayoutError(exc.args[0]) from None
     if not isinstance(node, dict):
         raise LayoutError(f"{source}: '{dotted}' must be a mapping, got {type(node).__name__}")
     return node
