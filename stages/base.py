@@ -12,6 +12,11 @@ by a paired bootstrap over files (reference = base: the interval is base minus h
 head's raw OOF and, like for like, against the head's OOF under the same fold-wise post-processing
 as its submission (`same_postprocess`, which says which is stronger); `prior_form` scores both with
 the prior's relative and absolute forms (the evidence `postprocess.prior_relative` is chosen on).
+Both sides are read at the windows they submit with: ProtoSSM's OOF at the shifts the protossm stage
+applied (`base.protossm.tta`, chosen on its OOF), the head's at `base.reference_tta` (v6's shifts: its
+fold models on the labelled chunks of data/features_labelled, each chunk by the model that did not see
+its file, averaged in `postprocess.tta_space`; shift 0 is the head's own oof.csv, and the refit of
+shift 0 from the same fold models must match it, else an error).
 `base.source: file`: takes `base.file`, a submission.csv the real chain produced, validated against
 the sample submission (errors name the file, column and row) and recorded by sha256; no OOF.
 `base.variants`: knob variants of the built chain (blend or post-processing overrides), each written
@@ -29,17 +34,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from birdclef_eos.data import folds
-from birdclef_eos.io.files import atomic_dir, sha256_file, sha256_tree, write_json
+from birdclef_eos.data import features, folds
+from birdclef_eos.heads import models as heads
+from birdclef_eos.io.files import atomic_dir, read_json, sha256_file, sha256_tree, write_json
 from birdclef_eos.scoring import postprocess, submission
 from birdclef_eos.scoring.blend import mix, positive_weights
 from birdclef_eos.scoring.bootstrap import paired_bootstraps
 from birdclef_eos.scoring.metric import macro_auc
 from birdclef_eos.scoring.oof import read_oof, truth_matrix
-from stages.paths import BASE_METRICS, CHAIN_PREDICTIONS, HIDDEN, INDEX, OOF, SUBMISSIONS
+from stages.paths import (BASE_METRICS, CHAIN_MODELS, CHAIN_PREDICTIONS, FEATURES, FEATURES_LABELLED, HEADS, HIDDEN, INDEX,
+                          OOF, SUBMISSIONS)
 
-PARAMS = ("base.source", "base.file", "base.blend", "base.postprocess", "base.variants", "base.reference", "base.bootstrap",
-          "base.confidence", "base.seed", "postprocess", "train.n_folds", "train.fold_salt")
+PARAMS = ("base.source", "base.file", "base.blend", "base.postprocess", "base.variants", "base.reference",
+          "base.reference_tta", "base.bootstrap", "base.confidence", "base.seed", "postprocess", "train.n_folds",
+          "train.fold_salt")
+REFIT_TOLERANCE = 1e-4  # the head's fold models re-predicting its shift-0 OOF (oof.csv keeps 6 significant digits)
 NAME = "base"
 
 
@@ -151,13 +160,63 @@ def write_submission(name: str, sub: pd.DataFrame, manifest: dict) -> dict:
     return manifest
 
 
+def shifted_rows(windows: pd.DataFrame, row_ids: list[str], shift: float, where) -> np.ndarray:
+    """Feature-row positions of the labelled chunks ``row_ids`` at ``shift`` (an error names the store)."""
+    rows = windows[(windows["source"] == "soundscape") & (windows["split"] == "labelled")
+                   & np.isclose(windows["shift_s"].astype(float), shift)]
+    at = pd.Series(rows.index.to_numpy(), index=rows["row_id"].astype(str))
+    missing = [r for r in row_ids if r not in at.index]
+    if missing:
+        fix = "extract.labelled_shifts (re-run extract_labelled)" if shift else "re-run extract"
+        raise BaseStageError(f"{where}/windows.csv: {len(missing)} labelled chunks (first {missing[0]}) missing at shift "
+                             f"{shift}: add it to {fix}")
+    return at.loc[row_ids].to_numpy()
+
+
+def head_oof_at(reference: str, shifts: list[float], row_ids: list[str], fold_of: np.ndarray, labels: list[str],
+                space: str) -> tuple[np.ndarray, dict]:
+    """The head's OOF averaged over ``shifts`` (``space``: prob | logit, as its submission averages
+    them), each labelled chunk predicted by the fold model that did not see its file, and a record:
+    the shifts, and how far the fold models' refit of shift 0 is from the head's oof.csv (the check
+    that these models are the ones that wrote it)."""
+    shift0 = read_oof(OOF / reference / "oof.csv", labels, row_ids, made_by=f"train@{reference}")
+    record = {"shifts": [float(s) for s in shifts]}
+    if [float(s) for s in shifts] == [0.0]:
+        return shift0, record
+    models, config = heads.load_variant(HEADS / reference)
+    if config["labels"] != labels:
+        raise BaseStageError(f"{HEADS / reference}/config.json: its labels are not data/index/species.csv's; re-run "
+                             f"train@{reference}")
+    if len(models) != len(np.unique(fold_of)):
+        raise BaseStageError(f"{HEADS / reference}: {len(models)} fold models, train.n_folds says {len(np.unique(fold_of))}")
+
+    def predict(folder, shift: float) -> np.ndarray:
+        windows, arrays, _ = features.load(folder, names=config["tokens"])
+        idx = shifted_rows(windows, row_ids, shift, folder)
+        out = np.zeros((len(row_ids), len(labels)), dtype=np.float32)
+        for k, model in enumerate(models):
+            inside = fold_of == k
+            out[inside] = heads.predict_proba([model], [np.asarray(arrays[n])[idx[inside]] for n in config["tokens"]])
+        return out
+
+    refit = predict(FEATURES, 0.0)
+    record["refit_max_abs_diff"] = float(np.abs(refit - shift0).max())
+    if record["refit_max_abs_diff"] > REFIT_TOLERANCE:
+        raise BaseStageError(f"{HEADS / reference}: its fold models re-predict {OOF / reference}/oof.csv only within "
+                             f"{record['refit_max_abs_diff']:.2g} (> {REFIT_TOLERANCE}): they are not the models that "
+                             f"wrote it; re-run train@{reference}")
+    per_shift = [shift0 if float(s) == 0.0 else predict(FEATURES_LABELLED, float(s)) for s in shifts]
+    return postprocess.average_shifts(per_shift, space), record
+
+
 def oof_metrics(b: dict, params: dict, knobs, chunks: pd.DataFrame, labels: list[str], species) -> dict:
     """Base OOF (blend + post-processing, the prior of each fold fitted without its files) against the
     reference head's OOF, paired bootstrap over files: against the head's raw OOF (what the head's
     training reports), and against the head's OOF under the same fold-wise post-processing as its
-    submission (the shared `postprocess` knobs): the like-for-like comparison. ``prior_form``: both
-    OOFs with the site/hour prior in the relative and in the absolute form, the rest unchanged (the
-    evidence for `postprocess.prior_relative`)."""
+    submission (the shared `postprocess` knobs) at its submission's shifts (`base.reference_tta`),
+    while ProtoSSM's OOF is at the shifts the protossm stage applied: the like-for-like comparison.
+    ``prior_form``: both OOFs with the site/hour prior in the relative and in the absolute form, the
+    rest unchanged (the evidence for `postprocess.prior_relative`)."""
     labelled = chunks[chunks["split"] == "labelled"].copy()
     row_ids = labelled["row_id"].astype(str).tolist()
     blended, used = blend_sources("oof", b["blend"], labels, row_ids)
@@ -182,7 +241,10 @@ def oof_metrics(b: dict, params: dict, knobs, chunks: pd.DataFrame, labels: list
     truth = y > 0.5
     ref = read_oof(OOF / b["reference"] / "oof.csv", labels, row_ids, made_by=f"train@{b['reference']}")
     head_knobs = postprocess.resolve_knobs(params["postprocess"], True, b["reference"])
-    ref_pp = foldwise(ref, head_knobs)
+    ref_tta, ref_windows = head_oof_at(b["reference"], b["reference_tta"], row_ids, fold_of, labels, head_knobs.tta_space)
+    ref_pp = foldwise(ref_tta, head_knobs)
+    ref_windows["oof_macro_auc_shift0"] = round(macro_auc(truth, foldwise(ref, head_knobs)), 6)  # the TTA's gain: against
+    # same_postprocess.reference_oof_macro_auc
     groups = rows["file_id"].to_numpy()
     ci = paired_bootstraps(y, out, {b["reference"]: ref, "post-processed": ref_pp}, groups, b["bootstrap"], b["seed"],
                            b["confidence"])
@@ -192,14 +254,16 @@ def oof_metrics(b: dict, params: dict, knobs, chunks: pd.DataFrame, labels: list
         head_k = postprocess.resolve_knobs({**params["postprocess"], "prior_relative": relative}, True, b["reference"])
         forms["relative" if relative else "absolute"] = {
             "base": round(macro_auc(truth, foldwise(blended, base_k)), 6),
-            "reference": round(macro_auc(truth, foldwise(ref, head_k)), 6)}
+            "reference": round(macro_auc(truth, foldwise(ref_tta, head_k)), 6)}
     same = ci["post-processed"]
+    base_tta = [float(s) for s in read_json(CHAIN_MODELS / "protossm" / "config.json", "run the protossm stage")["tta"]]
     return {"oof_blend": used, "oof_macro_auc": round(macro_auc(truth, out), 6),
             "oof_macro_auc_before_postprocess": round(macro_auc(truth, blended), 6),
             "reference": b["reference"], "reference_oof_macro_auc": round(macro_auc(truth, ref), 6),
             "base_minus_reference": ci[b["reference"]].as_dict(),
             "excludes_zero": bool(ci[b["reference"]].low > 0 or ci[b["reference"]].high < 0),
             "same_postprocess": {"reference_oof_macro_auc": round(macro_auc(truth, ref_pp), 6),
+                                 "base_tta": base_tta, "reference_tta": ref_windows,
                                  "knobs": asdict(head_knobs), "base_minus_reference": same.as_dict(),
                                  "stronger": ("base" if same.low > 0 else b["reference"] if same.high < 0
                                               else "neither (the interval holds 0)")},

@@ -185,7 +185,9 @@ def part_config(name: str, part: str, params: dict, where: str) -> tuple[dict, d
         # sed); its knobs only where it weighs, so a chain without it does not change with them
         own = {"sed": {"threads": sed["threads"], "smooth_sigma": float(sed["smooth_sigma"])}} if "sed" in weights else {}
         return {**common, "model": "+".join(weights), "weights": weights, "knobs": asdict(knobs),
-                "protossm": {"tta": [float(s) for s in p["tta"]], "threads": p["threads"]}, **own}, files
+                # the shifts protossm applied to test (base.protossm.tta: oof chooses them on the OOF)
+                "protossm": {"tta": [float(s) for s in read_json(CHAIN_MODELS / "protossm" / "config.json")["tta"]],
+                             "threads": p["threads"]}, **own}, files
     if kind == "sidecar":
         extra, files = {}, {}
         if params["backbone"]["name"] != SIDECAR_BACKBONE:  # real-data mode: the second, BirdNET extraction

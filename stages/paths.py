@@ -37,6 +37,8 @@ FEATURES = Path("data/features")
 # extract's progress, kept outside its outputs (DVC deletes those before a stage runs) so that a
 # killed extraction resumes: .dvc/tmp/extract-shards/<sha256 of what the features depend on>/
 EXTRACT_SHARDS = Path(".dvc/tmp/extract-shards")
+FEATURES_LABELLED = Path("data/features_labelled")  # labelled soundscape chunks at extract.labelled_shifts (extract_labelled)
+LABELLED_SHARDS = Path(".dvc/tmp/labelled-shards")  # extract_labelled's progress (same mechanism)
 SIDECAR_SHARDS = Path(".dvc/tmp/sidecar-shards")  # sidecar_features' progress (same mechanism)
 HEADS = Path("models/heads")           # models/heads/<variant>/
 TRAIN_METRICS = Path("build/metrics/train")  # build/metrics/train/<variant>/metrics.json

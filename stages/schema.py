@@ -234,6 +234,7 @@ SCHEMA: dict[str, Knob] = {
 
     "extract.windows_per_recording": Int(1),
     "extract.tta_shifts": Knob("numbers"),
+    "extract.labelled_shifts": Knob("numbers", nullable=True),
     "extract.logits": Str("competition", "all", "none"),
     "extract.on_bad_audio": Str("error", "skip"),
     "extract.batch_windows": Int(1),
@@ -410,7 +411,8 @@ SCHEMA: dict[str, Knob] = {
     "base.protossm.inputs": Knob("names"),
     "base.protossm.focal_sequences": Int(0),
     "base.protossm.focal_secondary_weight": Num(0, 1),
-    "base.protossm.tta": Knob("numbers"),
+    "base.protossm.tta": Knob("numbers", words=("oof",)),
+    "base.protossm.tta_candidates": Knob("shift_sets"),
     "base.protossm.mix_logits": Knob("bool"),
     "base.protossm.d_model": Int(1),
     "base.protossm.d_state": Int(1),
@@ -455,6 +457,7 @@ SCHEMA: dict[str, Knob] = {
     "base.source": Str("stages", "file"),
     "base.file": Str(),
     "base.reference": Str(),
+    "base.reference_tta": Knob("numbers"),
     "base.bootstrap": Int(1),
     "base.confidence": Num(0, 1, lo_open=True, hi_open=True),
     "base.seed": Int(0),
@@ -509,7 +512,9 @@ def describe(knob: Knob) -> str:
         "str": (f"expected one of: {' | '.join(knob.choices)}" if knob.choices else "expected a non-empty string"),
         "bool": "expected true or false",
         "sha256": "expected a sha256: 64 lowercase hex digits",
-        "numbers": f"expected a non-empty list of distinct numbers{b_}",
+        "numbers": (f"expected a non-empty list of distinct numbers{b_}"
+                    + "".join(f" or {w}" for w in knob.words)),
+        "shift_sets": "expected a non-empty list of distinct non-empty lists of distinct numbers (shifts, s)",
         "range": f"expected [lo, hi]: two {item}{b_} with lo <= hi",
         "blocks": f"expected {' or '.join(repr(w) for w in knob.words)} or a non-empty list of distinct "
                   "0-based block indices (integers >= 0)",
@@ -540,8 +545,13 @@ def knob_ok(knob: Knob, v) -> bool:
     if t == "sha256":
         return isinstance(v, str) and bool(SHA256.match(v))
     if t == "numbers":
+        if isinstance(v, str):
+            return v in knob.words
         return (isinstance(v, list) and len(v) > 0 and all(is_number(x) and in_bounds(knob, x) for x in v)
                 and len(set(v)) == len(v))
+    if t == "shift_sets":
+        return (isinstance(v, list) and len(v) > 0 and all(knob_ok(Knob("numbers"), x) for x in v)
+                and len({tuple(sorted(x)) for x in v}) == len(v))
     if t == "range":
         item_ok = is_int if knob.item == "int" else is_number
         return (isinstance(v, list) and len(v) == 2 and all(item_ok(x) and in_bounds(knob, x) for x in v)
@@ -972,6 +982,29 @@ def rule_base(params, n_blocks):
                       f"base.source is {base['source']!r}: set base.variants: {{}} (and drop the blends that use them)")
 
 
+def rule_tta_oof(params, n_blocks):
+    """Shifts an OOF reads must have labelled windows (shift 0, or `extract.labelled_shifts`: the
+    extract_labelled stage), and shifts applied to test must be extracted (`extract.tta_shifts`)."""
+    labelled = get(params, "extract.labelled_shifts")
+    labelled = [0.0] + (labelled if isinstance(labelled, list) else [])
+    tests = get(params, "extract.tta_shifts")
+    sets = get(params, "base.protossm.tta_candidates")
+    checks = [("base.protossm.tta_candidates", s, True) for s in sets if isinstance(s, list)] if isinstance(sets, list) else []
+    # a fixed tta list is scored on the OOF too (its test shifts: rule_spectrogram)
+    checks += [("base.protossm.tta", get(params, "base.protossm.tta"), False),
+               ("base.reference_tta", get(params, "base.reference_tta"), False)]
+    for path, wanted, test_too in checks:
+        if not isinstance(wanted, list):
+            continue
+        bad = [t for t in wanted if is_number(t) and t not in labelled]
+        if bad:
+            yield Problem(path, wanted, f"shifts {bad} have no labelled windows: each must be 0 or in "
+                          f"extract.labelled_shifts {labelled[1:]}")
+        bad = [t for t in wanted if is_number(t) and isinstance(tests, list) and t not in tests] if test_too else []
+        if bad:
+            yield Problem(path, wanted, f"shifts {bad} are not extracted: each must be in extract.tta_shifts {tests}")
+
+
 PINNED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9][A-Za-z0-9.+!_-]*")  # as birdclef_eos/backbone/birdnet.py
 
 
@@ -1066,6 +1099,7 @@ RULES = (
     Rule(("blends", "submissions", "leaderboard", "blend"), rule_blends),
     Rule(("dataset", "spectrogram", "extract", "base"), rule_spectrogram),
     Rule(("base",), rule_base),
+    Rule(("extract", "base"), rule_tta_oof),
     Rule(("pseudo", "train"), rule_pseudo),
     Rule(("backbone",), rule_pinned),
     Rule(("figures", "submissions", "blends"), rule_figures),

@@ -284,12 +284,15 @@ def subset(data: dict, mask: np.ndarray) -> dict:
 
 
 def fold_task(config: ProtoSSMConfig, settings: TrainSettings, data: dict, val: np.ndarray, seed: int,
-              auc_fn, focal: dict | None, test: list[dict], threads: int | None = None) -> dict:
+              auc_fn, focal: dict | None, test: list[dict], threads: int | None = None,
+              shifted: list[dict] | None = None) -> dict:
     """One cross-validation fold, in this process or as a cluster task (``threads`` set: a worker's
     torch threads and deterministic algorithms, as the stage sets them): `train` on the files
-    outside ``val`` (boolean [F]), then its probabilities on ``val`` ("oof" [V, T, K]) and on each
-    test mapping ("test"), its state, history and curve [(epoch, record)]. `train` seeds from
-    ``seed`` alone, so a fold's bytes do not depend on where it runs."""
+    outside ``val`` (boolean [F]), then its probabilities on ``val`` ("oof" [V, T, K]), on the
+    ``val`` files of each ``shifted`` mapping (the same files as ``data``, read at another window
+    shift: "oof_shifted", one [V, T, K] each) and on each test mapping ("test"), its state, history
+    and curve [(epoch, record)]. `train` seeds from ``seed`` alone, so a fold's bytes do not depend
+    on where it runs."""
     if threads is not None:
         torch.set_num_threads(int(threads))
         torch.use_deterministic_algorithms(True)
@@ -298,5 +301,8 @@ def fold_task(config: ProtoSSMConfig, settings: TrainSettings, data: dict, val: 
                            log=lambda epoch, record: curve.append((epoch, dict(record))), focal=focal)
     oof = predict(model, data["emb"][val], data["site"][val], data["hour"][val],
                   None if data["logits"] is None else data["logits"][val])
-    return {"oof": oof, "test": [predict(model, t["emb"], t["site"], t["hour"], t["logits"]) for t in test],
+    moved = [predict(model, d["emb"][val], d["site"][val], d["hour"][val], None if d["logits"] is None else d["logits"][val])
+             for d in (shifted or [])]
+    return {"oof": oof, "oof_shifted": moved,
+            "test": [predict(model, t["emb"], t["site"], t["hour"], t["logits"]) for t in test],
             "state": model.state_dict(), "history": history, "curve": curve}

@@ -43,8 +43,10 @@ def focal_windows(recordings: pd.DataFrame, per_recording: int, seed: int) -> pd
     return pd.DataFrame(rows)
 
 
-def soundscape_windows(soundscapes: pd.DataFrame, chunks: pd.DataFrame, shifts: list[float]) -> pd.DataFrame:
-    """Every chunk of every soundscape: training splits at shift 0, test at every TTA shift."""
+def soundscape_windows(soundscapes: pd.DataFrame, chunks: pd.DataFrame, shifts: list[float],
+                       train_shifts: tuple[float, ...] = (0.0,)) -> pd.DataFrame:
+    """Every chunk of every soundscape: training splits at ``train_shifts`` (the extract stage: shift 0
+    only), test at every TTA shift."""
     paths = soundscapes.set_index("soundscape_id")["path"]
     missing = sorted(set(chunks["soundscape_id"]) - set(paths.index))
     if missing:
@@ -52,7 +54,7 @@ def soundscape_windows(soundscapes: pd.DataFrame, chunks: pd.DataFrame, shifts: 
     rows = []
     for c in chunks.sort_values(["soundscape_id", "chunk"]).itertuples(index=False):
         test = c.split == "test"
-        for shift in (shifts if test else [0.0]):
+        for shift in (shifts if test else train_shifts):
             start = round(float(c.start_s) + float(shift), 3)  # where the shifted window starts
             rows.append({"source": "test" if test else "soundscape", "file_id": c.soundscape_id,
                          "path": paths[c.soundscape_id], "start_s": start,
@@ -69,6 +71,17 @@ def window_plan(index: str | Path, per_recording: int, seed: int, shifts: list[f
              soundscape_windows(read_index_table(index, "soundscapes"), read_index_table(index, "chunks"),
                                 shifts)]
     return pd.concat([p for p in plans if len(p)], ignore_index=True)
+
+
+def labelled_plan(index: str | Path, shifts: list[float]) -> pd.DataFrame:
+    """The labelled soundscape chunks at each of ``shifts`` (the `extract_labelled` stage: the shifted
+    windows that let an OOF judge test-time augmentation; shift 0 is already in the main store).
+    No rows (and no columns) when ``shifts`` is empty or the index has no labelled soundscape."""
+    chunks = read_index_table(index, "chunks")
+    labelled = chunks[chunks["split"] == "labelled"]
+    if labelled.empty or not shifts:
+        return pd.DataFrame()
+    return soundscape_windows(read_index_table(index, "soundscapes"), labelled, [], tuple(float(s) for s in shifts))
 
 
 def plan_of_windows(index: str | Path, windows: pd.DataFrame) -> pd.DataFrame:

@@ -32,3 +32,19 @@ def read_oof(path: str | Path, labels: list[str], row_ids: list[str], made_by: s
     if frame[labels].isna().any().any():
         raise OOFError(f"{path}: rows or label columns differ from the reference's OOF")
     return frame[labels].to_numpy(dtype=np.float64)
+
+
+def choose_shift_set(scores: list[tuple[list[float], float]], digits: int = 6) -> int:
+    """Index of the TTA shift set with the best OOF score in ``scores`` ([(shifts, score)]): the highest
+    score at ``digits`` decimals (the resolution the metrics record); a tie goes to the set with fewer
+    shifts (fewer backbone passes at inference, and no gain shown for the extra ones), then to the earlier
+    entry. A NaN score (an OOF with no scorable class) never beats a number."""
+    if not scores:
+        raise OOFError("choose_shift_set: no candidate shift set")
+
+    def rank(i: int):
+        shifts, score = scores[i]
+        known = np.isfinite(score)
+        return (0 if known else 1, -round(float(score), digits) if known else 0.0, len(shifts), i)
+
+    return min(range(len(scores)), key=rank)

@@ -60,7 +60,9 @@ def bad_values(knob: schema.Knob):
     if knob.type == "range":
         out += [[5, 1], [1, 2, 3]] + ([[knob.lo - 1, knob.lo]] if knob.lo is not None else [])
     if knob.type == "numbers":
-        out += [[], [0.0, 0.0]]
+        out += [[], [0.0, 0.0]] + (["bogus"] if knob.words else [])
+    if knob.type == "shift_sets":
+        out += [[], [[]], [[0.0, 0.0]], [[0.0], [0.0]], [[-1.0, 1.0], [1.0, -1.0]]]
     if knob.type == "blocks":
         out += [[], [-1], [1, 1], "bogus"]
     if knob.type == "names":
@@ -223,6 +225,14 @@ def test_sections_validate_only_those_and_take_dotted_paths():
     ("submissions.v2.model", "attention", None,
      "submissions.v2.model = 'attention': expected a key of train.variants: scalarmix | attn | residual"),
     ("submissions.v5.tta", [-2.0, 0.0], None, "submissions.v5.tta = [-2.0, 0.0]: shifts [-2.0] are not extracted"),
+    ("base.protossm.tta_candidates", [[0.0], [-2.0, 0.0]], None,
+     "base.protossm.tta_candidates = [-2.0, 0.0]: shifts [-2.0] have no labelled windows"),
+    ("extract.labelled_shifts", None, None,
+     "base.protossm.tta_candidates = [-1.0, 0.0, 1.0]: shifts [-1.0, 1.0] have no labelled windows"),
+    ("extract.tta_shifts", [0.0, 1.0], None,
+     "base.protossm.tta_candidates = [-1.0, 0.0, 1.0]: shifts [-1.0] are not extracted"),
+    ("base.reference_tta", [0.0, 2.0], None, "base.reference_tta = [0.0, 2.0]: shifts [2.0] have no labelled windows"),
+    ("base.protossm.tta", [0.0, 2.0], None, "base.protossm.tta = [0.0, 2.0]: shifts [2.0] are not extracted"),
     ("leaderboard.table2", ["v1", "v9"], None, "leaderboard.table2 = ['v1', 'v9']: ['v9'] are not submissions"),
 ])
 def test_cross_field_rules(path, value, n_blocks, message):
