@@ -9,7 +9,7 @@ data/features_labelled/. A separate output keeps data/features, and everything t
 byte for byte as before (nothing downstream has to learn to skip shifted training rows).
 Readers: `protossm` (its OOF at each `base.protossm.tta_candidates` set) and `base` (the head's
 OOF at `base.reference_tta`, so that base and head are compared at the windows they submit with).
-`extract.labelled_shifts: []` writes an empty store (no rows, no arrays): only shift-0 candidates
+`extract.labelled_shifts: null` writes an empty store (no rows, no arrays): only shift-0 candidates
 can then be judged.
 
 Resumable as `extract` is (birdclef_eos/audio/shards.py): shards under
@@ -52,8 +52,8 @@ class ExtractLabelledResult:
 
 
 def shifts_of(params: dict) -> list[float]:
-    """`extract.labelled_shifts` without shift 0 (already in data/features), in the given order."""
-    return [float(s) for s in params["extract"]["labelled_shifts"] if float(s) != 0.0]
+    """`extract.labelled_shifts` without shift 0 (already in data/features), in the given order; null: none."""
+    return [float(s) for s in params["extract"]["labelled_shifts"] or [] if float(s) != 0.0]
 
 
 def logit_columns(logits: np.ndarray, mode: str) -> np.ndarray | None:
