@@ -169,7 +169,7 @@ def results_markdown(metrics_dir: Path, reported: dict) -> str:
                       for n, parts in data["effective_share"].items()]
             lines.append("")
 
-    lines += base_against_head(_load(metrics_dir / "base/metrics.json"))
+    lines += base_against_head(_load(metrics_dir / "base/metrics.json"), _load(metrics_dir / "protossm/metrics.json"))
     models = model_metrics(metrics_dir)
     lines += ["**Every trained model** (OOF: out-of-fold macro ROC-AUC on the labelled soundscape chunks; "
               "`metrics/headline/models/`)", ""]
@@ -180,10 +180,31 @@ def results_markdown(metrics_dir: Path, reported: dict) -> str:
     return "\n".join(lines).strip("\n") + "\n"
 
 
-def base_against_head(base: dict) -> list[str]:
+def _shifts(shifts: list) -> str:
+    return "[" + ", ".join(f"{float(s):g}" for s in shifts) + "]"
+
+
+def tta_windows(same: dict, protossm: dict, ref: str) -> str:
+    """Which windows each side's OOF reads (the shifts it submits with), and each candidate's OOF:
+    ProtoSSM's sets (its stage's ``tta_choice``), the head's shift 0 alone. "" for older metrics."""
+    if "base_tta" not in same or "reference_tta" not in same:
+        return ""
+    cands = (protossm.get("tta_choice") or {}).get("candidates") or []
+    chosen = (" (chosen on ProtoSSM's own OOF: " + ", ".join(f"{_shifts(c['shifts'])} {_f(c['oof_macro_auc'])}"
+                                                              for c in cands) + ")") if cands else ""
+    head = same["reference_tta"]
+    alone = (f" ({_f(head['oof_macro_auc_shift0'])} at shift 0 alone)"
+             if "oof_macro_auc_shift0" in head and head["shifts"] != [0.0] else "")
+    return (f" and at the windows each submits with, the base at test shifts {_shifts(same['base_tta'])}{chosen}, "
+            f"`{ref}` at {_shifts(head['shifts'])}{alone}")
+
+
+def base_against_head(base: dict, protossm: dict | None = None) -> list[str]:
     """Which is stronger, the base chain or the head, compared like for like: both OOFs under the same
-    fold-wise, leak-free post-processing (the base stage's ``same_postprocess``), and the prior form
-    chosen on that OOF (``prior_form``). [] when the base stage wrote no OOF (base.source: file)."""
+    fold-wise, leak-free post-processing (the base stage's ``same_postprocess``), each at the window
+    shifts it submits with (ProtoSSM's chosen on its OOF, ``protossm``'s ``tta_choice``; the head's
+    ``base.reference_tta``), and the prior form chosen on that OOF (``prior_form``). [] when the base
+    stage wrote no OOF (base.source: file)."""
     same = base.get("same_postprocess")
     if not same:
         return []
@@ -193,7 +214,8 @@ def base_against_head(base: dict) -> list[str]:
     verdict = (f"the **{stronger}** is stronger" if stronger in ("base", ref)
                else "neither is stronger at this resolution (the interval holds 0)")
     lines = [f"**The base chain against the head it is blended with**: on the OOF, both post-processed the same "
-             f"fold-wise, leak-free way (the prior of each fold fitted without its files), the base scores "
+             f"fold-wise, leak-free way (the prior of each fold fitted without its files){tta_windows(same, protossm or {}, ref)}"
+             f", the base scores "
              f"{_f(base['oof_macro_auc'])} and `{ref}` {_f(same['reference_oof_macro_auc'])}: base minus head "
              f"{_ci(d, 4)}, so {verdict}. (Against the head's raw OOF, {_f(base['reference_oof_macro_auc'])}, "
              f"the base looked {_ci(base['base_minus_reference'], 4)} stronger: unlike for unlike.)"]

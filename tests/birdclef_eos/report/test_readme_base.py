@@ -19,3 +19,15 @@ def test_the_paragraph_names_the_stronger_side_or_says_neither():
     assert "the **attn** is stronger" in "\n".join(base_against_head(metrics(-0.02, -0.001)))
     assert "the **base** is stronger" in "\n".join(base_against_head(metrics(0.001, 0.02)))
     assert base_against_head({"oof_macro_auc": None}) == []
+
+
+def test_the_paragraph_says_at_which_windows_each_side_was_read():
+    m = metrics(-0.016, 0.004)
+    m["same_postprocess"].update(base_tta=[-1.0, 0.0, 1.0],
+                                 reference_tta={"shifts": [-1.0, 0.0, 1.0], "oof_macro_auc_shift0": 0.871})
+    protossm = {"tta_choice": {"candidates": [{"shifts": [0.0], "oof_macro_auc": 0.862},
+                                              {"shifts": [-1.0, 0.0, 1.0], "oof_macro_auc": 0.865}]}}
+    text = "\n".join(base_against_head(m, protossm))
+    assert ("at the windows each submits with, the base at test shifts [-1, 0, 1] (chosen on ProtoSSM's own OOF: "
+            "[0] 0.862, [-1, 0, 1] 0.865), `attn` at [-1, 0, 1] (0.871 at shift 0 alone), the base scores 0.870") in text
+    assert "at the windows" not in "\n".join(base_against_head(metrics(-0.016, 0.004)))  # older metrics: no claim
