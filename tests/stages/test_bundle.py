@@ -35,7 +35,7 @@ import torch
 import yaml
 
 from birdclef_eos.heads import models as heads
-from stages import base, blend, bundle, dataset, extract, model_folder, predict, protossm, submit
+from stages import base, blend, bundle, dataset, extract, extract_labelled, model_folder, predict, protossm, submit
 from stages.paths import PARAMS_FILE, ROOT
 from tests.fakes.backbone_fixtures import probed_perch_tiny
 from tests.fakes.competition import fill_test_soundscapes
@@ -58,6 +58,9 @@ def smoke_params() -> dict:
     params["base"]["variants"] = {}  # eos8/eos9's knob variants: not needed here
     params["blends"] = {"eos7": params["blends"]["eos7"]}
     params["kaggle"]["owner"] = "eos-tester"  # the default null builds no Kaggle metadata
+    # the head's OOF here is a seeded stand-in (write_oof) that its fold models never wrote: the base stage
+    # compares at the head's shift 0 only (at v6's shifts it would re-predict with them, and refuse them)
+    params["base"]["reference_tta"] = [0.0]
     return params
 
 
@@ -98,6 +101,7 @@ def workspace(tmp_path_factory):
             shutil.copyfile(src, root / "models" / name)
         dataset.run(params)
         extract.run(params)
+        extract_labelled.run(params)  # ProtoSSM's OOF at every tta_candidates shift
         species = pd.read_csv(root / "data/index/species.csv").sort_values("label_idx").primary_label.tolist()
         write_attn_head(root / "models/heads/attn", root / "models/blocks.json", species)
         predict.run(params, "v6")
