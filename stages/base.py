@@ -82,9 +82,11 @@ def chunk_rows(chunks: pd.DataFrame, row_ids: list[str]) -> pd.DataFrame:
     return rows.rename(columns={"soundscape_id": "file_id"})
 
 
-def blend_sources(kind: str, weights: dict, labels: list[str], row_ids: list[str]) -> tuple[np.ndarray, dict]:
-    """The rank blend of the models whose ``kind`` file exists (test: all must; oof: ProtoSSM must)."""
-    paths = {"protossm": (OOF / "protossm" / "oof.csv") if kind == "oof" else CHAIN_PREDICTIONS / "protossm" / "test.csv",
+def blend_sources(kind: str, weights: dict, labels: list[str], row_ids: list[str],
+                  protossm_oof: str = "oof.csv") -> tuple[np.ndarray, dict]:
+    """The rank blend of the models whose ``kind`` file exists (test: all must; oof: ProtoSSM must);
+    ``protossm_oof``: which of predictions/oof/protossm/'s files (one of its TTA candidates')."""
+    paths = {"protossm": (OOF / "protossm" / protossm_oof) if kind == "oof" else CHAIN_PREDICTIONS / "protossm" / "test.csv",
              "sed": CHAIN_PREDICTIONS / "sed" / ("oof.csv" if kind == "oof" else "test.csv")}
     used = {m: w for m, w in weights.items() if w > 0 and (kind == "test" or paths[m].exists() or m == "protossm")}
     preds = {m: read_predictions(paths[m], labels, row_ids) for m in used}
@@ -256,10 +258,17 @@ def oof_metrics(b: dict, params: dict, knobs, chunks: pd.DataFrame, labels: list
             "base": round(macro_auc(truth, foldwise(blended, base_k)), 6),
             "reference": round(macro_auc(truth, foldwise(ref_tta, head_k)), 6)}
     same = ci["post-processed"]
+    candidates = []  # ProtoSSM's TTA candidates (chosen on its own OOF) through the base's blend and post-processing
+    listed = OOF / "protossm" / "candidates.json"
+    for c in (read_json(listed, "run the protossm stage") if listed.exists() else []):
+        c_blend, _ = blend_sources("oof", b["blend"], labels, row_ids, protossm_oof=c["file"])
+        candidates.append({"shifts": c["shifts"], "oof_macro_auc": round(macro_auc(truth, foldwise(c_blend, knobs)), 6),
+                           "oof_macro_auc_before_postprocess": round(macro_auc(truth, c_blend), 6)})
     base_tta = [float(s) for s in read_json(CHAIN_MODELS / "protossm" / "config.json", "run the protossm stage")["tta"]]
     return {"oof_blend": used, "oof_macro_auc": round(macro_auc(truth, out), 6),
             "oof_macro_auc_before_postprocess": round(macro_auc(truth, blended), 6),
             "reference": b["reference"], "reference_oof_macro_auc": round(macro_auc(truth, ref), 6),
+            "tta_candidates": candidates,
             "base_minus_reference": ci[b["reference"]].as_dict(),
             "excludes_zero": bool(ci[b["reference"]].low > 0 or ci[b["reference"]].high < 0),
             "same_postprocess": {"reference_oof_macro_auc": round(macro_auc(truth, ref_pp), 6),

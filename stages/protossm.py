@@ -14,7 +14,8 @@ OOF (its shifts' probabilities averaged) has the best macro-AUC, a tie going to 
 OOF macro-AUC is in the metrics, and the OOF written and the test mean are at the set applied, so the
 base's OOF is read at the windows it submits with. Training never sees a shifted window, so the choice
 costs no retraining.
-Writes models/chain/protossm/ (fold_<k>.pt, config.json with the `tta` applied), predictions/oof/protossm/oof.csv,
+Writes models/chain/protossm/ (fold_<k>.pt, config.json with the `tta` applied), predictions/oof/protossm/oof.csv
+(and candidate_<i>.csv, one per scored set, listed with its shifts in candidates.json),
 predictions/chain/protossm/test.csv (row_id + one column per label, test chunks) and
 build/metrics/protossm/ (metrics.json + DVCLive curves per fold).
 """
@@ -210,6 +211,11 @@ def run(params: dict, key: str | None = None) -> ProtoSSMResult:
                                          "fold_salt": salt, "bytes_depend_on": what_bytes_depend_on()})
     with atomic_dir(OOF / NAME) as out:
         frame(data["row_ids"], chosen_oof, labels).to_csv(out / "oof.csv", index=False, float_format="%.6g")
+        # every candidate's OOF, so that the base stage scores each after its own post-processing too
+        for i, (c, _) in enumerate(scored):
+            frame(data["row_ids"], np.mean([oof_at[s] for s in c], axis=0), labels).to_csv(
+                out / f"candidate_{i}.csv", index=False, float_format="%.6g")
+        write_json(out / "candidates.json", [{"shifts": c, "file": f"candidate_{i}.csv"} for i, (c, _) in enumerate(scored)])
     with atomic_dir(CHAIN_PREDICTIONS / NAME) as out:
         mean = np.mean([test_probs[test_shifts.index(s)] for s in applied], axis=0)
         frame(test[0]["row_ids"], mean, labels).to_csv(out / "test.csv", index=False, float_format="%.6g")

@@ -184,14 +184,22 @@ def _shifts(shifts: list) -> str:
     return "[" + ", ".join(f"{float(s):g}" for s in shifts) + "]"
 
 
-def tta_windows(same: dict, protossm: dict, ref: str) -> str:
-    """Which windows each side's OOF reads (the shifts it submits with), and each candidate's OOF:
-    ProtoSSM's sets (its stage's ``tta_choice``), the head's shift 0 alone. "" for older metrics."""
+def tta_windows(base: dict, protossm: dict, ref: str) -> str:
+    """Which windows each side's OOF reads (the shifts it submits with) and what the other candidates
+    scored: ProtoSSM's sets on its own OOF (its stage's ``tta_choice``, where the choice is made) and
+    through the base's post-processing (the base stage's ``tta_candidates``), the head's shift 0
+    alone. "" for metrics written before the windows were recorded."""
+    same = base["same_postprocess"]
     if "base_tta" not in same or "reference_tta" not in same:
         return ""
-    cands = (protossm.get("tta_choice") or {}).get("candidates") or []
-    chosen = (" (chosen on ProtoSSM's own OOF: " + ", ".join(f"{_shifts(c['shifts'])} {_f(c['oof_macro_auc'])}"
-                                                              for c in cands) + ")") if cands else ""
+    raw = (protossm.get("tta_choice") or {}).get("candidates") or []
+    post = base.get("tta_candidates") or []
+    chosen = ""
+    if raw:
+        chosen = " (chosen on ProtoSSM's own OOF: " + ", ".join(f"{_shifts(c['shifts'])} {_f(c['oof_macro_auc'])}"
+                                                                 for c in raw)
+        chosen += ("; after the base's post-processing " + ", ".join(f"{_f(c['oof_macro_auc'])}" for c in post)
+                   if post else "") + ")"
     head = same["reference_tta"]
     alone = (f" ({_f(head['oof_macro_auc_shift0'])} at shift 0 alone)"
              if "oof_macro_auc_shift0" in head and head["shifts"] != [0.0] else "")
@@ -214,7 +222,7 @@ def base_against_head(base: dict, protossm: dict | None = None) -> list[str]:
     verdict = (f"the **{stronger}** is stronger" if stronger in ("base", ref)
                else "neither is stronger at this resolution (the interval holds 0)")
     lines = [f"**The base chain against the head it is blended with**: on the OOF, both post-processed the same "
-             f"fold-wise, leak-free way (the prior of each fold fitted without its files){tta_windows(same, protossm or {}, ref)}"
+             f"fold-wise, leak-free way (the prior of each fold fitted without its files){tta_windows(base, protossm or {}, ref)}"
              f", the base scores "
              f"{_f(base['oof_macro_auc'])} and `{ref}` {_f(same['reference_oof_macro_auc'])}: base minus head "
              f"{_ci(d, 4)}, so {verdict}. (Against the head's raw OOF, {_f(base['reference_oof_macro_auc'])}, "

@@ -107,6 +107,11 @@ def test_the_best_oof_set_is_chosen_and_applied_to_test(workdir):
     assert len(best) > 1  # here a set of more shifts wins on its score: the tie rule did not decide
     assert chosen["metrics"]["tta"] == chosen["config"]["tta"] == best
     assert chosen["metrics"]["oof_macro_auc"] == max(s for _, s in scored)
+    listed = json.loads((workdir / "predictions/oof/protossm/candidates.json").read_text())
+    assert [c["shifts"] for c in listed] == [c for c, _ in scored]  # each candidate's OOF, for the base stage
+    files = {c["file"]: (workdir / "predictions/oof/protossm" / c["file"]).read_bytes() for c in listed}
+    assert files[listed[[c["shifts"] for c in listed].index(best)]["file"]] == chosen["oof"]
+    assert len(set(files.values())) == 3
     protossm.run(params(tta=best))
     assert outputs(workdir)["test"] == chosen["test"]
     other = next(c for c, _ in scored if c != best)

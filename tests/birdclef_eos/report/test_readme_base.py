@@ -27,7 +27,9 @@ def test_the_paragraph_says_at_which_windows_each_side_was_read():
                                  reference_tta={"shifts": [-1.0, 0.0, 1.0], "oof_macro_auc_shift0": 0.871})
     protossm = {"tta_choice": {"candidates": [{"shifts": [0.0], "oof_macro_auc": 0.862},
                                               {"shifts": [-1.0, 0.0, 1.0], "oof_macro_auc": 0.865}]}}
+    m["tta_candidates"] = [{"shifts": [0.0], "oof_macro_auc": 0.866}, {"shifts": [-1.0, 0.0, 1.0], "oof_macro_auc": 0.87}]
     text = "\n".join(base_against_head(m, protossm))
     assert ("at the windows each submits with, the base at test shifts [-1, 0, 1] (chosen on ProtoSSM's own OOF: "
-            "[0] 0.862, [-1, 0, 1] 0.865), `attn` at [-1, 0, 1] (0.871 at shift 0 alone), the base scores 0.870") in text
+            "[0] 0.862, [-1, 0, 1] 0.865; after the base's post-processing 0.866, 0.870), `attn` at [-1, 0, 1] "
+            "(0.871 at shift 0 alone), the base scores 0.870") in text
     assert "at the windows" not in "\n".join(base_against_head(metrics(-0.016, 0.004)))  # older metrics: no claim
