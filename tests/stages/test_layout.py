@@ -29,7 +29,7 @@ def stage_entries():
 
 
 # cheap stages that skip the notebook because an experiment re-runs them and a kernel would cost
-# more than their work: bundle@<name> (every key re-runs on a `blend.*` change), the publish copy
+# more than their work: bundle (re-runs on every `blend.*` and post-processing change), the publish copy
 # (`dvc exp run -S blend.weight=...` must stay fast) and submit (every `postprocess.*` change); and
 # blend, leaderboard and paper, which both experiments re-run and whose kernel start-up was a third to
 # a half of their time (measured: blend 4.8 s direct against 9.3 s through papermill); what their
