@@ -28,12 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from birdclef_eos.bundle import kernel
-from birdclef_eos.bundle.kinds import POSTPROCESSED
 from birdclef_eos.io.files import atomic_dir, read_json, sha256_file
 from stages.paths import KERNELS, MODEL_FOLDER, SUBMISSIONS
 
 PARAMS = ("kaggle", "bundles")
 NOTEBOOK = False  # re-runs on every `blend.*` and post-processing change: a papermill notebook would cost 5x the work
+# the bundle kinds whose submissions are post-processed: their knobs go into the kernel notebook (KNOBS);
+# birdclef_eos/bundle/infer.py POSTPROCESSED hands them to the same kinds (a test keeps the two equal)
+POSTPROCESSED = ("predict", "chain")
 
 
 class BundleStageError(ValueError):

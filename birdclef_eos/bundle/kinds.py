@@ -17,6 +17,3 @@ PART_KINDS: dict[str, str] = {  # only inside another kind
     "vit": "a vit stage's raw submission vit<size>: its fold models on log-mels from the test audio (eos12, eos13)",
 }
 KINDS: tuple[str, ...] = (*BUNDLE_KINDS, *PART_KINDS)
-# the kinds whose submissions are post-processed: the bundle stage writes their knobs into the kernel
-# notebook (KNOBS) and infer.py `with_knobs` hands them to the part (infer.py POSTPROCESSED, kept equal)
-POSTPROCESSED: tuple[str, ...] = ("predict", "chain")

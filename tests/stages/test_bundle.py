@@ -218,6 +218,13 @@ def test_a_post_processing_change_rebuilds_the_kernel_not_the_model_folder(works
         assert v6_nb.read_bytes() == before
 
 
+def test_the_stage_and_the_kernel_post_process_the_same_kinds():
+    """The bundle stage writes KNOBS for these kinds; the kernel hands KNOBS to the same kinds."""
+    from birdclef_eos.bundle import infer, kinds
+
+    assert bundle.POSTPROCESSED == infer.POSTPROCESSED and set(bundle.POSTPROCESSED) <= set(kinds.KINDS)
+
+
 def test_model_folder_refuses_parts_a_bundle_cannot_run(workspace, monkeypatch):
     root, _, _ = workspace
     monkeypatch.chdir(root)

@@ -7,7 +7,3 @@ def test_kind_names_are_the_kernel_kinds():
     assert set(kinds.KINDS) == set(infer.KINDS)
     assert not set(kinds.BUNDLE_KINDS) & set(kinds.PART_KINDS)
 
-
-def test_the_post_processed_kinds_are_the_kernels():
-    """The bundle stage writes KNOBS for these kinds; the kernel hands KNOBS to the same kinds."""
-    assert kinds.POSTPROCESSED == infer.POSTPROCESSED and set(kinds.POSTPROCESSED) <= set(kinds.KINDS)
