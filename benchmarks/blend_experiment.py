@@ -1,7 +1,7 @@
 """`dvc exp run -S blend.weight=0.08`: what it re-runs and how long it takes, against its limit.
 
 Its budget: the experiment re-runs the blends and what reads them (leaderboard, tables, figures,
-publish, paper, the blend bundles), nothing upstream, in at most 2% of the full default run.
+the paper with its published copies, the kernels), nothing upstream, in at most 2% of the full default run.
 Measured in a throwaway clone by benchmarks/experiment_cost.py (shared with
 benchmarks/postprocess_experiment.py).
 

@@ -14,7 +14,7 @@ only on the whole hidden set: run it with --files 0 (every hidden file); on fewe
 is skipped (null). A bundle whose chain weighs the SED (eos9) also computes the SED's log-mels
 from the test audio, which is part of its per-file time.
 
-Usage: python benchmarks/bundle_budget.py [--bundle v6] [--files 8]   (after dvc repro bundle@v6)
+Usage: python benchmarks/bundle_budget.py [--bundle v6] [--files 8]   (after dvc repro bundle)
        python benchmarks/bundle_budget.py --bundle eos7 --files 0   (likewise eos9, eos10)
        python benchmarks/bundle_budget.py --pages                   (only re-render the pages)
 Writes benchmarks/results/bundle_budget.json (v6) or bundle_budget_<bundle>.json, then re-renders

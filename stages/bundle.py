@@ -1,34 +1,41 @@
-"""Stage `bundle@<name>`: the Kaggle kernel of one bundle, generated from code.
+"""Stage `bundle`: the Kaggle kernel of every bundle under `bundles:`, generated from code.
 
-Writes bundles/kernels/<name>/<slug>.ipynb (the inference notebook: birdclef_eos/bundle/kernel.py)
+Writes bundles/kernels/<name>/<slug>.ipynb per bundle (the inference notebook: birdclef_eos/bundle/kernel.py)
 and, when `kaggle.owner` is set, kernel-metadata.json (`kaggle kernels push -p bundles/kernels/<name>`).
 `kaggle.owner: null` (the default) builds and tests every kernel without Kaggle ids, so the default
 params run anywhere; a placeholder (your-kaggle-username) or a name Kaggle would not accept is refused,
 naming the knob, by the params check and again here. Every value the notebook receives is validated
 (Kaggle's slug and user-name rules) and written as a literal, never spliced into code. The notebook pins the
 sha256 of the model folder's manifest (the model_folder stage), so a kernel run against another
-version of the model dataset stops before predicting. Both are DVC outputs: a re-run writes a new
+version of the model dataset stops before predicting. The kernels are DVC outputs: a re-run writes a new
 version in the cache and never overwrites the bytes a Kaggle score belongs to (`git checkout <tag>
 && dvc checkout` brings them back).
 
-A blend bundle's notebook carries the shared `blend:` section (weight, space, taxonomy; ``BLEND``)
-that its submission was made with, read from submissions/<submission>/manifest.json (the blend stage
-records it there), and the kernel resolves the entry's weights with it (birdclef_eos/bundle/infer.py,
-with the blend stage's ``resolve_blend``); the model folder carries the entry, not the section. So
-`dvc exp run -S blend.weight=0.08` re-runs bundle@eos7 (its submission's manifest changed) and neither
-model_folder nor a predict bundle such as bundle@v6. This stage is cheap: no notebook (``NOTEBOOK =
-False``: stages/notebook.py calls ``run`` and prints its result), well under a second.
+What a kernel notebook carries beside the model folder is what cheap experiments change, read from
+the manifests of the submissions it rebuilds (dvc.yaml lists them as deps; `python -m stages.layout
+--write` derives the list from `bundles:` and `blends:`): the shared `blend:` section (weight, space,
+taxonomy; ``BLEND``) a blend submission was made with, with which the kernel resolves the entry's weights
+(birdclef_eos/bundle/infer.py, with the blend stage's ``resolve_blend``), and the post-processing knobs
+of every predict and chain part (``KNOBS``, {submission: knobs}). So `dvc exp run -S blend.weight=0.08`
+or `-S postprocess.prior_alpha=0.4` re-runs this stage and not model_folder. One stage for every
+bundle, not one per bundle: each stage costs DVC a rewrite of dvc.lock, and those experiments rebuild
+every kernel anyway. This stage is cheap: no notebook (``NOTEBOOK = False``: stages/notebook.py calls
+``run`` and prints its result), well under a second.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from birdclef_eos.bundle import kernel
 from birdclef_eos.io.files import atomic_dir, read_json, sha256_file
 from stages.paths import KERNELS, MODEL_FOLDER, SUBMISSIONS
 
-PARAMS = ("kaggle", "bundles.{key}")
-NOTEBOOK = False  # a blend bundle re-runs on every `blend.*` change: a papermill notebook would cost 5x the work
+PARAMS = ("kaggle", "bundles")
+NOTEBOOK = False  # re-runs on every `blend.*` and post-processing change: a papermill notebook would cost 5x the work
+# the bundle kinds whose submissions are post-processed: their knobs go into the kernel notebook (KNOBS);
+# birdclef_eos/bundle/infer.py POSTPROCESSED hands them to the same kinds (a test keeps the two equal)
+POSTPROCESSED = ("predict", "chain")
 
 
 class BundleStageError(ValueError):
@@ -63,7 +70,24 @@ def blend_weights(config: dict, shared: dict) -> dict | None:
     return {p: blend_weights(c, shared) or round(weights[p], 12) for p, c in config["parts"].items()}
 
 
-def run(params: dict, key: str | None = None) -> BundleResult:
+def knobs_of(config: dict) -> dict:
+    """{submission: post-processing knobs} of every part of ``config`` (itself included, depth first)
+    whose kind post-processes (``POSTPROCESSED``), as the submission's manifest records them: the knobs
+    it was made with."""
+    out = {}
+    if config["kind"] in POSTPROCESSED:
+        path = SUBMISSIONS / config["submission"] / "manifest.json"
+        made = read_json(path, "written by the stage that made the submission")
+        if not isinstance(made.get("postprocess"), dict):
+            raise BundleStageError(f"{path}: no `postprocess` knobs; re-run the stage that made '{config['submission']}'")
+        out[config["submission"]] = made["postprocess"]
+    for part in [*config.get("parts", {}).values(), *([config["sidecar"]] if config.get("sidecar") else [])]:
+        out.update(knobs_of(part))
+    return out
+
+
+def build(params: dict, key: str, kernels: Path = KERNELS) -> BundleResult:
+    """Write the kernel of bundle ``key`` to ``kernels``/<key> (atomically)."""
     if key not in params["bundles"]:
         raise BundleStageError(f"params.yaml: no bundle '{key}' under `bundles:` ({sorted(params['bundles'])})")
     k = params["kaggle"]
@@ -91,15 +115,32 @@ def run(params: dict, key: str | None = None) -> BundleResult:
         shared = made["shared"]
     weights = blend_weights(config, shared) if shared is not None else None
     nb = kernel.notebook(key, config, dataset, k["competition"], pinned, shared,
-                         ", ".join(f"{p} {w}" for p, w in (weights or {}).items()))
+                         ", ".join(f"{p} {w}" for p, w in (weights or {}).items()), knobs_of(config) or None)
     meta = (kernel.metadata(slug, k["owner"], f"{k['kernel_prefix']} {key}", code_file, dataset, k["competition"])
             if k["owner"] is not None else None)
-    out = KERNELS / key
+    out = kernels / key
     with atomic_dir(out) as tmp:
         (tmp / code_file).write_text(kernel.dumps(nb))
         if meta is not None:
             (tmp / "kernel-metadata.json").write_text(kernel.dumps(meta))
-    return BundleResult(bundle=key, kernel_id=meta["id"] if meta else f"(kaggle.owner not set)/{slug}", folder=str(out),
+    return BundleResult(bundle=key, kernel_id=meta["id"] if meta else f"(kaggle.owner not set)/{slug}", folder=str(KERNELS / key),
                         files=[code_file] + (["kernel-metadata.json"] if meta else []), manifest_sha256=pinned,
                         config={**{kk: config.get(kk) for kk in ("kind", "submission", "model", "tta")},
                                 "weights": weights if weights is not None else config.get("weights")})
+
+
+@dataclass
+class BundlesResult:
+    """What the stage prints: one line per bundle built."""
+    bundles: list[BundleResult]
+
+    def __str__(self) -> str:
+        return "\n".join(str(b) for b in self.bundles)
+
+
+def run(params: dict, key: str | None = None) -> BundlesResult:
+    """Every bundle's kernel, written together to bundles/kernels/ (atomically)."""
+    if not params["bundles"]:
+        raise BundleStageError("params.yaml: `bundles:` is empty; name at least one (e.g. v6: {kind: predict, submission: v6})")
+    with atomic_dir(KERNELS) as tmp:
+        return BundlesResult([build(params, name, tmp) for name in params["bundles"]])

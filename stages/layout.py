@@ -15,8 +15,10 @@ What it writes in each stage (``do:`` of a foreach stage):
 - the lists params.yaml decides (PARAM_LISTS), each the ``submissions/...`` entries of one list: the
   blend stage's outs (one per ``blends:`` entry, in order) and its part deps (every part or sidecar
   that is not itself a blend, sorted); the submit stage's outs (one per ``submissions:`` entry, in
-  order); the base stage's outs (``submissions/base``, then one per ``base.variants`` entry). Adding
-  a blend, a submission or a base variant is therefore an edit of params.yaml and this command.
+  order); the base stage's outs (``submissions/base``, then one per ``base.variants`` entry); the
+  bundle stage's manifest deps (``submissions/<name>/manifest.json`` of every submission a bundle
+  rebuilds, parts included, sorted). Adding a blend, a submission, a base variant or a bundle is
+  therefore an edit of params.yaml and this command.
 
 A new stage needs no code deps typed: without `deps:` (or with `deps: []`) it gets the list, after `cmd`.
 A comment on a list item moves with the item; a blank line after a list's last item stays after the
@@ -209,12 +211,38 @@ def base_outs(params: dict, source: str) -> list[str]:
     return [SUBMISSIONS + "base"] + [SUBMISSIONS + name for name in section(params, "base.variants", source)]
 
 
+def bundle_manifests(params: dict, source: str) -> list[str]:
+    """The manifest of every submission a bundle rebuilds: its own and, for a blend, its parts' and
+    sidecar's, nested blends followed (the bundle stage reads `blend:` and the post-processing knobs there)."""
+    blends = section(params, "blends", source)
+    seen: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in seen:
+            return
+        seen.add(name)
+        entry = blends.get(name)
+        if isinstance(entry, dict):
+            for part in section(params, f"blends.{name}.parts", source):
+                visit(str(part))
+            side = entry.get("sidecar")
+            if isinstance(side, dict) and "submission" in side:
+                visit(str(side["submission"]))
+
+    for name, entry in section(params, "bundles", source).items():
+        if not isinstance(entry, dict) or "submission" not in entry:
+            raise LayoutError(f"{source}: bundles.{name} has no `submission`")
+        visit(str(entry["submission"]))
+    return [f"{SUBMISSIONS}{name}/manifest.json" for name in sorted(seen)]
+
+
 # (stage module, list) -> its submissions/... entries; the list's other entries are kept
 PARAM_LISTS: dict[tuple[str, str], Callable[[dict, str], list[str]]] = {
     ("blend", "outs"): blend_outs,
     ("blend", "deps"): blend_parts,
     ("submit", "outs"): submit_outs,
     ("base", "outs"): base_outs,
+    ("bundle", "deps"): bundle_manifests,
 }
 
 

@@ -1,9 +1,9 @@
 """Stage `model_folder`: the shared, content-addressed model folder every kernel bundle reads.
 
 For each bundle under `bundles:` it resolves what the bundle runs (its kind; for `predict`: the
-submission's head, TTA shifts and post-processing knobs, and the backbone settings the extract stage
+submission's head and TTA shifts, and the backbone settings the extract stage
 used; for `chain`: the base stage's stand-in, i.e. the protossm stage's fold models and TTA shifts,
-the chain's model weights (`base.blend`, a variant's overrides) and post-processing knobs, and, when
+the chain's model weights (`base.blend`, a variant's overrides), and, when
 the SED weighs > 0, the sed stage's fold models, whose config.json carries the log-mel settings the
 spectrogram stage made their input with, and the SED's threads and smoothing; for
 `blend`: the `blends:` entry itself (its weights are resolved in the kernel against the shared
@@ -15,7 +15,10 @@ knobs and the output read, and the converted BirdNET ONNX and labels from `runti
 models/sidecar_birdnet/, refused unless its sha256 is the one data/sidecar_features/meta.json records)
 when the entry has a sidecar correction, and for
 a ViT part (eos12, eos13) the vit stage's fold models, whose config.json carries the log-mel settings,
-and its TTA shifts; a part a bundle cannot run, e.g. `base.source: file`, stops the stage naming it)
+and its TTA shifts; a part a bundle cannot run, e.g. `base.source: file`, stops the stage naming it).
+No post-processing knob is carried: the bundle stage writes them into each kernel notebook (``KNOBS``,
+from the submissions' manifests), so `dvc exp run -S postprocess.prior_alpha=...` re-runs the bundle
+stage, not this one, and the Kaggle dataset a user uploaded stays valid
 and stores every file once under bundles/models/objects/<sha256>: the probed ONNX and its
 descriptions, the head's checkpoints, the species table, the labelled chunks the site/hour prior is
 fitted on (labelled rows only: real-data mode's held-out files are not among them), the library code
@@ -30,7 +33,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -39,14 +42,13 @@ from birdclef_eos.backbone import birdnet
 from birdclef_eos.bundle import folder, kernel, wheels
 from birdclef_eos.bundle.infer import CHAIN_PARTS, KINDS
 from birdclef_eos.io.files import atomic_dir, read_json, sha256_file
-from birdclef_eos.scoring import postprocess
 from birdclef_eos.scoring.blend import positive_weights
 from stages.paths import (BACKBONE_JSON, BLOCKS_JSON, CHAIN_MODELS, HEADS, INDEX, MODEL_FOLDER, PROBED_ONNX, ROOT,
                           SIDECAR_FEATURES, VIT_MODELS)
 
-PARAMS = ("bundles", "kaggle", "submissions", "postprocess", "backbone.threads", "backbone.batch_size",
+PARAMS = ("bundles", "kaggle", "submissions", "backbone.threads", "backbone.batch_size",
           "backbone.chunk_mapping", "backbone.frontend", "dataset.sample_rate", "extract.batch_windows",
-          "extract.on_bad_audio", "base.source", "base.blend", "base.postprocess", "base.variants",
+          "extract.on_bad_audio", "base.source", "base.blend", "base.variants",
           "base.protossm.tta", "base.protossm.threads", "base.sed.threads", "base.sed.smooth_sigma", "blends",
           "backbone.name", "backbone.birdnet", "sidecar.head.tta", "sidecar.extract", "vit.sizes", "vit.tta", "vit.threads")
 SIDECAR = "sidecar"               # the sidecar stage's head folder and submission (models/heads/sidecar, submissions/sidecar)
@@ -154,10 +156,9 @@ def part_config(name: str, part: str, params: dict, where: str) -> tuple[dict, d
               "files": dict(SHARED_FILES)}
     if kind == "predict":
         sub = params["submissions"][part]
-        knobs = postprocess.resolve_knobs(params["postprocess"], sub.get("postprocess", False), part)
         files = folder_files(HEADS / sub["model"], f"models/heads/{sub['model']}", f"train@{sub['model']}")
         common["files"]["head"] = f"models/heads/{sub['model']}"
-        return {**common, "model": sub["model"], "tta": [float(s) for s in sub["tta"]], "knobs": asdict(knobs)}, files
+        return {**common, "model": sub["model"], "tta": [float(s) for s in sub["tta"]]}, files
     if kind == "chain":
         b = params["base"]
         if b["source"] != "stages":
@@ -170,7 +171,6 @@ def part_config(name: str, part: str, params: dict, where: str) -> tuple[dict, d
             raise ModelFolderError(f"params.yaml: {where} '{part}': the chain's blend weighs {lacking} > 0 "
                                    f"(base.blend / base.variants.{part}.blend); a bundle runs only {sorted(CHAIN_PARTS)}: "
                                    "set that weight to 0 or drop the bundle")
-        knobs = postprocess.resolve_knobs(params["postprocess"], {**b["postprocess"], **over.get("postprocess", {})}, part)
         files = {}
         for model in weights:
             files.update(folder_files(CHAIN_MODELS / model, f"models/chain/{model}", model))
@@ -184,7 +184,7 @@ def part_config(name: str, part: str, params: dict, where: str) -> tuple[dict, d
         # the SED's log-mel settings travel in its config.json (the spectrogram stage's spec.json, copied by
         # sed); its knobs only where it weighs, so a chain without it does not change with them
         own = {"sed": {"threads": sed["threads"], "smooth_sigma": float(sed["smooth_sigma"])}} if "sed" in weights else {}
-        return {**common, "model": "+".join(weights), "weights": weights, "knobs": asdict(knobs),
+        return {**common, "model": "+".join(weights), "weights": weights,
                 # the shifts protossm applied to test (base.protossm.tta: oof chooses them on the OOF)
                 "protossm": {"tta": [float(s) for s in read_json(CHAIN_MODELS / "protossm" / "config.json")["tta"]],
                              "threads": p["threads"]}, **own}, files

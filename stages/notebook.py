@@ -6,7 +6,7 @@ written to ``reports/<stage>[@key].ipynb`` with timestamps, durations, kernel id
 stderr streams (progress bars) removed, so the same run gives the same bytes.
 Cell output is streamed to the terminal while it runs, so progress bars stay visible.
 A stage module that sets ``NOTEBOOK = False`` (the cheap `fingerprint` stage, run on every repro;
-the `publish` copy and the `bundle@<name>` stages, re-run on every `blend.*` change) has its ``run(params, key)`` called
+the `bundle` stage, re-run on every `blend.*` change) has its ``run(params, key)`` called
 directly, with no notebook and no report; what it returns (a path, or a result whose ``str`` says
 what it wrote) is printed.
 

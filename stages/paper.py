@@ -1,6 +1,15 @@
-"""Stage `paper`: paper/paper.md, the study regenerated, with a verdict per claim.
+"""Stage `paper`: publish the small results, then paper/paper.md, the study regenerated, with a verdict per claim.
 
-Runs after `publish` and reads only published results: metrics/ (JSON), paper/tables/ (markdown),
+First the publishing (a copy, under a second): the stages that compute metrics, tables and figures
+write them under build/ as cached DVC outputs (so they keep DVC's run-cache); this stage mirrors
+build/metrics -> metrics/, build/tables -> paper/tables/ and build/figures -> figures/ as `cache:
+false` outputs (birdclef_eos/report/publish.py): committed with the code, a clone shows every table
+and figure, and `dvc metrics diff A B` compares any two commits without the DVC cache. It adds
+metrics/headline/ (one small file per submission and per trained model, the only metrics dvc.yaml
+declares, so `dvc metrics show` fits a screen) and rewrites the results block of README.md from the
+published metrics/ and paper/reported.yaml (birdclef_eos/report/readme.py).
+
+Then the paper, from the published results only: metrics/ (JSON), paper/tables/ (markdown),
 figures/ (linked by relative path), plus paper/claims.yaml (the sections, the numbers each shows
 and the claims, each with how it is tested), paper/reported.yaml (the paper's numbers),
 data/index (the data set's counts) and, for `paired` claims, the submissions and the hidden
@@ -10,8 +19,12 @@ claim's numbers and verdict) first and renders paper/paper.md from it; both are 
 claims file is refused unless its sha256 is the one paper/claims.sha256 records (a claim's test
 changes only in a commit that says why). The README's `verdicts` block (every verdict that differs
 from paper/verdicts_baseline.json, with why) is rewritten here. A claim or
-a table whose file is absent is shown "not built yet", never invented. Cheap (seconds), so a blend
-experiment re-runs it.
+a table whose file is absent is shown "not built yet", never invented.
+
+One stage, not a copy stage and a paper stage: both re-run on every experiment, and each stage costs
+DVC a rewrite of dvc.lock. README.md is git-tracked and deliberately not a DVC output: DVC would
+delete it before the stage runs and lock its every byte, so a prose edit would make the pipeline
+stale; only the text between its markers is rewritten (atomically). Cheap (seconds), no notebook.
 """
 from __future__ import annotations
 
@@ -26,24 +39,22 @@ import pandas as pd
 
 from birdclef_eos.io.files import read_yaml, write_json, write_text
 from birdclef_eos.report import readme
+from birdclef_eos.report.publish import mirror_small
 from birdclef_eos.report.paper import Missing, Rule, Untestable, check_frozen, evaluate, lookup, num, render
 from birdclef_eos.scoring import boards, submission
 from birdclef_eos.scoring.bootstrap import paired_bootstraps
 from stages.paths import (CLAIMS, DEFAULT_RUN, HIDDEN, INDEX, PAPER, PUBLISHED, REPORTED, ROOT, SUBMISSIONS, TABLES,
                           VERDICTS)
 
-PARAMS = ("paper", "dataset.source", "dataset.scale", "backbone.name")
+PARAMS = ("paper", "dataset.source", "dataset.scale", "backbone.name", "submissions")
 METRICS_DIR = PUBLISHED[Path("build/metrics")]    # metrics/
-# README.md's changed-verdicts block is written here, not by publish: publish runs before this stage
-# (it publishes what the verdicts read), so only this stage knows the new verdicts. Only the text
-# between the markers is rewritten; README.md stays git-tracked and no DVC output.
-README = Path("README.md")
+README = Path("README.md")  # its `results` and `verdicts` blocks are written here
 CLAIMS_SHA = CLAIMS.with_name("claims.sha256")              # the claims' recorded sha256 (report/paper.py check_frozen)
 VERDICTS_BASELINE = VERDICTS.with_name("verdicts_baseline.json")  # the verdicts before the tests were rebuilt
 TABLES_DIR = PUBLISHED[TABLES]                    # paper/tables/
 # every experiment re-runs this stage: a papermill kernel would cost as much as its work, and a notebook
-# would only repeat paper/paper.md and paper/verdicts.json, which it writes; the run prints the counts
-# per verdict (``PaperResult.__str__``).
+# would only repeat paper/paper.md and paper/verdicts.json, which it writes; the run prints the files
+# published and the counts per verdict (``PaperResult.__str__``).
 NOTEBOOK = False
 FIGURES_DIR = PUBLISHED[Path("build/figures")]    # figures/
 
@@ -53,16 +64,43 @@ class PaperError(ValueError):
 
 
 @dataclass
+class PublishResult:
+    """Every published file with its size in bytes and sha256, and whether README.md's results block changed."""
+    files: dict[str, dict]
+    readme_changed: bool = False
+
+    def __str__(self) -> str:
+        return (f"published {len(self.files)} files to {', '.join(str(t) for t in PUBLISHED.values())}"
+                + ("; README.md results rewritten" if self.readme_changed else ""))
+
+
+@dataclass
 class PaperResult:
-    """What the stage prints (``__str__``: the counts) and its tests read: the verdicts (paper/verdicts.json's `claims`), the counts per
-    verdict, the markdown, seconds."""
+    """What the stage prints (``__str__``: the files published, the counts) and its tests read: what was
+    published, the verdicts (paper/verdicts.json's `claims`), the counts per verdict, the markdown, seconds."""
+    published: PublishResult
     verdicts: list[dict]
     counts: dict[str, int]
     markdown: str
     seconds: float
 
     def __str__(self) -> str:
-        return f"{PAPER} and {VERDICTS} in {self.seconds:.1f} s: {self.counts}"
+        return f"{self.published}\n{PAPER} and {VERDICTS} in {self.seconds:.1f} s: {self.counts}"
+
+
+def publish(params: dict) -> PublishResult:
+    """build/metrics, build/tables, build/figures -> metrics/ (plus metrics/headline/), paper/tables/,
+    figures/; then README.md's results block from the published metrics/ and paper/reported.yaml."""
+    models = {name: s["model"] for name, s in params["submissions"].items() if isinstance(s, dict) and "model" in s}
+    files = {}
+    for source, target in PUBLISHED.items():
+        extra = (lambda src: readme.headline(src, models)) if target == METRICS_DIR else None
+        files.update(mirror_small(source, target, extra))
+    changed = False
+    if README.exists():
+        reported = read_yaml(REPORTED) if REPORTED.exists() else {}
+        changed = readme.update_page(README, "results", readme.results_markdown(METRICS_DIR, reported or {}))
+    return PublishResult(files=files, readme_changed=changed)
 
 
 def load_metrics(file: str) -> dict:
@@ -186,6 +224,7 @@ def notes_of(sections: list[dict], digits: int) -> dict[str, list[str]]:
 
 def run(params: dict, key: str | None = None) -> PaperResult:
     started = time.perf_counter()
+    published = publish(params)
     cfg = params["paper"]
     rule = Rule(**cfg["verdict"])
     check_frozen(CLAIMS, CLAIMS_SHA)
@@ -213,5 +252,5 @@ def run(params: dict, key: str | None = None) -> PaperResult:
     counts = {}
     for v in verdicts:
         counts[v.verdict] = counts.get(v.verdict, 0) + 1
-    return PaperResult(verdicts=[v.as_dict() for v in verdicts], counts=counts, markdown=md,
+    return PaperResult(published=published, verdicts=[v.as_dict() for v in verdicts], counts=counts, markdown=md,
                        seconds=time.perf_counter() - started)

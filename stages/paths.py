@@ -47,7 +47,7 @@ SUBMISSIONS = Path("submissions")      # submissions/<name>/
 LEADERBOARD_METRICS = Path("build/metrics/leaderboard")
 
 # Small results (metrics, tables, figures) are written under build/ by the stages that make them,
-# as cached DVC outputs (so those stages keep DVC's run-cache); the cheap `publish` stage copies
+# as cached DVC outputs (so those stages keep DVC's run-cache); the cheap `paper` stage copies
 # them to the git-tracked folders a reader and `dvc metrics diff` see.
 FIGURES = Path("build/figures")
 TABLES = Path("build/tables")

@@ -4,7 +4,7 @@ Reads the OOF predictions of `pseudo_table.reference` (attn, the head of v6) and
 (`pseudo_table.rows`: submission -> student), the labelled chunks (data/index/chunks.csv), the
 submissions and the hidden solution and boards (data/hidden), and the paper's numbers
 (paper/reported.yaml `pseudo`). Writes build/metrics/pseudo_table/pseudo.json and
-build/tables/pseudo.md (paper/tables/pseudo.md after publish): per row OOF macro-AUC, local public and
+build/tables/pseudo.md (paper/tables/pseudo.md once the paper stage publishes it): per row OOF macro-AUC, local public and
 private, the difference to v6 with a paired bootstrap interval over files, the paper's numbers, and
 sentences generated from them; and `pseudo_table.oof_pairs`: OOF a - b of two models on the same
 chunks with a paired bootstrap interval over files (the residual student against the attention

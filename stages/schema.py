@@ -289,7 +289,7 @@ SCHEMA: dict[str, Knob] = {
     "leaderboard.bootstrap.seed": Int(0),
     "leaderboard.bootstrap.confidence": Num(0, 1, lo_open=True, hi_open=True),
 
-    # the blends (the `blend` stage; bundle@<name> writes the section into a blend bundle's kernel)
+    # the blends (the `blend` stage; the `bundle` stage writes the section into a blend bundle's kernel)
     "blend.weight": Num(0, 1),
     "blend.space": Str("prob", "rank"),
     "blend.taxonomy.genus": Num(0, 1),

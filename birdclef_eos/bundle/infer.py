@@ -24,7 +24,10 @@ the main backbone's in the default mode, where it is BirdNET; in real-data mode 
 converted BirdNET ONNX the model folder carries, with the sidecar_features stage's runner, windows and
 `sidecar.extract` knobs);
 ``vit`` is a vit stage's raw submission (its fold models on log-mels the kernel computes from the test
-audio, as for the SED; eos12 and eos13 carry one). So a change of `blend.weight` changes the kernel notebook, never the model folder. The backbone runs once per kernel for every part (``TestAudio``), and every part is
+audio, as for the SED; eos12 and eos13 carry one). The post-processing knobs of the predict and chain
+parts come from the kernel notebook too (``with_knobs``), so a change of `blend.weight` or of a
+post-processing knob changes the kernel notebook, never the model folder. The backbone runs once per
+kernel for every part (``TestAudio``), and every part is
 rounded as the pipeline's file of it is (``submission.as_written``: submissions ``%.6f``, the
 chain's test predictions ``%.6g``), so ranks tie where they tie in the pipeline; a part that is a
 blend is not rounded, because the blend stage mixes it from memory, not from its file.
@@ -460,9 +463,37 @@ KINDS: dict[str, Callable[..., pd.DataFrame]] = {"predict": predict_kind, "chain
                                                  "sidecar": sidecar_kind, "vit": vit_kind}
 
 
-def run_bundle(root: str | Path, name: str, test_dir: str | Path, shared: dict | None = None) -> pd.DataFrame:
+POSTPROCESSED = ("predict", "chain")  # the kinds whose submissions are post-processed (their knobs: ``with_knobs``)
+
+
+def with_knobs(cfg: dict, knobs: dict | None, where: str | None = None) -> dict:
+    """``cfg`` with each post-processing part's knobs (``POSTPROCESSED`` kinds, a blend's parts included)
+    taken from ``knobs`` ({submission: post-processing knobs}: the kernel notebook's ``KNOBS``, which the
+    bundle stage reads from each submission's manifest). The model folder carries no post-processing
+    knobs, so a post-processing change rebuilds the small kernel notebooks, never the model folder.
+    With ``knobs`` None a config must carry its own ``knobs``."""
+    where = where or f"bundle '{cfg['name']}'"
+    out = dict(cfg)
+    made = cfg.get("submission", cfg["name"])
+    if cfg["kind"] in POSTPROCESSED:
+        if knobs is not None:
+            if made not in knobs:
+                raise BundleError(f"{where}: no post-processing knobs for submission '{made}' in KNOBS "
+                                  f"(has {sorted(knobs)}); rebuild the kernel notebook (the bundle stage)")
+            out["knobs"] = knobs[made]
+        elif "knobs" not in cfg:
+            raise BundleError(f"{where}: submission '{made}' is post-processed but no knobs were passed "
+                              "(eos_fork.submission(..., knobs=KNOBS), KNOBS from the bundle's kernel notebook)")
+    if cfg["kind"] == "blend":
+        out["parts"] = {p: with_knobs(c, knobs, f"{where}, part '{p}'") for p, c in cfg["parts"].items()}
+    return out
+
+
+def run_bundle(root: str | Path, name: str, test_dir: str | Path, shared: dict | None = None,
+               knobs: dict | None = None) -> pd.DataFrame:
     """The submission of bundle ``name`` of the model folder ``root`` for the files in ``test_dir``;
-    ``shared``: the `blend:` section a blend bundle resolves its weights with (the kernel passes it)."""
+    ``shared``: the `blend:` section a blend bundle resolves its weights with; ``knobs``: {submission:
+    post-processing knobs} of the parts that post-process (``with_knobs``; the kernel passes both)."""
     root = Path(root)
     manifest = json.loads((root / "manifest.json").read_text())
     if name not in manifest["bundles"]:
@@ -471,6 +502,7 @@ def run_bundle(root: str | Path, name: str, test_dir: str | Path, shared: dict |
     if cfg["kind"] not in KINDS:
         raise BundleError(f"bundle '{name}': kind '{cfg['kind']}' is not one of {sorted(KINDS)}")
     check_config(cfg, shared)
+    cfg = with_knobs(cfg, knobs)
     if not test_files(Path(test_dir)):
         return save_run_submission(root / "files", cfg, Path(test_dir))
     sub = KINDS[cfg["kind"]](root / "files", cfg, Path(test_dir), shared=shared)

@@ -3,12 +3,14 @@ and the model folder's stdlib-only entry ``eos_fork.py`` that both the notebook 
 another public notebook import.
 
 The notebook's cells: where things are (Kaggle's paths, or environment variables for a local run)
-and ``BLEND``, the shared `blend:` section (weight, space, taxonomy) a blend bundle resolves its
-weights with at run time (None for the other kinds), so a change of `blend.weight` changes this small
-notebook and never the model folder; the set-up (the model folder's manifest checked against the
+``BLEND``, the shared `blend:` section (weight, space, taxonomy) a blend bundle resolves its
+weights with at run time (None for the other kinds), and ``KNOBS``, the post-processing knobs of each
+submission the bundle rebuilds ({submission: knobs}, as its manifest records them), so a change of
+`blend.weight` or of a post-processing knob changes this small notebook and never the model folder
+(the Kaggle dataset a user uploads once); the set-up (the model folder's manifest checked against the
 sha256 this notebook pins, ``eos_fork.py`` checked against the manifest's ``entry_sha256`` and
 loaded from the checked bytes, the carried wheels installed offline); ``eos_fork.submission(<bundle>,
-<test folder>, blend=BLEND)``; and writing submission.csv as the predict stage writes it (``%.6f``).
+<test folder>, blend=BLEND, knobs=KNOBS)``; and writing submission.csv as the predict stage writes it (``%.6f``).
 
 Generated code takes values, never text: every value that reaches a code cell is validated first
 (Kaggle slugs and user names: ``check_slug`` / ``check_user``; the bundle name; sha256s) and written
@@ -87,7 +89,8 @@ wheels the folder carries for this Python offline (pip --no-index --no-deps) int
 
     import sys; sys.path.insert(0, "/kaggle/input/<model dataset>")
     import eos_fork
-    head = eos_fork.head_probabilities("v6", "/kaggle/input/birdclef-2026/test_soundscapes")
+    KNOBS = {...}  # copied from the bundle's kernel notebook: the post-processing its submission was made with
+    head = eos_fork.head_probabilities("v6", "/kaggle/input/birdclef-2026/test_soundscapes", knobs=KNOBS)
 """
 import hashlib
 import json
@@ -185,24 +188,25 @@ def install_wheels(work):
     return [w.name for w in mine]
 
 
-def submission(bundle, test_dir, work=None, blend=None):
+def submission(bundle, test_dir, work=None, blend=None, knobs=None):
     """The bundle's submission (row_id + one probability column per label) for the files in test_dir;
-    ``blend``: the shared `blend:` section (weight, space, taxonomy) a blend bundle's weights use.
+    ``blend``: the shared `blend:` section (weight, space, taxonomy) a blend bundle's weights use;
+    ``knobs``: {submission: post-processing knobs} of the parts that post-process (the kernel's KNOBS).
     An empty or missing test_dir (Kaggle's save run) gives the header-only submission."""
     work = materialise(work)
     install_wheels(work)
-    return run(bundle, test_dir, work, blend)
+    return run(bundle, test_dir, work, blend, knobs)
 
 
-def run(bundle, test_dir, work, blend=None):
+def run(bundle, test_dir, work, blend=None, knobs=None):
     """The submission, in a work folder ``materialise`` and ``install_wheels`` have prepared."""
     from birdclef_eos.bundle.infer import run_bundle
-    return run_bundle(work, bundle, test_dir, shared=blend)
+    return run_bundle(work, bundle, test_dir, shared=blend, knobs=knobs)
 
 
-def head_probabilities(bundle, test_dir, work=None, blend=None):
+def head_probabilities(bundle, test_dir, work=None, blend=None, knobs=None):
     """The same table, for a fork that blends it with its own predictions by row_id."""
-    return submission(bundle, test_dir, work, blend)
+    return submission(bundle, test_dir, work, blend, knobs)
 '''
 
 
@@ -254,7 +258,7 @@ print("installed offline:", eos_fork.install_wheels(WORK))
 
 RUN = '''
 started = time.perf_counter()
-sub = eos_fork.run(BUNDLE, TEST_DIR, WORK, blend=BLEND)
+sub = eos_fork.run(BUNDLE, TEST_DIR, WORK, blend=BLEND, knobs=KNOBS)
 print(f"{len(sub)} rows x {sub.shape[1] - 1} labels in {time.perf_counter() - started:.1f} s")
 '''
 
@@ -265,11 +269,12 @@ import shutil; shutil.rmtree(OUT_DIR / "eos_work", ignore_errors=True)  # only s
 
 
 def notebook(name: str, bundle: dict, model_dataset: str, competition: str, manifest_sha256: str,
-             blend: dict | None = None, weights: str = "") -> dict:
+             blend: dict | None = None, weights: str = "", knobs: dict | None = None) -> dict:
     """The inference notebook of one bundle (nbformat 4, deterministic bytes once dumped). ``model_dataset``:
     the dataset's slug (or ``<owner>/<slug>``); ``blend``: the shared `blend:` section a blend bundle
     resolves its weights with in the kernel (None for the other kinds); ``weights``: those weights in
-    words, for the heading. Every value is validated, then written as a literal."""
+    words, for the heading; ``knobs``: {submission: post-processing knobs} of the parts that
+    post-process (predict and chain kinds). Every value is validated, then written as a literal."""
     check_bundle_name(name, f"bundles.{name}")
     owner, _, dataset_slug = model_dataset.rpartition("/") if isinstance(model_dataset, str) else ("", "", None)
     if owner:
@@ -287,7 +292,7 @@ def notebook(name: str, bundle: dict, model_dataset: str, competition: str, mani
                 if weights else ""))
     paths = ("import json, os, sys, time\nfrom pathlib import Path\n"
              + assignments({"DATASET": dataset_slug, "COMPETITION": competition, "BUNDLE": name,
-                            "MANIFEST_SHA256": manifest_sha256, "BLEND": blend})
+                            "MANIFEST_SHA256": manifest_sha256, "BLEND": blend, "KNOBS": knobs})
              + '\nKAGGLE = Path(os.environ.get("EOS_KAGGLE_ROOT", "/kaggle"))'
              + '\nMODEL_DIR = Path(os.environ.get("EOS_MODEL_DIR", KAGGLE / "input" / DATASET))'
              + '\nTEST_DIR = Path(os.environ.get("EOS_TEST_DIR", KAGGLE / "input" / COMPETITION / "test_soundscapes"))'

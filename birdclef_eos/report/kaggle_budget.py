@@ -4,7 +4,7 @@ benchmarks/bundle_budget.py times each bundle's kernel and writes benchmarks/res
 it then splices ``bundle_budget_markdown`` of every record between ``<!-- kaggle_budget:start -->`` and
 ``<!-- kaggle_budget:end -->`` of both pages (``readme.update_page``), so no budget figure is typed by
 hand; tests/stages/test_generated_pages.py re-renders them and fails when a page disagrees. A module of
-its own, not readme.py, because the publish stage depends on readme.py and a budget re-run must not make
+its own, not readme.py, because the paper stage depends on readme.py and a budget re-run must not make
 it stale.
 """
 from __future__ import annotations

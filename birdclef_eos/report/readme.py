@@ -1,6 +1,6 @@
 """The generated parts of README.md and docs/: results tables, headline metrics, the run's timings.
 
-Nothing in the README's results section is typed by hand. The `publish` stage renders it from the
+Nothing in the README's results section is typed by hand. The `paper` stage renders it from the
 published `metrics/` and `paper/reported.yaml` (``results_markdown``) and splices it between
 ``<!-- results:start -->`` and ``<!-- results:end -->`` (``splice``); benchmarks/default_run.py
 does the same for ``<!-- timings:start -->`` ... from benchmarks/results/default_run.json
@@ -120,7 +120,7 @@ def results_markdown(metrics_dir: Path, reported: dict) -> str:
     t4 = _load(metrics_dir / "leaderboard/table4.json")
     n_public = next(iter(t3.get("compare", {}).get("public", {}).get("vs", {}).values()), {}).get("n_files")
     n_private = next(iter(t3.get("compare", {}).get("private", {}).get("vs", {}).values()), {}).get("n_files")
-    lines = [GENERATED.format(source="metrics/` and `paper/reported.yaml", writer="the `publish` stage"), ""]
+    lines = [GENERATED.format(source="metrics/` and `paper/reported.yaml", writer="the `paper` stage"), ""]
     boards = (f"{n_public} public and {n_private} private files" if n_public and n_private else "its files")
     lines += [f"Local scores are macro ROC-AUC on the local hidden set ({boards}); the paper's are Kaggle's "
               "leaderboard (Perch v2 features, the real data). Full tables: `paper/tables/`.", ""]

@@ -111,8 +111,8 @@ def workspace(tmp_path_factory):
         base.run(params)
         blend.run(params)
         folder = model_folder.run(params)
-        kernel = bundle.run(params, "v6")
-        bundle.run(params, "eos7")
+        kernel = bundle.build(params, "v6")
+        bundle.build(params, "eos7")
     return root, folder, kernel
 
 
@@ -159,8 +159,9 @@ def test_a_blend_weight_change_rebuilds_the_kernel_not_the_model_folder(workspac
     root, _, _ = workspace
     monkeypatch.chdir(root)
     assert "blend" not in model_folder.PARAMS and "blend" not in bundle.PARAMS
-    template = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["bundle"]["do"]
-    assert "submissions/${item.submission}/manifest.json" in template["deps"]
+    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["bundle"]
+    assert {"submissions/eos7/manifest.json", "submissions/v6/manifest.json", "submissions/base/manifest.json"} \
+        <= set(stage["deps"])
     manifest = (root / "bundles/models/manifest.json").read_bytes()
     eos7_nb, v6_nb = root / "bundles/kernels/eos7/birdclef-eos-eos7.ipynb", root / "bundles/kernels/v6/birdclef-eos-v6.ipynb"
     before, v6_before = eos7_nb.read_bytes(), v6_nb.read_bytes()
@@ -170,8 +171,8 @@ def test_a_blend_weight_change_rebuilds_the_kernel_not_the_model_folder(workspac
         model_folder.run(params)
         assert (root / "bundles/models/manifest.json").read_bytes() == manifest
         blend.run(params)
-        result = bundle.run(params, "eos7")
-        bundle.run(params, "v6")
+        result = bundle.build(params, "eos7")
+        bundle.build(params, "v6")
         assert eos7_nb.read_bytes() != before and v6_nb.read_bytes() == v6_before
         assert result.config["weights"] == pytest.approx({"base": 0.8, "v6": 0.2})
         assert result.manifest_sha256 == hashlib.sha256(manifest).hexdigest()
@@ -186,8 +187,46 @@ def test_a_blend_weight_change_rebuilds_the_kernel_not_the_model_folder(workspac
         assert np.abs(mine.loc[want.index].to_numpy() - want.to_numpy()).max() <= 1e-6 + 1e-12
     finally:  # the other tests read the default weight's files
         blend.run(smoke_params())
-        bundle.run(smoke_params(), "eos7")
+        bundle.build(smoke_params(), "eos7")
         assert eos7_nb.read_bytes() == before
+
+
+def test_a_post_processing_change_rebuilds_the_kernel_not_the_model_folder(workspace, tmp_path, monkeypatch):
+    """`dvc exp run -S postprocess.prior_alpha=...`: the model folder carries no post-processing knob
+    (the stage does not list `postprocess`), so it writes the same manifest; the v6 kernel notebook
+    carries the knobs of the re-made submission (KNOBS, from submissions/v6/manifest.json) and its
+    kernel writes exactly the submit stage's new submissions/v6."""
+    root, _, _ = workspace
+    monkeypatch.chdir(root)
+    assert "postprocess" not in model_folder.PARAMS and "base.postprocess" not in model_folder.PARAMS
+    manifest = (root / "bundles/models/manifest.json").read_bytes()
+    v6_nb = notebook_of(root, "v6")
+    before, sub_before = v6_nb.read_bytes(), (root / "submissions/v6/submission.csv").read_bytes()
+    params = smoke_params()
+    params["postprocess"]["prior_alpha"] = 0.25
+    try:
+        model_folder.run(params)
+        assert (root / "bundles/models/manifest.json").read_bytes() == manifest
+        submit.run(params, "v6")
+        assert (root / "submissions/v6/submission.csv").read_bytes() != sub_before
+        bundle.build(params, "v6")
+        assert v6_nb.read_bytes() != before and "'prior_alpha': 0.25" in v6_nb.read_text()
+        comp = tmp_path / "birdclef-2026"
+        comp.mkdir()
+        fill_test_soundscapes(comp, sorted((root / "data/hidden/test_soundscapes").iterdir()))
+        got = run_kernel(v6_nb, root / "bundles/models", comp / "test_soundscapes", tmp_path / "working")
+        assert got.read_bytes() == (root / "submissions/v6/submission.csv").read_bytes()
+    finally:  # the other tests read the default knobs' files
+        submit.run(smoke_params(), "v6")
+        bundle.build(smoke_params(), "v6")
+        assert v6_nb.read_bytes() == before
+
+
+def test_the_stage_and_the_kernel_post_process_the_same_kinds():
+    """The bundle stage writes KNOBS for these kinds; the kernel hands KNOBS to the same kinds."""
+    from birdclef_eos.bundle import infer, kinds
+
+    assert bundle.POSTPROCESSED == infer.POSTPROCESSED and set(bundle.POSTPROCESSED) <= set(kinds.KINDS)
 
 
 def test_model_folder_refuses_parts_a_bundle_cannot_run(workspace, monkeypatch):
@@ -348,16 +387,16 @@ def test_bundle_stage_refuses_bad_kaggle_values_and_builds_without_an_owner(work
         params = smoke_params()
         params["kaggle"][knob] = bad
         with pytest.raises(bundle.BundleStageError, match=f"kaggle.{knob}"):
-            bundle.run(params, "v6")
+            bundle.build(params, "v6")
         assert {p: p.read_bytes() for p in (root / "bundles/kernels/v6").iterdir()} == before
     params = smoke_params()
     params["kaggle"]["owner"] = None
     try:
-        result = bundle.run(params, "v6")
+        result = bundle.build(params, "v6")
         assert result.files == ["birdclef-eos-v6.ipynb"]
         assert sorted(p.name for p in (root / "bundles/kernels/v6").iterdir()) == ["birdclef-eos-v6.ipynb"]
     finally:
-        bundle.run(smoke_params(), "v6")
+        bundle.build(smoke_params(), "v6")
     assert {p: p.read_bytes() for p in (root / "bundles/kernels/v6").iterdir()} == before
 
 
@@ -387,7 +426,7 @@ def test_eos10_bundle_reproduces_the_sidecar_corrected_blend(workspace, tmp_path
         sidecar.run(params)
         blend.run(params)
         model_folder.run(params)
-        bundle.run(params, "eos10")
+        bundle.build(params, "eos10")
         manifest = json.loads((root / "bundles/models/manifest.json").read_text())
         assert manifest["bundles"]["eos10"]["sidecar"]["kind"] == "sidecar"
         assert "models/heads/sidecar/fold_0.pt" in manifest["files"]
@@ -449,7 +488,7 @@ def extended(workspace, tmp_path_factory):
         blend.run(params)
         model_folder.run(params)
         for name in ("eos9", "eos13", "eos10"):
-            bundle.run(params, name)
+            bundle.build(params, name)
     return root, params
 
 

@@ -78,13 +78,13 @@ def test_repro_dry_lists_what_would_run(clone, tmp_path):
 
 
 def test_status_answers(clone):
-    assert "publish" in _ok(["dvc", "status"], clone)
+    assert "paper" in _ok(["dvc", "status"], clone)
 
 
 def test_dag_of_one_stage(clone):
-    out = _ok(["dvc", "dag", "--mermaid", "publish"], clone)
-    assert out.startswith("flowchart") and "publish" in out
-    assert "publish" in _ok(["dvc", "dag", "publish"], clone)  # the ASCII drawing answers too
+    out = _ok(["dvc", "dag", "--mermaid", "paper"], clone)
+    assert out.startswith("flowchart") and "paper" in out
+    assert "paper" in _ok(["dvc", "dag", "paper"], clone)  # the ASCII drawing answers too
 
 
 def test_params_diff_shows_a_knob_and_a_reported_number(clone):

@@ -2,7 +2,7 @@
 
 README.md's results block and the timings blocks (README.md, docs/benchmarks.md) must say exactly
 what birdclef_eos/report/readme.py renders from metrics/, paper/reported.yaml and
-benchmarks/results/default_run.json; metrics/headline/ must be what publish derives from metrics/;
+benchmarks/results/default_run.json; metrics/headline/ must be what the paper stage derives from metrics/;
 every DVCLive curve under metrics/ must be declared in dvc.yaml's plots, its folds in one chart.
 """
 from __future__ import annotations
@@ -24,12 +24,12 @@ def _reported() -> dict:
     return yaml.safe_load((ROOT / "paper/reported.yaml").read_text())
 
 
-def test_readme_results_block_is_what_publish_renders_from_metrics():
+def test_readme_results_block_is_what_the_paper_stage_renders_from_metrics():
     text = (ROOT / "README.md").read_text()
     want = readme.results_markdown(ROOT / "metrics", _reported())
     assert readme.read_block(text, "results", "README.md").strip("\n") == want.strip("\n"), (
-        "README.md's results block disagrees with metrics/: run the publish stage "
-        "(dvc repro publish) or birdclef_eos.report.readme.results_markdown")
+        "README.md's results block disagrees with metrics/: run the paper stage "
+        "(dvc repro paper) or birdclef_eos.report.readme.results_markdown")
 
 
 def test_readme_verdicts_block_is_what_the_paper_stage_renders():
@@ -76,7 +76,7 @@ def test_readme_has_no_ticket_numbers_and_links_exist_or_are_announced():
         assert (ROOT / link).is_file() or link in announced, link
 
 
-def test_headline_metrics_are_what_publish_derives():
+def test_headline_metrics_are_what_the_paper_stage_derives():
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     models = {n: s["model"] for n, s in params["submissions"].items() if isinstance(s, dict) and "model" in s}
     want = readme.headline(ROOT / "metrics", models)

@@ -29,13 +29,13 @@ def stage_entries():
 
 
 # cheap stages that skip the notebook because an experiment re-runs them and a kernel would cost
-# more than their work: bundle@<name> (every key re-runs on a `blend.*` change), the publish copy
-# (`dvc exp run -S blend.weight=...` must stay fast) and submit (every `postprocess.*` change); and
-# blend, leaderboard and paper, which both experiments re-run and whose kernel start-up was a third to
-# a half of their time (measured: blend 4.8 s direct against 9.3 s through papermill); what their
-# notebooks showed is in the files they write (blend.json and Figure 3; leaderboard.json, Tables 2-4,
-# the boards' and shake-up figures; paper.md and verdicts.json), which `publish` copies where people read
-NOTEBOOK_FREE = {"bundle", "publish", "submit", "blend", "leaderboard", "paper"}
+# more than their work: bundle (re-runs on every `blend.*` and post-processing change) and submit
+# (every `postprocess.*` change); and blend, leaderboard and paper (the published copy and paper.md),
+# which both experiments re-run and whose kernel start-up was a third to a half of their time
+# (measured: blend 4.8 s direct against 9.3 s through papermill); what their notebooks showed is in the
+# files they write (blend.json and Figure 3; leaderboard.json, Tables 2-4, the boards' and shake-up
+# figures; paper.md and verdicts.json), which the paper stage copies where people read
+NOTEBOOK_FREE = {"bundle", "submit", "blend", "leaderboard", "paper"}
 
 
 def test_every_stage_runs_its_notebook():
@@ -116,13 +116,13 @@ def test_a_new_stage_gets_its_code_deps_without_typing_them(copy):
     """A stage written with no `deps:` (or `deps: []`) gets its code and notebook, after `cmd`."""
     dvc = copy / "dvc.yaml"
     dvc.write_text("stages:\n  figures:   # new\n    cmd: python -m stages.notebook figures\n    outs:\n      - x\n"
-                   "  publish:\n    cmd: python -m stages.notebook publish\n    deps: []\n")
+                   "  paper:\n    cmd: python -m stages.notebook paper\n    deps: []\n")
     assert layout.main(["--write", "--root", str(copy)]) == 0
     doc = yaml.safe_load(dvc.read_text())["stages"]
     assert list(doc["figures"]) == ["cmd", "deps", "outs"]
     assert doc["figures"]["deps"] == code_deps("figures") + ["notebooks/figures.ipynb"]
-    assert "stages/figures.py" in doc["figures"]["deps"] and "stages/publish.py" in doc["publish"]["deps"]
-    assert "notebooks/publish.ipynb" not in doc["publish"]["deps"]  # publish runs no notebook
+    assert "stages/figures.py" in doc["figures"]["deps"] and "stages/paper.py" in doc["paper"]["deps"]
+    assert "notebooks/paper.ipynb" not in doc["paper"]["deps"]  # paper runs no notebook
     assert dvc.read_text().startswith("stages:\n  figures:   # new\n") and "deps: []" not in dvc.read_text()
 
 

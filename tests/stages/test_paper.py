@@ -1,5 +1,5 @@
-"""The paper stage on a fake published metrics set, in a throwaway folder: paper.md's numbers follow
-the metrics, and absent sources read "not built yet"."""
+"""The paper stage on a fake metrics set, in a throwaway folder: it publishes build/ and paper.md's
+numbers follow the published metrics; absent sources read "not built yet"."""
 import hashlib
 import json
 
@@ -9,7 +9,8 @@ from stages import paper
 
 PARAMS = {"paper": {"verdict": {"confidence": 0.95, "bootstrap": 50, "seed": 0, "margin": 0.01, "tolerance": 0.1,
                                 "without_interval": "point"}, "digits": 3},
-          "dataset": {"source": "synthetic", "scale": "smoke"}, "backbone": {"name": "perch_tiny"}}
+          "dataset": {"source": "synthetic", "scale": "smoke"}, "backbone": {"name": "perch_tiny"},
+          "submissions": {"v6": {"model": "attn", "tta": [0.0], "postprocess": True}}}
 CLAIMS = {"sections": [{"id": "head", "number": "4", "title": "Head",
                         "notes": [{"text": "OOF", "file": "train/attn/metrics.json", "key": "oof_macro_auc"}],
                         "tables": ["table2.md", "table3.md"], "figures": ["pipelines.png"]}],
@@ -31,12 +32,13 @@ def test_paper_follows_the_metrics(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write(tmp_path / "paper/claims.yaml", CLAIMS)
     write(tmp_path / "paper/reported.yaml", {"pseudo": {"v4": {"oof": 0.8998}}})
-    write(tmp_path / "paper/tables/table2.md", "Table 2: here\n")
-    write(tmp_path / "figures/pipelines.png", "png")
-    write(tmp_path / "metrics/train/attn/metrics.json", {"oof_macro_auc": 0.8123})
-    write(tmp_path / "metrics/pseudo_table/pseudo.json",
+    write(tmp_path / "build/tables/table2.md", "Table 2: here\n")
+    write(tmp_path / "build/figures/pipelines.png", "png")
+    write(tmp_path / "build/metrics/train/attn/metrics.json", {"oof_macro_auc": 0.8123})
+    write(tmp_path / "build/metrics/pseudo_table/pseudo.json",
           {"rows": {"v4": {"vs_reference": {"oof": {"difference": 0.02, "low": 0.01, "high": 0.03}}}}})
     first = paper.run(PARAMS)
+    assert (tmp_path / "metrics/train/attn/metrics.json").exists() and "metrics/headline/models/attn.json" in first.published.files
     md = (tmp_path / "paper/paper.md").read_text()
     assert md == first.markdown and "0.812" in md and "holds here" in md and "0.900" in md
     assert "Table 2: here" in md and "`table3.md`: not built yet" in md and "../figures/pipelines.png" in md
@@ -44,8 +46,8 @@ def test_paper_follows_the_metrics(tmp_path, monkeypatch):
     verdicts = json.loads((tmp_path / "paper/verdicts.json").read_text())
     assert [c["verdict"] for c in verdicts["claims"]] == ["holds here", "cannot be tested here"]
 
-    write(tmp_path / "metrics/train/attn/metrics.json", {"oof_macro_auc": 0.7456})
-    write(tmp_path / "metrics/pseudo_table/pseudo.json",
+    write(tmp_path / "build/metrics/train/attn/metrics.json", {"oof_macro_auc": 0.7456})
+    write(tmp_path / "build/metrics/pseudo_table/pseudo.json",
           {"rows": {"v4": {"vs_reference": {"oof": {"difference": -0.02, "low": -0.03, "high": -0.01}}}}})
     second = paper.run(PARAMS)
     assert "0.746" in second.markdown and "0.812" not in second.markdown

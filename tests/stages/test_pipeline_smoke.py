@@ -1,7 +1,7 @@
 """The whole pipeline on the smoke-size configuration (tests/stages/smoke_params.yaml) in a throwaway
 copy of the repository, used as a researcher would:
 
-1. `dvc repro` from dataset to publish; the small results land in git-tracked folders.
+1. `dvc repro` from dataset to paper; the small results land in git-tracked folders.
 2. Commit and tag the run as a submission; `dvc exp run -S blend.weight=0.08` re-runs only the blends
    and what reads them; a post-processing change would re-run `submit` and the base's post-processing,
    no prediction; with a block-choice change too, training and what follows, no extraction (`dvc repro --dry`).
@@ -89,10 +89,9 @@ def test_full_pipeline_smoke(tmp_path):
     for cached in ("extract", "train@attn", "protossm", "sed", "base", "vit@224", "predict@v4", "submit", "spectrogram",
                    "figures",        # Figure 3, the one that shows the weight, is the blend stage's
                    "model_folder",   # the kernels carry the shared blend section, the model folder does not
-                   "ceiling",        # its control bases' head weighs ceiling.control.weight
-                   "bundle@v6"):     # a predict bundle's submission did not change
+                   "ceiling"):       # its control bases' head weighs ceiling.control.weight
         assert f"Running stage '{cached}'" not in out, f"{cached} re-ran after a blend.weight change"
-    for ran in ("blend", "leaderboard", "publish", "paper", "bundle@eos7"):
+    for ran in ("blend", "leaderboard", "paper", "bundle"):
         assert f"Running stage '{ran}'" in out, f"{ran} did not re-run after a blend.weight change"
     assert json.loads((repo / "metrics" / "blend" / "blend.json").read_text())["blends"]["eos7"]["weights"]["v6"] == 0.08
 
@@ -106,6 +105,7 @@ def test_full_pipeline_smoke(tmp_path):
     (repo / "params.yaml").write_text(yaml.safe_dump(edited, sort_keys=False))
     out = sh([dvc, "repro", "--dry"], repo)
     for cached in ("extract", "train@attn", "protossm", "sed", "spectrogram", "vit@224", "sidecar",
+                   "model_folder",   # the kernels carry the post-processing knobs, the model folder does not
                    *(f"predict@{name}" for name in edited["submissions"])):
         assert f"Running stage '{cached}'" not in out, f"{cached} would re-run after a post-processing change"
     # (not `leaderboard`: it reads the submissions, whose new bytes --dry cannot foresee; the

@@ -67,6 +67,10 @@ def test_generated_notebook_is_valid_and_deterministic():
     nbformat.validate(nbformat.reads(two, as_version=4))
     assert "BLEND = {'space': 'prob', 'taxonomy': {'class': 0.05, 'genus': 0.15}, 'weight': 0.07}" in two
     assert "blend=BLEND" in two and "base 0.93, v6 0.07" in two
+    assert "KNOBS = None" in one and "knobs=KNOBS" in one
+    three = kernel.dumps(kernel.notebook("v6", cfg, "eos-me/models", "birdclef-2026", "ab" * 32,
+                                         knobs={"v6": {"prior_alpha": 0.5, "smooth_mode": "nearest"}}))
+    assert "KNOBS = {'v6': {'prior_alpha': 0.5, 'smooth_mode': 'nearest'}}" in three
     with pytest.raises(kernel.KernelError, match="cannot write list"):
         kernel.literal({"weight": [0.07]})
     meta = kernel.metadata("eos-v6", "eos-me", "eos v6", "eos-v6.ipynb", "eos-me/models", "birdclef-2026")
@@ -159,7 +163,7 @@ def test_values_are_written_as_literals_never_spliced():
                   if isinstance(n, ast.Assign) and n.targets[0].id.isupper() and n.targets[0].id not in
                   ("KAGGLE", "MODEL_DIR", "TEST_DIR", "OUT_DIR")}
         assert consts == {"DATASET": "models", "COMPETITION": "birdclef-2026", "BUNDLE": "v6",
-                          "MANIFEST_SHA256": "ab" * 32, "BLEND": shared}
+                          "MANIFEST_SHA256": "ab" * 32, "BLEND": shared, "KNOBS": None}
 
 
 def test_schema_and_kernel_share_kaggles_rules():
@@ -269,3 +273,23 @@ def test_pinned_wheels_file_is_read_strictly(tmp_path):
     bad.write_text(("onnxruntime==1.23.2 cp312 manylinux_2_27_x86_64 " + "a" * 64 + "\n") * 2)
     with pytest.raises(wheels.WheelError, match="pinned twice"):
         wheels.read(bad)
+
+
+def test_post_processing_knobs_come_from_the_kernel():
+    """The model folder carries no post-processing knobs; the kernel's KNOBS hands each post-processed part
+    (predict, chain; a blend's parts too) its own, and a part without knobs is refused, naming it."""
+    from birdclef_eos.bundle.infer import with_knobs
+
+    cfg = {"name": "eos7", "kind": "blend", "submission": "eos7",
+           "parts": {"base": {"name": "base", "kind": "chain", "submission": "base"},
+                     "v6": {"name": "v6", "kind": "predict", "submission": "v6"},
+                     "vit224": {"name": "vit224", "kind": "vit", "submission": "vit224"}}}
+    got = with_knobs(cfg, {"base": {"sigma": 1.0}, "v6": {"sigma": 2.0}})
+    assert got["parts"]["base"]["knobs"] == {"sigma": 1.0} and got["parts"]["v6"]["knobs"] == {"sigma": 2.0}
+    assert "knobs" not in got["parts"]["vit224"] and "knobs" not in got and "knobs" not in cfg["parts"]["v6"]
+    with pytest.raises(BundleError, match="part 'v6': no post-processing knobs for submission 'v6'"):
+        with_knobs(cfg, {"base": {"sigma": 1.0}})
+    with pytest.raises(BundleError, match="part 'base': submission 'base' is post-processed but no knobs"):
+        with_knobs(cfg, None)
+    own = {"name": "v6", "kind": "predict", "submission": "v6", "knobs": {"sigma": 3.0}}
+    assert with_knobs(own, None)["knobs"] == {"sigma": 3.0}  # a config that carries its own (no KNOBS passed)

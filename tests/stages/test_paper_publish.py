@@ -1,12 +1,12 @@
-"""The publish stage: copies build/ to the git-tracked folders, adds metrics/headline/, and rewrites
-only the results block of README.md."""
+"""The paper stage's publishing: copies build/ to the git-tracked folders, adds metrics/headline/, and
+rewrites only the results block of README.md."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from stages import publish
+from stages import paper
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ PARAMS = {"submissions": {"v6": {"model": "attn", "tta": [0.0], "postprocess": T
 
 
 def test_publish_writes_headline_and_the_readme_block_only(workdir):
-    result = publish.run(PARAMS)
+    result = paper.publish(PARAMS)
     assert json.loads((workdir / "metrics/headline/submissions/v6.json").read_text()) == {
         "head_oof": 0.8, "private": 0.92, "public": 0.91}
     assert json.loads((workdir / "metrics/headline/models/attn.json").read_text()) == {"oof": 0.8}
@@ -37,10 +37,10 @@ def test_publish_writes_headline_and_the_readme_block_only(workdir):
     assert text.startswith("# t\nprose 1\n<!-- results:start -->\n") and text.endswith("<!-- results:end -->\nprose 2\n")
     assert "stale" not in text and "| attn | 0.800 |" in text
     assert result.readme_changed and "metrics/headline/models/attn.json" in result.files
-    assert not publish.run(PARAMS).readme_changed  # same metrics: same bytes
+    assert not paper.publish(PARAMS).readme_changed  # same metrics: same bytes
 
 
 def test_a_readme_without_markers_is_a_clear_error(workdir):
     (workdir / "README.md").write_text("# t\n")
     with pytest.raises(ValueError, match="README.md.*results:start"):
-        publish.run(PARAMS)
+        paper.publish(PARAMS)
