@@ -11,7 +11,7 @@ import pytest
 
 from birdclef_eos.data import features
 from birdclef_eos.data.folds import assign_folds
-from birdclef_eos.data.plans import read_index_table, window_plan
+from birdclef_eos.data.plans import labelled_plan, read_index_table, window_plan
 from birdclef_eos.heads.crossval import training_rows
 from birdclef_eos.heads.inference import NoTestWindows, shift_rows
 from birdclef_eos.scoring import boards
@@ -85,6 +85,9 @@ def test_no_held_out_row_reaches_a_learner(indexed):
     learned["chain spectrograms (training)"] = spec[spec.source != "test"]
     learned["chain ProtoSSM"] = protossm.chunk_rows(windows, "soundscape", "labelled", 0.0)
     learned["chain SED"] = spec[(spec.source == "focal") | ((spec.source == "soundscape") & (spec.split == "labelled"))]
+    # the OOF's shifted windows (extract_labelled): scored, so no held-out file either
+    learned["labelled chunks at other shifts"] = labelled_plan(index, [-1.0, 1.0])
+    assert len(learned["labelled chunks at other shifts"]) == 2 * len(chunks[chunks.split == "labelled"])
     for name, rows in learned.items():
         assert not held & set(rows.row_id), name
     species = read_index_table(index, "species").sort_values("label_idx").primary_label.tolist()
