@@ -1,7 +1,13 @@
 """The schema of params.yaml: every knob's type and allowed values, in one table, and its validator.
 
 `SCHEMA` maps a dotted knob path to a `Knob`; `*` stands for a name the user chooses (a
-submission, a train variant, a synthetic scale). `RULES` are the checks that span several knobs.
+submission, a train variant, a synthetic scale). A section that configures a library component
+has a typed pydantic model beside that component (`MODELS`: ProtoSSM, a head's model and optimiser,
+post-processing); its rows are read off the model (`knobs_of`), not written here, so each type, bound
+and choice lives in one place, and the model's cross-field validators run once its single knobs pass
+(`model_problems`). Every other row is written here. The hint machinery (did-you-mean, `MOVED`,
+`FORBIDDEN_KEYS`) and the messages stay this module's for every knob alike: the table gives one
+wording for a model's knob and a hand-written one. `RULES` are the checks that span several sections.
 `validate(params)` reports every problem at once, each naming the knob, its value and what is
 allowed. `load_params(path)` reads params.yaml as DVC does (YAML 1.2: `3e-4` is a float).
 
@@ -18,12 +24,20 @@ import re
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from types import UnionType
+from typing import Annotated, Callable, Literal, Union, get_args, get_origin
+
+import annotated_types
+from pydantic import BaseModel, ValidationError
 
 from birdclef_eos.backbone.registry import BACKBONES
 from birdclef_eos.bundle.kinds import BUNDLE_KINDS
+from birdclef_eos.chain.config import ProtoSSMParams
+from birdclef_eos.heads.config import HeadModel, HeadOptim, TrainOptim
 from birdclef_eos.heads.registry import HEAD_TYPES, attention_types
 from birdclef_eos.io.files import read_yaml
+from birdclef_eos.knobs import KnobError, Shape
+from birdclef_eos.scoring.postprocess_config import Postprocess
 from stages.paths import PARAMS_FILE
 
 # DVC 3.67's run-cache leaves keys with these names out of the params hash (treeverse/dvc #10296):
@@ -109,40 +123,76 @@ def Str(*choices, **kw) -> Knob:
     return Knob("str", choices=tuple(choices), **kw)
 
 
-POSTPROCESS = {
-    "prior_alpha": Num(0),
-    "prior_k_hour": Num(0, lo_open=True),
-    "prior_k_site": Num(0, lo_open=True),
-    "prior_k_site_hour": Num(0),
-    "prior_clip": Num(0, 0.5, lo_open=True, hi_open=True),
-    "prior_relative": Knob("bool"),
-    "sigma": Num(0),
-    "smooth_mode": Str("nearest", "reflect", "mirror", "constant", "wrap"),
-    "smooth_space": Str("logit", "prob"),
-    "smooth_truncate": Num(0, lo_open=True),
-    "tta_space": Str("prob", "logit"),
-    "rank_power": Num(0),
-    "neighbour_base": Num(0, 1),
-    "tax_genus_alpha": Num(0, 1),
-    "tax_class_alpha": Num(0, 1),
-}
+# ---------- knobs derived from the library's typed config models ----------
+# A section that configures a library component has a pydantic model beside that component
+# (birdclef_eos/knobs.py); its knobs' rows here are read off the model, so a type, a bound or a choice
+# is written once. ``MODELS`` (below SCHEMA) names where each model sits; ``model_problems`` runs the
+# models' cross-field validators once every single knob of the section passed.
+
+def _unwrap(annotation, metadata: list) -> tuple[object, list, bool]:
+    """(the bare type, its constraints, nullable) of a field's annotation."""
+    nullable = False
+    if get_origin(annotation) in (Union, UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        nullable = len(args) < len(get_args(annotation))
+        annotation = args[0]
+    if get_origin(annotation) is Annotated:
+        annotation, *extra = get_args(annotation)
+        metadata = [*metadata, *extra]
+    flat = []
+    for m in metadata:  # pydantic's Field(...) inside Annotated carries its own constraints
+        flat += list(getattr(m, "metadata", [])) if hasattr(m, "metadata") and not isinstance(m, Shape) else [m]
+    return annotation, flat, nullable
+
+
+def _bounds(metadata: list) -> dict:
+    out: dict = {}
+    for m in metadata:
+        if isinstance(m, annotated_types.Ge):
+            out.update(lo=m.ge)
+        elif isinstance(m, annotated_types.Gt):
+            out.update(lo=m.gt, lo_open=True)
+        elif isinstance(m, annotated_types.Le):
+            out.update(hi=m.le)
+        elif isinstance(m, annotated_types.Lt):
+            out.update(hi=m.lt, hi_open=True)
+    return out
+
+
+def knob_of(info) -> Knob:
+    """The schema row of one pydantic field."""
+    annotation, metadata, nullable = _unwrap(info.annotation, list(info.metadata))
+    kw = {"nullable": nullable, "optional": not info.is_required()}
+    shape = next((m for m in metadata if isinstance(m, Shape)), None)
+    if shape is not None and shape.kind == "numbers":
+        return Knob("numbers", shape.lo, shape.hi, shape.lo_open, shape.hi_open, **kw)
+    if shape is not None and shape.kind == "names":
+        return Knob("names", lo=None if shape.min_items == 1 else shape.min_items, **kw)
+    if get_origin(annotation) is Literal:
+        return Knob("str", choices=tuple(get_args(annotation)), **kw)
+    kinds = {bool: "bool", int: "int", float: "number", str: "str"}
+    if annotation not in kinds:
+        raise TypeError(f"schema: no knob type for {annotation!r}")
+    return Knob(kinds[annotation], **_bounds(metadata), **kw)
+
+
+def knobs_of(model: type[BaseModel], prefix: str = "") -> dict[str, Knob]:
+    """{dotted knob: Knob} of every field of ``model`` (nested models flattened), under ``prefix``."""
+    out = {}
+    for name, info in model.model_fields.items():
+        path = f"{prefix}.{name}" if prefix else name
+        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
+            out.update(knobs_of(info.annotation, path))
+        else:
+            out[path] = knob_of(info)
+    return out
+
+
+POSTPROCESS = knobs_of(Postprocess)
 
 # a sequence head's model and optimiser knobs: the heads (`train.`) and the sidecar head
 # (`sidecar.head.`) have the same ones
-HEAD_KNOBS: dict[str, Knob] = {
-    "model.d": Int(1),
-    "model.heads": Int(1),
-    "model.ffn": Int(1),
-    "model.dropout": Num(0, 1, hi_open=True),
-    "optim.epochs": Int(1),
-    "optim.patience": Int(1),
-    "optim.min_delta": Num(0),
-    "optim.batch_size": Int(1),
-    "optim.lr": Num(0, lo_open=True),
-    "optim.weight_decay": Num(0),
-    "optim.mixup_alpha": Num(0),
-    "optim.samples_per_epoch": Int(1, nullable=True, optional=True),
-}
+HEAD_KNOBS: dict[str, Knob] = {**knobs_of(HeadModel, "model"), **knobs_of(HeadOptim, "optim")}
 
 
 def head_knobs(prefix: str) -> dict[str, Knob]:
@@ -246,7 +296,7 @@ SCHEMA: dict[str, Knob] = {
     "train.fold_salt": Str(),
     "train.secondary_weight": Num(0, 1),
     **head_knobs("train"),
-    "train.optim.mix_lr_scale": Num(0, lo_open=True),
+    **knobs_of(TrainOptim, "train.optim"),
     "train.variants.*.head": Str(*HEAD_TYPES),  # birdclef_eos/heads/registry.py
     "train.variants.*.soundscape_fraction": Num(0, 1),
     "train.variants.*.table": Str(),
@@ -407,30 +457,7 @@ SCHEMA: dict[str, Knob] = {
     "spectrogram.batch_windows": Int(1),
     "base.variants.*.blend.*": Num(0, 1),
     "base.variants.*.postprocess": Knob("overrides", optional=True),
-    "base.protossm.inputs": Knob("names"),
-    "base.protossm.focal_sequences": Int(0),
-    "base.protossm.focal_secondary_weight": Num(0, 1),
-    "base.protossm.tta": Knob("numbers"),
-    "base.protossm.mix_logits": Knob("bool"),
-    "base.protossm.d_model": Int(1),
-    "base.protossm.d_state": Int(1),
-    "base.protossm.d_conv": Int(1),
-    "base.protossm.layers": Int(1),
-    "base.protossm.attn_heads": Int(1),
-    "base.protossm.n_sites": Int(1),
-    "base.protossm.meta_dim": Int(1),
-    "base.protossm.dropout": Num(0, 1, hi_open=True),
-    "base.protossm.temperature": Num(0, lo_open=True),
-    "base.protossm.epochs": Int(1),
-    "base.protossm.patience": Int(1),
-    "base.protossm.batch_files": Int(1),
-    "base.protossm.lr": Num(0, lo_open=True),
-    "base.protossm.weight_decay": Num(0),
-    "base.protossm.pos_weight_cap": Num(1),
-    "base.protossm.distill_weight": Num(0),
-    "base.protossm.swa_start": Num(0, 1),
-    "base.protossm.seed": Int(0),
-    "base.protossm.threads": Int(1),
+    **knobs_of(ProtoSSMParams, "base.protossm"),
     "base.sed.folds": Int(1),
     "base.sed.stem": Int(1),
     "base.sed.widths": Knob("numbers", lo=1),
@@ -467,6 +494,41 @@ SCHEMA: dict[str, Knob] = {
     "bundles.*.kind": Str(*BUNDLE_KINDS),  # birdclef_eos/bundle/kinds.py
     "bundles.*.submission": Str(),
 }
+
+
+# where each typed config model sits in params.yaml: its cross-field validators run there
+MODELS: dict[str, type[BaseModel]] = {
+    "base.protossm": ProtoSSMParams,
+    "postprocess": Postprocess,
+    "train.model": HeadModel,
+    "train.optim": TrainOptim,
+    "sidecar.head.model": HeadModel,
+    "sidecar.head.optim": HeadOptim,
+}
+
+
+def model_problems(params: dict, selected: set[str], known: list[Problem]) -> list[Problem]:
+    """The typed models' own verdicts (their cross-field rules), for each model whose section is
+    selected and whose single knobs all passed (a bad knob is reported once, by the table). A
+    ``KnobError`` names its knob; any other error (the table and a model disagreeing) is reported
+    at the field pydantic names, not lost."""
+    out = []
+    for prefix, model in MODELS.items():
+        value = get(params, prefix)
+        if prefix.split(".")[0] not in selected or not isinstance(value, dict) \
+                or any(p.path == prefix or p.path.startswith(prefix + ".") for p in known):
+            continue
+        try:
+            model.model_validate(value)
+        except ValidationError as e:
+            for err in e.errors():
+                cause = (err.get("ctx") or {}).get("error")
+                if isinstance(cause, KnobError):
+                    out.append(Problem(f"{prefix}.{cause.field}", cause.value,
+                                       cause.allowed.replace("{prefix}", prefix + ".")))
+                else:
+                    out.append(Problem(".".join([prefix, *map(str, err["loc"])]), err.get("input"), err["msg"]))
+    return out
 
 
 # ---------- one knob ----------
@@ -728,16 +790,7 @@ def rule_chunks(params, n_blocks):
         yield Problem("dataset.min_overlap_s", overlap, f"expected < dataset.chunk_s ({chunk})")
 
 
-def rule_heads(params, n_blocks):
-    d, heads = get(params, "train.model.d"), get(params, "train.model.heads")
-    if is_int(d) and is_int(heads) and heads >= 1 and d % heads:
-        yield Problem("train.model.d", d, f"expected a multiple of train.model.heads ({heads})")
-
-
 def rule_sidecar(params, n_blocks):
-    d, heads = get(params, "sidecar.head.model.d"), get(params, "sidecar.head.model.heads")
-    if is_int(d) and is_int(heads) and heads >= 1 and d % heads:
-        yield Problem("sidecar.head.model.d", d, f"expected a multiple of sidecar.head.model.heads ({heads})")
     shifts, tta = get(params, "extract.tta_shifts"), get(params, "sidecar.head.tta")
     if isinstance(shifts, list) and isinstance(tta, list):
         bad = [s for s in tta if is_number(s) and s not in shifts]
@@ -1056,7 +1109,6 @@ RULES = (
     Rule(("dataset",), rule_scale),
     Rule(("dataset",), rule_shares),
     Rule(("dataset",), rule_chunks),
-    Rule(("train",), rule_heads),
     Rule((), rule_blocks),      # each block knob on its own; surgery.blocks when present
     Rule(("probe",), rule_select),
     Rule(("submissions", "students"), rule_submissions),
@@ -1249,6 +1301,7 @@ def check(params: dict, sections: list[str] | None = None, n_blocks: int | None 
     for path in forbidden_keys({k: v for k, v in params.items() if k in selected}):
         out.problems.append(Problem(path, None, kind="key", allowed=f"a key named {path.rsplit('.', 1)[-1]!r} is dropped from DVC's "
                                            "run-cache params hash (treeverse/dvc #10296); rename it"))
+    out.problems += model_problems(params, selected, out.problems)
     for rule in RULES:
         if set(rule.sections) <= selected:
             restricted = {k: v for k, v in params.items() if k in selected}

@@ -1,0 +1,89 @@
+"""The vocabulary of the library's typed config models: a strict pydantic base and the knob shapes
+that plain ``int`` / ``float`` / ``Literal`` cannot say (a list of distinct numbers, of names).
+
+Each params.yaml section that configures a library component has one pydantic model beside the code
+it configures (``chain/config.py``, ``heads/config.py``, ``scoring/postprocess_config.py``). A model
+states a knob's type, bounds and choices once, as ``Annotated[int, Field(ge=1)]``, ``Literal[...]``
+built from a registry, or the shapes below; stages/schema.py derives its per-knob table from the
+models, so nothing is written twice. Models carry no defaults: params.yaml holds them alone (a knob
+that may be absent is ``X | None = None``, and None means "absent", never a value of its own).
+
+Why pydantic and why strict: it is already installed (a DVC dependency, requirements.lock), and a
+strict model refuses what YAML 1.1 habits produce (``"3e-4"`` as a string, ``yes`` as a bool) instead
+of coercing it. The models stay out of every module the Kaggle model folder ships
+(birdclef_eos/bundle/infer.py's import closure): Kaggle's image has another pydantic, and the
+shipped bytes are fixed.
+
+A cross-field rule is a ``model_validator`` that raises ``KnobError``: it names the field it blames,
+so the schema reports the full dotted knob, as for a bad single value.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+class Config(BaseModel):
+    """A params section: unknown keys refused, no coercion, no inf/nan, immutable."""
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+
+
+class KnobError(ValueError):
+    """A cross-field rule's failure: ``field`` (relative to the model) is the knob blamed.
+    ``allowed`` may say ``{prefix}`` where the section's dotted path belongs (the schema fills it in)."""
+
+    def __init__(self, field: str, value, allowed: str):
+        super().__init__(f"{field} = {value!r}: {allowed.replace('{prefix}', '')}")
+        self.field, self.value, self.allowed = field, value, allowed
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Marks a list-valued knob for the schema: ``kind`` numbers (non-empty, distinct, each within
+    the bounds) or names (distinct non-empty strings, at least ``min_items``)."""
+    kind: str
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+    min_items: int = 1
+
+
+def _distinct(values: list) -> list:
+    if len(set(values)) != len(values):
+        raise ValueError("expected distinct values")
+    return values
+
+
+def numbers(lo: float | None = None, hi: float | None = None, lo_open: bool = False, hi_open: bool = False):
+    """A non-empty list of distinct finite numbers, each within the bounds."""
+    bound = Field(gt=lo if lo_open else None, ge=None if lo_open else lo,
+                  lt=hi if hi_open else None, le=None if hi_open else hi)
+    item = Annotated[float, bound]
+    return Annotated[list[item], Field(min_length=1), AfterValidator(_distinct),
+                     Shape("numbers", lo, hi, lo_open, hi_open)]
+
+
+def names(min_items: int = 1):
+    """A list of at least ``min_items`` distinct non-empty strings."""
+    return Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=min_items),
+                     AfterValidator(_distinct), Shape("names", min_items=min_items)]
+
+
+Text = Annotated[str, Field(min_length=1)]  # a non-empty string
+
+
+def fill(cls, model: BaseModel, given: dict) -> dict:
+    """Every field of the dataclass ``cls``, by name: from ``given``, else ``model``'s field of the same
+    name. A field neither has is an error, so no dataclass default is ever used silently."""
+    out = {}
+    for f in fields(cls):
+        if f.name in given:
+            out[f.name] = given[f.name]
+        elif f.name in type(model).model_fields:
+            out[f.name] = getattr(model, f.name)
+        else:
+            raise TypeError(f"{cls.__name__}.{f.name}: no {type(model).__name__} field of that name and no value given")
+    return out
