@@ -6,7 +6,8 @@ it configures (``chain/config.py``, ``heads/config.py``, ``scoring/postprocess_c
 states a knob's type, bounds and choices once, as ``Annotated[int, Field(ge=1)]``, ``Literal[...]``
 built from a registry, or the shapes below; stages/schema.py derives its per-knob table from the
 models, so nothing is written twice. Models carry no defaults: params.yaml holds them alone (a knob
-that may be absent is ``X | None = None``, and None means "absent", never a value of its own).
+that may be absent has the default None, which means "absent", never a value of its own: ``X = None``
+when null is refused, ``X | None = None`` when null is allowed).
 
 Why pydantic and why strict: it is already installed (a DVC dependency, requirements.lock), and a
 strict model refuses what YAML 1.1 habits produce (``"3e-4"`` as a string, ``yes`` as a bool) instead
@@ -20,7 +21,7 @@ so the schema reports the full dotted knob, as for a bad single value.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Annotated
+from typing import Annotated, Literal, Union
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -42,13 +43,15 @@ class KnobError(ValueError):
 @dataclass(frozen=True)
 class Shape:
     """Marks a list-valued knob for the schema: ``kind`` numbers (non-empty, distinct, each within
-    the bounds) or names (distinct non-empty strings, at least ``min_items``)."""
+    the bounds), names (distinct non-empty strings, at least ``min_items``) or blocks (one of
+    ``words`` or a non-empty list of distinct 0-based block indices)."""
     kind: str
     lo: float | None = None
     hi: float | None = None
     lo_open: bool = False
     hi_open: bool = False
     min_items: int = 1
+    words: tuple[str, ...] = ()
 
 
 def _distinct(values: list) -> list:
@@ -70,6 +73,12 @@ def names(min_items: int = 1):
     """A list of at least ``min_items`` distinct non-empty strings."""
     return Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=min_items),
                      AfterValidator(_distinct), Shape("names", min_items=min_items)]
+
+
+def blocks(*words: str):
+    """One of ``words`` (auto, all, ...) or a non-empty list of distinct 0-based block indices."""
+    indices = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1), AfterValidator(_distinct)]
+    return Annotated[Union[Literal[words], indices], Shape("blocks", words=words)]
 
 
 Text = Annotated[str, Field(min_length=1)]  # a non-empty string

@@ -33,8 +33,7 @@ from pydantic import BaseModel, ValidationError
 from birdclef_eos.backbone.registry import BACKBONES
 from birdclef_eos.bundle.kinds import BUNDLE_KINDS
 from birdclef_eos.chain.config import ProtoSSMParams
-from birdclef_eos.heads.config import HeadModel, HeadOptim, TrainOptim
-from birdclef_eos.heads.registry import HEAD_TYPES, attention_types
+from birdclef_eos.heads.config import SidecarHead, TrainParams
 from birdclef_eos.io.files import read_yaml
 from birdclef_eos.knobs import KnobError, Shape
 from birdclef_eos.scoring.postprocess_config import Postprocess
@@ -168,6 +167,8 @@ def knob_of(info) -> Knob:
         return Knob("numbers", shape.lo, shape.hi, shape.lo_open, shape.hi_open, **kw)
     if shape is not None and shape.kind == "names":
         return Knob("names", lo=None if shape.min_items == 1 else shape.min_items, **kw)
+    if shape is not None and shape.kind == "blocks":
+        return Knob("blocks", words=shape.words, **kw)
     if get_origin(annotation) is Literal:
         return Knob("str", choices=tuple(get_args(annotation)), **kw)
     kinds = {bool: "bool", int: "int", float: "number", str: "str"}
@@ -177,27 +178,26 @@ def knob_of(info) -> Knob:
 
 
 def knobs_of(model: type[BaseModel], prefix: str = "") -> dict[str, Knob]:
-    """{dotted knob: Knob} of every field of ``model`` (nested models flattened), under ``prefix``."""
+    """{dotted knob: Knob} of every field of ``model`` under ``prefix``: nested models flattened, a
+    ``dict[str, Model]`` as ``prefix.*`` (names the user chooses)."""
     out = {}
     for name, info in model.model_fields.items():
         path = f"{prefix}.{name}" if prefix else name
-        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
-            out.update(knobs_of(info.annotation, path))
+        sub = info.annotation
+        if get_origin(sub) is dict and len(get_args(sub)) == 2 and _is_model(get_args(sub)[1]):
+            out.update(knobs_of(get_args(sub)[1], f"{path}.*"))
+        elif _is_model(sub):
+            out.update(knobs_of(sub, path))
         else:
             out[path] = knob_of(info)
     return out
 
 
+def _is_model(annotation) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
 POSTPROCESS = knobs_of(Postprocess)
-
-# a sequence head's model and optimiser knobs: the heads (`train.`) and the sidecar head
-# (`sidecar.head.`) have the same ones
-HEAD_KNOBS: dict[str, Knob] = {**knobs_of(HeadModel, "model"), **knobs_of(HeadOptim, "optim")}
-
-
-def head_knobs(prefix: str) -> dict[str, Knob]:
-    return {f"{prefix}.{name}": knob for name, knob in HEAD_KNOBS.items()}
-
 
 SCHEMA: dict[str, Knob] = {
     "dataset.source": Str("synthetic", "birdclef"),
@@ -289,19 +289,7 @@ SCHEMA: dict[str, Knob] = {
     "extract.batch_windows": Int(1),
     "extract.seed": Int(0),
 
-    "train.blocks": Knob("blocks", words=("auto",)),
-    "train.seed": Int(0),
-    "train.threads": Int(1),
-    "train.n_folds": Int(2),
-    "train.fold_salt": Str(),
-    "train.secondary_weight": Num(0, 1),
-    **head_knobs("train"),
-    **knobs_of(TrainOptim, "train.optim"),
-    "train.variants.*.head": Str(*HEAD_TYPES),  # birdclef_eos/heads/registry.py
-    "train.variants.*.soundscape_fraction": Num(0, 1),
-    "train.variants.*.table": Str(),
-    # the variant's own block choice (the ablation); absent = train.blocks
-    "train.variants.*.blocks": Knob("blocks", words=("auto", "last3", "embedding", "best1", "all"), optional=True),
+    **knobs_of(TrainParams, "train"),  # birdclef_eos/heads/config.py (head types: heads/registry.py)
 
     **{f"postprocess.{k}": v for k, v in POSTPROCESS.items()},
 
@@ -383,10 +371,7 @@ SCHEMA: dict[str, Knob] = {
     "sidecar.extract.threads": Int(1),
     "sidecar.extract.frontend": Knob("frontend"),
     "sidecar.extract.batch_windows": Int(1),
-    "sidecar.head.type": Str(*attention_types()),  # an attention head (heads/registry.py)
-    "sidecar.head.soundscape_fraction": Num(0, 1),
-    **head_knobs("sidecar.head"),
-    "sidecar.head.tta": Knob("numbers"),
+    **knobs_of(SidecarHead, "sidecar.head"),  # birdclef_eos/heads/config.py
     "shakeup.rows": Knob("names"),
     "shakeup.splits": Int(1),
     "shakeup.public_share": Num(0, 1, lo_open=True, hi_open=True),
@@ -500,34 +485,39 @@ SCHEMA: dict[str, Knob] = {
 MODELS: dict[str, type[BaseModel]] = {
     "base.protossm": ProtoSSMParams,
     "postprocess": Postprocess,
-    "train.model": HeadModel,
-    "train.optim": TrainOptim,
-    "sidecar.head.model": HeadModel,
-    "sidecar.head.optim": HeadOptim,
+    "train": TrainParams,
+    "sidecar.head": SidecarHead,
 }
 
 
-def model_problems(params: dict, selected: set[str], known: list[Problem]) -> list[Problem]:
-    """The typed models' own verdicts (their cross-field rules), for each model whose section is
-    selected and whose single knobs all passed (a bad knob is reported once, by the table). A
-    ``KnobError`` names its knob; any other error (the table and a model disagreeing) is reported
-    at the field pydantic names, not lost."""
+def _related(a: str, b: str) -> bool:
+    return a == b or a.startswith(b + ".") or b.startswith(a + ".")
+
+
+def model_problems(params: dict, sections: list[str] | None, known: list[Problem]) -> list[Problem]:
+    """The typed models' own verdicts (their cross-field rules) within ``sections`` (None: all). A
+    path the table already reported is not reported again (pydantic runs a nested model's validator
+    only once its fields passed). A ``KnobError`` names its knob; any other error (the table and a
+    model disagreeing) is reported at the field pydantic names, not lost."""
     out = []
     for prefix, model in MODELS.items():
         value = get(params, prefix)
-        if prefix.split(".")[0] not in selected or not isinstance(value, dict) \
-                or any(p.path == prefix or p.path.startswith(prefix + ".") for p in known):
+        if not isinstance(value, dict) or (sections is not None and not any(_related(prefix, s) for s in sections)):
             continue
         try:
             model.model_validate(value)
         except ValidationError as e:
             for err in e.errors():
+                where = ".".join([prefix, *map(str, err["loc"])])
                 cause = (err.get("ctx") or {}).get("error")
                 if isinstance(cause, KnobError):
-                    out.append(Problem(f"{prefix}.{cause.field}", cause.value,
-                                       cause.allowed.replace("{prefix}", prefix + ".")))
+                    problem = Problem(f"{where}.{cause.field}", cause.value, cause.allowed.replace("{prefix}", where + "."))
                 else:
-                    out.append(Problem(".".join([prefix, *map(str, err["loc"])]), err.get("input"), err["msg"]))
+                    problem = Problem(where, err.get("input"), err["msg"])
+                if any(_related(problem.path, p.path) for p in known):
+                    continue
+                if sections is None or any(_related(problem.path, s) for s in sections):
+                    out.append(problem)
     return out
 
 
@@ -1301,7 +1291,7 @@ def check(params: dict, sections: list[str] | None = None, n_blocks: int | None 
     for path in forbidden_keys({k: v for k, v in params.items() if k in selected}):
         out.problems.append(Problem(path, None, kind="key", allowed=f"a key named {path.rsplit('.', 1)[-1]!r} is dropped from DVC's "
                                            "run-cache params hash (treeverse/dvc #10296); rename it"))
-    out.problems += model_problems(params, selected, out.problems)
+    out.problems += model_problems(params, sections, out.problems)
     for rule in RULES:
         if set(rule.sections) <= selected:
             restricted = {k: v for k, v in params.items() if k in selected}

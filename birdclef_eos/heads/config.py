@@ -1,7 +1,13 @@
-"""The typed config of a sequence head: its model (params.yaml `train.model`, `sidecar.head.model`)
-and its optimiser (`train.optim`, `sidecar.head.optim`), each knob's type and bounds stated once
-(birdclef_eos/knobs.py says why pydantic, and why no defaults here). The rule that spans two knobs,
-``d`` a multiple of ``heads`` (multi-head attention splits the width), is the model's validator.
+"""The typed config of the sequence heads: params.yaml `train` (``TrainParams``: the folds every head
+shares, ``HeadFolds``; the model, ``HeadModel``; the optimiser, ``TrainOptim``; the variants,
+``TrainVariant``) and `sidecar.head` (``SidecarHead``), each knob's type, bounds and choices stated
+once (birdclef_eos/knobs.py says why pydantic, and why no defaults here). The head types allowed come
+from birdclef_eos/heads/registry.py. The rule that spans two knobs, ``d`` a multiple of ``heads``
+(multi-head attention splits the width), is ``HeadModel``'s validator.
+
+A stage that reads only some of `train` (the student and the sidecar take the folds but not the
+variants) validates ``HeadFolds`` on those knobs: ``TrainParams`` extends it, so each type is written
+once.
 
 A stage makes birdclef_eos/heads/training.py's ``TrainConfig`` with ``TrainConfig.from_mapping(optim.model_dump())``
 (a knob the section lacks keeps that dataclass's value, as before). This module imports no torch
@@ -10,13 +16,19 @@ folder and never imports it.
 """
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from birdclef_eos.knobs import Config, KnobError
+from birdclef_eos.heads.registry import HEAD_TYPES, attention_types
+from birdclef_eos.knobs import Config, KnobError, Text, blocks, numbers
 
 PositiveInt = Annotated[int, Field(ge=1)]
+Share = Annotated[float, Field(ge=0, le=1)]
+HeadName = Literal[tuple(HEAD_TYPES)]
+AttentionHead = Literal[tuple(attention_types())]
+TrainBlocks = blocks("auto")  # auto: the probe's top blocks
+VariantBlocks = blocks("auto", "last3", "embedding", "best1", "all")  # the ablation's choices
 
 
 class HeadModel(Config):
@@ -48,3 +60,44 @@ class HeadOptim(Config):
 class TrainOptim(HeadOptim):
     """The heads' optimiser (`train.optim`): the scalar mix's own learning-rate multiplier besides."""
     mix_lr_scale: Annotated[float, Field(gt=0)]
+
+
+class HeadFolds(Config):
+    """What every head's cross-validation shares: seeds, threads, the file-grouped folds, the target of
+    a focal recording's secondary labels."""
+    seed: Annotated[int, Field(ge=0)]
+    threads: PositiveInt
+    n_folds: Annotated[int, Field(ge=2)]
+    fold_salt: Text
+    secondary_weight: Share
+
+    @classmethod
+    def pick(cls, section: dict) -> HeadFolds:
+        """These knobs out of a (possibly larger) mapping such as params.yaml `train`."""
+        return cls.model_validate({k: section[k] for k in cls.model_fields})
+
+
+class TrainVariant(Config):
+    """One `train.variants` entry: a head type, its soundscape share, its table, its own blocks."""
+    head: HeadName
+    soundscape_fraction: Share
+    table: Text
+    # the ablation's block choice; absent: train.blocks (None marks absence; an explicit null is refused,
+    # as pydantic does not validate a default)
+    blocks: VariantBlocks = None
+
+
+class TrainParams(HeadFolds):
+    blocks: TrainBlocks
+    model: HeadModel
+    optim: TrainOptim
+    variants: dict[str, TrainVariant]
+
+
+class SidecarHead(Config):
+    """`sidecar.head`: an attention head on BirdNET's final embedding and its TTA shifts."""
+    type: AttentionHead
+    soundscape_fraction: Share
+    model: HeadModel
+    optim: HeadOptim
+    tta: numbers()
