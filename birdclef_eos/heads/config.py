@@ -28,7 +28,8 @@ Share = Annotated[float, Field(ge=0, le=1)]
 HeadName = Literal[tuple(HEAD_TYPES)]
 AttentionHead = Literal[tuple(attention_types())]
 TrainBlocks = blocks("auto")  # auto: the probe's top blocks
-VariantBlocks = blocks("auto", "last3", "embedding", "best1", "all")  # the ablation's choices
+VARIANT_BLOCK_WORDS = ("auto", "last3", "embedding", "best1", "all")  # the ablation's choices (stages/train.py)
+VariantBlocks = blocks(*VARIANT_BLOCK_WORDS)
 
 
 class HeadModel(Config):
@@ -81,7 +82,7 @@ class TrainVariant(Config):
     """One `train.variants` entry: a head type, its soundscape share, its table, its own blocks."""
     head: HeadName
     soundscape_fraction: Share
-    table: Text
+    table: Text = None  # paper/tables/<table>.md; absent: the stage writes no table
     # the ablation's block choice; absent: train.blocks (None marks absence; an explicit null is refused,
     # as pydantic does not validate a default)
     blocks: VariantBlocks = None
