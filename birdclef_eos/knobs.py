@@ -43,7 +43,7 @@ class KnobError(ValueError):
 @dataclass(frozen=True)
 class Shape:
     """Marks a list-valued knob for the schema: ``kind`` numbers (non-empty, distinct, each within
-    the bounds), names (distinct non-empty strings, at least ``min_items``) or blocks (one of
+    the bounds; ``item`` int: integers only), names (distinct non-empty strings, at least ``min_items``) or blocks (one of
     ``words`` or a non-empty list of distinct 0-based block indices)."""
     kind: str
     lo: float | None = None
@@ -52,6 +52,7 @@ class Shape:
     hi_open: bool = False
     min_items: int = 1
     words: tuple[str, ...] = ()
+    item: str = "number"
 
 
 def _distinct(values: list) -> list:
@@ -60,13 +61,14 @@ def _distinct(values: list) -> list:
     return values
 
 
-def numbers(lo: float | None = None, hi: float | None = None, lo_open: bool = False, hi_open: bool = False):
-    """A non-empty list of distinct finite numbers, each within the bounds."""
+def numbers(lo: float | None = None, hi: float | None = None, lo_open: bool = False, hi_open: bool = False,
+            integers: bool = False):
+    """A non-empty list of distinct finite numbers (``integers``: ints), each within the bounds."""
     bound = Field(gt=lo if lo_open else None, ge=None if lo_open else lo,
                   lt=hi if hi_open else None, le=None if hi_open else hi)
-    item = Annotated[float, bound]
+    item = Annotated[int if integers else float, bound]
     return Annotated[list[item], Field(min_length=1), AfterValidator(_distinct),
-                     Shape("numbers", lo, hi, lo_open, hi_open)]
+                     Shape("numbers", lo, hi, lo_open, hi_open, item="int" if integers else "number")]
 
 
 def names(min_items: int = 1):

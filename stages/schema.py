@@ -32,7 +32,7 @@ from pydantic import BaseModel, ValidationError
 
 from birdclef_eos.backbone.registry import BACKBONES
 from birdclef_eos.bundle.kinds import BUNDLE_KINDS
-from birdclef_eos.chain.config import ProtoSSMParams
+from birdclef_eos.chain.config import ProtoSSMParams, SEDParams
 from birdclef_eos.heads.config import SidecarHead, TrainParams
 from birdclef_eos.io.files import read_yaml
 from birdclef_eos.knobs import KnobError, Shape
@@ -164,7 +164,7 @@ def knob_of(info) -> Knob:
     kw = {"nullable": nullable, "optional": not info.is_required()}
     shape = next((m for m in metadata if isinstance(m, Shape)), None)
     if shape is not None and shape.kind == "numbers":
-        return Knob("numbers", shape.lo, shape.hi, shape.lo_open, shape.hi_open, **kw)
+        return Knob("numbers", shape.lo, shape.hi, shape.lo_open, shape.hi_open, item=shape.item, **kw)
     if shape is not None and shape.kind == "names":
         return Knob("names", lo=None if shape.min_items == 1 else shape.min_items, **kw)
     if shape is not None and shape.kind == "blocks":
@@ -443,25 +443,7 @@ SCHEMA: dict[str, Knob] = {
     "base.variants.*.blend.*": Num(0, 1),
     "base.variants.*.postprocess": Knob("overrides", optional=True),
     **knobs_of(ProtoSSMParams, "base.protossm"),
-    "base.sed.folds": Int(1),
-    "base.sed.stem": Int(1),
-    "base.sed.widths": Knob("numbers", lo=1),
-    "base.sed.depth": Int(1),
-    "base.sed.downsample": Int(0),
-    "base.sed.expand": Int(1),
-    "base.sed.head": Int(1),
-    "base.sed.dropout": Num(0, 1, hi_open=True),
-    "base.sed.epochs": Int(1),
-    "base.sed.samples_per_epoch": Int(1),
-    "base.sed.batch_size": Int(1),
-    "base.sed.lr": Num(0, lo_open=True),
-    "base.sed.weight_decay": Num(0),
-    "base.sed.soundscape_fraction": Num(0, 1),
-    "base.sed.distill_weight": Num(0),
-    "base.sed.secondary_weight": Num(0, 1),
-    "base.sed.smooth_sigma": Num(0),
-    "base.sed.seed": Int(0),
-    "base.sed.threads": Int(1),
+    **knobs_of(SEDParams, "base.sed"),
     "base.blend.*": Num(0),
     "base.postprocess": Knob("overrides"),
     "base.source": Str("stages", "file"),
@@ -484,6 +466,7 @@ SCHEMA: dict[str, Knob] = {
 # where each typed config model sits in params.yaml: its cross-field validators run there
 MODELS: dict[str, type[BaseModel]] = {
     "base.protossm": ProtoSSMParams,
+    "base.sed": SEDParams,
     "postprocess": Postprocess,
     "train": TrainParams,
     "sidecar.head": SidecarHead,
@@ -561,7 +544,7 @@ def describe(knob: Knob) -> str:
         "str": (f"expected one of: {' | '.join(knob.choices)}" if knob.choices else "expected a non-empty string"),
         "bool": "expected true or false",
         "sha256": "expected a sha256: 64 lowercase hex digits",
-        "numbers": f"expected a non-empty list of distinct numbers{b_}",
+        "numbers": f"expected a non-empty list of distinct {item}{b_}",
         "range": f"expected [lo, hi]: two {item}{b_} with lo <= hi",
         "blocks": f"expected {' or '.join(repr(w) for w in knob.words)} or a non-empty list of distinct "
                   "0-based block indices (integers >= 0)",
@@ -592,7 +575,8 @@ def knob_ok(knob: Knob, v) -> bool:
     if t == "sha256":
         return isinstance(v, str) and bool(SHA256.match(v))
     if t == "numbers":
-        return (isinstance(v, list) and len(v) > 0 and all(is_number(x) and in_bounds(knob, x) for x in v)
+        item_ok = is_int if knob.item == "int" else is_number
+        return (isinstance(v, list) and len(v) > 0 and all(item_ok(x) and in_bounds(knob, x) for x in v)
                 and len(set(v)) == len(v))
     if t == "range":
         item_ok = is_int if knob.item == "int" else is_number

@@ -1,8 +1,8 @@
-"""The typed config of the chain's ProtoSSM: params.yaml `base.protossm`, its knobs' types and bounds
-stated once (birdclef_eos/knobs.py says why pydantic, and why no defaults here).
+"""The typed configs of the chain's models: params.yaml `base.protossm` (``ProtoSSMParams``) and
+`base.sed` (``SEDParams``), their knobs' types and bounds stated once (birdclef_eos/knobs.py says why pydantic, and why no defaults here).
 
-The stage builds the two dataclasses birdclef_eos/chain/protossm.py trains with (``ProtoSSMConfig``,
-``TrainSettings``) with ``birdclef_eos.knobs.fill``: every field by name, from the data's shape or the
+The stages build the dataclasses birdclef_eos/chain/protossm.py and sed.py train with (``ProtoSSMConfig``,
+``TrainSettings``, ``SEDConfig``, ``SEDTrainSettings``) with ``birdclef_eos.knobs.fill``: every field by name, from the data's shape or the
 knob of the same name, so the dataclass defaults there are never what a run uses (a field neither
 gives is an error). That module ships inside the Kaggle model folder (the kernel rebuilds
 ``ProtoSSMConfig`` from the saved config.json): its bytes stay as they are, and it never imports this
@@ -45,3 +45,27 @@ class ProtoSSMParams(Config):
     threads: PositiveInt
     focal_sequences: Annotated[int, Field(ge=0)]
     focal_secondary_weight: Annotated[float, Field(ge=0, le=1)]
+
+
+class SEDParams(Config):
+    """params.yaml `base.sed`: a B0-shaped SED CNN (stage widths, blocks per stage, how many stages
+    start with stride 2) and its training."""
+    folds: PositiveInt                         # >= 2: file-grouped folds with an OOF; 1: one model
+    stem: PositiveInt
+    widths: numbers(lo=1, integers=True)
+    depth: PositiveInt
+    downsample: Annotated[int, Field(ge=0)]
+    expand: PositiveInt
+    head: PositiveInt
+    dropout: Annotated[float, Field(ge=0, lt=1)]
+    epochs: PositiveInt
+    samples_per_epoch: PositiveInt
+    batch_size: PositiveInt
+    lr: Annotated[float, Field(gt=0)]
+    weight_decay: Annotated[float, Field(ge=0)]
+    soundscape_fraction: Annotated[float, Field(ge=0, le=1)]
+    distill_weight: Annotated[float, Field(ge=0)]
+    secondary_weight: Annotated[float, Field(ge=0, le=1)]
+    smooth_sigma: Annotated[float, Field(ge=0)]
+    seed: Annotated[int, Field(ge=0)]
+    threads: PositiveInt

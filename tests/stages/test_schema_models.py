@@ -69,6 +69,14 @@ def test_a_model_takes_no_default_of_its_own():
             assert info.is_required() or info.default is None, f"{model.__name__}.{name}"
 
 
+def test_integer_lists_refuse_a_fraction_in_the_table_and_the_model():
+    bad = set_path(SHIPPED, "base.sed.widths", [16, 24.5])
+    assert [str(p) for p in schema.check(bad)[1]] == \
+        ["base.sed.widths = [16, 24.5]: expected a non-empty list of distinct integers >= 1"]
+    with pytest.raises(ValidationError):
+        schema.MODELS["base.sed"].model_validate(bad["base"]["sed"])
+
+
 def test_the_protossm_dataclasses_are_filled_from_the_knobs_with_no_default_left_to_chance():
     p = ProtoSSMParams.model_validate(SHIPPED["base"]["protossm"])
     given = {"d_input": 1024, "n_classes": 48, "n_windows": 12, "unknown_meta": True}

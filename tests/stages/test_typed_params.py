@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-from birdclef_eos.chain.config import ProtoSSMParams
+from birdclef_eos.chain.config import ProtoSSMParams, SEDParams
 from birdclef_eos.heads.config import HeadFolds, HeadModel, SidecarHead, TrainOptim, TrainParams
 from stages.params import RUNTIME, declared, pick, put
 from tests.stages.test_schema import SHIPPED
@@ -23,7 +23,7 @@ def handed(stage: str, key: str | None = None) -> dict:
 
 
 @pytest.mark.parametrize("stage,key", [("protossm", None), ("train", "attn"), ("train", "abl_last3"),
-                                       ("student", "pseudo_fold"), ("sidecar", None)])
+                                       ("student", "pseudo_fold"), ("sidecar", None), ("sed", None)])
 def test_a_stage_types_what_it_is_handed(stage, key):
     module = importlib.import_module(f"stages.{stage}")
     typed = module.Params.of(handed(stage, key))
@@ -42,6 +42,9 @@ def test_a_stage_types_what_it_is_handed(stage, key):
         assert isinstance(typed.folds, HeadFolds) and isinstance(typed.optim, TrainOptim)
         assert typed.optim.model_dump() == SHIPPED["train"]["optim"]
         assert typed.folds.model_dump() == {k: SHIPPED["train"][k] for k in HeadFolds.model_fields}
+    elif stage == "sed":
+        assert isinstance(typed.sed, SEDParams) and typed.sed.model_dump() == SHIPPED["base"]["sed"]
+        assert typed.fold_salt == SHIPPED["train"]["fold_salt"]
     else:
         assert isinstance(typed.head, SidecarHead) and isinstance(typed.folds, HeadFolds)
         assert typed.head.model_dump(exclude_unset=True) == SHIPPED["sidecar"]["head"]
