@@ -33,7 +33,7 @@ from pydantic import BaseModel, ValidationError
 from birdclef_eos.backbone.registry import BACKBONES
 from birdclef_eos.bundle.kinds import BUNDLE_KINDS
 from birdclef_eos.chain.config import ProtoSSMParams, SEDParams
-from birdclef_eos.heads.config import SidecarHead, TrainParams
+from birdclef_eos.heads.config import SidecarHead, TrainParams, VitParams
 from birdclef_eos.io.files import read_yaml
 from birdclef_eos.knobs import KnobError, Shape
 from birdclef_eos.scoring.postprocess_config import Postprocess
@@ -377,29 +377,7 @@ SCHEMA: dict[str, Knob] = {
     "shakeup.public_share": Num(0, 1, lo_open=True, hi_open=True),
     "shakeup.seed": Int(0),
 
-    "vit.sizes.*.image": Int(1),
-    "vit.sizes.*.init": Str(nullable=True),
-    "vit.sizes.*.resize_pos_embed": Knob("bool"),
-    "vit.model.patch": Int(1),
-    "vit.model.width": Int(1),
-    "vit.model.depth": Int(1),
-    "vit.model.heads": Int(1),
-    "vit.model.ffn": Int(1),
-    "vit.model.dropout": Num(0, 1, hi_open=True),
-    "vit.model.pool": Str("cls", "mean"),
-    "vit.folds": Int(1),
-    "vit.soundscape_fraction": Num(0, 1),
-    "vit.optim.epochs": Int(1),
-    "vit.optim.patience": Int(1),
-    "vit.optim.min_delta": Num(0),
-    "vit.optim.batch_size": Int(1),
-    "vit.optim.lr": Num(0, lo_open=True),
-    "vit.optim.weight_decay": Num(0),
-    "vit.optim.mixup_alpha": Num(0),
-    "vit.optim.samples_per_epoch": Int(1, nullable=True),
-    "vit.tta": Knob("numbers"),
-    "vit.seed": Int(0),
-    "vit.threads": Int(1),
+    **knobs_of(VitParams, "vit"),  # birdclef_eos/heads/config.py
 
 
     "ablation.reference": Str(),
@@ -470,6 +448,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "postprocess": Postprocess,
     "train": TrainParams,
     "sidecar.head": SidecarHead,
+    "vit": VitParams,
 }
 
 
@@ -1019,14 +998,6 @@ def rule_vit(params, n_blocks):
     vit, n_folds = get(params, "vit"), get(params, "train.n_folds")
     if not isinstance(vit, dict):
         return
-    model = vit.get("model") if isinstance(vit.get("model"), dict) else {}
-    patch, width, heads = model.get("patch"), model.get("width"), model.get("heads")
-    for name, entry in (vit.get("sizes") or {}).items() if isinstance(vit.get("sizes"), dict) else ():
-        image = entry.get("image") if isinstance(entry, dict) else None
-        if is_int(image) and is_int(patch) and patch > 0 and image % patch:
-            yield Problem(f"vit.sizes.{name}.image", image, f"expected a multiple of vit.model.patch ({patch})")
-    if is_int(width) and is_int(heads) and heads > 0 and width % heads:
-        yield Problem("vit.model.heads", heads, f"expected a divisor of vit.model.width ({width})")
     if is_int(vit.get("folds")) and is_int(n_folds) and vit["folds"] > n_folds:
         yield Problem("vit.folds", vit["folds"], f"expected at most train.n_folds ({n_folds})")
     cached, tta = get(params, "spectrogram.test_shifts"), vit.get("tta")

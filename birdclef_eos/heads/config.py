@@ -1,9 +1,11 @@
 """The typed config of the sequence heads: params.yaml `train` (``TrainParams``: the folds every head
 shares, ``HeadFolds``; the model, ``HeadModel``; the optimiser, ``TrainOptim``; the variants,
-``TrainVariant``) and `sidecar.head` (``SidecarHead``), each knob's type, bounds and choices stated
+``TrainVariant``), `sidecar.head` (``SidecarHead``) and `vit` (``VitParams``: the spectrogram ViT of
+heads/vit.py), each knob's type, bounds and choices stated
 once (birdclef_eos/knobs.py says why pydantic, and why no defaults here). The head types allowed come
 from birdclef_eos/heads/registry.py. The rule that spans two knobs, ``d`` a multiple of ``heads``
-(multi-head attention splits the width), is ``HeadModel``'s validator.
+(multi-head attention splits the width), is ``HeadModel``'s validator (``VitModel``'s likewise, and
+``VitParams`` checks that each size's image is a whole number of patches).
 
 A stage that reads only some of `train` (the student and the sidecar take the folds but not the
 variants) validates ``HeadFolds`` on those knobs: ``TrainParams`` extends it, so each type is written
@@ -11,8 +13,8 @@ once.
 
 A stage makes birdclef_eos/heads/training.py's ``TrainConfig`` with ``TrainConfig.from_mapping(optim.model_dump())``
 (a knob the section lacks keeps that dataclass's value, as before). This module imports no torch
-(stages/schema.py, which every stage loads, reads it); heads/models.py ships inside the Kaggle model
-folder and never imports it.
+(stages/schema.py, which every stage loads, reads it); heads/models.py and heads/vit.py ship inside the
+Kaggle model folder and never import it.
 """
 from __future__ import annotations
 
@@ -102,3 +104,54 @@ class SidecarHead(Config):
     model: HeadModel
     optim: HeadOptim
     tta: numbers()
+
+
+class VitSize(Config):
+    """One `vit.sizes` entry: the square input in px, an optional init checkpoint and whether its
+    position embedding may be interpolated to this size."""
+    image: PositiveInt
+    init: Text | None                          # null: from scratch
+    resize_pos_embed: bool
+
+
+class VitModel(Config):
+    """The spectrogram ViT (heads/vit.py): patch, width, depth, heads, MLP width, dropout, pooling."""
+    patch: PositiveInt
+    width: PositiveInt
+    depth: PositiveInt
+    heads: PositiveInt
+    ffn: PositiveInt
+    dropout: Annotated[float, Field(ge=0, lt=1)]
+    pool: Literal["cls", "mean"]
+
+    @model_validator(mode="after")
+    def _width_splits_into_heads(self) -> VitModel:
+        if self.width % self.heads:
+            raise KnobError("heads", self.heads, f"expected a divisor of {{prefix}}width ({self.width})")
+        return self
+
+
+class VitOptim(HeadOptim):
+    """As a head's, but `samples_per_epoch` must be written (a number, or null: the fold's rows)."""
+    samples_per_epoch: Annotated[int, Field(ge=1)] | None
+
+
+class VitParams(Config):
+    """params.yaml `vit`: one stage per size, the ViT and its training in the first `folds` of the heads'
+    folds. A size's image is a whole number of patches (the model's validator)."""
+    sizes: dict[str, VitSize]
+    model: VitModel
+    folds: PositiveInt
+    soundscape_fraction: Share
+    optim: VitOptim
+    tta: numbers()
+    seed: Annotated[int, Field(ge=0)]
+    threads: PositiveInt
+
+    @model_validator(mode="after")
+    def _images_are_whole_patches(self) -> VitParams:
+        for name, size in self.sizes.items():
+            if size.image % self.model.patch:
+                raise KnobError(f"sizes.{name}.image", size.image,
+                                f"expected a multiple of {{prefix}}model.patch ({self.model.patch})")
+        return self

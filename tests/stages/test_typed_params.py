@@ -3,12 +3,13 @@ stage only its PARAMS plus `runtime`): the shipped params.yaml types into the st
 every value equal to the file's, and a typed ``Params`` passes through untouched."""
 from __future__ import annotations
 
+import copy
 import importlib
 
 import pytest
 
 from birdclef_eos.chain.config import ProtoSSMParams, SEDParams
-from birdclef_eos.heads.config import HeadFolds, HeadModel, SidecarHead, TrainOptim, TrainParams
+from birdclef_eos.heads.config import HeadFolds, HeadModel, SidecarHead, TrainOptim, TrainParams, VitParams
 from stages.params import RUNTIME, declared, pick, put
 from tests.stages.test_schema import SHIPPED
 
@@ -19,11 +20,12 @@ def handed(stage: str, key: str | None = None) -> dict:
     for dotted in declared(stage, key):
         put(out, dotted, pick(SHIPPED, dotted, "params.yaml"))
     out[RUNTIME] = SHIPPED[RUNTIME]
-    return out
+    return copy.deepcopy(out)  # a test may spoil it
 
 
 @pytest.mark.parametrize("stage,key", [("protossm", None), ("train", "attn"), ("train", "abl_last3"),
-                                       ("student", "pseudo_fold"), ("sidecar", None), ("sed", None)])
+                                       ("student", "pseudo_fold"), ("sidecar", None), ("sed", None),
+                                       ("vit", "224")])
 def test_a_stage_types_what_it_is_handed(stage, key):
     module = importlib.import_module(f"stages.{stage}")
     typed = module.Params.of(handed(stage, key))
@@ -42,6 +44,10 @@ def test_a_stage_types_what_it_is_handed(stage, key):
         assert isinstance(typed.folds, HeadFolds) and isinstance(typed.optim, TrainOptim)
         assert typed.optim.model_dump() == SHIPPED["train"]["optim"]
         assert typed.folds.model_dump() == {k: SHIPPED["train"][k] for k in HeadFolds.model_fields}
+    elif stage == "vit":
+        assert isinstance(typed.vit, VitParams) and list(typed.vit.sizes) == [key]
+        assert typed.vit.model_dump() == {**SHIPPED["vit"], "sizes": {key: SHIPPED["vit"]["sizes"][key]}}
+        assert (typed.n_folds, typed.secondary_weight) == (SHIPPED["train"]["n_folds"], SHIPPED["train"]["secondary_weight"])
     elif stage == "sed":
         assert isinstance(typed.sed, SEDParams) and typed.sed.model_dump() == SHIPPED["base"]["sed"]
         assert typed.fold_salt == SHIPPED["train"]["fold_salt"]
