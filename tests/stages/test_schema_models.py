@@ -9,7 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from birdclef_eos.chain import protossm as pssm
-from birdclef_eos.chain.config import ProtoSSMParams
+from birdclef_eos.chain import sed as sedlib
+from birdclef_eos.chain.config import ProtoSSMParams, SEDParams
 from birdclef_eos.heads.config import HeadModel
 from birdclef_eos.knobs import KnobError, fill
 from stages import schema
@@ -87,3 +88,14 @@ def test_the_protossm_dataclasses_are_filled_from_the_knobs_with_no_default_left
             assert value == (extra[name] if name in extra else SHIPPED["base"]["protossm"][name])
     with pytest.raises(TypeError, match=r"ProtoSSMConfig.d_input: no ProtoSSMParams field"):
         fill(pssm.ProtoSSMConfig, p, {})
+
+
+def test_the_sed_dataclasses_are_filled_from_the_knobs_and_the_derived_shapes():
+    p = SEDParams.model_validate(SHIPPED["base"]["sed"])
+    given = {"n_classes": 48, "d_distill": 1024, "widths": list(p.widths), "depths": [p.depth] * 4,
+             "strides": [2, 2, 2, 1]}
+    for cls, extra in ((sedlib.SEDConfig, given), (sedlib.SEDTrainSettings, {})):
+        filled = fill(cls, p, extra)
+        assert set(filled) == {f.name for f in dataclasses.fields(cls)}
+        for name, value in filled.items():
+            assert value == (extra[name] if name in extra else SHIPPED["base"]["sed"][name])
