@@ -36,6 +36,7 @@ from birdclef_eos.chain.config import ProtoSSMParams, SEDParams
 from birdclef_eos.heads.config import SidecarHead, TrainParams, VitParams
 from birdclef_eos.io.files import read_yaml
 from birdclef_eos.knobs import KnobError, Shape
+from birdclef_eos.probe.config import ProbeParams
 from birdclef_eos.scoring.postprocess_config import Postprocess
 from stages.paths import PARAMS_FILE
 
@@ -267,20 +268,7 @@ SCHEMA: dict[str, Knob] = {
 
     "surgery.blocks": Knob("blocks", words=("all",)),
 
-    "probe.species": Int(2),
-    "probe.clips": Int(1),
-    "probe.min_recordings": Int(1),
-    "probe.blocks": Knob("blocks", words=("all",)),
-    "probe.k": Int(1),
-    "probe.folds": Int(2),
-    "probe.distance": Str("cosine", "euclidean"),
-    "probe.normalisation": Str("standardize", "l2", "none"),
-    "probe.bootstrap": Int(1),
-    "probe.linear_probe": Knob("bool"),
-    "probe.linear_c": Num(0, lo_open=True),
-    "probe.linear_max_iter": Int(1),
-    "probe.select": Int(1),
-    "probe.seed": Int(0),
+    **knobs_of(ProbeParams, "probe"),  # birdclef_eos/probe/config.py
 
     "extract.windows_per_recording": Int(1),
     "extract.tta_shifts": Knob("numbers"),
@@ -446,6 +434,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "base.protossm": ProtoSSMParams,
     "base.sed": SEDParams,
     "postprocess": Postprocess,
+    "probe": ProbeParams,
     "train": TrainParams,
     "sidecar.head": SidecarHead,
     "vit": VitParams,
