@@ -6,6 +6,10 @@ through the probed graph, scores every block with grouped k-fold kNN (plus a lin
 writes build/metrics/probe/probe.json, build/figures/probe.png, build/tables/table1.md,
 models/probe_selected.json and Figure 1 with the selected blocks marked
 (build/figures/architecture_selected.png).
+
+``run`` takes the params as the notebook passes them or as ``Params``, and types `probe` once
+(``ProbeParams``, birdclef_eos/probe/config.py); `backbone`, `dataset.sample_rate` and `runtime`
+have no typed model yet and stay the mapping stages/runner.py reads.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from birdclef_eos.backbone.registry import BACKBONES
 from birdclef_eos.io.files import read_json, write_json, write_text
 from birdclef_eos.probe import knn
 from birdclef_eos.probe.clips import draw_clips
+from birdclef_eos.probe.config import ProbeParams
 from birdclef_eos.report.architecture import draw_architecture
 from birdclef_eos.report.figures import plot_probe
 from birdclef_eos.report.tables import table1_markdown
@@ -61,11 +66,25 @@ class ProbeResult:
     total_s: float
 
 
-def knn_config(probe: dict) -> dict:
-    return {"k": probe["k"], "folds": probe["folds"], "distance": probe["distance"],
-            "normalisation": probe["normalisation"], "bootstrap": probe["bootstrap"],
-            "seed": probe["seed"], "linear_probe": probe["linear_probe"],
-            "linear_c": probe["linear_c"], "linear_max_iter": probe["linear_max_iter"]}
+@dataclass(frozen=True)
+class Params:
+    """What the stage reads: `probe` (typed) and, untyped, the backbone knobs, `dataset.sample_rate`
+    and `runtime` (the mapping stages/runner.py opens the backbone with)."""
+    probe: ProbeParams
+    rest: dict
+
+    @classmethod
+    def of(cls, params: dict | Params) -> Params:
+        if isinstance(params, Params):
+            return params
+        return cls(ProbeParams.model_validate(params["probe"]), {k: v for k, v in params.items() if k != "probe"})
+
+
+def knn_config(probe: ProbeParams) -> dict:
+    """The knobs birdclef_eos/probe/knn.py reads, in the order probe.json records them."""
+    names = ("k", "folds", "distance", "normalisation", "bootstrap", "seed", "linear_probe", "linear_c",
+             "linear_max_iter")
+    return {name: getattr(probe, name) for name in names}
 
 
 def probed_blocks(blocks_info: dict, wanted) -> list[dict]:
@@ -94,14 +113,15 @@ def rounded(scores: dict) -> dict:
             for name, s in scores.items()}
 
 
-def compute(params: dict, runner=None) -> tuple[dict, list[dict], dict]:
+def compute(params: dict | Params, runner=None) -> tuple[dict, list[dict], dict]:
     """The probe without writing anything: (result, probed blocks, timings in seconds)."""
-    probe = params["probe"]
-    blocks = probed_blocks(read_json(BLOCKS_JSON, "run the surgery stage"), probe["blocks"])
+    typed = Params.of(params)
+    probe, params = typed.probe, typed.rest
+    blocks = probed_blocks(read_json(BLOCKS_JSON, "run the surgery stage"), probe.blocks)
     recordings = pd.read_csv(INDEX / "recordings.csv", keep_default_na=False,
                              dtype={"recording_id": str, "primary_label": str, "path": str})
-    clips = draw_clips(recordings, probe["species"], probe["clips"], probe["min_recordings"],
-                       probe["seed"])
+    clips = draw_clips(recordings, probe.species, probe.clips, probe.min_recordings,
+                       probe.seed)
 
     started = time.perf_counter()
     runner = runner or open_backbone(params, [b["index"] for b in blocks])
@@ -120,8 +140,8 @@ def compute(params: dict, runner=None) -> tuple[dict, list[dict], dict]:
     result = {
         "backbone": params["backbone"]["name"], "blocks": rounded(scored["blocks"]),
         "chance": round(scored["chance"], 6),
-        "selected": knn.top_blocks(scored["blocks"], probe["select"]),
-        "n_species": int(clips["primary_label"].nunique()), "n_clips_per_species": probe["clips"],
+        "selected": knn.top_blocks(scored["blocks"], probe.select),
+        "n_species": int(clips["primary_label"].nunique()), "n_clips_per_species": probe.clips,
         "n_clips": len(clips), "n_recordings": int(clips["recording_id"].nunique()),
         "species": sorted(clips["primary_label"].unique().tolist()), "choices": knn_config(probe),
     }
@@ -129,20 +149,20 @@ def compute(params: dict, runner=None) -> tuple[dict, list[dict], dict]:
                             "pairs": pairs}
 
 
-def block_pairs(correct: dict, recordings, probe: dict) -> dict:
+def block_pairs(correct: dict, recordings, probe: ProbeParams) -> dict:
     """Paired bootstrap over recordings of each block's accuracy minus the final block's (the same
     clips, resampled together), and the penultimate minus the final (paper 3.2) by name."""
     names = sorted(correct)
     if len(names) < 2:
         return {"final": names[-1] if names else None, "versus_final": {}}
     final = names[-1]
-    versus = {n: knn.paired_difference(correct[n], correct[final], recordings, probe["bootstrap"], probe["seed"])
+    versus = {n: knn.paired_difference(correct[n], correct[final], recordings, probe.bootstrap, probe.seed)
               for n in names[:-1]}
     return {"final": final, "penultimate": names[-2], "versus_final": versus,
             "penultimate_minus_final": versus[names[-2]]}
 
 
-def run(params: dict, key: str | None = None, runner=None) -> ProbeResult:
+def run(params: dict | Params, key: str | None = None, runner=None) -> ProbeResult:
     result, blocks, timings = compute(params, runner)
     write_json(PROBE_PAIRS, timings.pop("pairs"))
     write_json(PROBE_JSON, result)

@@ -18,6 +18,11 @@ Writes models/chain/protossm/ (fold_<k>.pt, config.json with the `tta` applied),
 (and candidate_<i>.csv, one per scored set, listed with its shifts in candidates.json),
 predictions/chain/protossm/test.csv (row_id + one column per label, test chunks) and
 build/metrics/protossm/ (metrics.json + DVCLive curves per fold).
+
+``run`` takes the params as the notebook passes them (papermill hands it JSON) or as ``Params``; it
+types them once (``Params.of``: `base.protossm` through its model, birdclef_eos/chain/config.py) and
+reads attributes from then on. The network's and the training's dataclasses are filled from the
+model field by field (``birdclef_eos.knobs.fill``), so no knob is mapped by hand here.
 """
 from __future__ import annotations
 
@@ -31,6 +36,7 @@ import torch
 from tqdm import tqdm
 
 from birdclef_eos.chain import protossm as pssm
+from birdclef_eos.chain.config import ProtoSSMParams
 from birdclef_eos.report.curves import dvclive_logger
 from birdclef_eos.chain.sequences import file_sequences
 from birdclef_eos.data import features, folds
@@ -40,6 +46,7 @@ from birdclef_eos.heads.training import auc_or_nan, targets_matrix
 from birdclef_eos.io.cluster import map_tasks, open_client
 from birdclef_eos.io.files import atomic_dir, write_json
 from birdclef_eos.io.machine import what_bytes_depend_on
+from birdclef_eos.knobs import fill
 from birdclef_eos.scoring.oof import choose_shift_set
 from stages.paths import CHAIN_MODELS, CHAIN_PREDICTIONS, FEATURES, FEATURES_LABELLED, INDEX, OOF, PROTOSSM_METRICS
 
@@ -49,6 +56,25 @@ NAME = "protossm"
 
 class ProtoSSMStageError(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class Params:
+    """What the stage reads, typed: `base.protossm`, the heads' folds (`train.n_folds`,
+    `train.fold_salt`) and the unhashed cluster knobs (`runtime.scheduler`, `runtime.workers`)."""
+    protossm: ProtoSSMParams
+    n_folds: int
+    fold_salt: str
+    scheduler: str | None = None
+    workers: int = 1
+
+    @classmethod
+    def of(cls, params: dict | Params) -> Params:
+        if isinstance(params, Params):
+            return params
+        runtime = params.get("runtime", {})
+        return cls(ProtoSSMParams.model_validate(params["base"]["protossm"]), params["train"]["n_folds"],
+                   params["train"]["fold_salt"], runtime.get("scheduler"), runtime.get("workers", 1))
 
 
 @dataclass
@@ -68,11 +94,11 @@ def chunk_rows(windows: pd.DataFrame, source: str, split: str, shift: float, whe
     return rows
 
 
-def shift_sets(p: dict) -> tuple[list[list[float]], list[float] | None]:
+def shift_sets(p: ProtoSSMParams) -> tuple[list[list[float]], list[float] | None]:
     """(the sets scored on the OOF: every `tta_candidates` set, then a fixed `tta` list when it is
     not among them; the fixed list, or None for `tta: oof`)."""
-    sets = [[float(s) for s in c] for c in p["tta_candidates"]]
-    fixed = None if p["tta"] == "oof" else [float(s) for s in p["tta"]]
+    sets = [[float(s) for s in c] for c in p.tta_candidates]
+    fixed = None if p.tta == "oof" else [float(s) for s in p.tta]
     if fixed is not None and sorted(fixed) not in [sorted(c) for c in sets]:
         sets.append(fixed)
     return sets, fixed
@@ -107,18 +133,19 @@ def frame(row_ids: np.ndarray, probs: np.ndarray, labels: list[str]) -> pd.DataF
                       pd.DataFrame(probs.reshape(-1, len(labels)), columns=labels)], axis=1)
 
 
-def run(params: dict, key: str | None = None) -> ProtoSSMResult:
+def run(params: dict | Params, key: str | None = None) -> ProtoSSMResult:
     started = time.perf_counter()
-    p = params["base"]["protossm"]
-    n_folds, salt = params["train"]["n_folds"], params["train"]["fold_salt"]
+    params = Params.of(params)
+    p = params.protossm
+    n_folds, salt = params.n_folds, params.fold_salt
     torch.use_deterministic_algorithms(True)
-    torch.set_num_threads(p["threads"])
+    torch.set_num_threads(p.threads)
     species = read_index_table(INDEX, "species").sort_values("label_idx")
     labels = species["primary_label"].astype(str).tolist()
-    windows, inputs, meta = features.load(FEATURES, names=list(p["inputs"]))
-    logits = features.load(FEATURES, names=["logits"])[1]["logits"] if p["mix_logits"] else None
+    windows, inputs, meta = features.load(FEATURES, names=list(p.inputs))
+    logits = features.load(FEATURES, names=["logits"])[1]["logits"] if p.mix_logits else None
     sites = read_index_table(INDEX, "soundscapes")["site"].astype(str)
-    slots = pssm.site_slots(sites, p["n_sites"])
+    slots = pssm.site_slots(sites, p.n_sites)
 
     train_rows = chunk_rows(windows, "soundscape", "labelled", 0.0)
     data = sequences(train_rows, inputs, logits, slots, labels)
@@ -126,26 +153,21 @@ def run(params: dict, key: str | None = None) -> ProtoSSMResult:
     fold_of = np.array([dict(zip(train_rows["file_id"], file_fold))[f] for f in data["files"]])
     sets, fixed = shift_sets(p)
     test_shifts = list(dict.fromkeys(s for c in sets for s in c))
-    moved = shifted_sequences([s for s in test_shifts if s != 0.0], data, list(p["inputs"]), bool(p["mix_logits"]),
+    moved = shifted_sequences([s for s in test_shifts if s != 0.0], data, list(p.inputs), p.mix_logits,
                               slots, labels)
     test = [sequences(chunk_rows(windows, "test", "test", s), inputs, logits, slots, labels) for s in test_shifts]
-    config = pssm.ProtoSSMConfig(d_input=data["emb"].shape[-1], n_classes=len(labels), d_model=p["d_model"],
-                                 d_state=p["d_state"], d_conv=p["d_conv"], layers=p["layers"],
-                                 attn_heads=p["attn_heads"], n_windows=data["emb"].shape[1], n_sites=p["n_sites"],
-                                 meta_dim=p["meta_dim"], dropout=p["dropout"], temperature=p["temperature"],
-                                 mix_logits=bool(p["mix_logits"]), unknown_meta=p["focal_sequences"] > 0)
-    settings = pssm.TrainSettings(epochs=p["epochs"], patience=p["patience"], batch_files=p["batch_files"],
-                                  lr=p["lr"], weight_decay=p["weight_decay"], pos_weight_cap=p["pos_weight_cap"],
-                                  distill_weight=p["distill_weight"], swa_start=p["swa_start"],
-                                  focal_sequences=p["focal_sequences"])
+    config = pssm.ProtoSSMConfig(**fill(pssm.ProtoSSMConfig, p, {
+        "d_input": data["emb"].shape[-1], "n_classes": len(labels), "n_windows": data["emb"].shape[1],
+        "unknown_meta": p.focal_sequences > 0}))
+    settings = pssm.TrainSettings(**fill(pssm.TrainSettings, p, {}))
     focal = None
-    if p["focal_sequences"] > 0:
+    if p.focal_sequences > 0:
         focal_rows = windows[windows["source"] == "focal"]
         if focal_rows.empty:
             raise ProtoSSMStageError(f"{FEATURES}/windows.csv: base.protossm.focal_sequences > 0 but no focal windows")
         fidx = focal_rows.index.to_numpy()
         focal = {"emb": torch.as_tensor(np.concatenate([np.asarray(a[fidx], dtype=np.float32) for a in inputs.values()], axis=1)),
-                 "y": torch.as_tensor(targets_matrix(focal_rows, labels, p["focal_secondary_weight"]).astype(np.float32))}
+                 "y": torch.as_tensor(targets_matrix(focal_rows, labels, p.focal_secondary_weight).astype(np.float32))}
 
     auc_fn = functools.partial(pssm.flat_auc, auc_or_nan)
     oof = np.zeros_like(data["y"])
@@ -160,9 +182,9 @@ def run(params: dict, key: str | None = None) -> ProtoSSMResult:
         # folds as tasks on a cluster (runtime.workers / runtime.scheduler), else here: the same bytes
         # the sequences, focal windows and test sequences go to every worker once; a fold's call
         # carries its mask and seed
-        with open_client(params.get("runtime", {}).get("scheduler"), params.get("runtime", {}).get("workers", 1)) as client:
+        with open_client(params.scheduler, params.workers) as client:
             done = map_tasks(client, pssm.fold_task,
-                             [{"val": fold_of == k, "seed": p["seed"] * 1000 + k, "threads": p["threads"]}
+                             [{"val": fold_of == k, "seed": p.seed * 1000 + k, "threads": p.threads}
                               for k in range(n_folds)],
                              shared={"config": config, "settings": settings, "data": data, "auc_fn": auc_fn,
                                      "focal": focal, "test": test, "shifted": list(moved.values())})
@@ -191,22 +213,22 @@ def run(params: dict, key: str | None = None) -> ProtoSSMResult:
         scored = [(c, auc_fn(data["y"], np.mean([oof_at[s] for s in c], axis=0))) for c in sets]
         applied = fixed if fixed is not None else sets[choose_shift_set(scored)]
         chosen_oof = np.mean([oof_at[s] for s in applied], axis=0)
-        metrics = {"model": NAME, "inputs": list(p["inputs"]), "d_input": config.d_input,
+        metrics = {"model": NAME, "inputs": list(p.inputs), "d_input": config.d_input,
                    "n_params": pssm.n_params(pssm.ProtoSSM(config)),
                    "oof_macro_auc": round_or_none(auc_fn(data["y"], chosen_oof)), "n_files": len(data["files"]),
                    "n_labelled_chunks": int(oof.shape[0] * oof.shape[1]), "n_sites": len(set(sites)),
-                   "site_slots": p["n_sites"], "sites_sharing_slots": max(0, len(set(sites)) - p["n_sites"]),
-                   "mix_logits": bool(p["mix_logits"]), "tta": applied,
+                   "site_slots": p.n_sites, "sites_sharing_slots": max(0, len(set(sites)) - p.n_sites),
+                   "mix_logits": p.mix_logits, "tta": applied,
                    "tta_choice": {"rule": ("the candidate with the best OOF macro-AUC; a tie: fewer shifts"
                                            if fixed is None else "fixed by base.protossm.tta"),
                                   "candidates": [{"shifts": c, "oof_macro_auc": round_or_none(a)} for c, a in scored]},
-                   "focal_sequences": p["focal_sequences"], "n_focal_windows": 0 if focal is None else len(focal["y"]),
+                   "focal_sequences": p.focal_sequences, "n_focal_windows": 0 if focal is None else len(focal["y"]),
                    "folds": records}
         write_json(metrics_dir / "metrics.json", metrics)
     with atomic_dir(CHAIN_MODELS / NAME) as out:
         for k, state in enumerate(states):
             torch.save(state, out / f"fold_{k}.pt")
-        write_json(out / "config.json", {"model": NAME, "config": config.as_dict(), "inputs": list(p["inputs"]),
+        write_json(out / "config.json", {"model": NAME, "config": config.as_dict(), "inputs": list(p.inputs),
                                          "labels": labels, "site_slots": slots, "n_folds": n_folds, "tta": applied,
                                          "fold_salt": salt, "bytes_depend_on": what_bytes_depend_on()})
     with atomic_dir(OOF / NAME) as out:

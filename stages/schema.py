@@ -1,7 +1,13 @@
 """The schema of params.yaml: every knob's type and allowed values, in one table, and its validator.
 
 `SCHEMA` maps a dotted knob path to a `Knob`; `*` stands for a name the user chooses (a
-submission, a train variant, a synthetic scale). `RULES` are the checks that span several knobs.
+submission, a train variant, a synthetic scale). A section that configures a library component
+has a typed pydantic model beside that component (`MODELS`: ProtoSSM, a head's model and optimiser,
+post-processing); its rows are read off the model (`knobs_of`), not written here, so each type, bound
+and choice lives in one place, and the model's cross-field validators run once its single knobs pass
+(`model_problems`). Every other row is written here. The hint machinery (did-you-mean, `MOVED`,
+`FORBIDDEN_KEYS`) and the messages stay this module's for every knob alike: the table gives one
+wording for a model's knob and a hand-written one. `RULES` are the checks that span several sections.
 `validate(params)` reports every problem at once, each naming the knob, its value and what is
 allowed. `load_params(path)` reads params.yaml as DVC does (YAML 1.2: `3e-4` is a float).
 
@@ -18,12 +24,20 @@ import re
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from types import UnionType
+from typing import Annotated, Callable, Literal, Union, get_args, get_origin
+
+import annotated_types
+from pydantic import BaseModel, ValidationError
 
 from birdclef_eos.backbone.registry import BACKBONES
 from birdclef_eos.bundle.kinds import BUNDLE_KINDS
-from birdclef_eos.heads.registry import HEAD_TYPES, attention_types
+from birdclef_eos.chain.config import ProtoSSMParams, SEDParams
+from birdclef_eos.heads.config import SidecarHead, TrainParams, VitParams
 from birdclef_eos.io.files import read_yaml
+from birdclef_eos.knobs import KnobError, Shape
+from birdclef_eos.probe.config import ProbeParams
+from birdclef_eos.scoring.postprocess_config import Postprocess
 from stages.paths import PARAMS_FILE
 
 # DVC 3.67's run-cache leaves keys with these names out of the params hash (treeverse/dvc #10296):
@@ -109,45 +123,84 @@ def Str(*choices, **kw) -> Knob:
     return Knob("str", choices=tuple(choices), **kw)
 
 
-POSTPROCESS = {
-    "prior_alpha": Num(0),
-    "prior_k_hour": Num(0, lo_open=True),
-    "prior_k_site": Num(0, lo_open=True),
-    "prior_k_site_hour": Num(0),
-    "prior_clip": Num(0, 0.5, lo_open=True, hi_open=True),
-    "prior_relative": Knob("bool"),
-    "sigma": Num(0),
-    "smooth_mode": Str("nearest", "reflect", "mirror", "constant", "wrap"),
-    "smooth_space": Str("logit", "prob"),
-    "smooth_truncate": Num(0, lo_open=True),
-    "tta_space": Str("prob", "logit"),
-    "rank_power": Num(0),
-    "neighbour_base": Num(0, 1),
-    "tax_genus_alpha": Num(0, 1),
-    "tax_class_alpha": Num(0, 1),
-}
+# ---------- knobs derived from the library's typed config models ----------
+# A section that configures a library component has a pydantic model beside that component
+# (birdclef_eos/knobs.py); its knobs' rows here are read off the model, so a type, a bound or a choice
+# is written once. ``MODELS`` (below SCHEMA) names where each model sits; ``model_problems`` runs the
+# models' cross-field validators once every single knob of the section passed.
 
-# a sequence head's model and optimiser knobs: the heads (`train.`) and the sidecar head
-# (`sidecar.head.`) have the same ones
-HEAD_KNOBS: dict[str, Knob] = {
-    "model.d": Int(1),
-    "model.heads": Int(1),
-    "model.ffn": Int(1),
-    "model.dropout": Num(0, 1, hi_open=True),
-    "optim.epochs": Int(1),
-    "optim.patience": Int(1),
-    "optim.min_delta": Num(0),
-    "optim.batch_size": Int(1),
-    "optim.lr": Num(0, lo_open=True),
-    "optim.weight_decay": Num(0),
-    "optim.mixup_alpha": Num(0),
-    "optim.samples_per_epoch": Int(1, nullable=True, optional=True),
-}
+def _unwrap(annotation, metadata: list) -> tuple[object, list, bool]:
+    """(the bare type, its constraints, nullable) of a field's annotation."""
+    nullable = False
+    if get_origin(annotation) in (Union, UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        nullable = len(args) < len(get_args(annotation))
+        annotation = args[0]
+    if get_origin(annotation) is Annotated:
+        annotation, *extra = get_args(annotation)
+        metadata = [*metadata, *extra]
+    flat = []
+    for m in metadata:  # pydantic's Field(...) inside Annotated carries its own constraints
+        flat += list(getattr(m, "metadata", [])) if hasattr(m, "metadata") and not isinstance(m, Shape) else [m]
+    return annotation, flat, nullable
 
 
-def head_knobs(prefix: str) -> dict[str, Knob]:
-    return {f"{prefix}.{name}": knob for name, knob in HEAD_KNOBS.items()}
+def _bounds(metadata: list) -> dict:
+    out: dict = {}
+    for m in metadata:
+        if isinstance(m, annotated_types.Ge):
+            out.update(lo=m.ge)
+        elif isinstance(m, annotated_types.Gt):
+            out.update(lo=m.gt, lo_open=True)
+        elif isinstance(m, annotated_types.Le):
+            out.update(hi=m.le)
+        elif isinstance(m, annotated_types.Lt):
+            out.update(hi=m.lt, hi_open=True)
+    return out
 
+
+def knob_of(info) -> Knob:
+    """The schema row of one pydantic field."""
+    annotation, metadata, nullable = _unwrap(info.annotation, list(info.metadata))
+    kw = {"nullable": nullable, "optional": not info.is_required()}
+    shape = next((m for m in metadata if isinstance(m, Shape)), None)
+    if shape is not None and shape.kind == "numbers":
+        return Knob("numbers", shape.lo, shape.hi, shape.lo_open, shape.hi_open, words=shape.words, item=shape.item, **kw)
+    if shape is not None and shape.kind == "shift_sets":
+        return Knob("shift_sets", **kw)
+    if shape is not None and shape.kind == "names":
+        return Knob("names", lo=None if shape.min_items == 1 else shape.min_items, **kw)
+    if shape is not None and shape.kind == "blocks":
+        return Knob("blocks", words=shape.words, **kw)
+    if get_origin(annotation) is Literal:
+        return Knob("str", choices=tuple(get_args(annotation)), **kw)
+    kinds = {bool: "bool", int: "int", float: "number", str: "str"}
+    if annotation not in kinds:
+        raise TypeError(f"schema: no knob type for {annotation!r}")
+    return Knob(kinds[annotation], **_bounds(metadata), **kw)
+
+
+def knobs_of(model: type[BaseModel], prefix: str = "") -> dict[str, Knob]:
+    """{dotted knob: Knob} of every field of ``model`` under ``prefix``: nested models flattened, a
+    ``dict[str, Model]`` as ``prefix.*`` (names the user chooses)."""
+    out = {}
+    for name, info in model.model_fields.items():
+        path = f"{prefix}.{name}" if prefix else name
+        sub = info.annotation
+        if get_origin(sub) is dict and len(get_args(sub)) == 2 and _is_model(get_args(sub)[1]):
+            out.update(knobs_of(get_args(sub)[1], f"{path}.*"))
+        elif _is_model(sub):
+            out.update(knobs_of(sub, path))
+        else:
+            out[path] = knob_of(info)
+    return out
+
+
+def _is_model(annotation) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+POSTPROCESS = knobs_of(Postprocess)
 
 SCHEMA: dict[str, Knob] = {
     "dataset.source": Str("synthetic", "birdclef"),
@@ -217,20 +270,7 @@ SCHEMA: dict[str, Knob] = {
 
     "surgery.blocks": Knob("blocks", words=("all",)),
 
-    "probe.species": Int(2),
-    "probe.clips": Int(1),
-    "probe.min_recordings": Int(1),
-    "probe.blocks": Knob("blocks", words=("all",)),
-    "probe.k": Int(1),
-    "probe.folds": Int(2),
-    "probe.distance": Str("cosine", "euclidean"),
-    "probe.normalisation": Str("standardize", "l2", "none"),
-    "probe.bootstrap": Int(1),
-    "probe.linear_probe": Knob("bool"),
-    "probe.linear_c": Num(0, lo_open=True),
-    "probe.linear_max_iter": Int(1),
-    "probe.select": Int(1),
-    "probe.seed": Int(0),
+    **knobs_of(ProbeParams, "probe"),  # birdclef_eos/probe/config.py
 
     "extract.windows_per_recording": Int(1),
     "extract.tta_shifts": Knob("numbers"),
@@ -240,19 +280,7 @@ SCHEMA: dict[str, Knob] = {
     "extract.batch_windows": Int(1),
     "extract.seed": Int(0),
 
-    "train.blocks": Knob("blocks", words=("auto",)),
-    "train.seed": Int(0),
-    "train.threads": Int(1),
-    "train.n_folds": Int(2),
-    "train.fold_salt": Str(),
-    "train.secondary_weight": Num(0, 1),
-    **head_knobs("train"),
-    "train.optim.mix_lr_scale": Num(0, lo_open=True),
-    "train.variants.*.head": Str(*HEAD_TYPES),  # birdclef_eos/heads/registry.py
-    "train.variants.*.soundscape_fraction": Num(0, 1),
-    "train.variants.*.table": Str(),
-    # the variant's own block choice (the ablation); absent = train.blocks
-    "train.variants.*.blocks": Knob("blocks", words=("auto", "last3", "embedding", "best1", "all"), optional=True),
+    **knobs_of(TrainParams, "train"),  # birdclef_eos/heads/config.py (head types: heads/registry.py)
 
     **{f"postprocess.{k}": v for k, v in POSTPROCESS.items()},
 
@@ -334,38 +362,13 @@ SCHEMA: dict[str, Knob] = {
     "sidecar.extract.threads": Int(1),
     "sidecar.extract.frontend": Knob("frontend"),
     "sidecar.extract.batch_windows": Int(1),
-    "sidecar.head.type": Str(*attention_types()),  # an attention head (heads/registry.py)
-    "sidecar.head.soundscape_fraction": Num(0, 1),
-    **head_knobs("sidecar.head"),
-    "sidecar.head.tta": Knob("numbers"),
+    **knobs_of(SidecarHead, "sidecar.head"),  # birdclef_eos/heads/config.py
     "shakeup.rows": Knob("names"),
     "shakeup.splits": Int(1),
     "shakeup.public_share": Num(0, 1, lo_open=True, hi_open=True),
     "shakeup.seed": Int(0),
 
-    "vit.sizes.*.image": Int(1),
-    "vit.sizes.*.init": Str(nullable=True),
-    "vit.sizes.*.resize_pos_embed": Knob("bool"),
-    "vit.model.patch": Int(1),
-    "vit.model.width": Int(1),
-    "vit.model.depth": Int(1),
-    "vit.model.heads": Int(1),
-    "vit.model.ffn": Int(1),
-    "vit.model.dropout": Num(0, 1, hi_open=True),
-    "vit.model.pool": Str("cls", "mean"),
-    "vit.folds": Int(1),
-    "vit.soundscape_fraction": Num(0, 1),
-    "vit.optim.epochs": Int(1),
-    "vit.optim.patience": Int(1),
-    "vit.optim.min_delta": Num(0),
-    "vit.optim.batch_size": Int(1),
-    "vit.optim.lr": Num(0, lo_open=True),
-    "vit.optim.weight_decay": Num(0),
-    "vit.optim.mixup_alpha": Num(0),
-    "vit.optim.samples_per_epoch": Int(1, nullable=True),
-    "vit.tta": Knob("numbers"),
-    "vit.seed": Int(0),
-    "vit.threads": Int(1),
+    **knobs_of(VitParams, "vit"),  # birdclef_eos/heads/config.py
 
 
     "ablation.reference": Str(),
@@ -408,50 +411,8 @@ SCHEMA: dict[str, Knob] = {
     "spectrogram.batch_windows": Int(1),
     "base.variants.*.blend.*": Num(0, 1),
     "base.variants.*.postprocess": Knob("overrides", optional=True),
-    "base.protossm.inputs": Knob("names"),
-    "base.protossm.focal_sequences": Int(0),
-    "base.protossm.focal_secondary_weight": Num(0, 1),
-    "base.protossm.tta": Knob("numbers", words=("oof",)),
-    "base.protossm.tta_candidates": Knob("shift_sets"),
-    "base.protossm.mix_logits": Knob("bool"),
-    "base.protossm.d_model": Int(1),
-    "base.protossm.d_state": Int(1),
-    "base.protossm.d_conv": Int(1),
-    "base.protossm.layers": Int(1),
-    "base.protossm.attn_heads": Int(1),
-    "base.protossm.n_sites": Int(1),
-    "base.protossm.meta_dim": Int(1),
-    "base.protossm.dropout": Num(0, 1, hi_open=True),
-    "base.protossm.temperature": Num(0, lo_open=True),
-    "base.protossm.epochs": Int(1),
-    "base.protossm.patience": Int(1),
-    "base.protossm.batch_files": Int(1),
-    "base.protossm.lr": Num(0, lo_open=True),
-    "base.protossm.weight_decay": Num(0),
-    "base.protossm.pos_weight_cap": Num(1),
-    "base.protossm.distill_weight": Num(0),
-    "base.protossm.swa_start": Num(0, 1),
-    "base.protossm.seed": Int(0),
-    "base.protossm.threads": Int(1),
-    "base.sed.folds": Int(1),
-    "base.sed.stem": Int(1),
-    "base.sed.widths": Knob("numbers", lo=1),
-    "base.sed.depth": Int(1),
-    "base.sed.downsample": Int(0),
-    "base.sed.expand": Int(1),
-    "base.sed.head": Int(1),
-    "base.sed.dropout": Num(0, 1, hi_open=True),
-    "base.sed.epochs": Int(1),
-    "base.sed.samples_per_epoch": Int(1),
-    "base.sed.batch_size": Int(1),
-    "base.sed.lr": Num(0, lo_open=True),
-    "base.sed.weight_decay": Num(0),
-    "base.sed.soundscape_fraction": Num(0, 1),
-    "base.sed.distill_weight": Num(0),
-    "base.sed.secondary_weight": Num(0, 1),
-    "base.sed.smooth_sigma": Num(0),
-    "base.sed.seed": Int(0),
-    "base.sed.threads": Int(1),
+    **knobs_of(ProtoSSMParams, "base.protossm"),
+    **knobs_of(SEDParams, "base.sed"),
     "base.blend.*": Num(0),
     "base.postprocess": Knob("overrides"),
     "base.source": Str("stages", "file"),
@@ -470,6 +431,49 @@ SCHEMA: dict[str, Knob] = {
     "bundles.*.kind": Str(*BUNDLE_KINDS),  # birdclef_eos/bundle/kinds.py
     "bundles.*.submission": Str(),
 }
+
+
+# where each typed config model sits in params.yaml: its cross-field validators run there
+MODELS: dict[str, type[BaseModel]] = {
+    "base.protossm": ProtoSSMParams,
+    "base.sed": SEDParams,
+    "postprocess": Postprocess,
+    "probe": ProbeParams,
+    "train": TrainParams,
+    "sidecar.head": SidecarHead,
+    "vit": VitParams,
+}
+
+
+def _related(a: str, b: str) -> bool:
+    return a == b or a.startswith(b + ".") or b.startswith(a + ".")
+
+
+def model_problems(params: dict, sections: list[str] | None, known: list[Problem]) -> list[Problem]:
+    """The typed models' own verdicts (their cross-field rules) within ``sections`` (None: all). A
+    path the table already reported is not reported again (pydantic runs a nested model's validator
+    only once its fields passed). A ``KnobError`` names its knob; any other error (the table and a
+    model disagreeing) is reported at the field pydantic names, not lost."""
+    out = []
+    for prefix, model in MODELS.items():
+        value = get(params, prefix)
+        if not isinstance(value, dict) or (sections is not None and not any(_related(prefix, s) for s in sections)):
+            continue
+        try:
+            model.model_validate(value)
+        except ValidationError as e:
+            for err in e.errors():
+                where = ".".join([prefix, *map(str, err["loc"])])
+                cause = (err.get("ctx") or {}).get("error")
+                if isinstance(cause, KnobError):
+                    problem = Problem(f"{where}.{cause.field}", cause.value, cause.allowed.replace("{prefix}", where + "."))
+                else:
+                    problem = Problem(where, err.get("input"), err["msg"])
+                if any(_related(problem.path, p.path) for p in known):
+                    continue
+                if sections is None or any(_related(problem.path, s) for s in sections):
+                    out.append(problem)
+    return out
 
 
 # ---------- one knob ----------
@@ -512,7 +516,7 @@ def describe(knob: Knob) -> str:
         "str": (f"expected one of: {' | '.join(knob.choices)}" if knob.choices else "expected a non-empty string"),
         "bool": "expected true or false",
         "sha256": "expected a sha256: 64 lowercase hex digits",
-        "numbers": (f"expected a non-empty list of distinct numbers{b_}"
+        "numbers": (f"expected a non-empty list of distinct {item}{b_}"
                     + "".join(f" or {w}" for w in knob.words)),
         "shift_sets": "expected a non-empty list of distinct non-empty lists of distinct numbers (shifts, s)",
         "range": f"expected [lo, hi]: two {item}{b_} with lo <= hi",
@@ -547,7 +551,8 @@ def knob_ok(knob: Knob, v) -> bool:
     if t == "numbers":
         if isinstance(v, str):
             return v in knob.words
-        return (isinstance(v, list) and len(v) > 0 and all(is_number(x) and in_bounds(knob, x) for x in v)
+        item_ok = is_int if knob.item == "int" else is_number
+        return (isinstance(v, list) and len(v) > 0 and all(item_ok(x) and in_bounds(knob, x) for x in v)
                 and len(set(v)) == len(v))
     if t == "shift_sets":
         return (isinstance(v, list) and len(v) > 0 and all(knob_ok(Knob("numbers"), x) for x in v)
@@ -738,16 +743,7 @@ def rule_chunks(params, n_blocks):
         yield Problem("dataset.min_overlap_s", overlap, f"expected < dataset.chunk_s ({chunk})")
 
 
-def rule_heads(params, n_blocks):
-    d, heads = get(params, "train.model.d"), get(params, "train.model.heads")
-    if is_int(d) and is_int(heads) and heads >= 1 and d % heads:
-        yield Problem("train.model.d", d, f"expected a multiple of train.model.heads ({heads})")
-
-
 def rule_sidecar(params, n_blocks):
-    d, heads = get(params, "sidecar.head.model.d"), get(params, "sidecar.head.model.heads")
-    if is_int(d) and is_int(heads) and heads >= 1 and d % heads:
-        yield Problem("sidecar.head.model.d", d, f"expected a multiple of sidecar.head.model.heads ({heads})")
     shifts, tta = get(params, "extract.tta_shifts"), get(params, "sidecar.head.tta")
     if isinstance(shifts, list) and isinstance(tta, list):
         bad = [s for s in tta if is_number(s) and s not in shifts]
@@ -1025,14 +1021,6 @@ def rule_vit(params, n_blocks):
     vit, n_folds = get(params, "vit"), get(params, "train.n_folds")
     if not isinstance(vit, dict):
         return
-    model = vit.get("model") if isinstance(vit.get("model"), dict) else {}
-    patch, width, heads = model.get("patch"), model.get("width"), model.get("heads")
-    for name, entry in (vit.get("sizes") or {}).items() if isinstance(vit.get("sizes"), dict) else ():
-        image = entry.get("image") if isinstance(entry, dict) else None
-        if is_int(image) and is_int(patch) and patch > 0 and image % patch:
-            yield Problem(f"vit.sizes.{name}.image", image, f"expected a multiple of vit.model.patch ({patch})")
-    if is_int(width) and is_int(heads) and heads > 0 and width % heads:
-        yield Problem("vit.model.heads", heads, f"expected a divisor of vit.model.width ({width})")
     if is_int(vit.get("folds")) and is_int(n_folds) and vit["folds"] > n_folds:
         yield Problem("vit.folds", vit["folds"], f"expected at most train.n_folds ({n_folds})")
     cached, tta = get(params, "spectrogram.test_shifts"), vit.get("tta")
@@ -1089,7 +1077,6 @@ RULES = (
     Rule(("dataset",), rule_scale),
     Rule(("dataset",), rule_shares),
     Rule(("dataset",), rule_chunks),
-    Rule(("train",), rule_heads),
     Rule((), rule_blocks),      # each block knob on its own; surgery.blocks when present
     Rule(("probe",), rule_select),
     Rule(("submissions", "students"), rule_submissions),
@@ -1283,6 +1270,7 @@ def check(params: dict, sections: list[str] | None = None, n_blocks: int | None 
     for path in forbidden_keys({k: v for k, v in params.items() if k in selected}):
         out.problems.append(Problem(path, None, kind="key", allowed=f"a key named {path.rsplit('.', 1)[-1]!r} is dropped from DVC's "
                                            "run-cache params hash (treeverse/dvc #10296); rename it"))
+    out.problems += model_problems(params, sections, out.problems)
     for rule in RULES:
         if set(rule.sections) <= selected:
             restricted = {k: v for k, v in params.items() if k in selected}

@@ -13,6 +13,10 @@ The folds run in-process or as tasks on the `runtime.workers` / `runtime.schedul
 (birdclef_eos/chain/sed.py `fold_task`), with the same bytes (docs/scaling.md).
 Writes models/chain/sed/ (fold_<k>.pt, config.json), predictions/chain/sed/ (test.csv; oof.csv
 when folds >= 2) and build/metrics/sed/ (metrics.json + DVCLive curves per fold).
+
+``run`` takes the params as the notebook passes them or as ``Params``, types `base.sed` once
+(``SEDParams``, birdclef_eos/chain/config.py) and fills the network's and the training's dataclasses
+from it (``birdclef_eos.knobs.fill``: the knobs of the same name, plus the shapes derived here).
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ import torch
 from tqdm import tqdm
 
 from birdclef_eos.chain import sed as sedlib
+from birdclef_eos.chain.config import SEDParams
 from birdclef_eos.report.curves import dvclive_logger
 from birdclef_eos.data import features, folds, spectrograms
 from birdclef_eos.data.plans import read_index_table
@@ -33,6 +38,7 @@ from birdclef_eos.heads.training import auc_or_nan, source_weights, targets_matr
 from birdclef_eos.io.cluster import map_tasks, open_client
 from birdclef_eos.io.files import atomic_dir, write_json
 from birdclef_eos.io.machine import what_bytes_depend_on
+from birdclef_eos.knobs import fill
 from birdclef_eos.scoring.postprocess import gaussian_smooth
 from stages.paths import CHAIN_MODELS, CHAIN_PREDICTIONS, FEATURES, INDEX, SED_METRICS, SPECTROGRAMS
 
@@ -73,11 +79,27 @@ def frame(rows: pd.DataFrame, P: np.ndarray, labels: list[str]) -> pd.DataFrame:
     return pd.concat([rows[["row_id"]].reset_index(drop=True), pd.DataFrame(P, columns=labels)], axis=1)
 
 
-def run(params: dict, key: str | None = None) -> SEDResult:
+@dataclass(frozen=True)
+class Params:
+    """What the stage reads: `base.sed` (typed), `train.fold_salt` and the unhashed `runtime` mapping."""
+    sed: SEDParams
+    fold_salt: str
+    runtime: dict
+
+    @classmethod
+    def of(cls, params: dict | Params) -> Params:
+        if isinstance(params, Params):
+            return params
+        return cls(SEDParams.model_validate(params["base"]["sed"]), params["train"]["fold_salt"],
+                   params.get("runtime", {}))
+
+
+def run(params: dict | Params, key: str | None = None) -> SEDResult:
     started = time.perf_counter()
-    p = params["base"]["sed"]
+    params = Params.of(params)
+    p = params.sed
     torch.use_deterministic_algorithms(True)
-    torch.set_num_threads(p["threads"])
+    torch.set_num_threads(p.threads)
     labels = read_index_table(INDEX, "species").sort_values("label_idx")["primary_label"].astype(str).tolist()
     store = spectrograms.load(SPECTROGRAMS)
     w = store.windows
@@ -88,21 +110,20 @@ def run(params: dict, key: str | None = None) -> SEDResult:
     test = ((w["source"] == "test") & np.isclose(w["shift_s"].astype(float), 0.0)).to_numpy()
     if not test.any() or not labelled.any():
         raise SEDStageError(f"{SPECTROGRAMS}/windows.csv: needs labelled soundscape chunks and test chunks at shift 0")
-    y = targets_matrix(w, labels, p["secondary_weight"]).astype(np.float32)
-    fold_of = folds.assign_folds(w, p["folds"], params["train"]["fold_salt"]) if p["folds"] >= 2 else None
-    config = sedlib.SEDConfig(n_classes=len(labels), d_distill=emb.shape[1] if p["distill_weight"] > 0 else 0,
-                              stem=p["stem"], widths=list(p["widths"]), depths=[p["depth"]] * len(p["widths"]),
-                              strides=[2 if i < p["downsample"] else 1 for i in range(len(p["widths"]))], expand=p["expand"], head=p["head"], dropout=p["dropout"])
-    settings = sedlib.SEDTrainSettings(epochs=p["epochs"], samples_per_epoch=p["samples_per_epoch"],
-                                       batch_size=p["batch_size"], lr=p["lr"], weight_decay=p["weight_decay"],
-                                       soundscape_fraction=p["soundscape_fraction"], distill_weight=p["distill_weight"])
+    y = targets_matrix(w, labels, p.secondary_weight).astype(np.float32)
+    fold_of = folds.assign_folds(w, p.folds, params.fold_salt) if p.folds >= 2 else None
+    config = sedlib.SEDConfig(**fill(sedlib.SEDConfig, p, {
+        "n_classes": len(labels), "d_distill": emb.shape[1] if p.distill_weight > 0 else 0,
+        "widths": list(p.widths), "depths": [p.depth] * len(p.widths),
+        "strides": [2 if i < p.downsample else 1 for i in range(len(p.widths))]}))
+    settings = sedlib.SEDTrainSettings(**fill(sedlib.SEDTrainSettings, p, {}))
     test_rows = w[test]
     test_idx = np.flatnonzero(test)
     test_p = np.zeros((len(test_idx), len(labels)))
     oof = np.zeros((int(labelled.sum()), len(labels))) if fold_of is not None else None
     lab_idx = np.flatnonzero(labelled)
     records, states = [], []
-    n_models = max(1, p["folds"])
+    n_models = max(1, p.folds)
     train_s = 0.0
     calls = []
     for k in range(n_models):
@@ -111,9 +132,9 @@ def run(params: dict, key: str | None = None) -> SEDResult:
         else:
             train_mask = focal | (labelled & (fold_of != k))
             val_idx = lab_idx[fold_of[lab_idx] == k]
-        calls.append({"index": np.flatnonzero(train_mask), "val_index": val_idx, "seed": p["seed"] * 1000 + k,
-                      "threads": p["threads"]})
-    runtime = params.get("runtime", {})
+        calls.append({"index": np.flatnonzero(train_mask), "val_index": val_idx, "seed": p.seed * 1000 + k,
+                      "threads": p.threads})
+    runtime = params.runtime
     with atomic_dir(SED_METRICS) as metrics_dir:
         open_fold = dvclive_logger(metrics_dir / "curves")
         # folds as tasks on a cluster (runtime.workers / runtime.scheduler), else here: the same bytes.
@@ -142,11 +163,11 @@ def run(params: dict, key: str | None = None) -> SEDResult:
                                 else round_or_none(history[-1]["val_macro_auc"])})
         lab_rows = w[labelled]
         if oof is not None:
-            oof = smoothed(oof, lab_rows, p["smooth_sigma"])
-        test_p = smoothed(test_p, test_rows, p["smooth_sigma"])
+            oof = smoothed(oof, lab_rows, p.smooth_sigma)
+        test_p = smoothed(test_p, test_rows, p.smooth_sigma)
         samples = n_models * settings.epochs * settings.samples_per_epoch
         metrics = {"model": NAME, "n_params": sedlib.n_params(sedlib.SED(config)), "config": config.as_dict(),
-                   "input": [store.spec.n_mels, int(store.mels.shape[2])], "folds": p["folds"],
+                   "input": [store.spec.n_mels, int(store.mels.shape[2])], "folds": p.folds,
                    "oof_macro_auc": None if oof is None else round_or_none(auc_or_nan(y[labelled], oof)),
                    "train_samples_per_s": round(samples / max(train_s, 1e-9), 1), "fold_records": records}
         write_json(metrics_dir / "metrics.json", metrics)
@@ -154,7 +175,7 @@ def run(params: dict, key: str | None = None) -> SEDResult:
         for k, state in enumerate(states):
             torch.save(state, out / f"fold_{k}.pt")
         write_json(out / "config.json", {"model": NAME, "config": config.as_dict(), "labels": labels,
-                                         "spec": store.spec.as_dict(), "folds": p["folds"],
+                                         "spec": store.spec.as_dict(), "folds": p.folds,
                                          "bytes_depend_on": what_bytes_depend_on()})
     with atomic_dir(CHAIN_PREDICTIONS / NAME) as out:
         frame(test_rows, test_p, labels).to_csv(out / "test.csv", index=False, float_format="%.6g")

@@ -14,6 +14,9 @@ the default mode, keeps the heads' `train.optim`). Writes
 - build/metrics/sidecar/ (metrics.json + DVCLive curves per fold),
 - submissions/sidecar/ (the fold models' mean test probability at the `sidecar.head.tta` shifts, raw:
   the eos10 blend ranks it; manifest.json as the predict stage writes it).
+
+``run`` takes the params as the notebook passes them or as ``Params``, and types them once
+(``SidecarHead`` and the heads' ``HeadFolds``: birdclef_eos/heads/config.py).
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from birdclef_eos.data import features
 from birdclef_eos.data.species import species_labels
 from birdclef_eos.heads import crossval, training
 from birdclef_eos.heads import models as heads
+from birdclef_eos.heads.config import HeadFolds, SidecarHead
 from birdclef_eos.heads.inference import predict_shifts
 from birdclef_eos.io.files import sha256_tree
 from birdclef_eos.io.machine import what_bytes_depend_on
@@ -51,20 +55,36 @@ class SidecarResult:
     seconds: float
 
 
-def run(params: dict, key: str | None = None) -> SidecarResult:
-    cfg, train = params["sidecar"]["head"], params["train"]
+@dataclass(frozen=True)
+class Params:
+    """What the stage reads, typed: `sidecar.head`, the heads' folds, and the unhashed `runtime` mapping."""
+    head: SidecarHead
+    folds: HeadFolds
+    runtime: dict
+
+    @classmethod
+    def of(cls, params: dict | Params) -> Params:
+        if isinstance(params, Params):
+            return params
+        return cls(SidecarHead.model_validate(params["sidecar"]["head"]), HeadFolds.pick(params["train"]),
+                   params.get("runtime", {}))
+
+
+def run(params: dict | Params, key: str | None = None) -> SidecarResult:
+    params = Params.of(params)
+    cfg, train = params.head, params.folds
     started = time.perf_counter()
     torch.use_deterministic_algorithms(True)
-    torch.set_num_threads(train["threads"])
+    torch.set_num_threads(train.threads)
 
     windows, arrays, fmeta = features.load_pointed(SIDECAR_FEATURES, FEATURES, TOKENS)
     labels = species_labels(INDEX)
-    data = crossval.fold_data(windows, arrays, TOKENS, labels, train["secondary_weight"], train["n_folds"],
-                              train["fold_salt"])
+    data = crossval.fold_data(windows, arrays, TOKENS, labels, train.secondary_weight, train.n_folds,
+                              train.fold_salt)
     channels = [int(t.shape[1]) for t in data.tokens]
-    mconfig = {"type": cfg["type"], "channels": channels, "n_classes": len(labels), **cfg["model"]}
+    mconfig = {"type": cfg.type, "channels": channels, "n_classes": len(labels), **cfg.model.model_dump()}
 
-    shifts = [float(s) for s in cfg["tta"]]
+    shifts = [float(s) for s in cfg.tta]
     predicted = {}
 
     def describe(result: crossval.FoldsResult) -> dict:
@@ -77,7 +97,7 @@ def run(params: dict, key: str | None = None) -> SidecarResult:
             models.append(model.eval())
         predicted["rows"], predicted["per_shift"] = predict_shifts(models, windows, arrays, TOKENS, shifts)
         summary = crossval.summary(data, result, labels)
-        return {"submission": NAME, "head": cfg["type"], "channels": channels, "model": mconfig,
+        return {"submission": NAME, "head": cfg.type, "channels": channels, "model": mconfig,
                 "features": {k: fmeta.get(k) for k in ("mode", "backbone", "main_backbone", "reuses")},
                 "oof_macro_auc": summary["oof_macro_auc"], "focal_top1": summary["focal_top1"],
                 "n_params": heads.count_parameters(models[0]), "n_labelled_chunks": summary["n_labelled_chunks"],
@@ -85,11 +105,11 @@ def run(params: dict, key: str | None = None) -> SidecarResult:
                 "train_s": round(trained - started, 1), "predict_s": round(time.perf_counter() - trained, 1)}
 
     _, metrics = crossval.cross_validate(
-        data, labels, mconfig, training.TrainConfig.from_mapping(cfg["optim"]), train["n_folds"], train["seed"],
-        cfg["soundscape_fraction"], crossval.Destinations(SIDECAR_METRICS, HEADS / NAME, OOF / NAME), describe,
+        data, labels, mconfig, training.TrainConfig.from_mapping(cfg.optim.model_dump()), train.n_folds, train.seed,
+        cfg.soundscape_fraction, crossval.Destinations(SIDECAR_METRICS, HEADS / NAME, OOF / NAME), describe,
         {"variant": NAME, "model": mconfig, "blocks": TOKENS, "tokens": TOKENS, "labels": labels,
-         "n_folds": train["n_folds"], "features": str(SIDECAR_FEATURES), "bytes_depend_on": what_bytes_depend_on()},
-        desc="sidecar folds", runtime=params.get("runtime", {}), threads=train["threads"])
+         "n_folds": train.n_folds, "features": str(SIDECAR_FEATURES), "bytes_depend_on": what_bytes_depend_on()},
+        desc="sidecar folds", runtime=params.runtime, threads=train.threads)
     test_rows, per_shift = predicted["rows"], predicted["per_shift"]
 
     probs = postprocess.average_shifts(per_shift, "prob")
@@ -101,7 +121,7 @@ def run(params: dict, key: str | None = None) -> SidecarResult:
     source = FEATURES if "reuses" in fmeta else SIDECAR_FEATURES
     inputs = [SIDECAR_FEATURES / "meta.json", source / "windows.csv", source / "embedding.npy",
               INDEX / "species.csv", INDEX / "chunks.csv", HEADS / NAME] + ([sample] if sample.exists() else [])
-    manifest = {"model": NAME, "tta": shifts, "entry": {"model": NAME, "tta": cfg["tta"], "postprocess": False},
+    manifest = {"model": NAME, "tta": shifts, "entry": {"model": NAME, "tta": list(cfg.tta), "postprocess": False},
                 "postprocess": {}, "rows": len(sub), "labels": len(labels), "sha256": sha256_tree(inputs),
                 "bytes_depend_on": what_bytes_depend_on()}
     submission.write_folder(SUBMISSIONS / NAME, sub, {"submission": NAME, **manifest})

@@ -10,6 +10,10 @@ fold trains on them, with the labels `pseudo.mode` picks (`ensemble`: the teache
 modes can be trained in one run (the fold-teacher row of the pseudo table).
 The OOF predictions cover the labelled soundscape chunks exactly as for the train variants.
 Writes models/heads/<name>/, predictions/oof/<name>/oof.csv and build/metrics/train/<name>/metrics.json.
+
+``run`` takes the params as the notebook passes them or as ``Params``, and types the `train` knobs it
+reads once (``HeadFolds``, ``TrainOptim``: birdclef_eos/heads/config.py); `pseudo` and `students`
+have no typed model yet and stay mappings.
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from birdclef_eos.data import features
 from birdclef_eos.data.species import species_labels
 from birdclef_eos.heads import crossval, training
 from birdclef_eos.heads import pseudo as pseudo_labels
+from birdclef_eos.heads.config import HeadFolds, TrainOptim
 from birdclef_eos.io.files import read_json
 from birdclef_eos.io.machine import what_bytes_depend_on
 from stages.paths import FEATURES, HEADS, INDEX, OOF, PSEUDO, TRAIN_METRICS
@@ -59,26 +64,45 @@ def read_pseudo(labels: list[str], n_folds: int, mode: str) -> tuple[pd.DataFram
     return rows, per_fold
 
 
-def run(params: dict, key: str | None = None) -> StudentResult:
-    train, cfg = params["train"], params["pseudo"]
-    students = params.get("students", {})
+@dataclass(frozen=True)
+class Params:
+    """What the stage reads: the heads' folds and optimiser (typed), `pseudo`, `students` and the
+    unhashed `runtime` (mappings)."""
+    folds: HeadFolds
+    optim: TrainOptim
+    pseudo: dict
+    students: dict
+    runtime: dict
+
+    @classmethod
+    def of(cls, params: dict | Params) -> Params:
+        if isinstance(params, Params):
+            return params
+        return cls(HeadFolds.pick(params["train"]), TrainOptim.model_validate(params["train"]["optim"]),
+                   params["pseudo"], params.get("students", {}), params.get("runtime", {}))
+
+
+def run(params: dict | Params, key: str | None = None) -> StudentResult:
+    params = Params.of(params)
+    train, cfg = params.folds, params.pseudo
+    students = params.students
     if key not in students:
         raise StudentStageError(f"params.yaml students has no entry '{key}'")
     student = students[key]
     sources = pseudo_labels.check_fractions(student["sources"], f"students.{key}.sources")
     started = time.perf_counter()
     torch.use_deterministic_algorithms(True)
-    torch.set_num_threads(train["threads"])
+    torch.set_num_threads(train.threads)
 
     twin = read_json(HEADS / student["twin"] / "config.json", f"run train@{student['twin']}")
     names, mconfig = twin["tokens"], twin["model"]
     windows, arrays, _ = features.load(FEATURES, names=names)
     labels = species_labels(INDEX)
-    data = crossval.fold_data(windows, arrays, names, labels, train["secondary_weight"], train["n_folds"],
-                              train["fold_salt"])
+    data = crossval.fold_data(windows, arrays, names, labels, train.secondary_weight, train.n_folds,
+                              train.fold_salt)
     mode = student.get("mode", cfg["mode"])
 
-    p_rows, per_fold = read_pseudo(labels, train["n_folds"], mode)
+    p_rows, per_fold = read_pseudo(labels, train.n_folds, mode)
     pool = windows[(windows["source"] == "soundscape") & (windows["split"] == "unlabelled")
                    & np.isclose(windows["shift_s"].astype(float), 0.0)]
     position = pd.Series(pool.index.to_numpy(), index=pool["row_id"].astype(str))
@@ -110,11 +134,11 @@ def run(params: dict, key: str | None = None) -> StudentResult:
         return metrics
 
     _, metrics = crossval.cross_validate(
-        data, labels, mconfig, training.TrainConfig.from_mapping(train["optim"]), train["n_folds"], train["seed"],
+        data, labels, mconfig, training.TrainConfig.from_mapping(params.optim.model_dump()), train.n_folds, train.seed,
         sources.get("soundscape", 0.0), crossval.Destinations(TRAIN_METRICS / key, HEADS / key, OOF / key),
         describe, {"variant": key, "model": mconfig, "blocks": twin["blocks"], "tokens": names, "labels": labels,
-                   "n_folds": train["n_folds"], "bytes_depend_on": what_bytes_depend_on()},
-        desc=f"student@{key} folds", runtime=params.get("runtime", {}), threads=train["threads"],
+                   "n_folds": train.n_folds, "bytes_depend_on": what_bytes_depend_on()},
+        desc=f"student@{key} folds", runtime=params.runtime, threads=train.threads,
         pseudo=None if p_rows.empty else pseudo_fold, sources=sources)
     return StudentResult(metrics=metrics, seconds=time.perf_counter() - started, curves=str(TRAIN_METRICS / key / "curves"))
 

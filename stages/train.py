@@ -9,6 +9,10 @@ build/metrics/probe/probe.json. Writes models/heads/<variant>/ (fold checkpoints
 predictions/oof/<variant>/oof.csv (one row per labelled soundscape chunk),
 build/metrics/train/<variant>/ (metrics.json + DVCLive curves per fold) and, when the variant names a
 `table`, the probe ranking next to the learned block weights.
+
+``run`` takes the params as the notebook passes them (papermill hands it JSON) or as ``Params``; it
+types them once (``Params.of``: `train` through ``TrainParams``, birdclef_eos/heads/config.py) and
+reads attributes from then on.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from birdclef_eos.data import features
 from birdclef_eos.data.species import species_labels
 from birdclef_eos.heads import crossval, training
 from birdclef_eos.heads import models as heads
+from birdclef_eos.heads.config import VARIANT_BLOCK_WORDS, TrainParams, TrainVariant
 from birdclef_eos.heads.registry import head_type
 from birdclef_eos.io.machine import what_bytes_depend_on
 from birdclef_eos.io.files import read_json, write_text
@@ -41,6 +46,20 @@ class TrainStageError(ValueError):
     pass
 
 
+@dataclass(frozen=True)
+class Params:
+    """What the stage reads, typed: `train` (with the one variant it trains) and the unhashed
+    `runtime` mapping the cluster helpers read."""
+    train: TrainParams
+    runtime: dict
+
+    @classmethod
+    def of(cls, params: dict | Params) -> Params:
+        if isinstance(params, Params):
+            return params
+        return cls(TrainParams.model_validate(params["train"]), params.get("runtime", {}))
+
+
 @dataclass
 class TrainResult:
     """What the train notebook shows.
@@ -55,7 +74,7 @@ class TrainResult:
     curves: str
 
 
-SYMBOLIC = ("auto", "last3", "embedding", "best1", "all")  # a variant's `blocks` (the ablation)
+SYMBOLIC = VARIANT_BLOCK_WORDS                              # a variant's `blocks` (the ablation)
 EMBEDDING = "embedding"                                     # the final embedding array, one token
 
 
@@ -107,10 +126,8 @@ def token_label(name: str):
     return int(name.split("_")[-1]) if name.startswith("block_") else name
 
 
-def model_config(train: dict, variant: dict, channels: list[int], n_classes: int) -> dict:
-    m = train["model"]
-    return {"type": variant["head"], "channels": channels, "n_classes": n_classes, "d": m["d"],
-            "heads": m["heads"], "ffn": m["ffn"], "dropout": m["dropout"]}
+def model_config(train: TrainParams, variant: TrainVariant, channels: list[int], n_classes: int) -> dict:
+    return {"type": variant.head, "channels": channels, "n_classes": n_classes, **train.model.model_dump()}
 
 
 def read_probe(path: Path, blocks: list[int]) -> dict[int, dict]:
@@ -131,40 +148,40 @@ def reported_weights() -> dict | None:
     return (yaml.safe_load(REPORTED.read_text()) or {}).get("scalar_mix_weights")
 
 
-def paper_config_params(train: dict, head: str) -> int:
-    m = train["model"]
+def paper_config_params(train: TrainParams, head: str) -> int:
     model = heads.build_head({"type": head, "channels": PAPER_CHANNELS, "n_classes": PAPER_CLASSES,
-                              "d": m["d"], "heads": m["heads"], "ffn": m["ffn"], "dropout": m["dropout"]})
+                              **train.model.model_dump()})
     return heads.count_parameters(model)
 
 
-def run(params: dict, key: str | None = None) -> TrainResult:
-    train = params["train"]
-    variants = train["variants"]
+def run(params: dict | Params, key: str | None = None) -> TrainResult:
+    params = Params.of(params)
+    train = params.train
+    variants = train.variants
     if key not in variants:
         raise TrainStageError(f"params.yaml train.variants has no entry '{key}'; known: {sorted(variants)}")
     variant = variants[key]
     started = time.perf_counter()
     torch.use_deterministic_algorithms(True)
-    torch.set_num_threads(train["threads"])
+    torch.set_num_threads(train.threads)
 
     windows, _, meta = features.load(FEATURES, names=[])
-    choice = variant.get("blocks", train["blocks"])
+    choice = train.blocks if variant.blocks is None else variant.blocks
     names = head_tokens(choice, meta["blocks"])
     blocks = [token_label(n) for n in names]
     _, arrays, _ = features.load(FEATURES, names=names)
     labels = species_labels(INDEX)
-    data = crossval.fold_data(windows, arrays, names, labels, train["secondary_weight"], train["n_folds"],
-                              train["fold_salt"])
+    data = crossval.fold_data(windows, arrays, names, labels, train.secondary_weight, train.n_folds,
+                              train.fold_salt)
     channels = [int(t.shape[1]) for t in data.tokens]
     mconfig = model_config(train, variant, channels, len(labels))
 
     def describe(result: crossval.FoldsResult) -> dict:
         n_params = heads.count_parameters(heads.build_head(mconfig))
-        paper_count = paper_config_params(train, variant["head"])
+        paper_count = paper_config_params(train, variant.head)
         summary = crossval.summary(data, result, labels)
         metrics = {
-            "variant": key, "head": variant["head"], "block_choice": choice, "blocks": blocks, "channels": channels,
+            "variant": key, "head": variant.head, "block_choice": choice, "blocks": blocks, "channels": channels,
             "oof_macro_auc": summary["oof_macro_auc"], "focal_top1": summary["focal_top1"],
             "n_params": n_params, "n_params_paper_reported": PAPER_N_PARAMS,
             "n_params_minus_paper": n_params - PAPER_N_PARAMS,
@@ -180,25 +197,25 @@ def run(params: dict, key: str | None = None) -> TrainResult:
         return metrics
 
     _, metrics = crossval.cross_validate(
-        data, labels, mconfig, training.TrainConfig.from_mapping(train["optim"]), train["n_folds"], train["seed"],
-        variant["soundscape_fraction"], crossval.Destinations(TRAIN_METRICS / key, HEADS / key, OOF / key),
+        data, labels, mconfig, training.TrainConfig.from_mapping(train.optim.model_dump()), train.n_folds, train.seed,
+        variant.soundscape_fraction, crossval.Destinations(TRAIN_METRICS / key, HEADS / key, OOF / key),
         describe, {"variant": key, "model": mconfig, "blocks": blocks, "tokens": names, "labels": labels,
-                   "n_folds": train["n_folds"], "bytes_depend_on": what_bytes_depend_on()},
-        desc=f"train@{key} folds", runtime=params.get("runtime", {}), threads=train["threads"])
+                   "n_folds": train.n_folds, "bytes_depend_on": what_bytes_depend_on()},
+        desc=f"train@{key} folds", runtime=params.runtime, threads=train.threads)
 
     table = None
-    if variant.get("table") and EMBEDDING in blocks:
+    if variant.table and EMBEDDING in blocks:
         table = (f"The head of `{key}` reads the final embedding as one token: there is no block weight "
                  "to set beside the probe's ranking.\n")
-        write_text(TABLES / f"{variant['table']}.md", table)
-    elif variant.get("table"):
+        write_text(TABLES / f"{variant.table}.md", table)
+    elif variant.table:
         weights = metrics.get("block_weights") or metrics["cls_attention"]
         weight_name = "scalar-mix weight" if "block_weights" in metrics else "CLS attention weight"
         probe = read_probe(PROBE_METRICS / "probe.json", blocks)
-        head = head_type(variant["head"], f"params.yaml train.variants.{key}.head")
+        head = head_type(variant.head, f"params.yaml train.variants.{key}.head")
         table, rho = probe_vs_weights(probe, blocks, weights["mean"], weight_name,
                                       reported_weights() if head.paper_weights else None)
         table += head.table_note
-        write_text(TABLES / f"{variant['table']}.md", table)
+        write_text(TABLES / f"{variant.table}.md", table)
     return TrainResult(metrics=metrics, table=table, seconds=time.perf_counter() - started,
                        curves=str(TRAIN_METRICS / key / "curves"))

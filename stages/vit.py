@@ -17,6 +17,9 @@ Each size writes only its own files, so running one size can never touch another
 `vit.sizes.<size>.init` loads a user-supplied ViT state dict (timm names; e.g. DINOv2 weights of
 the same width) into every fold before training; a position embedding made for another input size
 stops the stage with both shapes and the file named, unless `resize_pos_embed` is true.
+
+``run`` takes the params as the notebook passes them or as ``Params``, and types `vit` once
+(``VitParams``, birdclef_eos/heads/config.py).
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ import torch
 from birdclef_eos.data import folds, spectrograms
 from birdclef_eos.heads import crossval, training
 from birdclef_eos.heads import vit
+from birdclef_eos.heads.config import VitParams, VitSize
 from birdclef_eos.heads.inference import predict_shifts
 from birdclef_eos.io.cluster import open_client
 from birdclef_eos.io.files import atomic_dir, sha256_file, sha256_tree, write_json
@@ -64,17 +68,34 @@ def submission_name(key: str) -> str:
     return f"vit{key}"
 
 
-def model_config(cfg: dict, size: dict, n_classes: int) -> dict:
-    m = cfg["model"]
-    return {"n_classes": n_classes, "image": size["image"], "patch": m["patch"], "width": m["width"],
-            "depth": m["depth"], "heads": m["heads"], "ffn": m["ffn"], "dropout": m["dropout"], "pool": m["pool"]}
+@dataclass(frozen=True)
+class Params:
+    """What the stage reads: `vit` (typed, with the one size it trains), the heads' folds and
+    secondary-label target, and the unhashed `runtime` mapping."""
+    vit: VitParams
+    n_folds: int
+    fold_salt: str
+    secondary_weight: float
+    runtime: dict
+
+    @classmethod
+    def of(cls, params: dict | Params) -> Params:
+        if isinstance(params, Params):
+            return params
+        train = params["train"]
+        return cls(VitParams.model_validate(params["vit"]), train["n_folds"], train["fold_salt"],
+                   train["secondary_weight"], params.get("runtime", {}))
 
 
-def builder(mconfig: dict, size: dict, key: str):
+def model_config(cfg: VitParams, size: VitSize, n_classes: int) -> dict:
+    return {"n_classes": n_classes, "image": size.image, **cfg.model.model_dump()}
+
+
+def builder(mconfig: dict, size: VitSize, key: str):
     """(build(config) for crossval.train_folds, the init report or None). The init checkpoint is
     checked here, once, before any training: a wrong size fails in a second, not after a fold.
     ``build`` is picklable (a partial of a module-level function): a cluster task carries it."""
-    init, resize = size.get("init"), bool(size.get("resize_pos_embed", False))
+    init, resize = size.init, size.resize_pos_embed
     report = None
     if init:
         try:
@@ -84,45 +105,46 @@ def builder(mconfig: dict, size: dict, key: str):
     return functools.partial(vit.build_vit_from, init=init or None, resize=resize), report
 
 
-def run(params: dict, key: str | None = None) -> VitResult:
-    cfg, train = params["vit"], params["train"]
-    if key not in cfg["sizes"]:
-        raise VitStageError(f"params.yaml vit.sizes has no entry '{key}'; known: {sorted(cfg['sizes'])}")
-    size = cfg["sizes"][key]
-    if cfg["folds"] > train["n_folds"]:
-        raise VitStageError(f"vit.folds = {cfg['folds']} exceeds train.n_folds = {train['n_folds']}")
+def run(params: dict | Params, key: str | None = None) -> VitResult:
+    params = Params.of(params)
+    cfg = params.vit
+    if key not in cfg.sizes:
+        raise VitStageError(f"params.yaml vit.sizes has no entry '{key}'; known: {sorted(cfg.sizes)}")
+    size = cfg.sizes[key]
+    if cfg.folds > params.n_folds:
+        raise VitStageError(f"vit.folds = {cfg.folds} exceeds train.n_folds = {params.n_folds}")
     started = time.perf_counter()
     torch.use_deterministic_algorithms(True)
-    torch.set_num_threads(cfg["threads"])
+    torch.set_num_threads(cfg.threads)
 
     store = spectrograms.load(SPECTROGRAMS)
     windows = store.windows.reset_index(drop=True)
     labels = pd.read_csv(INDEX / "species.csv").sort_values("label_idx")["primary_label"].astype(str).tolist()
     rows = crossval.training_rows(windows)
-    y = training.targets_matrix(rows, labels, train["secondary_weight"])
-    fold_of = folds.assign_folds(rows, train["n_folds"], train["fold_salt"])
+    y = training.targets_matrix(rows, labels, params.secondary_weight)
+    fold_of = folds.assign_folds(rows, params.n_folds, params.fold_salt)
     tokens = [vit.stack_mels(store.mels, rows.index.to_numpy())]
     mconfig = model_config(cfg, size, len(labels))
     build, init_report = builder(mconfig, size, key)
-    trained = list(range(cfg["folds"]))
+    trained = list(range(cfg.folds))
 
-    runtime = params.get("runtime", {})
+    runtime = params.runtime
     with atomic_dir(VIT_METRICS / key) as metrics_dir:
         with open_client(runtime.get("scheduler"), runtime.get("workers", 1)) as client:  # folds as tasks
-            result = crossval.train_folds(rows, tokens, y, fold_of, mconfig, training.TrainConfig.from_mapping(cfg["optim"]),
-                                          train["n_folds"], cfg["seed"], cfg["soundscape_fraction"],
+            result = crossval.train_folds(rows, tokens, y, fold_of, mconfig, training.TrainConfig.from_mapping(cfg.optim.model_dump()),
+                                          params.n_folds, cfg.seed, cfg.soundscape_fraction,
                                           dvclive_logger(metrics_dir / "curves"), desc=f"vit@{key} folds", build=build,
-                                          trained_folds=trained, client=client, threads=cfg["threads"])
+                                          trained_folds=trained, client=client, threads=cfg.threads)
         is_sc = (rows["source"] == "soundscape").to_numpy()
         held = np.isin(fold_of, trained)
         scored = is_sc & held
         focal = ~is_sc & held
         model = vit.build_vit(mconfig)
         metrics = {
-            "size": key, "image": size["image"], "patch": mconfig["patch"], "folds_trained": trained,
-            "n_folds": train["n_folds"], "model": mconfig, "n_params": vit.count_parameters(model),
+            "size": key, "image": size.image, "patch": mconfig["patch"], "folds_trained": trained,
+            "n_folds": params.n_folds, "model": mconfig, "n_params": vit.count_parameters(model),
             "pos_embed_shape": list(model.pos_embed.shape), "mel_shape": list(store.mels.shape[1:]),
-            "init": size.get("init"), "init_report": init_report,
+            "init": size.init, "init_report": init_report,
             "oof_macro_auc": crossval.round_or_none(training.auc_or_nan(y[scored], result.oof[scored])),
             "focal_top1": round(crossval.focal_top1(rows[focal], result.oof[focal], labels), 6) if focal.any() else None,
             "n_oof_chunks": int(scored.sum()), "n_labelled_chunks": int(is_sc.sum()),
@@ -134,15 +156,15 @@ def run(params: dict, key: str | None = None) -> VitResult:
             m.load_state_dict(state)
             models.append(m.eval())
         test_rows, per_shift = predict_shifts(models, windows, {"mels": store.mels}, ["mels"],
-                                              [float(s) for s in cfg["tta"]], batch_size=vit.PREDICT_BATCH)
+                                              [float(s) for s in cfg.tta], batch_size=vit.PREDICT_BATCH)
         write_json(metrics_dir / "metrics.json", metrics)
 
     with atomic_dir(VIT_MODELS / key) as model_dir:
         for k, state in zip(trained, result.states):
             torch.save(state, model_dir / f"fold_{k}.pt")
         write_json(model_dir / "config.json", {"size": key, "model": mconfig, "folds": trained,
-                                               "n_folds": train["n_folds"], "labels": labels,
-                                               "spec": store.spec.as_dict(), "init": size.get("init"),
+                                               "n_folds": params.n_folds, "labels": labels,
+                                               "spec": store.spec.as_dict(), "init": size.init,
                                                "init_report": init_report, "bytes_depend_on": what_bytes_depend_on()})
 
     sc_rows = rows[scored]
@@ -160,8 +182,8 @@ def run(params: dict, key: str | None = None) -> VitResult:
     submission.validate(sub, order, name=f"submission '{name}'")
     inputs = [SPECTROGRAMS / "windows.csv", SPECTROGRAMS / "mels.npy", SPECTROGRAMS / "spec.json",
               INDEX / "species.csv", INDEX / "chunks.csv", VIT_MODELS / key] + ([sample] if sample.exists() else [])
-    manifest = {"submission": name, "model": f"vit@{key}", "tta": [float(s) for s in cfg["tta"]],
-                "entry": {"model": f"vit@{key}", "tta": cfg["tta"], "postprocess": False},
+    manifest = {"submission": name, "model": f"vit@{key}", "tta": [float(s) for s in cfg.tta],
+                "entry": {"model": f"vit@{key}", "tta": list(cfg.tta), "postprocess": False},
                 "postprocess": {}, "rows": len(sub), "labels": len(labels),
                 "sha256": sha256_tree(inputs), "bytes_depend_on": what_bytes_depend_on()}
     with atomic_dir(SUBMISSIONS / name) as tmp:

@@ -31,21 +31,24 @@ class TrainingError(ValueError):
 
 @dataclass
 class TrainConfig:
-    epochs: int = 50              # at most this many epochs
-    patience: int = 5             # stop after this many epochs without a better validation AUC
-    min_delta: float = 0.0        # a validation AUC must beat the best by more than this to count
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    mixup_alpha: float = 0.2      # Beta(alpha, alpha) for the mixup lambda; 0 turns mixup off
-    samples_per_epoch: int | None = None  # None: the number of training rows
-    mix_lr_scale: float = 10.0    # learning-rate multiplier of the scalar-mix logits
+    """One head's training. The optimiser knobs have no defaults here: a stage passes params.yaml's
+    (birdclef_eos/heads/config.py types them), a test or benchmark says what it uses."""
+    epochs: int                   # at most this many epochs
+    patience: int                 # stop after this many epochs without a better validation AUC
+    min_delta: float              # a validation AUC must beat the best by more than this to count
+    batch_size: int
+    lr: float
+    weight_decay: float
+    mixup_alpha: float            # Beta(alpha, alpha) for the mixup lambda; 0 turns mixup off
+    samples_per_epoch: int | None = None  # None (absent): the number of training rows
+    mix_lr_scale: float | None = None     # learning-rate multiplier of the scalar-mix logits; None (absent): the
+                                          # head has none (a scalar-mix head without it is an error)
     time_limit_s: float | None = None  # stop after the epoch that passes this (benchmarks only)
 
     @classmethod
     def from_mapping(cls, optim: dict) -> "TrainConfig":
         """From a mapping of the knobs above (params.yaml `train.optim`, `vit.optim`); the optimiser
-        knobs must be given, samples_per_epoch and mix_lr_scale may be (else their defaults)."""
+        knobs must be given, samples_per_epoch and mix_lr_scale may be (else absent)."""
         required = ("epochs", "patience", "min_delta", "batch_size", "lr", "weight_decay", "mixup_alpha")
         missing = [k for k in required if k not in optim]
         if missing:
@@ -124,6 +127,8 @@ def param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
     groups = [{"params": decay, "weight_decay": config.weight_decay},
               {"params": plain, "weight_decay": 0.0}]
     if mix:
+        if config.mix_lr_scale is None:
+            raise TrainingError("a scalar-mix head needs optim.mix_lr_scale (the mix logits' learning-rate multiplier)")
         groups.append({"params": mix, "weight_decay": 0.0, "lr": config.lr * config.mix_lr_scale})
     return groups
 

@@ -15,8 +15,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.neighbors import KNeighborsClassifier
 from threadpoolctl import threadpool_limits
 
-NORMALISATIONS = ("none", "standardize", "l2")
-DISTANCES = ("cosine", "euclidean")
+from birdclef_eos.probe.config import DISTANCES, NORMALISATIONS  # the choices, written once
 
 
 class ProbeError(ValueError):

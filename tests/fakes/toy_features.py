@@ -73,3 +73,12 @@ def toy_store(n_species: int = 6, n_recordings: int = 60, windows_per_recording:
     meta = {"blocks": list(range(len(channels))), "channels": list(channels), "bad_audio": []}
     species = pd.DataFrame({"label_idx": range(n_species), "primary_label": labels})
     return windows, arrays, meta, species
+
+
+def train_config(**changes):
+    """A head's TrainConfig for the toy tests: TrainConfig has no defaults of its own (params.yaml holds
+    the pipeline's), so the tests' own values are written here, once, and a test changes what it needs."""
+    from birdclef_eos.heads import training
+    knobs = {"epochs": 50, "patience": 5, "min_delta": 0.0, "batch_size": 256, "lr": 1e-3, "weight_decay": 0.01,
+             "mixup_alpha": 0.2, "mix_lr_scale": 10.0}
+    return training.TrainConfig(**{**knobs, **changes})

@@ -163,7 +163,8 @@ def test_two_local_workers_write_the_in_process_bytes(tmp_path, monkeypatch, two
     monkeypatch.chdir(tmp_path)
     toy_spectrograms(tmp_path)
     init = tmp_path / "init.pt"
-    torch.save(vit_model.build_vit(vit.model_config(params()["vit"], {"image": 196}, 4)).state_dict(), init)
+    typed = vit.Params.of(params()).vit
+    torch.save(vit_model.build_vit(vit.model_config(typed, typed.sizes["196"], 4)).state_dict(), init)
     p = params(**{"196": {"image": 196, "init": str(init), "resize_pos_embed": False}})
     p["vit"]["folds"] = 2
     vit.run(p, "196")

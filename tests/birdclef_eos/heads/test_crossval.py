@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from birdclef_eos.heads import crossval, training
+from birdclef_eos.heads import crossval
+from tests.fakes.toy_features import train_config
 
 LABELS = ["a", "b", "c"]
 CONFIG = {"type": "attn", "channels": [4, 3], "n_classes": 3, "d": 8, "heads": 2, "ffn": 8, "dropout": 0.1}
@@ -27,7 +28,7 @@ def toy(n_folds=3, n_per_fold=12):
 def test_writes_the_folds_result_metrics_checkpoints_and_oof(tmp_path):
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
-    data, config = toy(), training.TrainConfig(epochs=2)
+    data, config = toy(), train_config(epochs=2)
     out = crossval.Destinations(tmp_path / "metrics", tmp_path / "models", tmp_path / "oof")
     result, metrics = crossval.cross_validate(
         data, LABELS, CONFIG, config, 3, 0, 0.5, out, lambda r: {"n_folds": len(r.states),

@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from birdclef_eos.heads import crossval, training
+from birdclef_eos.heads import crossval
+from tests.fakes.toy_features import train_config
 
 CONFIG = {"type": "attn", "channels": [4, 3], "n_classes": 3, "d": 8, "heads": 2, "ffn": 8, "dropout": 0.1}
 
@@ -30,7 +31,7 @@ def run(client=None, seed=0):
 
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
-    result = crossval.train_folds(rows, tokens, y, fold_of, CONFIG, training.TrainConfig(epochs=3), 3, seed, 0.5,
+    result = crossval.train_folds(rows, tokens, y, fold_of, CONFIG, train_config(epochs=3), 3, seed, 0.5,
                                   logger, client=client, threads=1)
     states = []
     for state in result.states:

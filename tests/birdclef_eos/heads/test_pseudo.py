@@ -6,6 +6,7 @@ import torch
 from birdclef_eos.heads import crossval, training
 from birdclef_eos.heads import pseudo
 from birdclef_eos.heads.pseudo import PseudoError
+from tests.fakes.toy_features import train_config
 
 
 def test_all_off_returns_the_labels_unchanged():
@@ -97,7 +98,7 @@ def captured_targets(monkeypatch, mode, per_fold, gate=0.0, floor=0.0, power=1.0
 
     crossval.train_folds(rows, tokens, y, fold_of, {"type": "attn", "channels": [4], "n_classes": 2, "d": 8,
                                                      "heads": 2, "ffn": 8, "dropout": 0.0},
-                         training.TrainConfig(epochs=1), len(per_fold), 0, 0.15, lambda k: (None, lambda: None),
+                         train_config(epochs=1), len(per_fold), 0, 0.15, lambda k: (None, lambda: None),
                          pseudo=pseudo_fold, sources={"focal": 0.75, "soundscape": 0.15, "pseudo": 0.10})
     return seen
 

@@ -8,6 +8,7 @@ import torch
 from birdclef_eos.data import features
 from birdclef_eos.heads import models as heads
 from tests.fakes import toy_features
+from tests.fakes.toy_features import train_config
 from birdclef_eos.heads import training
 
 
@@ -73,7 +74,7 @@ def tiny_fold(seed):
     y = torch.from_numpy((rng.random((n, 4)) < 0.3).astype(np.float32))
     model = heads.build_head({"type": "attn", "channels": ch, "n_classes": 4, "d": 16, "heads": 2,
                               "ffn": 32, "dropout": 0.1})
-    cfg = training.TrainConfig(epochs=3, patience=5, batch_size=16)
+    cfg = train_config(epochs=3, patience=5, batch_size=16)
     best, history = training.train_fold(model, x, y, np.full(n, 1 / n), [t[:32] for t in x],
                                         y[:32].numpy(), cfg, seed=seed)
     return best, history
@@ -105,7 +106,7 @@ def test_history_says_which_epoch_is_kept_and_why_training_stopped():
     model = heads.build_head({"type": "attn", "channels": ch, "n_classes": 4, "d": 8, "heads": 2,
                               "ffn": 16, "dropout": 0.0})
     # lr 0: the validation AUC never changes, so only epoch 0 counts as an improvement
-    cfg = training.TrainConfig(epochs=10, patience=2, batch_size=16, lr=0.0, mixup_alpha=0.0)
+    cfg = train_config(epochs=10, patience=2, batch_size=16, lr=0.0, mixup_alpha=0.0)
     _, history = training.train_fold(model, x, y, np.full(n, 1 / n), [t[:32] for t in x],
                                      y[:32].numpy(), cfg, seed=0)
     assert [h["best_epoch"] for h in history] == [0, 0, 0]

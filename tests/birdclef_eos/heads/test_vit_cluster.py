@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from birdclef_eos.heads import crossval, training, vit
+from birdclef_eos.heads import crossval, vit
+from tests.fakes.toy_features import train_config
 
 CONFIG = dict(n_classes=3, image=16, patch=4, width=8, depth=1, heads=2, ffn=16, dropout=0.1)
 
@@ -34,7 +35,7 @@ def run(init, client=None, seed=0):
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
     build = functools.partial(vit.build_vit_from, init=str(init), resize=False)
-    result = crossval.train_folds(rows, tokens, y, fold_of, CONFIG, training.TrainConfig(epochs=2, batch_size=8), 3,
+    result = crossval.train_folds(rows, tokens, y, fold_of, CONFIG, train_config(epochs=2, batch_size=8), 3,
                                   seed, 0.5, logger, build=build, trained_folds=[0, 1], client=client, threads=1)
     states = []
     for state in result.states:

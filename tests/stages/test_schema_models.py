@@ -1,0 +1,101 @@
+"""The typed config models and the schema agree: the schema's rows for a model's section are read
+off the model (one place for a type, a bound, a choice), every bad value of the schema's table is
+refused by the model too, the shipped sections pass, and a cross-field rule names its knob."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from pydantic import ValidationError
+
+from birdclef_eos.chain import protossm as pssm
+from birdclef_eos.chain import sed as sedlib
+from birdclef_eos.chain.config import ProtoSSMParams, SEDParams
+from birdclef_eos.heads.config import HeadModel
+from birdclef_eos.knobs import KnobError, fill
+from stages import schema
+from tests.stages.test_schema import CASES, SHIPPED, set_path
+
+
+def section_of(path: str) -> str | None:
+    return next((p for p in schema.MODELS if path.startswith(p + ".")), None)
+
+
+MODEL_CASES = [(path, bad) for path, bad, _ in CASES if section_of(path)]
+
+
+def test_the_schema_rows_of_a_model_section_are_the_models():
+    for prefix, model in schema.MODELS.items():
+        derived = schema.knobs_of(model, prefix)
+        assert derived, prefix
+        for path, knob in derived.items():
+            assert schema.SCHEMA[path] == knob, path
+        mine = {p for p in schema.SCHEMA if p.startswith(prefix + ".")}
+        assert mine == set(derived), f"{prefix}: rows not from the model: {sorted(mine - set(derived))}"
+
+
+def test_every_model_section_is_covered_by_the_bad_value_table():
+    assert {section_of(path) for path, _ in MODEL_CASES} == set(schema.MODELS)
+    assert len(MODEL_CASES) > 100
+
+
+@pytest.mark.parametrize("path,bad", MODEL_CASES, ids=[f"{p}={b!r}" for p, b in MODEL_CASES])
+def test_the_model_refuses_what_the_schema_refuses(path, bad):
+    prefix = section_of(path)
+    bad_params = set_path(SHIPPED, path, bad)
+    with pytest.raises(ValidationError):
+        schema.MODELS[prefix].model_validate(schema.get(bad_params, prefix))
+
+
+def test_the_shipped_sections_pass_their_models():
+    for prefix, model in schema.MODELS.items():
+        typed = model.model_validate(schema.get(SHIPPED, prefix))
+        assert typed.model_dump(exclude_unset=True) == schema.get(SHIPPED, prefix), prefix
+
+
+def test_a_cross_field_rule_names_its_knob_with_the_sections_path():
+    with pytest.raises(ValidationError) as err:
+        HeadModel.model_validate({"d": 130, "heads": 4, "ffn": 8, "dropout": 0.0})
+    cause = err.value.errors()[0]["ctx"]["error"]
+    assert isinstance(cause, KnobError) and (cause.field, cause.value) == ("d", 130)
+    problems = schema.check(set_path(SHIPPED, "sidecar.head.model.d", 130))[1]
+    assert [str(p) for p in problems] == \
+        ["sidecar.head.model.d = 130: expected a multiple of sidecar.head.model.heads (4)"]
+
+
+def test_a_model_takes_no_default_of_its_own():
+    # params.yaml holds every default; a field that may be absent is optional, and absent means None
+    for model in set(schema.MODELS.values()):
+        for name, info in model.model_fields.items():
+            assert info.is_required() or info.default is None, f"{model.__name__}.{name}"
+
+
+def test_integer_lists_refuse_a_fraction_in_the_table_and_the_model():
+    bad = set_path(SHIPPED, "base.sed.widths", [16, 24.5])
+    assert [str(p) for p in schema.check(bad)[1]] == \
+        ["base.sed.widths = [16, 24.5]: expected a non-empty list of distinct integers >= 1"]
+    with pytest.raises(ValidationError):
+        schema.MODELS["base.sed"].model_validate(bad["base"]["sed"])
+
+
+def test_the_protossm_dataclasses_are_filled_from_the_knobs_with_no_default_left_to_chance():
+    p = ProtoSSMParams.model_validate(SHIPPED["base"]["protossm"])
+    given = {"d_input": 1024, "n_classes": 48, "n_windows": 12, "unknown_meta": True}
+    for cls, extra in ((pssm.ProtoSSMConfig, given), (pssm.TrainSettings, {})):
+        filled = fill(cls, p, extra)
+        assert set(filled) == {f.name for f in dataclasses.fields(cls)}
+        for name, value in filled.items():
+            assert value == (extra[name] if name in extra else SHIPPED["base"]["protossm"][name])
+    with pytest.raises(TypeError, match=r"ProtoSSMConfig.d_input: no ProtoSSMParams field"):
+        fill(pssm.ProtoSSMConfig, p, {})
+
+
+def test_the_sed_dataclasses_are_filled_from_the_knobs_and_the_derived_shapes():
+    p = SEDParams.model_validate(SHIPPED["base"]["sed"])
+    given = {"n_classes": 48, "d_distill": 1024, "widths": list(p.widths), "depths": [p.depth] * 4,
+             "strides": [2, 2, 2, 1]}
+    for cls, extra in ((sedlib.SEDConfig, given), (sedlib.SEDTrainSettings, {})):
+        filled = fill(cls, p, extra)
+        assert set(filled) == {f.name for f in dataclasses.fields(cls)}
+        for name, value in filled.items():
+            assert value == (extra[name] if name in extra else SHIPPED["base"]["sed"][name])

@@ -1,0 +1,64 @@
+"""Each stage that reads typed params gets them from exactly what it declares (stages.params hands a
+stage only its PARAMS plus `runtime`): the shipped params.yaml types into the stage's ``Params``,
+every value equal to the file's, and a typed ``Params`` passes through untouched."""
+from __future__ import annotations
+
+import copy
+import importlib
+
+import pytest
+
+from birdclef_eos.chain.config import ProtoSSMParams, SEDParams
+from birdclef_eos.heads.config import HeadFolds, HeadModel, SidecarHead, TrainOptim, TrainParams, VitParams
+from stages.params import RUNTIME, declared, pick, put
+from tests.stages.test_schema import SHIPPED
+
+
+def handed(stage: str, key: str | None = None) -> dict:
+    """What stages.params.stage_params gives the stage, without the file and pipeline checks."""
+    out: dict = {}
+    for dotted in declared(stage, key):
+        put(out, dotted, pick(SHIPPED, dotted, "params.yaml"))
+    out[RUNTIME] = SHIPPED[RUNTIME]
+    return copy.deepcopy(out)  # a test may spoil it
+
+
+@pytest.mark.parametrize("stage,key", [("protossm", None), ("train", "attn"), ("train", "abl_last3"),
+                                       ("student", "pseudo_fold"), ("sidecar", None), ("sed", None),
+                                       ("vit", "224")])
+def test_a_stage_types_what_it_is_handed(stage, key):
+    module = importlib.import_module(f"stages.{stage}")
+    typed = module.Params.of(handed(stage, key))
+    assert module.Params.of(typed) is typed
+    if stage == "protossm":
+        assert isinstance(typed.protossm, ProtoSSMParams)
+        assert typed.protossm.model_dump() == SHIPPED["base"]["protossm"]
+        assert (typed.n_folds, typed.fold_salt) == (SHIPPED["train"]["n_folds"], SHIPPED["train"]["fold_salt"])
+        assert (typed.scheduler, typed.workers) == (SHIPPED[RUNTIME]["scheduler"], SHIPPED[RUNTIME]["workers"])
+    elif stage == "train":
+        assert isinstance(typed.train, TrainParams) and isinstance(typed.train.model, HeadModel)
+        assert list(typed.train.variants) == [key]
+        assert typed.train.model_dump(exclude_unset=True) == {**SHIPPED["train"],
+                                                              "variants": {key: SHIPPED["train"]["variants"][key]}}
+    elif stage == "student":
+        assert isinstance(typed.folds, HeadFolds) and isinstance(typed.optim, TrainOptim)
+        assert typed.optim.model_dump() == SHIPPED["train"]["optim"]
+        assert typed.folds.model_dump() == {k: SHIPPED["train"][k] for k in HeadFolds.model_fields}
+    elif stage == "vit":
+        assert isinstance(typed.vit, VitParams) and list(typed.vit.sizes) == [key]
+        assert typed.vit.model_dump() == {**SHIPPED["vit"], "sizes": {key: SHIPPED["vit"]["sizes"][key]}}
+        assert (typed.n_folds, typed.secondary_weight) == (SHIPPED["train"]["n_folds"], SHIPPED["train"]["secondary_weight"])
+    elif stage == "sed":
+        assert isinstance(typed.sed, SEDParams) and typed.sed.model_dump() == SHIPPED["base"]["sed"]
+        assert typed.fold_salt == SHIPPED["train"]["fold_salt"]
+    else:
+        assert isinstance(typed.head, SidecarHead) and isinstance(typed.folds, HeadFolds)
+        assert typed.head.model_dump(exclude_unset=True) == SHIPPED["sidecar"]["head"]
+
+
+def test_a_bad_value_handed_to_a_stage_directly_is_refused_naming_the_field():
+    params = handed("protossm")
+    params["base"]["protossm"]["d_model"] = 0
+    from stages import protossm
+    with pytest.raises(ValueError, match=r"d_model\n.*greater than or equal to 1"):
+        protossm.Params.of(params)
