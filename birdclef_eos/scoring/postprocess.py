@@ -136,8 +136,9 @@ def apply_prior(Z: np.ndarray, sites, hours, prior: dict, alpha: float, clip: fl
 
 def file_groups(files, chunks) -> list[np.ndarray]:
     """Row indices of each file, ordered by chunk (files in order of first appearance)."""
-    frame = pd.DataFrame({"file": np.asarray(files), "chunk": np.asarray(chunks), "row": np.arange(len(files))})
-    return [g.sort_values("chunk")["row"].to_numpy() for _, g in frame.groupby("file", sort=False)]
+    codes, _ = pd.factorize(np.asarray(files))              # file index in order of first appearance
+    order = np.lexsort((np.asarray(chunks), codes))          # by file, then chunk (one sort, not one per file)
+    return np.split(order, np.flatnonzero(np.diff(codes[order])) + 1) if len(order) else []
 
 
 def gaussian_smooth(P: np.ndarray, files, chunks, sigma: float, mode: str,

@@ -145,3 +145,13 @@ def test_knobs_resolve_from_the_shared_defaults_only():
         pp.resolve_knobs(DEFAULTS, {"sigmaa": 1}, "v9")
     with pytest.raises(pp.PostprocessError, match="true, false or a mapping"):
         pp.resolve_knobs(DEFAULTS, "yes", "v9")
+
+
+def test_file_groups_are_each_files_rows_by_chunk_in_order_of_first_appearance():
+    from birdclef_eos.scoring.postprocess import file_groups
+
+    files = np.array(["b", "a", "b", "c", "a", "b"])
+    chunks = np.array([2, 1, 0, 0, 0, 1])
+    got = file_groups(files, chunks)
+    assert [g.tolist() for g in got] == [[2, 5, 0], [4, 1], [3]]
+    assert file_groups(np.array([], dtype=str), np.array([], dtype=int)) == []
