@@ -24,14 +24,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from birdclef_eos.io.files import atomic_path
-from stages.params import stage_params
 from stages.paths import NOTEBOOKS, REPORTS, ROOT
 
 if TYPE_CHECKING:  # only for the annotations: the module imports nbformat after the environment check
     import nbformat
 
 # what every stage needs from .venv (only looked up, not imported, before the check passes)
-REQUIRED_MODULES = ("nbformat", "papermill", "ipykernel", "numpy", "pandas", "ruamel.yaml")
+REQUIRED_MODULES = ("nbformat", "papermill", "ipykernel", "numpy", "pandas", "ruamel.yaml", "pydantic")
 
 
 class NotebookError(RuntimeError):
@@ -109,6 +108,7 @@ def run_notebook(stage: str, key: str | None = None, params: dict | None = None,
         raise NotebookError(f"{notebook}: notebook for stage '{stage}' not found")
     check_parameters_cell(notebook)
     if params is None:
+        from stages.params import stage_params  # after the environment check: the schema imports pydantic
         params = stage_params(stage, key)
     with atomic_path(report) as tmp:
         pm.execute_notebook(
@@ -133,6 +133,8 @@ def run_stage(stage: str, key: str | None = None) -> str:
     module = importlib.import_module(f"stages.{stage}")
     if getattr(module, "NOTEBOOK", True) is not False:
         raise NotebookError(f"{NOTEBOOKS / (stage + '.ipynb')}: notebook for stage '{stage}' not found")
+    from stages.params import stage_params  # after the environment check: the schema imports pydantic
+
     result = module.run(stage_params(stage, key), key)
     return f"wrote {result}" if isinstance(result, (str, Path)) else str(result)
 
