@@ -11,7 +11,15 @@ What it writes in each stage (``do:`` of a foreach stage):
   cells of its notebook and stages/notebook.py (the runner every ``cmd`` calls) import, transitively,
   plus the files the stage runs by path (RUN_BY_PATH), sorted; then notebooks/<stage>.ipynb when the
   stage has a notebook; then the stage's other deps (data, models, ...) as they were. Editing one of
-  those files re-runs the stage, and no other project file does.
+  those files re-runs the stage, and no other project file does. One exception, by design: the params
+  check (CHECK, stages/schema.py, and what only it imports: the typed config models, the registries it
+  reads allowed values from) is no stage's code dep but that of CHECK_STAGE. Every stage runs the check
+  before any work (stages/params.py ``stage_params``), but the check only passes or refuses: the values a
+  stage receives are read_yaml's, picked by stages/params.py (tests/stages/test_layout.py holds both), so
+  editing the check cannot change an output's bytes. CHECK_STAGE (`fingerprint`) runs on every
+  `dvc repro` and first, so a stricter check still refuses a bad params.yaml before anything re-runs.
+  Leaving it out keeps dvc.lock a fifth smaller (DVC rewrites it after every stage an experiment
+  re-runs) and an edit of the check from re-running the whole pipeline.
 - the lists params.yaml decides (PARAM_LISTS), each the ``submissions/...`` entries of one list: the
   blend stage's outs (one per ``blends:`` entry, in order) and its part deps (every part or sidecar
   that is not itself a blend, sorted); the submit stage's outs (one per ``submissions:`` entry, in
@@ -53,6 +61,8 @@ RUNNER = "stages/notebook.py"
 # files a stage runs by path in a subprocess (the converters run under .venv-convert), not imported
 RUN_BY_PATH = {"checkpoint": ("birdclef_eos/backbone/tflite_to_onnx.py", "birdclef_eos/backbone/savedmodel_to_onnx.py")}
 SUBMISSIONS = "submissions/"
+CHECK = "stages/schema.py"  # the params check: passes or refuses, hands no stage a value
+CHECK_STAGE = "fingerprint"  # the always-run first stage: the one whose code deps include the check
 
 
 def by_registry(stage: str) -> list[str]:
@@ -129,12 +139,12 @@ def notebook_imports(path: Path, root: Path = ROOT) -> set[Path]:
     return out
 
 
-def closure(paths: set[Path], root: Path = ROOT) -> set[Path]:
-    """``paths`` and every project file they import, transitively."""
+def closure(paths: set[Path], root: Path = ROOT, skip: frozenset[Path] = frozenset()) -> set[Path]:
+    """``paths`` and every project file they import, transitively, never entering a file in ``skip``."""
     seen, todo = set(), list(paths)
     while todo:
         f = todo.pop()
-        if f not in seen:
+        if f not in seen and f not in skip:
             seen.add(f)
             todo.extend(project_imports(f, root))
     return seen
@@ -158,14 +168,15 @@ def has_code(path: Path) -> bool:
 def code_deps(stage: str, root: Path = ROOT) -> list[str]:
     """The project files stage ``stage`` runs, sorted: its module, its notebook's imports and the
     runner's, and the modules it loads through a registry (``by_registry``), transitively (an
-    __init__.py without code left out), plus RUN_BY_PATH."""
+    __init__.py without code left out), plus RUN_BY_PATH; the params check (CHECK) and what only it
+    imports are left out, except for CHECK_STAGE."""
     module = root / "stages" / f"{stage}.py"
     if not module.exists():
         raise LayoutError(f"{module.relative_to(root)}: no module for stage '{stage}'")
     start = {module, root / RUNNER} | {module_file(m, root) for m in by_registry(stage)}
     if nb := notebook_dep(stage, root):
         start |= notebook_imports(root / nb, root)
-    files = closure(start, root)
+    files = closure(start, root, frozenset() if stage == CHECK_STAGE else frozenset({root / CHECK}))
     rel = {f.relative_to(root).as_posix() for f in files if has_code(f)}
     return sorted(rel | set(RUN_BY_PATH.get(stage, ())))
 

@@ -7,6 +7,8 @@ validates the whole file against stages/schema.py before any work (and refuses a
 such as ``dataset.root``, that lies on or around a path dvc.yaml lists as an output, and a knob that
 makes a stage read a path its dvc.yaml deps do not list), then hands the stage only
 what it declared, plus the unhashed ``runtime`` section (knobs that cannot change a result: the cache folder).
+The check passes or refuses and changes no value, which is why stages/layout.py leaves it out of the
+stages' code deps (a test holds both).
 It hands a mapping (papermill passes the notebook JSON); a stage whose sections have typed models
 (stages/schema.py ``MODELS``) types them once at the top of its ``run`` (its ``Params.of``).
 """

@@ -2,7 +2,8 @@
 
 - dvc.yaml is what `python -m stages.layout --write` makes of it (stages/layout.py derives the lists):
   each stage's code deps are exactly the project modules it imports, transitively (plus files it runs
-  by path), then its notebook, so editing any of them re-runs it; the submissions/<name> entries
+  by path), then its notebook, so editing any of them re-runs it (the params check excepted: it hands no
+  stage a value, tested below, and only the always-run `fingerprint` stage lists it); the submissions/<name> entries
   params.yaml decides (blend, submit and base outs, the blend's parts) are current.
 - Each stage's `params:` are exactly the knobs its module declares in PARAMS.
 - The library (birdclef_eos) never imports stages; no stage module imports another (nor the layout
@@ -151,6 +152,32 @@ def test_declared_params_are_exactly_what_the_module_reads(name):
         node = PARAMS
         for part in p.split("."):
             node = next(iter(node.values())) if part == "{key}" else node[part]
+
+
+def test_the_params_check_hands_no_stage_a_value():
+    """Why stages/layout.py may leave the check out of every stage's code deps: a stage reaches it only
+    through stages/params.py, and what a stage receives is params.yaml as read_yaml reads it, picked."""
+    import copy
+
+    from birdclef_eos.io.files import read_yaml
+    from stages import schema
+    from stages.params import declared, pick, stage_params
+
+    check = ROOT / layout.CHECK
+    importers = [p for p in sorted((ROOT / "stages").glob("*.py")) + sorted(NOTEBOOKS.glob("*.ipynb"))
+                 if check in (layout.notebook_imports(p) if p.suffix == ".ipynb" else project_imports(p))]
+    assert [p.relative_to(ROOT).as_posix() for p in importers] == ["stages/params.py"]
+    raw = read_yaml(ROOT / "params.yaml")
+    assert schema.load_params(ROOT / "params.yaml") == raw
+    seen = copy.deepcopy(raw)
+    schema.validate(seen)
+    assert seen == raw, "the check changed a value it was handed"
+    got = stage_params("protossm")
+    for dotted in declared("protossm"):
+        assert pick(got, dotted, "stage_params") == pick(raw, dotted, "params.yaml"), dotted
+    fingerprint = set(DVC["stages"][layout.CHECK_STAGE]["deps"])
+    assert layout.CHECK in fingerprint and all(layout.CHECK not in body["deps"] for n, body in stage_entries()
+                                               if n != layout.CHECK_STAGE)
 
 
 def library_files():
