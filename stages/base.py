@@ -21,8 +21,10 @@ shift 0 from the same fold models must match it, else an error).
 the sample submission (errors name the file, column and row) and recorded by sha256; no OOF.
 `base.variants`: knob variants of the built chain (blend or post-processing overrides), each written
 as its own submission (eos8's rank power 0.65, eos9's three-part anchor: README says what stands in
-for what). Writes submissions/base/{submission.csv, manifest.json}, submissions/<variant>/ and
-build/metrics/base/metrics.json.
+for what). Writes submissions/base/{submission.csv, manifest.json}, submissions/<variant>/,
+build/metrics/base/metrics.json and predictions/oof/base/: base.csv and reference.csv, the two OOFs of
+the like-for-like comparison as scored (what `blend.space: oof` and the ceiling choose a blend space
+on), and parts.json saying what they are (`"oof": null` with the reason for `base.source: file`).
 """
 from __future__ import annotations
 
@@ -42,7 +44,7 @@ from birdclef_eos.scoring.blend import mix, positive_weights
 from birdclef_eos.scoring.bootstrap import paired_bootstraps
 from birdclef_eos.scoring.metric import macro_auc
 from birdclef_eos.scoring.oof import read_oof, truth_matrix
-from stages.paths import (BASE_METRICS, CHAIN_MODELS, CHAIN_PREDICTIONS, FEATURES, FEATURES_LABELLED, HEADS, HIDDEN, INDEX,
+from stages.paths import (BASE_METRICS, BASE_OOF, CHAIN_MODELS, CHAIN_PREDICTIONS, FEATURES, FEATURES_LABELLED, HEADS, HIDDEN, INDEX,
                           OOF, SUBMISSIONS)
 
 PARAMS = ("base.source", "base.file", "base.blend", "base.postprocess", "base.variants", "base.reference",
@@ -120,6 +122,7 @@ def run(params: dict, key: str | None = None) -> BaseResult:
         sub = sub.set_index("row_id").loc[test_ids].reset_index()
         inputs = {str(path): sha256_file(path)}
         metrics.update(oof_macro_auc=None, note="source: file - the real chain's output; no OOF here")
+        oofs = None
     else:
         probs, used = blend_sources("test", b["blend"], labels, test_ids)
         rows = chunk_rows(chunks, test_ids)
@@ -127,7 +130,8 @@ def run(params: dict, key: str | None = None) -> BaseResult:
         probs = postprocess.postprocess(probs, rows, knobs, prior=prior, species=species)
         sub = submission.build(test_ids, probs, labels, order)
         inputs = sha256_tree([CHAIN_PREDICTIONS / m / "test.csv" for m in used] + [INDEX / "chunks.csv"])
-        metrics.update(blend=used, **oof_metrics(b, params, knobs, chunks, labels, species))
+        oof, oofs = oof_metrics(b, params, knobs, chunks, labels, species)
+        metrics.update(blend=used, **oof)
     submission.validate(sub, order, name="submission 'base'")
     manifest = write_submission(NAME, sub, {"model": "baseline chain (stand-in)" if b["source"] == "stages" else "file",
                                             "source": b["source"], "blend": b["blend"], "postprocess": asdict(knobs),
@@ -149,6 +153,7 @@ def run(params: dict, key: str | None = None) -> BaseResult:
         metrics["variants"][name] = {"overrides": over, "submission_sha256": m["submission_sha256"]}
     with atomic_dir(BASE_METRICS) as out:
         write_json(out / "metrics.json", metrics)
+    write_oofs(oofs, labels, metrics)
     return BaseResult(metrics=metrics, manifest=manifest, seconds=time.perf_counter() - started)
 
 
@@ -160,6 +165,25 @@ def write_submission(name: str, sub: pd.DataFrame, manifest: dict) -> dict:
         manifest["submission_sha256"] = sha256_file(tmp / "submission.csv")
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, allow_nan=False) + "\n")
     return manifest
+
+
+def write_oofs(oofs: dict | None, labels: list[str], metrics: dict) -> None:
+    """predictions/oof/base/: base.csv and reference.csv (row_id + one column per label, 6 significant
+    digits, as every OOF) and parts.json, atomically; parts.json alone, ``"oof": null``, without an OOF."""
+    with atomic_dir(BASE_OOF) as out:
+        if oofs is None:
+            write_json(out / "parts.json", {"oof": None, "why": "base.source: file - the real chain's output has no OOF"})
+            return
+        for name in ("base", "reference"):
+            frame = pd.DataFrame(oofs[name], columns=labels)
+            frame.insert(0, "row_id", oofs["row_ids"])
+            frame.to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
+        same = metrics["same_postprocess"]
+        write_json(out / "parts.json", {
+            "oof": {"base": "base.csv", "reference": "reference.csv"}, "reference": metrics["reference"],
+            "base_tta": same["base_tta"], "reference_tta": same["reference_tta"]["shifts"],
+            "postprocess": {"base": metrics["postprocess"], "reference": same["knobs"]},
+            "note": "each post-processed fold-wise as its submission, the site/hour prior of a fold fitted without its files"})
 
 
 def shifted_rows(windows: pd.DataFrame, row_ids: list[str], shift: float, where) -> np.ndarray:
@@ -211,14 +235,15 @@ def head_oof_at(reference: str, shifts: list[float], row_ids: list[str], fold_of
     return postprocess.average_shifts(per_shift, space), record
 
 
-def oof_metrics(b: dict, params: dict, knobs, chunks: pd.DataFrame, labels: list[str], species) -> dict:
+def oof_metrics(b: dict, params: dict, knobs, chunks: pd.DataFrame, labels: list[str], species) -> tuple[dict, dict]:
     """Base OOF (blend + post-processing, the prior of each fold fitted without its files) against the
     reference head's OOF, paired bootstrap over files: against the head's raw OOF (what the head's
     training reports), and against the head's OOF under the same fold-wise post-processing as its
     submission (the shared `postprocess` knobs) at its submission's shifts (`base.reference_tta`),
     while ProtoSSM's OOF is at the shifts the protossm stage applied: the like-for-like comparison.
     ``prior_form``: both OOFs with the site/hour prior in the relative and in the absolute form, the
-    rest unchanged (the evidence for `postprocess.prior_relative`)."""
+    rest unchanged (the evidence for `postprocess.prior_relative`). Returns (metrics, the two scored
+    OOFs: {"row_ids", "base", "reference"})."""
     labelled = chunks[chunks["split"] == "labelled"].copy()
     row_ids = labelled["row_id"].astype(str).tolist()
     blended, used = blend_sources("oof", b["blend"], labels, row_ids)
@@ -276,4 +301,4 @@ def oof_metrics(b: dict, params: dict, knobs, chunks: pd.DataFrame, labels: list
                                  "knobs": asdict(head_knobs), "base_minus_reference": same.as_dict(),
                                  "stronger": ("base" if same.low > 0 else b["reference"] if same.high < 0
                                               else "neither (the interval holds 0)")},
-            "prior_form": forms}
+            "prior_form": forms}, {"row_ids": row_ids, "base": out, "reference": ref_pp}

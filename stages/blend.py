@@ -11,7 +11,13 @@ Writes build/metrics/blend/blend.json: each blend's resolved weights, space, tax
 part's effective share (scoring/blend.py: its share of the per-column spread of the weighted parts,
 median over columns), because parts on different scales do not carry their nominal weights: the
 base is rank-valued (every column up to 1.0), a head a probability (columns of a few hundredths),
-so in `prob` space a 7 % head moves the blend by a fraction of a percent.
+so in `prob` space a 7 % head moves the blend by a fraction of a percent. That is why the space is
+chosen on the OOF (`blend.space: oof`, birdclef_eos/scoring/space.py): the base's and its reference
+head's OOF as the base stage scored them (predictions/oof/base/), blended at `blend.weight` in each
+space and smoothed by `blend.taxonomy`; the higher macro-AUC wins (a tie: prob). blend.json records
+the comparison (`space_on_oof`, rank minus prob with a paired interval over files, `blend.bootstrap`
+draws) and `shared.space` the space used; a manifest carries the resolved space, so a Kaggle kernel
+needs no OOF.
 """
 from __future__ import annotations
 
@@ -25,9 +31,10 @@ from birdclef_eos.report.pipelines import blend_drawing, plot_pipelines, standal
 from birdclef_eos.scoring import submission
 from birdclef_eos.scoring.blend import Blend, BlendError, align, blend, order_blends, resolve_blend
 from birdclef_eos.scoring.shares import effective_shares
-from birdclef_eos.scoring.postprocess import resolve_knobs
+from birdclef_eos.scoring.space import compare_spaces, read_parts
+from birdclef_eos.scoring.postprocess import resolve_knobs, taxonomy_smooth
 from birdclef_eos.scoring import sidecar as sidecar_lib
-from stages.paths import BLEND_METRICS, HIDDEN, INDEX, PIPELINES_FIGURE, SUBMISSIONS, TRAIN_METRICS
+from stages.paths import BASE_OOF, BLEND_METRICS, HIDDEN, INDEX, PIPELINES_FIGURE, SUBMISSIONS, TRAIN_METRICS
 
 PARAMS = ("blend", "blends", "figures.pipelines", "submissions", "postprocess", "backbone.name")
 # every experiment re-runs this stage and its work is about a second: a papermill kernel would cost
@@ -96,10 +103,26 @@ def figure3(cfg: dict, params: dict) -> tuple[list[str], list[str], dict]:
     return left, right.steps, weights
 
 
+def space_on_oof(shared: dict, species: pd.DataFrame) -> dict:
+    """`compare_spaces` at `blend.weight` on the base stage's OOF, smoothed by `blend.taxonomy`."""
+    labels = species["primary_label"].astype(str).tolist()
+    chunks = pd.read_csv(INDEX / "chunks.csv", keep_default_na=False, dtype={"labels": str, "row_id": str})
+    y, base, head, groups, parts = read_parts(BASE_OOF, chunks, labels)
+    tax = shared["taxonomy"]
+    smooth = lambda P: taxonomy_smooth(P, species["genus"].to_numpy(), species["class_name"].to_numpy(),  # noqa: E731
+                                       tax["genus"], tax["class"])
+    result = compare_spaces(y, base, head, groups, shared["weight"], smooth, shared["bootstrap"], shared["seed"],
+                            shared["confidence"])
+    return {"reference": parts["reference"], **result}
+
+
 def run(params: dict, key: str | None = None) -> BlendResult:
     started = time.perf_counter()
     shared, entries = params["blend"], params["blends"]
     species = pd.read_csv(INDEX / "species.csv", keep_default_na=False).sort_values("label_idx")
+    on_oof = space_on_oof(shared, species) if shared["space"] == "oof" else None
+    if on_oof is not None:  # every blend, its manifest and a kernel see the space chosen
+        shared = {**shared, "space": on_oof["chosen"]}
     sample_path = HIDDEN / "sample_submission.csv"
     sample = pd.read_csv(sample_path, dtype={"row_id": str}) if sample_path.exists() else None
     parts = {p for e in entries.values() for p in [*e["parts"], *([e["sidecar"]["submission"]] if e.get("sidecar") else [])]
@@ -120,7 +143,8 @@ def run(params: dict, key: str | None = None) -> BlendResult:
             submission.validate(sub, sample, name=f"blend '{name}'")
         frames[name] = sub
         manifest = {"submission": name, "kind": "blend", "entry": entries[name], "sidecar": side or None,
-                    "shared": shared,  # the `blend:` section resolved with: a Kaggle kernel (bundle stage) carries it
+                    # the `blend:` knobs the entry was resolved with (its space chosen): a Kaggle kernel carries them
+                    "shared": {k: shared[k] for k in ("weight", "space", "taxonomy")},
                     "weights": spec.weights, "space": spec.space,
                     "taxonomy": None if spec.taxonomy is None else {"genus": spec.taxonomy[0], "class": spec.taxonomy[1]},
                     "parts": {p: shas[p] for p in spec.weights},  # sha256 of each part's submission.csv
@@ -130,7 +154,7 @@ def run(params: dict, key: str | None = None) -> BlendResult:
         out[name] = {k: manifest[k] for k in ("weights", "space", "taxonomy", "rows", "labels", "submission_sha256")}
         out[name]["effective_share"] = shares
     with atomic_dir(BLEND_METRICS) as tmp:
-        write_json(tmp / "blend.json", {"shared": shared, "blends": out})
-    left, right, weights = figure3(params["figures"]["pipelines"], params)
+        write_json(tmp / "blend.json", {"shared": shared, "space_on_oof": on_oof, "blends": out})
+    left, right, weights = figure3(params["figures"]["pipelines"], {**params, "blend": shared})
     write_json(BLEND_METRICS / "pipelines.json", {"standalone": left, "blend": right, "weights": weights})
     return BlendResult(blends=out, seconds=time.perf_counter() - started, left=left, right=right, weights=weights)

@@ -14,10 +14,10 @@ Then the other way round: control BASES (`ceiling.control_bases`: the hidden lab
 each strength, mapped onto the real base's columns so they are rank-valued like it; never a
 submission) with the real head (`control_bases.head`) blended in at `control.weight`, in
 `blend.space` and, for contrast, the other space: the head's gain against the base's strength, the
-paper's regime (a base near `control_bases.regime`) marked. And on the OOF (the base's models
-rank-blended as the base stage does, the head's OOF; both before post-processing): what `rank` and
-`prob` give at `control.weight`, with each part's effective share, so `blend.space` can be
-chosen from the OOF. That weight is this analysis's own (the paper's 0.07, the control partner's
+paper's regime (a base near `control_bases.regime`) marked. And on the OOF (the base's and its
+reference head's, post-processed as the base stage scored them, predictions/oof/base/): what `rank`
+and `prob` give at `control.weight` after the taxonomy smoothing, with each part's effective share;
+with `blend.space: oof` this analysis uses the space that comparison picks. That weight is this analysis's own (the paper's 0.07, the control partner's
 too), not `blend.weight`: an analysis of the regime, not of the submissions, so `dvc exp run -S
 blend.weight=...` does not re-run this stage (seconds of bootstraps) for numbers it does not show.
 Writes build/metrics/ceiling/ceiling.json, build/figures/plateau.png and
@@ -32,19 +32,18 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from birdclef_eos.io.files import write_json
+from birdclef_eos.io.files import read_json, write_json
 from birdclef_eos.report.ceiling import plateau_sentences, plot_plateau, plot_strength, strength_sentences
 from birdclef_eos.scoring import boards, submission
-from birdclef_eos.scoring.blend import SPACES, align, mix, positive_weights
+from birdclef_eos.scoring.blend import SPACES, align, mix
 from birdclef_eos.scoring.shares import effective_shares
-from birdclef_eos.scoring.bootstrap import paired_bootstraps
 from birdclef_eos.scoring.ceiling import control_partner, curve, nearest
 from birdclef_eos.scoring.metric import macro_auc
-from birdclef_eos.scoring.oof import read_oof, truth_matrix
 from birdclef_eos.scoring.postprocess import taxonomy_smooth
-from stages.paths import CEILING_METRICS, CHAIN_PREDICTIONS, FIGURES, HIDDEN, INDEX, OOF, SUBMISSIONS
+from birdclef_eos.scoring.space import compare_spaces, read_parts
+from stages.paths import BASE_OOF, CEILING_METRICS, FIGURES, HIDDEN, INDEX, SUBMISSIONS
 
-PARAMS = ("ceiling", "blend.space", "blend.taxonomy", "base.blend", "submissions")
+PARAMS = ("ceiling", "blend.space", "blend.taxonomy")
 
 
 class CeilingStageError(ValueError):
@@ -67,37 +66,23 @@ def submission_array(name: str, ids: pd.Series, labels: list[str]) -> np.ndarray
     return frame[labels].to_numpy(dtype=np.float64)
 
 
-def space_on_oof(params: dict, labels: list[str], cfg: dict, weight: float) -> dict:
-    """`rank` against `prob` on the labelled soundscape OOF: the base's models rank-blended with
-    `base.blend`'s weights (as the base stage does, before its post-processing: the base keeps no
-    post-processed OOF), the head's raw OOF (`control_bases.head`'s model) at `weight`; macro-AUC of
-    each space, rank minus prob with a paired bootstrap over files, and each part's effective share."""
-    head_model = params["submissions"][cfg["control_bases"]["head"]]["model"]
+def space_on_oof(species: pd.DataFrame, smooth, cfg: dict, weight: float) -> dict | None:
+    """`rank` against `prob` on the labelled soundscape OOF (birdclef_eos/scoring/space.py, as `blend.space:
+    oof` decides at `blend.weight`): the base's and its reference head's OOF as the base stage scored them
+    (predictions/oof/base/), blended at ``weight`` and smoothed as the blend is; None when the base has no
+    OOF (base.source: file)."""
+    if read_json(BASE_OOF / "parts.json", "run the base stage").get("oof") is None:
+        return None
     chunks = pd.read_csv(INDEX / "chunks.csv", keep_default_na=False, dtype={"labels": str, "row_id": str})
-    rows = chunks[chunks["split"] == "labelled"]
-    row_ids = rows["row_id"].astype(str).tolist()
-    where = {"protossm": OOF / "protossm" / "oof.csv", "sed": CHAIN_PREDICTIONS / "sed" / "oof.csv"}  # as the base stage
-    models = positive_weights({m: w for m, w in params["base"]["blend"].items()
-                               if w > 0 and (m == "protossm" or where[m].exists())})
-    parts = {m: read_oof(where[m], labels, row_ids, made_by=f"the stage that writes {where[m].parent}") for m in models}
-    base = mix(parts, models, "rank")
-    head = read_oof(OOF / head_model / "oof.csv", labels, row_ids, made_by=f"train@{head_model}")
-    y = truth_matrix(rows["labels"], labels) > 0.5
-    keep = y.any(axis=0) & (~y).any(axis=0)
-    weights = {"base": 1 - weight, "head": weight}
-    blended = {sp: mix({"base": base, "head": head}, weights, sp) for sp in SPACES}
-    ci = paired_bootstraps(y[:, keep], blended["rank"][:, keep], {"prob": blended["prob"][:, keep]},
-                           rows["soundscape_id"].to_numpy(), cfg["bootstrap"], cfg["seed"], cfg["confidence"])["prob"]
-    return {"base_models": models, "head_model": head_model, "weight": weight, "rows": len(row_ids),
-            "base": round(float(macro_auc(y, base)), 6), "head": round(float(macro_auc(y, head)), 6),
-            **{sp: {"macro_auc": round(float(macro_auc(y, blended[sp])), 6),
-                    "effective_share": effective_shares({"base": base, "head": head}, weights, sp)} for sp in SPACES},
-            "rank_minus_prob": ci.as_dict()}
+    y, base, head, groups, parts = read_parts(BASE_OOF, chunks, species.index.astype(str).tolist())
+    result = compare_spaces(y, base, head, groups, weight, smooth, cfg["bootstrap"], cfg["seed"], cfg["confidence"])
+    return {"head_model": parts["reference"], **result}
 
 
 def run(params: dict, key: str | None = None) -> CeilingResult:
     started = time.perf_counter()
     cfg, space, tax = params["ceiling"], params["blend"]["space"], params["blend"]["taxonomy"]
+    head_w = cfg["control"]["weight"]
     if not (HIDDEN / "solution.csv").exists():
         raise CeilingStageError(f"{HIDDEN}/solution.csv: missing; the plateau needs the local hidden labels "
                                 "(real-data mode builds them from held-out labelled soundscapes)")
@@ -123,6 +108,9 @@ def run(params: dict, key: str | None = None) -> CeilingResult:
         idx = [labels.index(c) for c in cols]
         return part[cols].to_numpy(), P[rows][:, idx], boards.file_of(part["row_id"]).to_numpy()
 
+    on_oof = space_on_oof(species, smooth, cfg, head_w)
+    if space == "oof":  # as the blend stage chooses at blend.weight, here at this analysis' weight
+        space = on_oof["chosen"]
     base = smooth(mix({"b": arrays[cfg["base"]]}, {"b": 1.0}, space))
     out = {"base": cfg["base"], "space": space, "taxonomy": tax, "partners": {}, "control": {},
            "bootstrap": {"draws": cfg["bootstrap"], "confidence": cfg["confidence"], "seed": cfg["seed"]}}
@@ -156,7 +144,7 @@ def run(params: dict, key: str | None = None) -> CeilingResult:
         out["control"][f"{strength:g}"] = entry
     out["control_weight"] = w
 
-    cb, head_w = cfg["control_bases"], cfg["control"]["weight"]
+    cb = cfg["control_bases"]
     head = arrays[cb["head"]] if cb["head"] in arrays else submission_array(cb["head"], ids, labels)
     spaces = [space] + [s for s in SPACES if s != space]
     out["control_bases"] = {"head": cb["head"], "weight": head_w, "space": space, "seed": cb["seed"],
@@ -180,7 +168,7 @@ def run(params: dict, key: str | None = None) -> CeilingResult:
     reg = out["control_bases"]["strengths"][f"{at:g}"]
     out["control_bases"]["regime"] = {"strength": at, "achieved": reg["achieved"], "space": space,
                                       **{b: reg[space][b] for b in boards.BOARDS}}
-    out["space_on_oof"] = space_on_oof(params, labels, cfg, head_w)
+    out["space_on_oof"] = on_oof
 
     said = plateau_sentences(out) + strength_sentences(out)
     out["sentences"] = said

@@ -43,6 +43,7 @@ SIDECAR_SHARDS = Path(".dvc/tmp/sidecar-shards")  # sidecar_features' progress (
 HEADS = Path("models/heads")           # models/heads/<variant>/
 TRAIN_METRICS = Path("build/metrics/train")  # build/metrics/train/<variant>/metrics.json
 OOF = Path("predictions/oof")
+BASE_OOF = OOF / "base"                # the base's and its reference head's OOF as scored (base.csv, reference.csv)
 SUBMISSIONS = Path("submissions")      # submissions/<name>/
 LEADERBOARD_METRICS = Path("build/metrics/leaderboard")
 

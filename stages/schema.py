@@ -319,7 +319,10 @@ SCHEMA: dict[str, Knob] = {
 
     # the blends (the `blend` stage; the `bundle` stage writes the section into a blend bundle's kernel)
     "blend.weight": Num(0, 1),
-    "blend.space": Str("prob", "rank"),
+    "blend.space": Str("prob", "rank", "oof"),
+    "blend.bootstrap": Int(2),
+    "blend.confidence": Num(0, 1, lo_open=True, hi_open=True),
+    "blend.seed": Int(0),
     "blend.taxonomy.genus": Num(0, 1),
     "blend.taxonomy.class": Num(0, 1),
     "blends.*.parts.*": Knob("share", 0, 1, words=("weight", "rest")),
@@ -960,6 +963,13 @@ def rule_spectrogram(params, n_blocks):
                 yield Problem(path, wanted, f"shifts {bad} are not extracted: each must be in extract.tta_shifts {shifts}")
 
 
+def rule_space_oof(params, n_blocks):
+    """`blend.space: oof` chooses the space on the base's OOF, which only the built chain has."""
+    if get(params, "blend.space") == "oof" and get(params, "base.source") not in (None, "stages"):
+        yield Problem("blend.space", "oof", f"the space is chosen on the base's OOF, and base.source is "
+                      f"{get(params, 'base.source')!r} (a file has no OOF): set blend.space to prob or rank")
+
+
 def rule_base(params, n_blocks):
     """The chain's blend needs a weight > 0 (scoring/blend.py `positive_weights`), in base.blend and in
     every base variant's blend over it; variants re-blend the stand-in's models (base.source: stages)."""
@@ -1086,6 +1096,7 @@ RULES = (
     Rule(("blends", "submissions", "leaderboard", "blend"), rule_blends),
     Rule(("dataset", "spectrogram", "extract", "base"), rule_spectrogram),
     Rule(("base",), rule_base),
+    Rule(("blend", "base"), rule_space_oof),
     Rule(("extract", "base"), rule_tta_oof),
     Rule(("pseudo", "train"), rule_pseudo),
     Rule(("backbone",), rule_pinned),

@@ -168,6 +168,8 @@ def results_markdown(metrics_dir: Path, reported: dict) -> str:
                                              for p, v in parts.items())
                       for n, parts in data["effective_share"].items()]
             lines.append("")
+        if number == 3:
+            lines += space_choice(_load(metrics_dir / "blend/blend.json"))
 
     lines += base_against_head(_load(metrics_dir / "base/metrics.json"), _load(metrics_dir / "protossm/metrics.json"))
     models = model_metrics(metrics_dir)
@@ -205,6 +207,23 @@ def tta_windows(base: dict, protossm: dict, ref: str) -> str:
              if "oof_macro_auc_shift0" in head and head["shifts"] != [0.0] else "")
     return (f" and at the windows each submits with, the base at test shifts {_shifts(same['base_tta'])}{chosen}, "
             f"`{ref}` at {_shifts(head['shifts'])}{alone}")
+
+
+def space_choice(blend: dict) -> list[str]:
+    """Where the blends mix and why: the OOF comparison of `blend.space: oof` (the blend stage's
+    ``space_on_oof``), or that the space was set by hand. [] without the blend stage's file."""
+    if not blend:
+        return []
+    space, oof = blend["shared"]["space"], blend.get("space_on_oof")
+    if not oof:
+        return [f"The blends mix in `{space}` space, set by hand (`blend.space`).", ""]
+    return [f"The blends mix in `{space}` space, chosen on the OOF (`blend.space: oof`): the base's and "
+            f"{oof['reference']}'s OOF (macro-AUC {oof['base']:.3f} and {oof['head']:.3f}, each post-processed as "
+            f"its submission) blended at weight {oof['weight']:g} and smoothed by taxonomy score "
+            f"{oof['rank']['macro_auc']:.4f} in rank and {oof['prob']['macro_auc']:.4f} in prob space, rank minus "
+            f"prob {_ci(oof['rank_minus_prob'], 4)} (paired bootstrap over files); the head's effective share is "
+            f"{100 * oof['rank']['effective_share']['head']['effective']:.1f}% in rank, "
+            f"{100 * oof['prob']['effective_share']['head']['effective']:.1f}% in prob.", ""]
 
 
 def base_against_head(base: dict, protossm: dict | None = None) -> list[str]:

@@ -1,4 +1,6 @@
 """base.source: file - a malformed submission.csv is named."""
+import json
+
 import pandas as pd
 import pytest
 
@@ -38,6 +40,9 @@ def test_a_good_file_is_taken_with_its_sha256(tree):
     r = base.run(params(tree, f))
     assert r.manifest["source"] == "file" and str(f) in r.manifest["sha256"]
     assert pd.read_csv(tree / "submissions/base/submission.csv")["row_id"].tolist() == ["s1_5", "s1_10"]
+    parts = json.loads((tree / "predictions/oof/base/parts.json").read_text())  # a file has no OOF to choose on
+    assert parts["oof"] is None and "base.source: file" in parts["why"]
+    assert sorted(p.name for p in (tree / "predictions/oof/base").iterdir()) == ["parts.json"]
 
 
 @pytest.mark.parametrize("frame,message", [

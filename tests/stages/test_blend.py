@@ -111,3 +111,56 @@ def test_a_sidecar_entry_corrects_the_blend_in_rank_space(tree):
     moved = np.abs(eos10 - rank_columns(eos7)) > 1e-6
     assert moved.any() and (moved.sum(axis=1) <= 1).all()  # top_k 1: at most one class per chunk moves
     assert json.loads((tree / "submissions/eos10/manifest.json").read_text())["sidecar"]["submission"] == "alt"
+
+
+def write_base_oof(tree, seed=5, head_signal=2.0):
+    """predictions/oof/base/ as the base stage writes it: the base rank-valued and weakly informed, the
+    head a small-scale probability that knows the labels (so rank space hears it and prob does not)."""
+    chunks = pd.read_csv(tree / "data/index/chunks.csv", keep_default_na=False, dtype={"labels": str})
+    rows = chunks[chunks["split"] == "labelled"]
+    y = np.array([[label in cell.split(";") for label in LABELS] for cell in rows["labels"]], dtype=float)
+    rng = np.random.default_rng(seed)
+    from birdclef_eos.scoring.blend import rank_columns
+    parts = {"base": rank_columns(0.3 * y + rng.normal(size=y.shape)),
+             "reference": 0.02 * (head_signal * y + rng.normal(size=y.shape)) + 0.05}
+    folder = tree / "predictions/oof/base"
+    folder.mkdir(parents=True)
+    for name, P in parts.items():
+        pd.DataFrame(P, columns=LABELS).assign(row_id=rows["row_id"].to_numpy())[["row_id", *LABELS]].to_csv(
+            folder / f"{name}.csv", index=False)
+    (folder / "parts.json").write_text(json.dumps({"oof": {"base": "base.csv", "reference": "reference.csv"},
+                                                   "reference": "attn"}))
+
+
+def oof_params(weight=0.3):
+    p = params(weight)
+    p["blend"].update(space="oof", bootstrap=30, seed=0, confidence=0.95)
+    return p
+
+
+def test_space_oof_chooses_on_the_base_oof_and_every_manifest_carries_the_choice(tree):
+    write_base_oof(tree)
+    result = blend.run(oof_params())
+    written = json.loads((tree / "build/metrics/blend/blend.json").read_text())
+    oof = written["space_on_oof"]
+    assert oof["reference"] == "attn" and oof["rows"] == 24
+    assert oof["chosen"] == ("rank" if oof["rank"]["macro_auc"] > oof["prob"]["macro_auc"] else "prob")
+    assert oof["chosen"] == "rank"  # the head carries the signal, and only rank space hears it
+    assert written["shared"]["space"] == "rank"
+    eos7 = json.loads((tree / "submissions/eos7/manifest.json").read_text())
+    assert eos7["space"] == "rank" and eos7["shared"] == {"weight": 0.3, "space": "rank",
+                                                          "taxonomy": {"genus": 0.15, "class": 0.05}}
+    assert result.blends["eos9"]["space"] == "rank"  # an entry's own space still wins
+    fixed = params(0.3)
+    fixed["blend"]["space"] = "rank"
+    blend.run(fixed)  # the chosen space gives the same bytes as setting it by hand
+    assert json.loads((tree / "submissions/eos7/manifest.json").read_text())["submission_sha256"] == eos7["submission_sha256"]
+
+
+def test_space_oof_without_a_base_oof_names_the_knob(tree):
+    folder = tree / "predictions/oof/base"
+    folder.mkdir(parents=True)
+    (folder / "parts.json").write_text(json.dumps({"oof": None, "why": "base.source: file"}))
+    with pytest.raises(ValueError, match=r"parts.json: no OOF .*set blend.space to prob or rank"):
+        blend.run(oof_params())
+    assert not (tree / "submissions/eos7").exists()

@@ -27,17 +27,19 @@ def tree(tmp_path, monkeypatch):
         sub.insert(0, "row_id", ids)
         (tmp_path / "submissions" / name).mkdir(parents=True)
         sub.to_csv(tmp_path / f"submissions/{name}/submission.csv", index=False)
-    # the labelled OOF rows: the base's model (protossm) and the head's (attn), for rank against prob
+    # the labelled OOF rows: the base's and its reference head's (attn) OOF as the base stage writes them
     oof_ids = [f"BC2026_Train_{i:04d}_S01_20250101_060000_{5 * (c + 1)}" for i in range(8) for c in range(6)]
     y_oof = (rng.random((len(oof_ids), len(LABELS))) < 0.3).astype(int)
     pd.DataFrame({"row_id": oof_ids, "soundscape_id": [r.rsplit("_", 1)[0] for r in oof_ids], "split": "labelled",
                   "labels": [";".join(label for label, v in zip(LABELS, row) if v) for row in y_oof]}
                  ).to_csv(tmp_path / "data/index/chunks.csv", index=False)
-    for model, strength in (("protossm", 1.5), ("attn", 0.8)):
+    (tmp_path / "predictions/oof/base").mkdir(parents=True)
+    for name, strength in (("base", 1.5), ("reference", 0.8)):
         oof = pd.DataFrame(1 / (1 + np.exp(-(strength * y_oof + rng.standard_normal(y_oof.shape)))), columns=LABELS)
         oof.insert(0, "row_id", oof_ids)
-        (tmp_path / "predictions/oof" / model).mkdir(parents=True)
-        oof.to_csv(tmp_path / f"predictions/oof/{model}/oof.csv", index=False)
+        oof.to_csv(tmp_path / f"predictions/oof/base/{name}.csv", index=False)
+    (tmp_path / "predictions/oof/base/parts.json").write_text(json.dumps(
+        {"oof": {"base": "base.csv", "reference": "reference.csv"}, "reference": "attn"}))
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -47,8 +49,7 @@ def ceiling_params():
                         "control": {"like": "head", "strengths": [0.7, 0.99], "weight": 0.3, "tolerance": 0.01, "seed": 0},
                         "control_bases": {"head": "head", "strengths": [0.75, 0.95], "regime": 0.95, "seed": 0},
                         "bootstrap": 50, "confidence": 0.9, "seed": 0},
-            "blend": {"space": "prob", "taxonomy": {"genus": 0.15, "class": 0.05}},
-            "base": {"blend": {"protossm": 1.0, "sed": 0.0}}, "submissions": {"head": {"model": "attn"}}}
+            "blend": {"space": "prob", "taxonomy": {"genus": 0.15, "class": 0.05}}}
 
 
 def test_ceiling_writes_curves_controls_and_sentences(tree):
@@ -74,6 +75,23 @@ def test_ceiling_writes_curves_controls_and_sentences(tree):
     oof = saved["space_on_oof"]
     assert oof["head_model"] == "attn" and oof["rank"]["effective_share"]["head"]["weight"] == 0.3
     assert any(s.startswith("Control bases") for s in result.sentences)
+
+
+def test_space_oof_uses_the_space_the_oof_picks_at_the_analysis_weight(tree):
+    params = ceiling_params()
+    params["blend"]["space"] = "oof"
+    ceiling.run(params)
+    saved = json.loads((tree / "build/metrics/ceiling/ceiling.json").read_text())
+    oof = saved["space_on_oof"]
+    assert oof["weight"] == 0.3 and oof["chosen"] in ("prob", "rank")
+    assert saved["space"] == oof["chosen"] == saved["control_bases"]["space"]
+
+
+def test_without_a_base_oof_the_comparison_is_skipped(tree):
+    (tree / "predictions/oof/base/parts.json").write_text(json.dumps({"oof": None, "why": "base.source: file"}))
+    result = ceiling.run(ceiling_params())
+    assert json.loads((tree / "build/metrics/ceiling/ceiling.json").read_text())["space_on_oof"] is None
+    assert not any(s.startswith("On the OOF") for s in result.sentences)
 
 
 def test_shakeup_over_random_splits(tree):

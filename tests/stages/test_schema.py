@@ -234,6 +234,7 @@ def test_sections_validate_only_those_and_take_dotted_paths():
     ("base.reference_tta", [0.0, 2.0], None, "base.reference_tta = [0.0, 2.0]: shifts [2.0] have no labelled windows"),
     ("base.protossm.tta", [0.0, 2.0], None, "base.protossm.tta = [0.0, 2.0]: shifts [2.0] are not extracted"),
     ("leaderboard.table2", ["v1", "v9"], None, "leaderboard.table2 = ['v1', 'v9']: ['v9'] are not submissions"),
+    ("base.source", "file", None, "blend.space = 'oof': the space is chosen on the base's OOF, and base.source is 'file'"),
 ])
 def test_cross_field_rules(path, value, n_blocks, message):
     with pytest.raises(ParamsError) as err:
