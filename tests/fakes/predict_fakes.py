@@ -8,6 +8,7 @@ import pandas as pd
 import torch
 
 from birdclef_eos.data import features
+from birdclef_eos.scoring.blend import rank_columns
 from birdclef_eos.heads import models as heads
 
 LABELS = ["a", "b", "c", "d"]
@@ -80,3 +81,21 @@ def make_tree(root: Path, seed: int = 0) -> None:
         "table1: {}\ntable2:\n  v1: {description: focal only, public: 0.816}\n  v6: {description: priors, public: 0.879}\n")
     (root / "leaderboard").mkdir()
     (root / "leaderboard/kaggle.yaml").write_text("[]\n")
+
+
+def write_base_oof(root: Path, seed: int = 5, head_signal: float = 2.0) -> None:
+    """predictions/oof/base/ as the base stage writes it: the base rank-valued and weakly informed, the
+    head a small-scale probability that knows the labels (so rank space hears it and prob does not)."""
+    chunks = pd.read_csv(root / "data/index/chunks.csv", keep_default_na=False, dtype={"labels": str})
+    rows = chunks[chunks["split"] == "labelled"]
+    y = np.array([[label in cell.split(";") for label in LABELS] for cell in rows["labels"]], dtype=float)
+    rng = np.random.default_rng(seed)
+    parts = {"base": rank_columns(0.3 * y + rng.normal(size=y.shape)),
+             "reference": 0.02 * (head_signal * y + rng.normal(size=y.shape)) + 0.05}
+    folder = root / "predictions/oof/base"
+    folder.mkdir(parents=True)
+    for name, P in parts.items():
+        pd.DataFrame(P, columns=LABELS).assign(row_id=rows["row_id"].to_numpy())[["row_id", *LABELS]].to_csv(
+            folder / f"{name}.csv", index=False)
+    (folder / "parts.json").write_text(json.dumps({"oof": {"base": "base.csv", "reference": "reference.csv"},
+                                                   "reference": "attn"}))

@@ -11,7 +11,7 @@ from stages import blend
 from stages.params import load_params
 from stages.paths import ROOT
 
-from tests.fakes.predict_fakes import LABELS, make_tree
+from tests.fakes.predict_fakes import LABELS, make_tree, write_base_oof
 
 DEFAULTS = load_params(ROOT / "params.yaml")
 
@@ -111,25 +111,6 @@ def test_a_sidecar_entry_corrects_the_blend_in_rank_space(tree):
     moved = np.abs(eos10 - rank_columns(eos7)) > 1e-6
     assert moved.any() and (moved.sum(axis=1) <= 1).all()  # top_k 1: at most one class per chunk moves
     assert json.loads((tree / "submissions/eos10/manifest.json").read_text())["sidecar"]["submission"] == "alt"
-
-
-def write_base_oof(tree, seed=5, head_signal=2.0):
-    """predictions/oof/base/ as the base stage writes it: the base rank-valued and weakly informed, the
-    head a small-scale probability that knows the labels (so rank space hears it and prob does not)."""
-    chunks = pd.read_csv(tree / "data/index/chunks.csv", keep_default_na=False, dtype={"labels": str})
-    rows = chunks[chunks["split"] == "labelled"]
-    y = np.array([[label in cell.split(";") for label in LABELS] for cell in rows["labels"]], dtype=float)
-    rng = np.random.default_rng(seed)
-    from birdclef_eos.scoring.blend import rank_columns
-    parts = {"base": rank_columns(0.3 * y + rng.normal(size=y.shape)),
-             "reference": 0.02 * (head_signal * y + rng.normal(size=y.shape)) + 0.05}
-    folder = tree / "predictions/oof/base"
-    folder.mkdir(parents=True)
-    for name, P in parts.items():
-        pd.DataFrame(P, columns=LABELS).assign(row_id=rows["row_id"].to_numpy())[["row_id", *LABELS]].to_csv(
-            folder / f"{name}.csv", index=False)
-    (folder / "parts.json").write_text(json.dumps({"oof": {"base": "base.csv", "reference": "reference.csv"},
-                                                   "reference": "attn"}))
 
 
 def oof_params(weight=0.3):

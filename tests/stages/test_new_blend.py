@@ -15,7 +15,7 @@ from stages import blend, layout, leaderboard
 from stages.params import stage_params
 from stages.paths import ROOT
 
-from tests.fakes.predict_fakes import LABELS, write_hidden, write_index
+from tests.fakes.predict_fakes import LABELS, write_base_oof, write_hidden, write_index
 
 # DVC's own trie lookups warn on every out (pygtrie's _NoneStep.value); not this project's code
 pytestmark = pytest.mark.filterwarnings("ignore:_NoneStep.value:DeprecationWarning")
@@ -50,6 +50,7 @@ def tree(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     write_index(work, rng)
     write_hidden(work, rng)
+    write_base_oof(work)  # blend.space: oof chooses on it
     (work / "paper").mkdir()
     shutil.copy(ROOT / "paper/reported.yaml", work / "paper/reported.yaml")
     (work / "leaderboard").mkdir()
