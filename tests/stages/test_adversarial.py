@@ -155,7 +155,7 @@ def test_a_vit_init_from_its_own_output_is_refused(tmp_path):
 
 
 def test_a_chain_submission_file_inside_the_base_output_is_refused(tmp_path):
-    refused_before_any_work(tmp_path, {"base.source": "file", "base.variants": {},
+    refused_before_any_work(tmp_path, {"base.source": "file", "base.variants": {}, "blend.space": "prob",
                                        "base.file": "submissions/base/submission.csv"},
                             "base.file = 'submissions/base/submission.csv': lies inside submissions/base")
 
