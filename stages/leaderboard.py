@@ -10,7 +10,7 @@ Writes build/metrics/shakeup/shakeup.json and build/figures/shakeup.png. One sta
 `dvc exp run -S blend.weight=...` re-runs both, and a stage costs seconds of start-up."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import combinations
 
 import numpy as np
@@ -42,6 +42,38 @@ NOTEBOOK = False
 
 class LeaderboardError(ValueError):
     pass
+
+
+@dataclass
+class Hidden:
+    """The local hidden set and the submissions scored on it, each file read once: every experiment
+    re-runs this stage, and the boards, Tables 3-4 and the shake-up all read the same files.
+
+    solution: data/hidden/solution.csv (rows x [row_id + one 0/1 column per class]); parts: {board:
+    its solution rows} (boards.split_solution); board_of: data/hidden/boards.csv (file stem, board).
+    ``frame(name)`` is submissions/<name>/submission.csv as read (row_id a column), ``indexed(name)`` the
+    same indexed by row_id; both read the file on first use only."""
+    solution: pd.DataFrame
+    parts: dict[str, pd.DataFrame]
+    board_of: pd.DataFrame
+    frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls) -> "Hidden | None":
+        """None without a local hidden set (real-data mode: the hidden labels are Kaggle's)."""
+        if not (HIDDEN / "solution.csv").exists():
+            return None
+        solution = pd.read_csv(HIDDEN / "solution.csv", dtype={"row_id": str})
+        board_of = pd.read_csv(HIDDEN / "boards.csv", dtype=str)
+        return cls(solution, boards.split_solution(solution, board_of), board_of)
+
+    def frame(self, name: str) -> pd.DataFrame:
+        if name not in self.frames:
+            self.frames[name] = submission.read(SUBMISSIONS / name / "submission.csv")
+        return self.frames[name]
+
+    def indexed(self, name: str) -> pd.DataFrame:
+        return self.frame(name).set_index("row_id")
 
 
 @dataclass
@@ -82,19 +114,17 @@ class LeaderboardResult:
                           *self.mismatches, *self.shakeup_sentences, self.shakeup_figure])
 
 
-def local_scores(names: list[str]) -> dict[str, dict]:
+def local_scores(names: list[str], hidden: Hidden | None) -> dict[str, dict]:
     """Public/private scores and ranks of each submission; {} when there is no local solution
     (real-data mode: the hidden labels are Kaggle's)."""
-    if not (HIDDEN / "solution.csv").exists():
+    if hidden is None:
         return {}
-    solution = pd.read_csv(HIDDEN / "solution.csv", dtype={"row_id": str})
     sample = pd.read_csv(HIDDEN / "sample_submission.csv", dtype={"row_id": str})
-    parts = boards.split_solution(solution, pd.read_csv(HIDDEN / "boards.csv", dtype=str))
     scores = {}
     for name in tqdm(names, desc="scoring", leave=False):
-        sub = submission.read(SUBMISSIONS / name / "submission.csv")
+        sub = hidden.frame(name)
         submission.validate(sub, sample, name=f"submissions/{name}/submission.csv")
-        scores[name] = boards.score_boards(sub, parts)
+        scores[name] = boards.score_boards(sub, hidden.parts)
     return boards.add_ranks(scores)
 
 
@@ -107,17 +137,16 @@ def manifests(names: list[str]) -> dict[str, dict]:
     return out
 
 
-def against_parts(cfg: dict, blend_name: str, entry: dict) -> dict:
+def against_parts(cfg: dict, blend_name: str, entry: dict, hidden: Hidden | None = None) -> dict:
     """``blend_name`` minus each of its parts on both boards (paired bootstrap over each board's
     files, boards.compare): each submission part as it is, and the blend's `rest` part (the base)
     also with the blend's own taxonomy smoothing applied, so the head's share is told apart from the
     smoothing. Returns {id: {label, public, private}}; {} without a local hidden set."""
-    if not (HIDDEN / "solution.csv").exists():
+    hidden = hidden or Hidden.read()
+    if hidden is None:
         return {}
-    solution = pd.read_csv(HIDDEN / "solution.csv", dtype={"row_id": str})
-    parts = boards.split_solution(solution, pd.read_csv(HIDDEN / "boards.csv", dtype=str))
-    subs = {n: submission.read(SUBMISSIONS / n / "submission.csv").set_index("row_id")
-            for n in [blend_name, *entry["weights"]]}
+    parts = hidden.parts
+    subs = {n: hidden.indexed(n) for n in [blend_name, *entry["weights"]]}
     rows = {p: (f"{p} (as blended, weight {w:.2f})", subs[p]) for p, w in entry["weights"].items()}
     tax = entry.get("taxonomy")
     if tax:
@@ -138,7 +167,7 @@ def against_parts(cfg: dict, blend_name: str, entry: dict) -> dict:
     return out
 
 
-def blend_parts(cfg: dict, blend_names: list[str]) -> tuple[str | None, dict, dict, str | None]:
+def blend_parts(cfg: dict, blend_names: list[str], hidden: Hidden) -> tuple[str | None, dict, dict, str | None]:
     """(Table 3's blend, its parts compared, every blend's effective shares, blend.space) from
     build/metrics/blend/blend.json; Nones when the table has no blend or the blend stage wrote none."""
     path = BLEND_METRICS / "blend.json"
@@ -148,22 +177,19 @@ def blend_parts(cfg: dict, blend_names: list[str]) -> tuple[str | None, dict, di
     written = read_json(path)
     entries = written["blends"]
     shares = {n: e["effective_share"] for n, e in entries.items() if "effective_share" in e}
-    return name, against_parts(cfg, name, entries[name]), shares, written["shared"]["space"]
+    return name, against_parts(cfg, name, entries[name], hidden), shares, written["shared"]["space"]
 
 
-def board_comparison(cfg: dict, table: str, local: dict, reported: dict, title: str, extra: dict | None = None,
-                     after: str = "") -> str:
+def board_comparison(cfg: dict, table: str, hidden: Hidden | None, local: dict, reported: dict, title: str,
+                     extra: dict | None = None, after: str = "") -> str:
     """A table of `leaderboard.<table>` rows with paired bootstrap differences to its reference on
     each board; writes build/tables/<table>.md and build/metrics/leaderboard/<table>.json."""
     rows, reference = cfg[table]["rows"], cfg[table]["reference"]
     compare = {}
     if local:
-        solution = pd.read_csv(HIDDEN / "solution.csv", dtype={"row_id": str})
-        parts = boards.split_solution(solution, pd.read_csv(HIDDEN / "boards.csv", dtype=str))
-        subs = {n: submission.read(SUBMISSIONS / n / "submission.csv").set_index("row_id")
-                for n in dict.fromkeys([reference] + rows)}
+        subs = {n: hidden.indexed(n) for n in dict.fromkeys([reference] + rows)}
         boot = cfg["bootstrap"]
-        compare = boards.compare(parts, subs, reference, [r for r in rows if r != reference],
+        compare = boards.compare(hidden.parts, subs, reference, [r for r in rows if r != reference],
                                  boot["draws"], boot["seed"], boot["confidence"])
     write_json(LEADERBOARD_METRICS / f"{table}.json",
                {"rows": rows, "reference": reference, "bootstrap": cfg["bootstrap"],
@@ -174,17 +200,18 @@ def board_comparison(cfg: dict, table: str, local: dict, reported: dict, title: 
     return text
 
 
-def shake_up(cfg: dict, blends: dict) -> tuple[dict, list[str], str]:
+def shake_up(cfg: dict, blends: dict, hidden: Hidden | None = None) -> tuple[dict, list[str], str]:
     """The shake-up of the submissions `shakeup.rows`: (shakeup.json, sentences, figure path)."""
     figure = FIGURES / "shakeup.png"
-    if not (HIDDEN / "solution.csv").exists():  # real-data mode without a local board: Kaggle's labels only
+    hidden = hidden or Hidden.read()
+    if hidden is None:  # real-data mode without a local board: Kaggle's labels only
         said = [f"No shake-up: {HIDDEN}/solution.csv is missing (no local hidden set; dataset.holdout makes one)."]
         result = {"splits": cfg["splits"], "public_share": cfg["public_share"], "seed": cfg["seed"], "files": 0,
                   "blends": [], "submissions": {}, "swaps": [], "sentences": said}
         write_json(SHAKEUP_METRICS / "shakeup.json", result)
         plot_no_shakeup(said[0], figure)
         return result, said, str(figure)
-    solution = pd.read_csv(HIDDEN / "solution.csv", dtype={"row_id": str})
+    solution = hidden.solution
     labels = [c for c in solution.columns if c != "row_id"]
     y = solution[labels].to_numpy()
     keep = (y.sum(axis=0) > 0) & ((1 - y).sum(axis=0) > 0)
@@ -198,7 +225,7 @@ def shake_up(cfg: dict, blends: dict) -> tuple[dict, list[str], str]:
         plot_no_shakeup(said[0], figure)
         return result, said, str(figure)
     file_of_row, files = file_index(boards.file_of(solution["row_id"]))
-    board_table = pd.read_csv(HIDDEN / "boards.csv", dtype=str)
+    board_table = hidden.board_of
     stem = next(c for c in board_table.columns if c != "board")
     on_board = dict(zip(board_table[stem], board_table["board"]))
     observed = np.array([[on_board.get(f) == "public" for f in files]])
@@ -206,7 +233,7 @@ def shake_up(cfg: dict, blends: dict) -> tuple[dict, list[str], str]:
 
     scores, diffs, subs = {}, {}, {}
     for name in tqdm(cfg["rows"], desc="shake-up", leave=False):
-        sub = submission.read(SUBMISSIONS / name / "submission.csv").set_index("row_id")
+        sub = hidden.indexed(name)
         missing = sorted(set(solution["row_id"]) - set(sub.index))
         if missing:
             raise LeaderboardError(f"submissions/{name}/submission.csv lacks {len(missing)} hidden row(s), e.g. {missing[:2]}")
@@ -239,7 +266,8 @@ def rounded(x: float | None, digits: int) -> float | None:
 def run(params: dict, key: str | None = None) -> LeaderboardResult:
     cfg = params["leaderboard"]
     names = list(dict.fromkeys(list(params["submissions"]) + cfg["others"] + list(params["blends"])))
-    local = local_scores(names)
+    hidden = Hidden.read()
+    local = local_scores(names, hidden)
     paper = (yaml.safe_load(REPORTED.read_text()) or {}) if REPORTED.exists() else {}
     reported = paper.get("table2", {})
     found = manifests(names)
@@ -258,17 +286,17 @@ def run(params: dict, key: str | None = None) -> LeaderboardResult:
     settings = {n: run_settings(found.get(n)) for n in cfg["table2"]}
     text = table2(cfg["table2"], local, reported, kaggle, settings, cfg["digits"])
     write_text(TABLES / "table2.md", text)
-    blend_name, against, shares, space = blend_parts(cfg, list(params["blends"])) if local else (None, {}, {}, None)
+    blend_name, against, shares, space = blend_parts(cfg, list(params["blends"]), hidden) if local else (None, {}, {}, None)
     # one decimal more than the scores: the paper's resolution (0.002) must show in the differences
     after = blend_parts_markdown(blend_name, against, shares, space, cfg["digits"] + 1, cfg["bootstrap"]["confidence"]) \
         if blend_name else ""
-    table3 = board_comparison(cfg, "table3", local, paper.get("table3", {}),
+    table3 = board_comparison(cfg, "table3", hidden, local, paper.get("table3", {}),
                               "Table 3: the eos7 blend and the standalone submissions, public and private.",
                               {"blend": blend_name, "against": against, "effective_share": shares, "space": space},
                               after)
-    table4 = board_comparison(cfg, "table4", local, paper.get("table4", {}),
+    table4 = board_comparison(cfg, "table4", hidden, local, paper.get("table4", {}),
                               "Table 4: the ceiling attempts, public and private (differences to eos7).")
-    shaken, said, shake_figure = shake_up(params["shakeup"], params["blends"])
+    shaken, said, shake_figure = shake_up(params["shakeup"], params["blends"], hidden)
     return LeaderboardResult(leaderboard=result, table2=text, table3=table3, table4=table4,
                              shakeup=shaken, shakeup_sentences=said, shakeup_figure=shake_figure,
                              kaggle_dates={n: e["date"] for n, e in kaggle.items()},
