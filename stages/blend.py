@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from birdclef_eos.data.species import species_table
 from birdclef_eos.io.files import atomic_dir, read_json, sha256_file, write_json
 from birdclef_eos.report.pipelines import blend_drawing, plot_pipelines, standalone_steps
 from birdclef_eos.scoring import submission
@@ -119,7 +120,7 @@ def space_on_oof(shared: dict, species: pd.DataFrame) -> dict:
 def run(params: dict, key: str | None = None) -> BlendResult:
     started = time.perf_counter()
     shared, entries = params["blend"], params["blends"]
-    species = pd.read_csv(INDEX / "species.csv", keep_default_na=False).sort_values("label_idx")
+    species = species_table(INDEX)
     on_oof = space_on_oof(shared, species) if shared["space"] == "oof" else None
     if on_oof is not None:  # every blend, its manifest and a kernel see the space chosen
         shared = {**shared, "space": on_oof["chosen"]}

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from birdclef_eos.data.species import species_table
 from birdclef_eos.io.files import read_json, write_json
 from birdclef_eos.report.ceiling import plateau_sentences, plot_plateau, plot_strength, strength_sentences
 from birdclef_eos.scoring import boards, submission
@@ -91,7 +92,7 @@ def run(params: dict, key: str | None = None) -> CeilingResult:
     for n in dict.fromkeys(names):
         frames[n] = submission.read(SUBMISSIONS / n / "submission.csv")
     ids, labels, arrays = align(frames)
-    species = pd.read_csv(INDEX / "species.csv", keep_default_na=False).set_index("primary_label").loc[labels]
+    species = species_table(INDEX).set_index("primary_label").loc[labels]
     smooth = lambda P: taxonomy_smooth(P, species["genus"].to_numpy(), species["class_name"].to_numpy(),  # noqa: E731
                                        tax["genus"], tax["class"])
     solution = pd.read_csv(HIDDEN / "solution.csv", dtype={"row_id": str})
