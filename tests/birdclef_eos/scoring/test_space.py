@@ -48,3 +48,47 @@ def test_the_smoothing_is_applied_to_both_spaces_before_scoring():
     flipped = compare_spaces(y, base, head, groups, 0.5, flip, 20, 0, 0.95)
     for sp in ("prob", "rank"):
         assert flipped[sp]["macro_auc"] == pytest.approx(1 - plain[sp]["macro_auc"], abs=1e-6)
+
+
+def base_folder(tmp_path, oof: bool = True):
+    """A chunk index and the base stage's OOF folder (base.csv, reference.csv, parts.json)."""
+    import json
+
+    import pandas as pd
+
+    rng, y, groups = world(2, n_files=10, per_file=4, k=3)
+    labels = ["0123", "abc", "77"]
+    ids = [f"{g}_{i}" for i, g in enumerate(groups)]
+    cells = [";".join(lbl for lbl, on in zip(labels, row) if on) for row in y]
+    pd.DataFrame({"row_id": ids, "labels": cells, "soundscape_id": groups}).to_csv(tmp_path / "chunks.csv", index=False)
+    folder = tmp_path / "oof"
+    folder.mkdir()
+    for name in ("base", "reference"):
+        pd.DataFrame(rng.random(y.shape), columns=labels).assign(row_id=ids)[["row_id", *labels]].to_csv(
+            folder / f"{name}.csv", index=False)
+    parts = {"oof": {"base": "base.csv", "reference": "reference.csv"}, "reference": "attn"} if oof else \
+        {"oof": None, "why": "base.source: file"}
+    (folder / "parts.json").write_text(json.dumps(parts))
+    return folder, labels
+
+
+def test_spaces_on_oof_is_the_comparison_on_the_base_folder(tmp_path):
+    import pandas as pd
+
+    from birdclef_eos.scoring.space import read_parts, spaces_on_oof
+
+    folder, labels = base_folder(tmp_path)
+    result, reference = spaces_on_oof(folder, tmp_path / "chunks.csv", labels, 0.3, lambda P: P, 20, 0, 0.95)
+    chunks = pd.read_csv(tmp_path / "chunks.csv", keep_default_na=False, dtype={"labels": str, "row_id": str})
+    y, base, head, groups, parts = read_parts(folder, chunks, labels)
+    assert reference == "attn"
+    assert result == compare_spaces(y, base, head, groups, 0.3, lambda P: P, 20, 0, 0.95)
+
+
+def test_a_base_without_oof_is_an_error_or_none(tmp_path):
+    from birdclef_eos.scoring.space import SpaceError, spaces_on_oof
+
+    folder, labels = base_folder(tmp_path, oof=False)
+    assert spaces_on_oof(folder, tmp_path / "chunks.csv", labels, 0.3, lambda P: P, 20, 0, 0.95, required=False) is None
+    with pytest.raises(SpaceError, match="no OOF"):
+        spaces_on_oof(folder, tmp_path / "chunks.csv", labels, 0.3, lambda P: P, 20, 0, 0.95)
