@@ -27,6 +27,11 @@ What it writes in each stage (``do:`` of a foreach stage):
   bundle stage's manifest deps (``submissions/<name>/manifest.json`` of every submission a bundle
   rebuilds, parts included, sorted). Adding a blend, a submission, a base variant or a bundle is
   therefore an edit of params.yaml and this command.
+- the top-level ``plots:`` curve charts (``curve_plots``): two per model that logs DVCLive curves
+  (loss, val_macro_auc), its folds overlaid: protossm, sed and the sidecar, every ``train.variants``
+  and ``students`` entry, every ``vit.sizes`` entry, each over the folds params.yaml gives it. A chart
+  whose files are not all fold curves is kept where it is. A new variant, student or ViT size is
+  therefore charted by this command too.
 
 A new stage needs no code deps typed: without `deps:` (or with `deps: []`) it gets the list, after `cmd`.
 A comment on a list item moves with the item; a blank line after a list's last item stays after the
