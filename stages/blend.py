@@ -32,7 +32,7 @@ from birdclef_eos.report.pipelines import blend_drawing, plot_pipelines, standal
 from birdclef_eos.scoring import submission
 from birdclef_eos.scoring.blend import Blend, BlendError, align, blend, order_blends, resolve_blend
 from birdclef_eos.scoring.shares import effective_shares
-from birdclef_eos.scoring.space import spaces_on_oof
+from birdclef_eos.scoring.space import compare_spaces_on_oof
 from birdclef_eos.scoring.postprocess import resolve_knobs, taxonomy_smooth
 from birdclef_eos.scoring import sidecar as sidecar_lib
 from stages.paths import BASE_OOF, BLEND_METRICS, HIDDEN, INDEX, PIPELINES_FIGURE, SUBMISSIONS, TRAIN_METRICS
@@ -109,8 +109,9 @@ def space_on_oof(shared: dict, species: pd.DataFrame) -> dict:
     tax = shared["taxonomy"]
     smooth = lambda P: taxonomy_smooth(P, species["genus"].to_numpy(), species["class_name"].to_numpy(),  # noqa: E731
                                        tax["genus"], tax["class"])
-    result, reference = spaces_on_oof(BASE_OOF, INDEX / "chunks.csv", species["primary_label"].astype(str).tolist(),
-                                      shared["weight"], smooth, shared["bootstrap"], shared["seed"], shared["confidence"])
+    labels = species["primary_label"].astype(str).tolist()
+    result, reference = compare_spaces_on_oof(BASE_OOF, INDEX / "chunks.csv", labels, shared["weight"], smooth,
+                                              shared["bootstrap"], shared["seed"], shared["confidence"])
     return {"reference": reference, **result}
 
 

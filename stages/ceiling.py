@@ -41,7 +41,7 @@ from birdclef_eos.scoring.shares import effective_shares
 from birdclef_eos.scoring.ceiling import control_partner, curve, nearest
 from birdclef_eos.scoring.metric import macro_auc
 from birdclef_eos.scoring.postprocess import taxonomy_smooth
-from birdclef_eos.scoring.space import spaces_on_oof
+from birdclef_eos.scoring.space import compare_spaces_on_oof
 from stages.paths import BASE_OOF, CEILING_METRICS, FIGURES, HIDDEN, INDEX, SUBMISSIONS
 
 PARAMS = ("ceiling", "blend.space", "blend.taxonomy")
@@ -72,8 +72,9 @@ def space_on_oof(species: pd.DataFrame, smooth, cfg: dict, weight: float) -> dic
     oof` decides at `blend.weight`): the base's and its reference head's OOF as the base stage scored them
     (predictions/oof/base/), blended at ``weight`` and smoothed as the blend is; None when the base has no
     OOF (base.source: file)."""
-    on_oof = spaces_on_oof(BASE_OOF, INDEX / "chunks.csv", species.index.astype(str).tolist(), weight, smooth,
-                           cfg["bootstrap"], cfg["seed"], cfg["confidence"], required=False)
+    labels = species.index.astype(str).tolist()
+    on_oof = compare_spaces_on_oof(BASE_OOF, INDEX / "chunks.csv", labels, weight, smooth, cfg["bootstrap"], cfg["seed"],
+                                   cfg["confidence"], required=False)
     if on_oof is None:
         return None
     result, reference = on_oof

@@ -83,9 +83,9 @@ def read_parts(folder: str | Path, chunks: pd.DataFrame, labels: list[str]) -> t
     return y, base, head, rows["soundscape_id"].astype(str).to_numpy(), parts
 
 
-def spaces_on_oof(folder: str | Path, chunks_csv: str | Path, labels: list[str], weight: float,
-                  smooth: Callable[[np.ndarray], np.ndarray], draws: int, seed: int, confidence: float,
-                  required: bool = True) -> tuple[dict, str] | None:
+def compare_spaces_on_oof(folder: str | Path, chunks_csv: str | Path, labels: list[str], weight: float,
+                          smooth: Callable[[np.ndarray], np.ndarray], draws: int, seed: int, confidence: float,
+                          required: bool = True) -> tuple[dict, str] | None:
     """``compare_spaces`` on the base stage's OOF: reads the chunk index (``chunks_csv``) and the base's
     OOF ``folder`` (``read_parts``, in ``labels`` order) and compares the spaces at ``weight``. Returns
     (the comparison, the name of the reference head whose OOF is the head part). The blend stage needs

@@ -1,11 +1,14 @@
 """The blend space chosen on the OOF: the higher macro-AUC at the metrics' resolution, a tie to prob,
 and the comparison's numbers are what the two blends score."""
+import json
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from birdclef_eos.scoring.blend import mix, rank_columns
 from birdclef_eos.scoring.metric import macro_auc
-from birdclef_eos.scoring.space import chosen_space, compare_spaces
+from birdclef_eos.scoring.space import SpaceError, chosen_space, compare_spaces, compare_spaces_on_oof, read_parts
 
 
 def test_the_higher_score_wins_and_a_tie_goes_to_prob():
@@ -52,10 +55,6 @@ def test_the_smoothing_is_applied_to_both_spaces_before_scoring():
 
 def base_folder(tmp_path, oof: bool = True):
     """A chunk index and the base stage's OOF folder (base.csv, reference.csv, parts.json)."""
-    import json
-
-    import pandas as pd
-
     rng, y, groups = world(2, n_files=10, per_file=4, k=3)
     labels = ["0123", "abc", "77"]
     ids = [f"{g}_{i}" for i, g in enumerate(groups)]
@@ -72,13 +71,10 @@ def base_folder(tmp_path, oof: bool = True):
     return folder, labels
 
 
-def test_spaces_on_oof_is_the_comparison_on_the_base_folder(tmp_path):
-    import pandas as pd
-
-    from birdclef_eos.scoring.space import read_parts, spaces_on_oof
-
+def test_on_oof_is_the_comparison_on_the_base_folder(tmp_path):
+    """What the blend and ceiling stages each read and compared before, one call now."""
     folder, labels = base_folder(tmp_path)
-    result, reference = spaces_on_oof(folder, tmp_path / "chunks.csv", labels, 0.3, lambda P: P, 20, 0, 0.95)
+    result, reference = compare_spaces_on_oof(folder, tmp_path / "chunks.csv", labels, 0.3, lambda P: P, 20, 0, 0.95)
     chunks = pd.read_csv(tmp_path / "chunks.csv", keep_default_na=False, dtype={"labels": str, "row_id": str})
     y, base, head, groups, parts = read_parts(folder, chunks, labels)
     assert reference == "attn"
@@ -86,9 +82,9 @@ def test_spaces_on_oof_is_the_comparison_on_the_base_folder(tmp_path):
 
 
 def test_a_base_without_oof_is_an_error_or_none(tmp_path):
-    from birdclef_eos.scoring.space import SpaceError, spaces_on_oof
-
+    """The blend stage needs the comparison (an error naming the folder); the ceiling stage skips it."""
     folder, labels = base_folder(tmp_path, oof=False)
-    assert spaces_on_oof(folder, tmp_path / "chunks.csv", labels, 0.3, lambda P: P, 20, 0, 0.95, required=False) is None
+    args = (folder, tmp_path / "chunks.csv", labels, 0.3, lambda P: P, 20, 0, 0.95)
+    assert compare_spaces_on_oof(*args, required=False) is None
     with pytest.raises(SpaceError, match="no OOF"):
-        spaces_on_oof(folder, tmp_path / "chunks.csv", labels, 0.3, lambda P: P, 20, 0, 0.95)
+        compare_spaces_on_oof(*args)
