@@ -20,6 +20,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from birdclef_eos.data import features
+from birdclef_eos.data.species import species_labels
 from birdclef_eos.io.files import read_json, write_json, write_text
 from birdclef_eos.probe import soundscape
 from birdclef_eos.report.ablation import ablation_markdown, sentences
@@ -141,7 +142,7 @@ def run(params: dict, key: str | None = None) -> AblationResult:
     started = time.perf_counter()
     cfg = params["ablation"]
     ref, names = cfg["reference"], list(cfg["variants"])
-    labels = pd.read_csv(INDEX / "species.csv").sort_values("label_idx")["primary_label"].astype(str).tolist()
+    labels = species_labels(INDEX)
     probe = read_json(PROBE_METRICS / "probe.json", "run the probe stage")
     selected = read_json(PROBE_SELECTED, "run the probe stage")["blocks"]
 

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from birdclef_eos.data import features, folds
+from birdclef_eos.data.species import species_table
 from birdclef_eos.heads import models as heads
 from birdclef_eos.io.files import atomic_dir, read_json, sha256_file, sha256_tree, write_json
 from birdclef_eos.scoring import postprocess, submission
@@ -99,7 +100,7 @@ def run(params: dict, key: str | None = None) -> BaseResult:
     started = time.perf_counter()
     b = params["base"]
     knobs = postprocess.resolve_knobs(params["postprocess"], b["postprocess"], NAME)
-    species = pd.read_csv(INDEX / "species.csv", keep_default_na=False).sort_values("label_idx")
+    species = species_table(INDEX)
     labels = species["primary_label"].astype(str).tolist()
     chunks = pd.read_csv(INDEX / "chunks.csv", keep_default_na=False, dtype={"labels": str, "site": str, "row_id": str})
     order = submission_order(chunks, labels)

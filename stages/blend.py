@@ -26,12 +26,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from birdclef_eos.data.species import species_table
 from birdclef_eos.io.files import atomic_dir, read_json, sha256_file, write_json
 from birdclef_eos.report.pipelines import blend_drawing, plot_pipelines, standalone_steps
 from birdclef_eos.scoring import submission
 from birdclef_eos.scoring.blend import Blend, BlendError, align, blend, order_blends, resolve_blend
 from birdclef_eos.scoring.shares import effective_shares
-from birdclef_eos.scoring.space import compare_spaces, read_parts
+from birdclef_eos.scoring.space import compare_spaces_on_oof
 from birdclef_eos.scoring.postprocess import resolve_knobs, taxonomy_smooth
 from birdclef_eos.scoring import sidecar as sidecar_lib
 from stages.paths import BASE_OOF, BLEND_METRICS, HIDDEN, INDEX, PIPELINES_FIGURE, SUBMISSIONS, TRAIN_METRICS
@@ -105,21 +106,19 @@ def figure3(cfg: dict, params: dict) -> tuple[list[str], list[str], dict]:
 
 def space_on_oof(shared: dict, species: pd.DataFrame) -> dict:
     """`compare_spaces` at `blend.weight` on the base stage's OOF, smoothed by `blend.taxonomy`."""
-    labels = species["primary_label"].astype(str).tolist()
-    chunks = pd.read_csv(INDEX / "chunks.csv", keep_default_na=False, dtype={"labels": str, "row_id": str})
-    y, base, head, groups, parts = read_parts(BASE_OOF, chunks, labels)
     tax = shared["taxonomy"]
     smooth = lambda P: taxonomy_smooth(P, species["genus"].to_numpy(), species["class_name"].to_numpy(),  # noqa: E731
                                        tax["genus"], tax["class"])
-    result = compare_spaces(y, base, head, groups, shared["weight"], smooth, shared["bootstrap"], shared["seed"],
-                            shared["confidence"])
-    return {"reference": parts["reference"], **result}
+    labels = species["primary_label"].astype(str).tolist()
+    result, reference = compare_spaces_on_oof(BASE_OOF, INDEX / "chunks.csv", labels, shared["weight"], smooth,
+                                              shared["bootstrap"], shared["seed"], shared["confidence"])
+    return {"reference": reference, **result}
 
 
 def run(params: dict, key: str | None = None) -> BlendResult:
     started = time.perf_counter()
     shared, entries = params["blend"], params["blends"]
-    species = pd.read_csv(INDEX / "species.csv", keep_default_na=False).sort_values("label_idx")
+    species = species_table(INDEX)
     on_oof = space_on_oof(shared, species) if shared["space"] == "oof" else None
     if on_oof is not None:  # every blend, its manifest and a kernel see the space chosen
         shared = {**shared, "space": on_oof["chosen"]}

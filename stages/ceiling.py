@@ -32,7 +32,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from birdclef_eos.io.files import read_json, write_json
+from birdclef_eos.data.species import species_table
+from birdclef_eos.io.files import write_json
 from birdclef_eos.report.ceiling import plateau_sentences, plot_plateau, plot_strength, strength_sentences
 from birdclef_eos.scoring import boards, submission
 from birdclef_eos.scoring.blend import SPACES, align, mix
@@ -40,7 +41,7 @@ from birdclef_eos.scoring.shares import effective_shares
 from birdclef_eos.scoring.ceiling import control_partner, curve, nearest
 from birdclef_eos.scoring.metric import macro_auc
 from birdclef_eos.scoring.postprocess import taxonomy_smooth
-from birdclef_eos.scoring.space import compare_spaces, read_parts
+from birdclef_eos.scoring.space import compare_spaces_on_oof
 from stages.paths import BASE_OOF, CEILING_METRICS, FIGURES, HIDDEN, INDEX, SUBMISSIONS
 
 PARAMS = ("ceiling", "blend.space", "blend.taxonomy")
@@ -71,12 +72,13 @@ def space_on_oof(species: pd.DataFrame, smooth, cfg: dict, weight: float) -> dic
     oof` decides at `blend.weight`): the base's and its reference head's OOF as the base stage scored them
     (predictions/oof/base/), blended at ``weight`` and smoothed as the blend is; None when the base has no
     OOF (base.source: file)."""
-    if read_json(BASE_OOF / "parts.json", "run the base stage").get("oof") is None:
+    labels = species.index.astype(str).tolist()
+    on_oof = compare_spaces_on_oof(BASE_OOF, INDEX / "chunks.csv", labels, weight, smooth, cfg["bootstrap"], cfg["seed"],
+                                   cfg["confidence"], required=False)
+    if on_oof is None:
         return None
-    chunks = pd.read_csv(INDEX / "chunks.csv", keep_default_na=False, dtype={"labels": str, "row_id": str})
-    y, base, head, groups, parts = read_parts(BASE_OOF, chunks, species.index.astype(str).tolist())
-    result = compare_spaces(y, base, head, groups, weight, smooth, cfg["bootstrap"], cfg["seed"], cfg["confidence"])
-    return {"head_model": parts["reference"], **result}
+    result, reference = on_oof
+    return {"head_model": reference, **result}
 
 
 def run(params: dict, key: str | None = None) -> CeilingResult:
@@ -91,7 +93,7 @@ def run(params: dict, key: str | None = None) -> CeilingResult:
     for n in dict.fromkeys(names):
         frames[n] = submission.read(SUBMISSIONS / n / "submission.csv")
     ids, labels, arrays = align(frames)
-    species = pd.read_csv(INDEX / "species.csv", keep_default_na=False).set_index("primary_label").loc[labels]
+    species = species_table(INDEX).set_index("primary_label").loc[labels]
     smooth = lambda P: taxonomy_smooth(P, species["genus"].to_numpy(), species["class_name"].to_numpy(),  # noqa: E731
                                        tax["genus"], tax["class"])
     solution = pd.read_csv(HIDDEN / "solution.csv", dtype={"row_id": str})

@@ -28,12 +28,13 @@ import numpy as np
 import pandas as pd
 
 from birdclef_eos.audio.cluster import forward_on_cluster
+from birdclef_eos.data.species import species_table
 from birdclef_eos.io.cluster import open_client
 from birdclef_eos.audio.shards import SHARD_WINDOWS, ShardStore, pass_key
 from birdclef_eos.audio.windows import forward
 from birdclef_eos.data import features as store
 from birdclef_eos.backbone.labels import competition_map, select_logits
-from birdclef_eos.data.plans import read_index_table, window_plan
+from birdclef_eos.data.plans import window_plan
 from birdclef_eos.io.files import read_json, sha256_file
 from stages.paths import BACKBONE_JSON, BLOCKS_JSON, EXTRACT_SHARDS, FEATURES, INDEX, PROBED_ONNX, ROOT
 from stages.runner import open_backbone
@@ -77,7 +78,7 @@ def keep_logits(logits: np.ndarray, mode: str) -> tuple[np.ndarray | None, dict]
     if mode == "all":
         return logits.astype(np.float16), {"mode": mode, "columns": int(logits.shape[1])}
     classes = read_json(BACKBONE_JSON, "run the checkpoint stage")["classes"]
-    species = read_index_table(INDEX, "species").sort_values("label_idx")
+    species = species_table(INDEX)
     mapping = competition_map(classes, species["scientific_name"].tolist())
     return (select_logits(logits, mapping).astype(np.float16),
             {"mode": mode, "columns": len(mapping.source), "from_backbone_columns": len(classes),

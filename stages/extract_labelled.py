@@ -28,7 +28,8 @@ from birdclef_eos.audio.shards import SHARD_WINDOWS, ShardStore, pass_key
 from birdclef_eos.audio.windows import forward
 from birdclef_eos.backbone.labels import competition_map, select_logits
 from birdclef_eos.data import features as store
-from birdclef_eos.data.plans import labelled_plan, read_index_table
+from birdclef_eos.data.plans import labelled_plan
+from birdclef_eos.data.species import species_table
 from birdclef_eos.io.files import read_json, sha256_file
 from stages.paths import BACKBONE_JSON, BLOCKS_JSON, FEATURES_LABELLED, INDEX, LABELLED_SHARDS, PROBED_ONNX, ROOT
 from stages.runner import open_backbone
@@ -63,7 +64,7 @@ def logit_columns(logits: np.ndarray, mode: str) -> np.ndarray | None:
     if mode == "all":
         return logits.astype(np.float16)
     classes = read_json(BACKBONE_JSON, "run the checkpoint stage")["classes"]
-    species = read_index_table(INDEX, "species").sort_values("label_idx")
+    species = species_table(INDEX)
     return select_logits(logits, competition_map(classes, species["scientific_name"].tolist())).astype(np.float16)
 
 

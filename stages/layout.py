@@ -27,6 +27,11 @@ What it writes in each stage (``do:`` of a foreach stage):
   bundle stage's manifest deps (``submissions/<name>/manifest.json`` of every submission a bundle
   rebuilds, parts included, sorted). Adding a blend, a submission, a base variant or a bundle is
   therefore an edit of params.yaml and this command.
+- the top-level ``plots:`` curve charts (``curve_plots``): two per model that logs DVCLive curves
+  (loss, val_macro_auc), its folds overlaid: protossm, sed and the sidecar, every ``train.variants``
+  and ``students`` entry, every ``vit.sizes`` entry, each over the folds params.yaml gives it. A chart
+  whose files are not all fold curves is kept where it is. A new variant, student or ViT size is
+  therefore charted by this command too.
 
 A new stage needs no code deps typed: without `deps:` (or with `deps: []`) it gets the list, after `cmd`.
 A comment on a list item moves with the item; a blank line after a list's last item stays after the
@@ -47,8 +52,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedSeq
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import CommentMark
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 from ruamel.yaml.tokens import CommentToken
 
 from birdclef_eos.io.files import read_yaml, write_text
@@ -257,6 +263,98 @@ PARAM_LISTS: dict[tuple[str, str], Callable[[dict, str], list[str]]] = {
 }
 
 
+# ---------- the plots params.yaml decides ----------
+
+CURVES = ("loss", "val_macro_auc")  # what every stage that trains folds logs (birdclef_eos/report/curves.py)
+
+
+def count(params: dict, dotted: str, source: str) -> int:
+    try:
+        value = pick(params, dotted, source)
+    except KeyError as exc:
+        raise LayoutError(exc.args[0]) from None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise LayoutError(f"{source}: '{dotted}' must be an integer, got {value!r}")
+    return value
+
+
+def curve_models(params: dict, source: str) -> list[tuple[str, str, int]]:
+    """(chart name, curves folder under metrics/, folds) of every model that logs DVCLive curves, in
+    dvc.yaml's order: the chain's protossm (the heads' `train.n_folds`) and SED (`base.sed.folds`, at
+    least one model), the sidecar head (`train.n_folds`), every `train.variants` and `students` entry
+    (`train.n_folds`; sorted by name, both under metrics/train/), every `vit.sizes` entry (`vit.folds`)."""
+    n_folds = count(params, "train.n_folds", source)
+    heads = sorted({str(k) for k in section(params, "train.variants", source)} |
+                   {str(k) for k in section(params, "students", source)})
+    vit_folds = count(params, "vit.folds", source)
+    return ([("protossm", "metrics/protossm/curves", n_folds),
+             ("sed", "metrics/sed/curves", max(1, count(params, "base.sed.folds", source))),
+             ("sidecar", "metrics/sidecar/curves", n_folds)]
+            + [(name, f"metrics/train/{name}/curves", n_folds) for name in heads]
+            + [(f"vit_{size}", f"metrics/vit/{size}/curves", vit_folds) for size in section(params, "vit.sizes", source)])
+
+
+def curve_plots(params: dict, source: str) -> list[dict]:
+    """dvc.yaml's `plots:` chart per model and curve, its folds overlaid (``curve_models``)."""
+    out = []
+    for name, folder, folds in curve_models(params, source):
+        for curve in CURVES:
+            title = f"{name}: {curve} per epoch, {folds} fold{'' if folds == 1 else 's'}"
+            y = {f"{folder}/fold_{k}/plots/metrics/{curve}.tsv": curve for k in range(folds)}
+            out.append({f"{name}_{curve}": {"title": title, "x": "step", "y": y}})
+    return out
+
+
+def is_curve_plot(entry) -> bool:
+    """A `plots:` entry this tool owns: one chart whose every file is a DVCLive fold curve (any other is kept)."""
+    if not isinstance(entry, dict) or len(entry) != 1:
+        return False
+    spec = next(iter(entry.values()))
+    y = spec.get("y") if isinstance(spec, dict) else None
+    return isinstance(y, dict) and bool(y) and all("/curves/fold_" in str(f) for f in y)
+
+
+def as_yaml(entry: dict) -> CommentedMap:
+    """A chart as dvc.yaml writes it (the title double-quoted)."""
+    (name, spec), = entry.items()
+    body = CommentedMap([("title", DoubleQuotedScalarString(spec["title"])), ("x", spec["x"]),
+                         ("y", CommentedMap(spec["y"]))])
+    return CommentedMap([(name, body)])
+
+
+def wanted_plots(plots: CommentedSeq, params: dict, source: str) -> list:
+    """``plots`` with its curve charts replaced by ``curve_plots``, where the first stood; a chart that
+    is already as it should be stays the same object (its comments with it)."""
+    have = {json.dumps(e): e for e in plots if is_curve_plot(e)}
+    new = [have.get(json.dumps(e)) or as_yaml(e) for e in curve_plots(params, source)]
+    hits = [i for i, e in enumerate(plots) if is_curve_plot(e)]
+    rest = [e for i, e in enumerate(plots) if i not in set(hits)]
+    at = hits[0] if hits else len(rest)
+    out = rest[:at] + new + rest[at:]
+    if plots and out and out[-1] is not plots[-1]:  # the blank line after the section follows its last chart
+        move_tail(plots[-1], out[-1])
+    return out
+
+
+def last_line(node) -> tuple[CommentedMap, object]:
+    """The mapping and key of the last line a nested mapping writes (where its trailing comment sits)."""
+    key = list(node)[-1]
+    while isinstance(node[key], CommentedMap) and node[key]:
+        node = node[key]
+        key = list(node)[-1]
+    return node, key
+
+
+def move_tail(old, new) -> None:
+    """Move the comment after ``old``'s last line (the blank line before the next section) to after ``new``'s."""
+    if not (isinstance(old, CommentedMap) and old and isinstance(new, CommentedMap) and new):
+        return
+    (src, skey), (dst, dkey) = last_line(old), last_line(new)
+    token = src.ca.items.pop(skey, None)
+    if token:
+        dst.ca.items[dkey] = token
+
+
 def splice(items: list, prefix: str, new: list[str]) -> list:
     """``items`` with its entries starting with ``prefix`` replaced by ``new``, where the first stood
     (at the end when none did)."""
@@ -370,6 +468,9 @@ def update(doc, params: dict, dvc_source: str, params_source: str, code_root: Pa
                 body[field].fa.set_block_style()
             if replace_items(body[field], items):
                 stale.setdefault(name, []).append(field)
+    plots = doc.get("plots")
+    if isinstance(plots, CommentedSeq) and replace_items(plots, wanted_plots(plots, params, params_source)):
+        stale["plots"] = ["charts"]
     return stale
 
 

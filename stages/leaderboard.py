@@ -18,6 +18,7 @@ import pandas as pd
 import yaml
 from tqdm import tqdm
 
+from birdclef_eos.data.species import species_table
 from birdclef_eos.io.files import read_json, write_json, write_text
 from birdclef_eos.report.ceiling import plot_no_shakeup, plot_shakeup, shakeup_sentences
 from birdclef_eos.report.figures import plot_boards
@@ -152,7 +153,7 @@ def against_parts(cfg: dict, blend_name: str, entry: dict, hidden: Hidden | None
     if tax:
         base = max(entry["weights"], key=entry["weights"].get)  # the anchor: the part with the largest weight
         cols = [c for c in subs[base].columns]
-        species = pd.read_csv(INDEX / "species.csv", keep_default_na=False).set_index("primary_label").loc[cols]
+        species = species_table(INDEX).set_index("primary_label").loc[cols]
         smoothed = pd.DataFrame(taxonomy_smooth(subs[base][cols].to_numpy(dtype=np.float64), species["genus"].to_numpy(),
                                                 species["class_name"].to_numpy(), tax["genus"], tax["class"]),
                                 index=subs[base].index, columns=cols)

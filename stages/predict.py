@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from birdclef_eos.data import features
+from birdclef_eos.data.species import species_table
 from birdclef_eos.heads import models as heads
 from birdclef_eos.heads.inference import NoTestWindows, predict_shifts
 from birdclef_eos.io.files import atomic_dir, sha256_tree
@@ -59,7 +59,7 @@ def run(params: dict, key: str | None = None) -> PredictResult:
     shifts = [float(s) for s in entry["tta"]]
     model_dir = HEADS / entry["model"]
 
-    species = pd.read_csv(INDEX / "species.csv", keep_default_na=False).sort_values("label_idx")
+    species = species_table(INDEX)
     labels = species["primary_label"].astype(str).tolist()
     models, config = heads.load_variant(model_dir)
     if config.get("labels") not in (None, labels):

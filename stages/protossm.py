@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from birdclef_eos.chain import protossm as pssm
 from birdclef_eos.chain.config import ProtoSSMParams
+from birdclef_eos.data.species import species_table
 from birdclef_eos.report.curves import dvclive_logger
 from birdclef_eos.chain.sequences import file_sequences
 from birdclef_eos.data import features, folds
@@ -140,7 +141,7 @@ def run(params: dict | Params, key: str | None = None) -> ProtoSSMResult:
     n_folds, salt = params.n_folds, params.fold_salt
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(p.threads)
-    species = read_index_table(INDEX, "species").sort_values("label_idx")
+    species = species_table(INDEX)
     labels = species["primary_label"].astype(str).tolist()
     windows, inputs, meta = features.load(FEATURES, names=list(p.inputs))
     logits = features.load(FEATURES, names=["logits"])[1]["logits"] if p.mix_logits else None

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import pandas as pd
 import yaml
 
+from birdclef_eos.data.species import species_labels
 from birdclef_eos.io.files import read_json, write_json, write_text
 from birdclef_eos.report.pseudo import pseudo_markdown, sentences
 from birdclef_eos.scoring import boards, submission
@@ -47,7 +48,7 @@ def run(params: dict, key: str | None = None) -> PseudoTableResult:
     cfg, mode = params["pseudo_table"], params["pseudo"]["mode"]
     ref, ref_sub, rows = cfg["reference"], cfg["reference_submission"], cfg["rows"]
     boot = (cfg["bootstrap"], cfg["seed"], cfg["confidence"])
-    labels = pd.read_csv(INDEX / "species.csv").sort_values("label_idx")["primary_label"].astype(str).tolist()
+    labels = species_labels(INDEX)
 
     ids = pd.read_csv(OOF / ref / "oof.csv", usecols=["row_id"], dtype={"row_id": str})["row_id"].tolist()
     chunks = pd.read_csv(INDEX / "chunks.csv", keep_default_na=False, dtype={"row_id": str, "labels": str})

@@ -30,9 +30,9 @@ from tqdm import tqdm
 
 from birdclef_eos.chain import sed as sedlib
 from birdclef_eos.chain.config import SEDParams
+from birdclef_eos.data.species import species_labels
 from birdclef_eos.report.curves import dvclive_logger
 from birdclef_eos.data import features, folds, spectrograms
-from birdclef_eos.data.plans import read_index_table
 from birdclef_eos.heads.crossval import round_or_none
 from birdclef_eos.heads.training import auc_or_nan, source_weights, targets_matrix
 from birdclef_eos.io.cluster import map_tasks, open_client
@@ -100,7 +100,7 @@ def run(params: dict | Params, key: str | None = None) -> SEDResult:
     p = params.sed
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(p.threads)
-    labels = read_index_table(INDEX, "species").sort_values("label_idx")["primary_label"].astype(str).tolist()
+    labels = species_labels(INDEX)
     store = spectrograms.load(SPECTROGRAMS)
     w = store.windows
     feat_windows, arrays, _ = features.load(FEATURES, names=["embedding"])

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from birdclef_eos.data import features
+from birdclef_eos.data.species import species_table
 from birdclef_eos.io.files import read_json, read_yaml, sha256_file
 from birdclef_eos.scoring import postprocess, submission
 from stages.paths import DVC_YAML, FEATURES, HIDDEN, INDEX, SUBMISSIONS
@@ -103,7 +104,7 @@ def run(params: dict, key: str | None = None) -> SubmitResult:
     if unknown:
         raise SubmitError(f"params.yaml: no submission {unknown[0]!r} under `submissions:` ({sorted(entries)})")
     check_declared(names)
-    species = pd.read_csv(INDEX / "species.csv", keep_default_na=False).sort_values("label_idx")
+    species = species_table(INDEX)
     labels = species["primary_label"].astype(str).tolist()
     chunks = pd.read_csv(INDEX / "chunks.csv", keep_default_na=False, dtype={"labels": str, "site": str})
     windows, _, _ = features.load(FEATURES, names=[])

@@ -23,6 +23,7 @@ import yaml
 from tqdm import tqdm
 
 from birdclef_eos.data import folds
+from birdclef_eos.data.species import species_table
 from birdclef_eos.io.files import write_json, write_text
 from birdclef_eos.report.sweep import plot_sweep, sweep_markdown, sweep_sentence
 from birdclef_eos.scoring import boards, postprocess, submission
@@ -59,7 +60,7 @@ def run(params: dict, key: str | None = None) -> SweepResult:
     cfg = params["sweep"]
     v6_knobs, v7_knobs = (postprocess.resolve_knobs(params["postprocess"], params["submissions"][n].get("postprocess", False), n)
                           for n in ("v6", "v7"))
-    species = pd.read_csv(INDEX / "species.csv", keep_default_na=False).sort_values("label_idx")
+    species = species_table(INDEX)
     labels = species["primary_label"].astype(str).tolist()
     chunks = pd.read_csv(INDEX / "chunks.csv", keep_default_na=False, dtype={"row_id": str, "labels": str, "site": str})
     prior = postprocess.fit_prior(chunks, labels)

@@ -33,6 +33,7 @@ import pandas as pd
 import torch
 
 from birdclef_eos.data import folds, spectrograms
+from birdclef_eos.data.species import species_labels
 from birdclef_eos.heads import crossval, training
 from birdclef_eos.heads import vit
 from birdclef_eos.heads.config import VitParams, VitSize
@@ -119,7 +120,7 @@ def run(params: dict | Params, key: str | None = None) -> VitResult:
 
     store = spectrograms.load(SPECTROGRAMS)
     windows = store.windows.reset_index(drop=True)
-    labels = pd.read_csv(INDEX / "species.csv").sort_values("label_idx")["primary_label"].astype(str).tolist()
+    labels = species_labels(INDEX)
     rows = crossval.training_rows(windows)
     y = training.targets_matrix(rows, labels, params.secondary_weight)
     fold_of = folds.assign_folds(rows, params.n_folds, params.fold_salt)

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
-TEXT = {"primary_label": str, "scientific_name": str, "common_name": str, "class_name": str}
+# genus and class_name are the taxonomy smoothing's groups: read as text, a numeric-looking name keeps its
+# spelling (group_smooth compares them as text)
+TEXT = {"primary_label": str, "scientific_name": str, "common_name": str, "genus": str, "class_name": str}
 
 
 class SpeciesError(ValueError):

@@ -81,3 +81,18 @@ def read_parts(folder: str | Path, chunks: pd.DataFrame, labels: list[str]) -> t
     base = read_oof(folder / parts["oof"]["base"], labels, row_ids, made_by="the base stage")
     head = read_oof(folder / parts["oof"]["reference"], labels, row_ids, made_by="the base stage")
     return y, base, head, rows["soundscape_id"].astype(str).to_numpy(), parts
+
+
+def compare_spaces_on_oof(folder: str | Path, chunks_csv: str | Path, labels: list[str], weight: float,
+                          smooth: Callable[[np.ndarray], np.ndarray], draws: int, seed: int, confidence: float,
+                          required: bool = True) -> tuple[dict, str] | None:
+    """``compare_spaces`` on the base stage's OOF: reads the chunk index (``chunks_csv``) and the base's
+    OOF ``folder`` (``read_parts``, in ``labels`` order) and compares the spaces at ``weight``. Returns
+    (the comparison, the name of the reference head whose OOF is the head part). The blend stage needs
+    the comparison to choose its space, so a folder without an OOF is an error there (``required``); the
+    ceiling stage only reports it, so with ``required=False`` such a folder gives None."""
+    if not required and read_json(Path(folder) / "parts.json", "run the base stage").get("oof") is None:
+        return None
+    chunks = pd.read_csv(chunks_csv, keep_default_na=False, dtype={"labels": str, "row_id": str})
+    y, base, head, groups, parts = read_parts(folder, chunks, labels)
+    return compare_spaces(y, base, head, groups, weight, smooth, draws, seed, confidence), parts["reference"]

@@ -4,7 +4,8 @@
   each stage's code deps are exactly the project modules it imports, transitively (plus files it runs
   by path), then its notebook, so editing any of them re-runs it (the params check excepted: it hands no
   stage a value, tested below, and only the always-run `fingerprint` stage lists it); the submissions/<name> entries
-  params.yaml decides (blend, submit and base outs, the blend's parts) are current.
+  params.yaml decides (blend, submit and base outs, the blend's parts) and the `plots:` curve charts of every
+  model params.yaml trains are current.
 - Each stage's `params:` are exactly the knobs its module declares in PARAMS.
 - The library (birdclef_eos) never imports stages; no stage module imports another (nor the layout
   tool); no cycles.
@@ -137,6 +138,50 @@ def test_a_broken_entry_is_named(copy, capsys):
     assert layout.main(["--write", "--root", str(copy)]) == 2
     assert "params.yaml: 'blends' is missing" in capsys.readouterr().err
     assert dvc.read_bytes() == (ROOT / "dvc.yaml").read_bytes()  # nothing written
+
+
+def chart_names(dvc: Path) -> list[str]:
+    return [next(iter(entry)) for entry in yaml.safe_load(dvc.read_text())["plots"]]
+
+
+def test_a_new_model_in_params_gets_its_curve_charts(copy, capsys):
+    """Add a train variant, a student and a ViT size to params.yaml in a copy: --check names `plots`,
+    --write adds each model's two charts in dvc.yaml's order (heads and students by name, ViT sizes last)
+    and nothing else; taking them out of params.yaml again and writing gives back dvc.yaml's bytes."""
+    dvc, params = copy / "dvc.yaml", copy / "params.yaml"
+    text, before = dvc.read_text(), params.read_text()
+    edited = before.replace("  variants:                  # one train@<key> stage each\n",
+                            "  variants:                  # one train@<key> stage each\n"
+                            "    abl_new:\n      head: attn\n      soundscape_fraction: 0.2\n", 1)
+    edited = edited.replace("    mode: fold               # overrides pseudo.mode for this student\n",
+                            "    mode: fold               # overrides pseudo.mode for this student\n"
+                            "  pseudo_new:\n    twin: attn\n    sources: {focal: 0.75, soundscape: 0.15, pseudo: 0.10}\n", 1)
+    edited = edited.replace("      image: 224             # 1 + (224/14)^2 = 257 position embeddings\n      init: null\n"
+                            "      resize_pos_embed: false\n",
+                            "      image: 224             # 1 + (224/14)^2 = 257 position embeddings\n      init: null\n"
+                            "      resize_pos_embed: false\n    \"252\":\n      image: 252\n      init: null\n"
+                            "      resize_pos_embed: false\n", 1)
+    assert edited.count("abl_new:") == edited.count("pseudo_new:") == edited.count('"252":') == 1
+    params.write_text(edited)
+    assert layout.main(["--check", "--root", str(copy)]) == 1
+    assert "plots (charts)" in capsys.readouterr().err
+    assert layout.main(["--write", "--root", str(copy)]) == 0
+    names, old = chart_names(dvc), chart_names(ROOT / "dvc.yaml")
+    added = [f"{m}_{c}" for m in ("abl_new", "pseudo_new", "vit_252") for c in layout.CURVES]
+    assert [n for n in names if n not in added] == old
+    assert names.index("abl_new_loss") == names.index("abl_last3_val_macro_auc") + 1 and names[-2:] == added[-2:]
+    assert names.index("pseudo_new_loss") == names.index("pseudo_fold_val_macro_auc") + 1
+    chart = yaml.safe_load(dvc.read_text())["plots"][names.index("pseudo_new_val_macro_auc")]
+    assert chart == {"pseudo_new_val_macro_auc": {
+        "title": "pseudo_new: val_macro_auc per epoch, 5 folds", "x": "step",
+        "y": {f"metrics/train/pseudo_new/curves/fold_{k}/plots/metrics/val_macro_auc.tsv": "val_macro_auc"
+              for k in range(5)}}}
+    assert '  - vit_252_loss:\n      title: "vit_252: loss per epoch, 1 fold"\n' in dvc.read_text()
+    assert dvc.read_text().endswith(text[text.index("\nstages:"):])  # the blank line before `stages:` kept
+    assert layout.main(["--check", "--root", str(copy)]) == 0
+    params.write_text(before)
+    assert layout.main(["--write", "--root", str(copy)]) == 0
+    assert dvc.read_text() == text
 
 
 @pytest.mark.parametrize("name", list(DVC["stages"]))

@@ -1,11 +1,14 @@
 """The blend space chosen on the OOF: the higher macro-AUC at the metrics' resolution, a tie to prob,
 and the comparison's numbers are what the two blends score."""
+import json
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from birdclef_eos.scoring.blend import mix, rank_columns
 from birdclef_eos.scoring.metric import macro_auc
-from birdclef_eos.scoring.space import chosen_space, compare_spaces
+from birdclef_eos.scoring.space import SpaceError, chosen_space, compare_spaces, compare_spaces_on_oof, read_parts
 
 
 def test_the_higher_score_wins_and_a_tie_goes_to_prob():
@@ -48,3 +51,40 @@ def test_the_smoothing_is_applied_to_both_spaces_before_scoring():
     flipped = compare_spaces(y, base, head, groups, 0.5, flip, 20, 0, 0.95)
     for sp in ("prob", "rank"):
         assert flipped[sp]["macro_auc"] == pytest.approx(1 - plain[sp]["macro_auc"], abs=1e-6)
+
+
+def base_folder(tmp_path, oof: bool = True):
+    """A chunk index and the base stage's OOF folder (base.csv, reference.csv, parts.json)."""
+    rng, y, groups = world(2, n_files=10, per_file=4, k=3)
+    labels = ["0123", "abc", "77"]
+    ids = [f"{g}_{i}" for i, g in enumerate(groups)]
+    cells = [";".join(lbl for lbl, on in zip(labels, row) if on) for row in y]
+    pd.DataFrame({"row_id": ids, "labels": cells, "soundscape_id": groups}).to_csv(tmp_path / "chunks.csv", index=False)
+    folder = tmp_path / "oof"
+    folder.mkdir()
+    for name in ("base", "reference"):
+        pd.DataFrame(rng.random(y.shape), columns=labels).assign(row_id=ids)[["row_id", *labels]].to_csv(
+            folder / f"{name}.csv", index=False)
+    parts = {"oof": {"base": "base.csv", "reference": "reference.csv"}, "reference": "attn"} if oof else \
+        {"oof": None, "why": "base.source: file"}
+    (folder / "parts.json").write_text(json.dumps(parts))
+    return folder, labels
+
+
+def test_on_oof_is_the_comparison_on_the_base_folder(tmp_path):
+    """What the blend and ceiling stages each read and compared before, one call now."""
+    folder, labels = base_folder(tmp_path)
+    result, reference = compare_spaces_on_oof(folder, tmp_path / "chunks.csv", labels, 0.3, lambda P: P, 20, 0, 0.95)
+    chunks = pd.read_csv(tmp_path / "chunks.csv", keep_default_na=False, dtype={"labels": str, "row_id": str})
+    y, base, head, groups, parts = read_parts(folder, chunks, labels)
+    assert reference == "attn"
+    assert result == compare_spaces(y, base, head, groups, 0.3, lambda P: P, 20, 0, 0.95)
+
+
+def test_a_base_without_oof_is_an_error_or_none(tmp_path):
+    """The blend stage needs the comparison (an error naming the folder); the ceiling stage skips it."""
+    folder, labels = base_folder(tmp_path, oof=False)
+    args = (folder, tmp_path / "chunks.csv", labels, 0.3, lambda P: P, 20, 0, 0.95)
+    assert compare_spaces_on_oof(*args, required=False) is None
+    with pytest.raises(SpaceError, match="no OOF"):
+        compare_spaces_on_oof(*args)
