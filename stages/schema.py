@@ -29,10 +29,12 @@ from typing import Annotated, Callable, Literal, Union, get_args, get_origin
 
 import annotated_types
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from birdclef_eos.backbone.registry import BACKBONES
 from birdclef_eos.bundle.kinds import BUNDLE_KINDS
 from birdclef_eos.chain.config import ProtoSSMParams, SEDParams
+from birdclef_eos.data.config import DatasetParams
 from birdclef_eos.heads.config import SidecarHead, TrainParams, VitParams
 from birdclef_eos.io.files import read_yaml
 from birdclef_eos.knobs import KnobError, Shape
@@ -172,6 +174,10 @@ def knob_of(info) -> Knob:
         return Knob("names", lo=None if shape.min_items == 1 else shape.min_items, **kw)
     if shape is not None and shape.kind == "blocks":
         return Knob("blocks", words=shape.words, **kw)
+    if shape is not None and shape.kind == "range":
+        return Knob("range", shape.lo, lo_open=shape.lo_open, item=shape.item, **kw)
+    if shape is not None and shape.kind == "frontend":
+        return Knob("frontend", **kw)
     if get_origin(annotation) is Literal:
         return Knob("str", choices=tuple(get_args(annotation)), **kw)
     kinds = {bool: "bool", int: "int", float: "number", str: "str"}
@@ -182,13 +188,16 @@ def knob_of(info) -> Knob:
 
 def knobs_of(model: type[BaseModel], prefix: str = "") -> dict[str, Knob]:
     """{dotted knob: Knob} of every field of ``model`` under ``prefix``: nested models flattened, a
-    ``dict[str, Model]`` as ``prefix.*`` (names the user chooses)."""
+    ``dict[str, Model]`` as ``prefix.*`` (names the user chooses), a ``dict[str, value]`` as one
+    ``prefix.*`` row."""
     out = {}
     for name, info in model.model_fields.items():
         path = f"{prefix}.{name}" if prefix else name
         sub = info.annotation
         if get_origin(sub) is dict and len(get_args(sub)) == 2 and _is_model(get_args(sub)[1]):
             out.update(knobs_of(get_args(sub)[1], f"{path}.*"))
+        elif get_origin(sub) is dict and len(get_args(sub)) == 2:
+            out[f"{path}.*"] = knob_of(FieldInfo.from_annotation(get_args(sub)[1]))
         elif _is_model(sub):
             out.update(knobs_of(sub, path))
         else:
@@ -203,39 +212,7 @@ def _is_model(annotation) -> bool:
 POSTPROCESS = knobs_of(Postprocess)
 
 SCHEMA: dict[str, Knob] = {
-    "dataset.source": Str("synthetic", "birdclef"),
-    "dataset.root": Str(),
-    "dataset.scale": Str(),
-    "dataset.seed": Int(0),
-    "dataset.jobs": Int(1),
-    "dataset.sample_rate": Int(16000),  # half Perch's 32 kHz input; 1 Hz crashed the generator (zero-size array)
-    "dataset.chunk_s": Num(0, lo_open=True),
-    "dataset.soundscape_s": Num(0, lo_open=True),
-    "dataset.min_overlap_s": Num(0),
-    "dataset.public_fraction": Num(0, 1, lo_open=True, hi_open=True),  # 0 or 1 leaves a board empty
-    "dataset.holdout.share": Num(0, 1, hi_open=True),
-    "dataset.holdout.group": Str("file", "site_date"),
-    "dataset.holdout.seed": Int(0),
-    "dataset.class_shares.*": Num(0, 1),
-    "dataset.species_spread": Num(0),
-    "dataset.rendition_jitter": Num(0),
-    "dataset.site_presence": Num(0, 1),
-    "dataset.genus_share": Num(0, 1),
-    "dataset.call_interval_s": Num(0),
-    "dataset.focal_snr_db": Knob("range"),
-    "dataset.secondary_rate": Num(0, 1),
-    "dataset.bouts_per_soundscape": Num(0),
-    "dataset.bout_s": Knob("range", 0, lo_open=True),
-    "dataset.scales.*.genera": Int(1),
-    "dataset.scales.*.species": Int(1),
-    "dataset.scales.*.head_species": Int(0),
-    "dataset.scales.*.head_recordings": Knob("range", 1, item="int"),
-    "dataset.scales.*.tail_recordings": Knob("range", 1, item="int"),
-    "dataset.scales.*.recording_s": Knob("range", 0, lo_open=True),
-    "dataset.scales.*.sites": Int(1),
-    "dataset.scales.*.labelled": Int(0),
-    "dataset.scales.*.unlabelled": Int(0),
-    "dataset.scales.*.test": Int(1),
+    **knobs_of(DatasetParams, "dataset"),  # birdclef_eos/data/config.py
 
     "backbone.name": Str(*BACKBONES),  # birdclef_eos/backbone/registry.py
     "backbone.chunk_mapping": Str("center", "mean"),
@@ -438,6 +415,7 @@ SCHEMA: dict[str, Knob] = {
 
 # where each typed config model sits in params.yaml: its cross-field validators run there
 MODELS: dict[str, type[BaseModel]] = {
+    "dataset": DatasetParams,
     "base.protossm": ProtoSSMParams,
     "base.sed": SEDParams,
     "postprocess": Postprocess,

@@ -99,3 +99,40 @@ def test_the_sed_dataclasses_are_filled_from_the_knobs_and_the_derived_shapes():
         assert set(filled) == {f.name for f in dataclasses.fields(cls)}
         for name, value in filled.items():
             assert value == (extra[name] if name in extra else SHIPPED["base"]["sed"][name])
+
+
+# The sections whose stage hands each value on as written (an int stays an int, a list a list, in the
+# file's order): the pipeline's bytes did not move when the stage began reading them through its model.
+AS_WRITTEN = ("dataset",)
+
+
+def assert_as_written(typed, raw, path: str, ordered: bool = True) -> None:
+    """Equal values of the same types; a mapping's keys in the file's order (``ordered``: a section's own
+    knobs follow the model's field order, which no stage hands on)."""
+    assert type(typed) is type(raw), f"{path}: {type(typed).__name__} {typed!r}, the file has {type(raw).__name__} {raw!r}"
+    if isinstance(raw, dict):
+        assert (list(typed) if ordered else sorted(typed)) == (list(raw) if ordered else sorted(raw)), path
+        for key in raw:
+            assert_as_written(typed[key], raw[key], f"{path}.{key}")
+    elif isinstance(raw, list):
+        assert len(typed) == len(raw), path
+        for i, (t, r) in enumerate(zip(typed, raw)):
+            assert_as_written(t, r, f"{path}[{i}]")
+    else:
+        assert typed == raw, path
+
+
+@pytest.mark.parametrize("prefix", AS_WRITTEN)
+def test_a_typed_section_hands_on_every_value_as_written(prefix):
+    typed = schema.MODELS[prefix].model_validate(schema.get(SHIPPED, prefix))
+    assert_as_written(typed.model_dump(exclude_unset=True), schema.get(SHIPPED, prefix), prefix, ordered=False)
+
+
+def test_a_number_knob_keeps_an_int_and_refuses_what_a_float_refuses():
+    from birdclef_eos.data.config import DatasetParams
+    raw = {**SHIPPED["dataset"], "chunk_s": 5, "min_overlap_s": 0}
+    typed = DatasetParams.model_validate(raw)
+    assert (type(typed.chunk_s), type(typed.min_overlap_s), type(typed.bout_s[0])) == (int, int, int)
+    for bad in (True, "5", float("nan"), float("inf"), 0):
+        with pytest.raises(ValidationError):
+            DatasetParams.model_validate({**raw, "chunk_s": bad})
