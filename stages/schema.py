@@ -31,6 +31,7 @@ import annotated_types
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
+from birdclef_eos.audio.config import ExtractParams
 from birdclef_eos.backbone.registry import BACKBONES
 from birdclef_eos.bundle.kinds import BUNDLE_KINDS
 from birdclef_eos.chain.config import ProtoSSMParams, SEDParams
@@ -249,13 +250,7 @@ SCHEMA: dict[str, Knob] = {
 
     **knobs_of(ProbeParams, "probe"),  # birdclef_eos/probe/config.py
 
-    "extract.windows_per_recording": Int(1),
-    "extract.tta_shifts": Knob("numbers"),
-    "extract.labelled_shifts": Knob("numbers", nullable=True),
-    "extract.logits": Str("competition", "all", "none"),
-    "extract.on_bad_audio": Str("error", "skip"),
-    "extract.batch_windows": Int(1),
-    "extract.seed": Int(0),
+    **knobs_of(ExtractParams, "extract"),  # birdclef_eos/audio/config.py
 
     **knobs_of(TrainParams, "train"),  # birdclef_eos/heads/config.py (head types: heads/registry.py)
 
@@ -416,6 +411,7 @@ SCHEMA: dict[str, Knob] = {
 # where each typed config model sits in params.yaml: its cross-field validators run there
 MODELS: dict[str, type[BaseModel]] = {
     "dataset": DatasetParams,
+    "extract": ExtractParams,
     "base.protossm": ProtoSSMParams,
     "base.sed": SEDParams,
     "postprocess": Postprocess,

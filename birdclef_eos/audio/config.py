@@ -1,0 +1,47 @@
+"""The typed config of the backbone's pass over the audio: params.yaml `extract` (``ExtractParams``:
+the seeded focal windows and test shifts of the window plan, birdclef_eos/data/plans.py; the logit
+columns kept; what ``forward`` in windows.py does with a file it cannot read; the batch), each knob's
+type, bounds and choices stated once (birdclef_eos/knobs.py says why pydantic, and why no defaults
+here). The `extract_labelled` stage reads only ``LabelledExtract``'s knobs, which ``ExtractParams``
+extends, so each type is written once.
+
+The shift lists are written into data/features' meta.json as given, so they are ``numbers`` as
+written (an int shift stays an int). windows.py ships inside the Kaggle model folder and cannot
+import this pydantic module, so ``BAD_AUDIO`` repeats its ``BAD_AUDIO_CHOICES`` (a test keeps the
+two equal). Imports no numpy: stages/schema.py, which every stage loads, reads it.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Literal, Optional
+
+from pydantic import Field
+
+from birdclef_eos.knobs import Config, numbers
+
+BAD_AUDIO = ("error", "skip")              # as windows.py BAD_AUDIO_CHOICES: stop naming the file | leave it out
+LOGIT_MODES = ("competition", "all", "none")  # one column per species.csv class | every backbone class | none
+
+PositiveInt = Annotated[int, Field(ge=1)]
+Shifts = numbers(as_written=True)          # window shifts, s
+
+
+class LabelledExtract(Config):
+    """What the `extract_labelled` stage reads of `extract`: the labelled soundscape chunks read
+    again at ``labelled_shifts`` (null: none), the same logit columns, bad-audio rule and batch."""
+    labelled_shifts: Optional[Shifts]
+    logits: Literal[LOGIT_MODES]
+    on_bad_audio: Literal[BAD_AUDIO]
+    batch_windows: PositiveInt               # windows read and run at once (memory only)
+
+    @classmethod
+    def pick(cls, section: dict) -> LabelledExtract:
+        """These knobs out of a (possibly larger) mapping such as params.yaml `extract`."""
+        return cls.model_validate({k: section[k] for k in cls.model_fields})
+
+
+class ExtractParams(LabelledExtract):
+    """params.yaml `extract`: focal windows per recording and their seed, the test shifts, and the
+    knobs the labelled pass shares."""
+    windows_per_recording: PositiveInt
+    tta_shifts: Shifts
+    seed: Annotated[int, Field(ge=0)]
