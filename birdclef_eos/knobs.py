@@ -30,6 +30,12 @@ class Config(BaseModel):
     """A params section: unknown keys refused, no coercion, no inf/nan, immutable."""
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
+    @classmethod
+    def pick(cls, section: dict):
+        """This model's knobs out of a larger mapping (a stage that reads part of a section, such as
+        the student's share of params.yaml `train`, is handed only that part)."""
+        return cls.model_validate({k: section[k] for k in cls.model_fields})
+
 
 class KnobError(ValueError):
     """A cross-field rule's failure: ``field`` (relative to the model) is the knob blamed.

@@ -36,7 +36,7 @@ from birdclef_eos.backbone.registry import BACKBONES
 from birdclef_eos.bundle.kinds import BUNDLE_KINDS
 from birdclef_eos.chain.config import ProtoSSMParams, SEDParams
 from birdclef_eos.data.config import DatasetParams
-from birdclef_eos.heads.config import SidecarHead, TrainParams, VitParams
+from birdclef_eos.heads.config import PseudoParams, SidecarHead, Student, TrainParams, VitParams
 from birdclef_eos.io.files import read_yaml
 from birdclef_eos.knobs import KnobError, Shape
 from birdclef_eos.probe.config import ProbeParams
@@ -260,16 +260,8 @@ SCHEMA: dict[str, Knob] = {
     "submissions.*.tta": Knob("numbers", optional=True),
     "submissions.*.postprocess": Knob("overrides", optional=True),
 
-    "pseudo.teacher": Str(),
-    "pseudo.mode": Str("ensemble", "fold"),
-    "pseudo.gate": Num(0, 1),
-    "pseudo.floor": Num(0, 1),
-    "pseudo.power": Num(0, lo_open=True),
-    "students.*.twin": Str(),
-    "students.*.sources.focal": Num(0, 1),
-    "students.*.sources.soundscape": Num(0, 1),
-    "students.*.sources.pseudo": Num(0, 1),
-    "students.*.mode": Str("ensemble", "fold", optional=True),  # overrides pseudo.mode
+    **knobs_of(PseudoParams, "pseudo"),  # birdclef_eos/heads/config.py
+    **knobs_of(Student, "students.*"),
     "pseudo_table.reference": Str(),
     "pseudo_table.reference_submission": Str(),
     "pseudo_table.rows.*": Str(),
@@ -408,10 +400,13 @@ SCHEMA: dict[str, Knob] = {
 }
 
 
-# where each typed config model sits in params.yaml: its cross-field validators run there
+# where each typed config model sits in params.yaml (``*``: each entry of a mapping of names the user
+# chooses): its cross-field validators run there
 MODELS: dict[str, type[BaseModel]] = {
     "dataset": DatasetParams,
     "extract": ExtractParams,
+    "pseudo": PseudoParams,
+    "students.*": Student,
     "base.protossm": ProtoSSMParams,
     "base.sed": SEDParams,
     "postprocess": Postprocess,
@@ -420,6 +415,15 @@ MODELS: dict[str, type[BaseModel]] = {
     "sidecar.head": SidecarHead,
     "vit": VitParams,
 }
+
+
+def model_paths(params: dict, pattern: str) -> list[str]:
+    """The dotted paths a ``MODELS`` key names in ``params``: itself, or with its ``*`` (one, at the
+    end) replaced by each key of the mapping there."""
+    if not pattern.endswith(".*"):
+        return [pattern]
+    names = get(params, pattern[:-2])
+    return [f"{pattern[:-2]}.{k}" for k in names] if isinstance(names, dict) else []
 
 
 def _related(a: str, b: str) -> bool:
@@ -432,7 +436,7 @@ def model_problems(params: dict, sections: list[str] | None, known: list[Problem
     only once its fields passed). A ``KnobError`` names its knob; any other error (the table and a
     model disagreeing) is reported at the field pydantic names, not lost."""
     out = []
-    for prefix, model in MODELS.items():
+    for prefix, model in ((p, m) for pattern, m in MODELS.items() for p in model_paths(params, pattern)):
         value = get(params, prefix)
         if not isinstance(value, dict) or (sections is not None and not any(_related(prefix, s) for s in sections)):
             continue

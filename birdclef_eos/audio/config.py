@@ -33,11 +33,6 @@ class LabelledExtract(Config):
     on_bad_audio: Literal[BAD_AUDIO]
     batch_windows: PositiveInt               # windows read and run at once (memory only)
 
-    @classmethod
-    def pick(cls, section: dict) -> LabelledExtract:
-        """These knobs out of a (possibly larger) mapping such as params.yaml `extract`."""
-        return cls.model_validate({k: section[k] for k in cls.model_fields})
-
 
 class ExtractParams(LabelledExtract):
     """params.yaml `extract`: focal windows per recording and their seed, the test shifts, and the

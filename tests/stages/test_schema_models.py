@@ -4,6 +4,7 @@ refused by the model too, the shipped sections pass, and a cross-field rule name
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 
 import pytest
 from pydantic import ValidationError
@@ -18,7 +19,18 @@ from tests.stages.test_schema import CASES, SHIPPED, set_path
 
 
 def section_of(path: str) -> str | None:
-    return next((p for p in schema.MODELS if path.startswith(p + ".")), None)
+    """The ``MODELS`` key whose section holds ``path`` (``*``: any one name)."""
+    return next((p for p in schema.MODELS if fnmatch.fnmatchcase(path, p + ".*")), None)
+
+
+def concrete(pattern: str, path: str) -> str:
+    """``pattern`` with its ``*`` filled in from ``path``."""
+    return ".".join(path.split(".")[:len(pattern.split("."))])
+
+
+def shipped_sections():
+    """(MODELS key, a section of the shipped params.yaml it types)."""
+    return [(pattern, p) for pattern in schema.MODELS for p in schema.model_paths(SHIPPED, pattern)]
 
 
 MODEL_CASES = [(path, bad) for path, bad, _ in CASES if section_of(path)]
@@ -41,15 +53,16 @@ def test_every_model_section_is_covered_by_the_bad_value_table():
 
 @pytest.mark.parametrize("path,bad", MODEL_CASES, ids=[f"{p}={b!r}" for p, b in MODEL_CASES])
 def test_the_model_refuses_what_the_schema_refuses(path, bad):
-    prefix = section_of(path)
+    pattern = section_of(path)
     bad_params = set_path(SHIPPED, path, bad)
     with pytest.raises(ValidationError):
-        schema.MODELS[prefix].model_validate(schema.get(bad_params, prefix))
+        schema.MODELS[pattern].model_validate(schema.get(bad_params, concrete(pattern, path)))
 
 
 def test_the_shipped_sections_pass_their_models():
-    for prefix, model in schema.MODELS.items():
-        typed = model.model_validate(schema.get(SHIPPED, prefix))
+    assert {pattern for pattern, _ in shipped_sections()} == set(schema.MODELS)
+    for pattern, prefix in shipped_sections():
+        typed = schema.MODELS[pattern].model_validate(schema.get(SHIPPED, prefix))
         assert typed.model_dump(exclude_unset=True) == schema.get(SHIPPED, prefix), prefix
 
 
@@ -103,7 +116,7 @@ def test_the_sed_dataclasses_are_filled_from_the_knobs_and_the_derived_shapes():
 
 # The sections whose stage hands each value on as written (an int stays an int, a list a list, in the
 # file's order): the pipeline's bytes did not move when the stage began reading them through its model.
-AS_WRITTEN = ("dataset", "extract")
+AS_WRITTEN = ("dataset", "extract", "pseudo", "students.*")
 
 
 def assert_as_written(typed, raw, path: str, ordered: bool = True) -> None:
@@ -122,10 +135,13 @@ def assert_as_written(typed, raw, path: str, ordered: bool = True) -> None:
         assert typed == raw, path
 
 
-@pytest.mark.parametrize("prefix", AS_WRITTEN)
-def test_a_typed_section_hands_on_every_value_as_written(prefix):
-    typed = schema.MODELS[prefix].model_validate(schema.get(SHIPPED, prefix))
-    assert_as_written(typed.model_dump(exclude_unset=True), schema.get(SHIPPED, prefix), prefix, ordered=False)
+@pytest.mark.parametrize("pattern", AS_WRITTEN)
+def test_a_typed_section_hands_on_every_value_as_written(pattern):
+    prefixes = schema.model_paths(SHIPPED, pattern)
+    assert prefixes
+    for prefix in prefixes:
+        typed = schema.MODELS[pattern].model_validate(schema.get(SHIPPED, prefix))
+        assert_as_written(typed.model_dump(exclude_unset=True), schema.get(SHIPPED, prefix), prefix, ordered=False)
 
 
 def test_a_number_knob_keeps_an_int_and_refuses_what_a_float_refuses():

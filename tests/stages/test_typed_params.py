@@ -9,7 +9,8 @@ import importlib
 import pytest
 
 from birdclef_eos.chain.config import ProtoSSMParams, SEDParams
-from birdclef_eos.heads.config import HeadFolds, HeadModel, SidecarHead, TrainOptim, TrainParams, VitParams
+from birdclef_eos.heads.config import (HeadFolds, HeadModel, PseudoLabels, SidecarHead, Student, TrainOptim,
+                                       TrainParams, VitParams)
 from stages.params import RUNTIME, declared, pick, put
 from tests.stages.test_schema import SHIPPED
 
@@ -44,6 +45,9 @@ def test_a_stage_types_what_it_is_handed(stage, key):
         assert isinstance(typed.folds, HeadFolds) and isinstance(typed.optim, TrainOptim)
         assert typed.optim.model_dump() == SHIPPED["train"]["optim"]
         assert typed.folds.model_dump() == {k: SHIPPED["train"][k] for k in HeadFolds.model_fields}
+        assert typed.pseudo.model_dump() == {k: SHIPPED["pseudo"][k] for k in PseudoLabels.model_fields}
+        assert list(typed.students) == [key] and isinstance(typed.students[key], Student)
+        assert typed.students[key].model_dump(exclude_unset=True) == SHIPPED["students"][key]
     elif stage == "vit":
         assert isinstance(typed.vit, VitParams) and list(typed.vit.sizes) == [key]
         assert typed.vit.model_dump() == {**SHIPPED["vit"], "sizes": {key: SHIPPED["vit"]["sizes"][key]}}
