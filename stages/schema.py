@@ -31,7 +31,7 @@ import annotated_types
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-from birdclef_eos.audio.config import ExtractParams
+from birdclef_eos.audio.config import ExtractParams, SpectrogramParams
 from birdclef_eos.backbone.registry import BACKBONES
 from birdclef_eos.bundle.kinds import BUNDLE_KINDS
 from birdclef_eos.chain.config import ProtoSSMParams, SEDParams
@@ -369,13 +369,7 @@ SCHEMA: dict[str, Knob] = {
     "paper.verdict.without_interval": Str("point", "undecided"),
     "paper.digits": Int(0, 10),
     # the baseline chain
-    "spectrogram.n_fft": Int(16),
-    "spectrogram.hop": Int(1),
-    "spectrogram.n_mels": Int(1),
-    "spectrogram.fmin": Num(0),
-    "spectrogram.fmax": Num(0, lo_open=True),
-    "spectrogram.test_shifts": Knob("numbers"),
-    "spectrogram.batch_windows": Int(1),
+    **knobs_of(SpectrogramParams, "spectrogram"),  # birdclef_eos/audio/config.py
     "base.variants.*.blend.*": Num(0, 1),
     "base.variants.*.postprocess": Knob("overrides", optional=True),
     **knobs_of(ProtoSSMParams, "base.protossm"),
@@ -407,6 +401,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "extract": ExtractParams,
     "pseudo": PseudoParams,
     "students.*": Student,
+    "spectrogram": SpectrogramParams,
     "base.protossm": ProtoSSMParams,
     "base.sed": SEDParams,
     "postprocess": Postprocess,
