@@ -32,6 +32,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from birdclef_eos.audio.config import ExtractParams, SpectrogramParams
+from birdclef_eos.backbone.config import SidecarExtract
 from birdclef_eos.backbone.registry import BACKBONES
 from birdclef_eos.bundle.kinds import BUNDLE_KINDS
 from birdclef_eos.chain.config import ProtoSSMParams, SEDParams
@@ -324,11 +325,7 @@ SCHEMA: dict[str, Knob] = {
     "ceiling.confidence": Num(0, 1, lo_open=True, hi_open=True),
     "ceiling.seed": Int(0),
     # the BirdNET sidecar: its second extraction (real-data mode) and its head
-    "sidecar.extract.chunk_mapping": Str("center", "mean"),
-    "sidecar.extract.batch_size": Int(1),
-    "sidecar.extract.threads": Int(1),
-    "sidecar.extract.frontend": Knob("frontend"),
-    "sidecar.extract.batch_windows": Int(1),
+    **knobs_of(SidecarExtract, "sidecar.extract"),  # birdclef_eos/backbone/config.py
     **knobs_of(SidecarHead, "sidecar.head"),  # birdclef_eos/heads/config.py
     "shakeup.rows": Knob("names"),
     "shakeup.splits": Int(1),
@@ -402,6 +399,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "pseudo": PseudoParams,
     "students.*": Student,
     "spectrogram": SpectrogramParams,
+    "sidecar.extract": SidecarExtract,
     "base.protossm": ProtoSSMParams,
     "base.sed": SEDParams,
     "postprocess": Postprocess,

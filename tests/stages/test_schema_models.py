@@ -116,7 +116,7 @@ def test_the_sed_dataclasses_are_filled_from_the_knobs_and_the_derived_shapes():
 
 # The sections whose stage hands each value on as written (an int stays an int, a list a list, in the
 # file's order): the pipeline's bytes did not move when the stage began reading them through its model.
-AS_WRITTEN = ("dataset", "extract", "pseudo", "students.*", "spectrogram")
+AS_WRITTEN = ("dataset", "extract", "pseudo", "students.*", "spectrogram", "sidecar.extract")
 
 
 def assert_as_written(typed, raw, path: str, ordered: bool = True) -> None:
@@ -154,8 +154,11 @@ def test_a_number_knob_keeps_an_int_and_refuses_what_a_float_refuses():
             DatasetParams.model_validate({**raw, "chunk_s": bad})
 
 
-def test_the_bad_audio_choices_are_the_shipped_readers():
-    # windows.py ships to Kaggle and cannot import the pydantic config, so the tuple is written twice
+def test_the_choices_written_twice_are_the_shipped_readers():
+    # windows.py and runner.py ship to Kaggle and are heavy to import, so their tuples are written twice
     from birdclef_eos.audio import windows
     from birdclef_eos.audio.config import BAD_AUDIO
+    from birdclef_eos.backbone import runner
+    from birdclef_eos.backbone.config import CHUNK_MAPPINGS
     assert BAD_AUDIO == windows.BAD_AUDIO_CHOICES
+    assert CHUNK_MAPPINGS == runner.CHUNK_MAPPINGS
