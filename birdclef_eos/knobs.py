@@ -164,3 +164,8 @@ def fill(cls, model: BaseModel, given: dict) -> dict:
         else:
             raise TypeError(f"{cls.__name__}.{f.name}: no {type(model).__name__} field of that name and no value given")
     return out
+
+
+Seed = Annotated[int, Field(ge=0)]                        # a random seed
+Draws = Annotated[int, Field(ge=1)]                       # bootstrap draws
+Confidence = Annotated[Number, Field(gt=0, lt=1)]         # an interval's level (0.95), as written
