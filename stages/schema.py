@@ -40,8 +40,9 @@ from birdclef_eos.data.config import DatasetParams
 from birdclef_eos.heads.config import PseudoParams, SidecarHead, Student, TrainParams, VitParams
 from birdclef_eos.io.files import read_yaml
 from birdclef_eos.knobs import KnobError, Shape
-from birdclef_eos.probe.config import ProbeParams
+from birdclef_eos.probe.config import AblationParams, ProbeParams
 from birdclef_eos.scoring.postprocess_config import Postprocess
+from birdclef_eos.scoring.sweep_config import SweepParams
 from stages.paths import PARAMS_FILE
 
 # DVC 3.67's run-cache leaves keys with these names out of the params hash (treeverse/dvc #10296):
@@ -301,13 +302,7 @@ SCHEMA: dict[str, Knob] = {
     "blends.*.sidecar.threshold_space": Str("rank", "score"),
     "blends.*.sidecar.budget": Num(0, nullable=True),
 
-    "sweep.model": Str(),
-    "sweep.raw": Str(),
-    "sweep.prior_alpha": Knob("numbers", 0),
-    "sweep.sigma": Knob("numbers", 0),
-    "sweep.bootstrap": Int(1),
-    "sweep.confidence": Num(0, 1, lo_open=True, hi_open=True),
-    "sweep.seed": Int(0),
+    **knobs_of(SweepParams, "sweep"),  # birdclef_eos/scoring/sweep_config.py
 
     "ceiling.base": Str(),
     "ceiling.partners": Knob("names"),
@@ -335,16 +330,7 @@ SCHEMA: dict[str, Knob] = {
     **knobs_of(VitParams, "vit"),  # birdclef_eos/heads/config.py
 
 
-    "ablation.reference": Str(),
-    "ablation.reference_submission": Str(),
-    "ablation.variants": Knob("names"),
-    "ablation.bootstrap": Int(1),
-    "ablation.confidence": Num(0, 1, lo_open=True, hi_open=True),
-    "ablation.seed": Int(0),
-    "ablation.soundscape_probe.method": Str("ridge", "logistic"),
-    "ablation.soundscape_probe.folds": Int(2),
-    "ablation.soundscape_probe.c": Num(0, lo_open=True),
-    "ablation.soundscape_probe.max_iter": Int(1),
+    **knobs_of(AblationParams, "ablation"),  # birdclef_eos/probe/config.py
 
     "figures.trajectories.species": Str("probe", "focal"),
     "figures.trajectories.blocks": Knob("blocks", words=("last",)),
@@ -400,6 +386,8 @@ MODELS: dict[str, type[BaseModel]] = {
     "students.*": Student,
     "spectrogram": SpectrogramParams,
     "sidecar.extract": SidecarExtract,
+    "sweep": SweepParams,
+    "ablation": AblationParams,
     "base.protossm": ProtoSSMParams,
     "base.sed": SEDParams,
     "postprocess": Postprocess,
