@@ -41,6 +41,7 @@ from birdclef_eos.heads.config import PseudoParams, SidecarHead, Student, TrainP
 from birdclef_eos.io.files import read_yaml
 from birdclef_eos.knobs import KnobError, Shape
 from birdclef_eos.probe.config import AblationParams, ProbeParams
+from birdclef_eos.scoring.ceiling_config import CeilingParams
 from birdclef_eos.scoring.postprocess_config import Postprocess
 from birdclef_eos.scoring.sweep_config import SweepParams
 from stages.paths import PARAMS_FILE
@@ -304,21 +305,7 @@ SCHEMA: dict[str, Knob] = {
 
     **knobs_of(SweepParams, "sweep"),  # birdclef_eos/scoring/sweep_config.py
 
-    "ceiling.base": Str(),
-    "ceiling.partners": Knob("names"),
-    "ceiling.weights": Knob("numbers", 0, 1),
-    "ceiling.control.like": Str(),
-    "ceiling.control.strengths": Knob("numbers", 0.5, 1, hi_open=True),
-    "ceiling.control.weight": Num(0, 1, lo_open=True),
-    "ceiling.control.tolerance": Num(0, 0.05, lo_open=True),
-    "ceiling.control.seed": Int(0),
-    "ceiling.control_bases.head": Str(),
-    "ceiling.control_bases.strengths": Knob("numbers", 0.5, 1, hi_open=True),
-    "ceiling.control_bases.regime": Num(0.5, 1, hi_open=True),
-    "ceiling.control_bases.seed": Int(0),
-    "ceiling.bootstrap": Int(2),
-    "ceiling.confidence": Num(0, 1, lo_open=True, hi_open=True),
-    "ceiling.seed": Int(0),
+    **knobs_of(CeilingParams, "ceiling"),  # birdclef_eos/scoring/ceiling_config.py
     # the BirdNET sidecar: its second extraction (real-data mode) and its head
     **knobs_of(SidecarExtract, "sidecar.extract"),  # birdclef_eos/backbone/config.py
     **knobs_of(SidecarHead, "sidecar.head"),  # birdclef_eos/heads/config.py
@@ -388,6 +375,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "sidecar.extract": SidecarExtract,
     "sweep": SweepParams,
     "ablation": AblationParams,
+    "ceiling": CeilingParams,
     "base.protossm": ProtoSSMParams,
     "base.sed": SEDParams,
     "postprocess": Postprocess,
