@@ -41,6 +41,7 @@ from birdclef_eos.heads.config import PseudoParams, SidecarHead, Student, TrainP
 from birdclef_eos.io.files import read_yaml
 from birdclef_eos.knobs import KnobError, Shape
 from birdclef_eos.probe.config import AblationParams, ProbeParams
+from birdclef_eos.report.trajectories_config import Trajectories
 from birdclef_eos.scoring.ceiling_config import CeilingParams
 from birdclef_eos.scoring.postprocess_config import Postprocess
 from birdclef_eos.scoring.sweep_config import SweepParams
@@ -319,15 +320,7 @@ SCHEMA: dict[str, Knob] = {
 
     **knobs_of(AblationParams, "ablation"),  # birdclef_eos/probe/config.py
 
-    "figures.trajectories.species": Str("probe", "focal"),
-    "figures.trajectories.blocks": Knob("blocks", words=("last",)),
-    "figures.trajectories.n_last": Int(2),
-    "figures.trajectories.width": Int(2),
-    "figures.trajectories.align": Str("procrustes", "none"),
-    "figures.trajectories.method": Str("pca", "tsne", "umap"),
-    "figures.trajectories.perplexity": Num(0, lo_open=True),
-    "figures.trajectories.showcase": Int(0),
-    "figures.trajectories.seed": Int(0),
+    **knobs_of(Trajectories, "figures.trajectories"),  # birdclef_eos/report/trajectories_config.py
     "figures.pipelines.standalone": Str(),
     "figures.pipelines.blend": Str(),
 
@@ -376,6 +369,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "sweep": SweepParams,
     "ablation": AblationParams,
     "ceiling": CeilingParams,
+    "figures.trajectories": Trajectories,
     "base.protossm": ProtoSSMParams,
     "base.sed": SEDParams,
     "postprocess": Postprocess,
