@@ -41,6 +41,7 @@ from birdclef_eos.heads.config import PseudoParams, SidecarHead, Student, TrainP
 from birdclef_eos.io.files import read_yaml
 from birdclef_eos.knobs import KnobError, Shape
 from birdclef_eos.probe.config import AblationParams, ProbeParams
+from birdclef_eos.report.pseudo_table_config import PseudoTableParams
 from birdclef_eos.report.trajectories_config import Trajectories
 from birdclef_eos.scoring.ceiling_config import CeilingParams
 from birdclef_eos.scoring.postprocess_config import Postprocess
@@ -266,13 +267,7 @@ SCHEMA: dict[str, Knob] = {
 
     **knobs_of(PseudoParams, "pseudo"),  # birdclef_eos/heads/config.py
     **knobs_of(Student, "students.*"),
-    "pseudo_table.reference": Str(),
-    "pseudo_table.reference_submission": Str(),
-    "pseudo_table.rows.*": Str(),
-    "pseudo_table.oof_pairs.*": Knob("names", lo=2),  # [a, b]: exactly two (the stage says so otherwise)
-    "pseudo_table.bootstrap": Int(1),
-    "pseudo_table.confidence": Num(0, 1, lo_open=True, hi_open=True),
-    "pseudo_table.seed": Int(0),
+    **knobs_of(PseudoTableParams, "pseudo_table"),  # birdclef_eos/report/pseudo_table_config.py
 
     "leaderboard.table2": Knob("names"),
     "leaderboard.digits": Int(0, 10),
@@ -370,6 +365,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "ablation": AblationParams,
     "ceiling": CeilingParams,
     "figures.trajectories": Trajectories,
+    "pseudo_table": PseudoTableParams,
     "base.protossm": ProtoSSMParams,
     "base.sed": SEDParams,
     "postprocess": Postprocess,
