@@ -2,7 +2,7 @@
 that plain ``int`` / ``float`` / ``Literal`` cannot say (a list of distinct numbers, of names).
 
 Each params.yaml section that configures a library component has one pydantic model beside the code
-it configures (``chain/config.py``, ``heads/config.py``, ``scoring/postprocess_config.py``). A model
+it configures (``data/config.py``, ``heads/config.py``, ``scoring/postprocess_config.py``, ...). A model
 states a knob's type, bounds and choices once, as ``Annotated[int, Field(ge=1)]``, ``Literal[...]``
 built from a registry, or the shapes below; stages/schema.py derives its per-knob table from the
 models, so nothing is written twice. Models carry no defaults: params.yaml holds them alone (a knob
@@ -11,7 +11,9 @@ when null is refused, ``X | None = None`` when null is allowed).
 
 Why pydantic and why strict: it is already installed (a DVC dependency, requirements.lock), and a
 strict model refuses what YAML 1.1 habits produce (``"3e-4"`` as a string, ``yes`` as a bool) instead
-of coercing it. The models stay out of every module the Kaggle model folder ships
+of coercing it. Strict pydantic still turns an int into a float for a ``float`` field; a knob a stage
+writes out or formats is ``Number`` (or ``numbers(as_written=True)``, ``span``), which keeps ``5`` as
+``5``, so typing a section moves no output's bytes. The models stay out of every module the Kaggle model folder ships
 (birdclef_eos/bundle/infer.py's import closure): Kaggle's image has another pydantic, and the
 shipped bytes are fixed.
 

@@ -2,10 +2,10 @@
 
 `SCHEMA` maps a dotted knob path to a `Knob`; `*` stands for a name the user chooses (a
 submission, a train variant, a synthetic scale). A section that configures a library component
-has a typed pydantic model beside that component (`MODELS`: ProtoSSM, a head's model and optimiser,
-post-processing); its rows are read off the model (`knobs_of`), not written here, so each type, bound
-and choice lives in one place, and the model's cross-field validators run once its single knobs pass
-(`model_problems`). Every other row is written here. The hint machinery (did-you-mean, `MOVED`,
+has a typed pydantic model beside that component (`MODELS`: where each sits in params.yaml, `*` for
+each entry of a mapping of names); its rows are read off the model (`knobs_of`), not written here, so
+each type, bound and choice lives in one place, and the model's cross-field validators run once its
+single knobs pass (`model_problems`). Every other row is written here. The hint machinery (did-you-mean, `MOVED`,
 `FORBIDDEN_KEYS`) and the messages stay this module's for every knob alike: the table gives one
 wording for a model's knob and a hand-written one. `RULES` are the checks that span several sections.
 `validate(params)` reports every problem at once, each naming the knob, its value and what is
