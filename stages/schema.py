@@ -649,40 +649,6 @@ def get(params: dict, path: str):
     return node
 
 
-def rule_scale(params, n_blocks):
-    scale, scales = get(params, "dataset.scale"), get(params, "dataset.scales")
-    if isinstance(scale, str) and isinstance(scales, dict) and scale not in scales:
-        yield Problem("dataset.scale", scale, f"expected a key of dataset.scales: {' | '.join(scales)}")
-    for name, s in (scales or {}).items() if isinstance(scales, dict) else ():
-        if not isinstance(s, dict):
-            continue
-        g, sp, hs = s.get("genera"), s.get("species"), s.get("head_species")
-        if is_int(g) and is_int(sp) and sp < g:
-            yield Problem(f"dataset.scales.{name}.species", sp, f"expected >= genera ({g})")
-        if is_int(hs) and is_int(sp) and hs > sp:
-            yield Problem(f"dataset.scales.{name}.head_species", hs, f"expected <= species ({sp})")
-
-
-def rule_shares(params, n_blocks):
-    shares = get(params, "dataset.class_shares")
-    if isinstance(shares, dict):
-        if not shares:
-            yield Problem("dataset.class_shares", shares, "expected at least one class")
-        elif all(is_number(v) for v in shares.values()) and abs(sum(shares.values()) - 1) > 1e-6:
-            yield Problem("dataset.class_shares", shares, f"shares must sum to 1, not {sum(shares.values()):g}")
-
-
-def rule_chunks(params, n_blocks):
-    chunk, scape, overlap = (get(params, f"dataset.{k}") for k in ("chunk_s", "soundscape_s", "min_overlap_s"))
-    if is_number(chunk) and chunk != 5:
-        yield Problem("dataset.chunk_s", chunk, "expected 5: the competition's label grid, which the reader "
-                      "(birdclef_eos/data/birdclef.py) and every scoring stage use")
-    if is_number(chunk) and is_number(scape) and chunk > scape:
-        yield Problem("dataset.chunk_s", chunk, f"expected <= dataset.soundscape_s ({scape})")
-    if is_number(chunk) and is_number(overlap) and overlap >= chunk:
-        yield Problem("dataset.min_overlap_s", overlap, f"expected < dataset.chunk_s ({chunk})")
-
-
 def rule_sidecar(params, n_blocks):
     shifts, tta = get(params, "extract.tta_shifts"), get(params, "sidecar.head.tta")
     if isinstance(shifts, list) and isinstance(tta, list):
@@ -1021,9 +987,6 @@ def rule_figures(params, n_blocks):
 
 
 RULES = (
-    Rule(("dataset",), rule_scale),
-    Rule(("dataset",), rule_shares),
-    Rule(("dataset",), rule_chunks),
     Rule((), rule_blocks),      # each block knob on its own; surgery.blocks when present
     Rule(("probe",), rule_select),
     Rule(("submissions", "students"), rule_submissions),

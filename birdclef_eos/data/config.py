@@ -5,19 +5,21 @@ pydantic, and why no defaults here). The holdout groups are ``HOLDOUT_GROUPS`` b
 draws by. Numbers are ``Number``: the stage writes the holdout knobs into source.json and a README,
 and the generator reads the world's knobs, as written (``5`` stays ``5``).
 
-The rules that span knobs (the scale is a key of `scales`, species >= genera, the class shares sum
-to 1, the chunk fits the soundscape) are stages/schema.py's ``rule_scale``, ``rule_shares`` and
-``rule_chunks``, which report every problem at once. Imports no numpy or pandas: stages/schema.py,
-which every stage loads, reads it.
+The rules that span knobs are the models' validators, each raising ``KnobError`` on the knob it
+blames: the scale is a key of `scales`, a scale's species >= genera >= 1 and head species <= species,
+the class shares sum to 1, the chunk is the competition's 5 s and fits the soundscape, a call's
+minimum overlap is shorter than the chunk. Imports no numpy or pandas: stages/schema.py, which every
+stage loads, reads it.
 """
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from birdclef_eos.knobs import Config, Number, Text, span
+from birdclef_eos.knobs import Config, KnobError, Number, Text, span
 
+CHUNK_S = 5  # the competition's label grid, which the reader (birdclef.py) and every scoring stage use
 SOURCES = ("synthetic", "birdclef")      # generated from the seed | a real competition folder
 HOLDOUT_GROUPS = ("file", "site_date")   # what real-data mode's local board holds out together
 
@@ -51,6 +53,14 @@ class SyntheticScale(Config):
     unlabelled: Count
     test: PositiveInt
 
+    @model_validator(mode="after")
+    def _species_fit(self) -> SyntheticScale:
+        if self.species < self.genera:
+            raise KnobError("species", self.species, f"expected >= genera ({self.genera})")
+        if self.head_species > self.species:
+            raise KnobError("head_species", self.head_species, f"expected <= species ({self.species})")
+        return self
+
 
 class DatasetParams(Config):
     """params.yaml `dataset`: the source, the synthetic world (lengths in s, rates in Hz, levels in
@@ -78,10 +88,27 @@ class DatasetParams(Config):
     bout_s: span(0, lo_open=True)
     scales: dict[str, SyntheticScale]
 
+    @model_validator(mode="after")
+    def _fits(self) -> DatasetParams:
+        """The rules across knobs, the first that fails (stages/schema.py reports it by its knob)."""
+        if self.scale not in self.scales:
+            raise KnobError("scale", self.scale, f"expected a key of {{prefix}}scales: {' | '.join(self.scales)}")
+        if not self.class_shares:
+            raise KnobError("class_shares", self.class_shares, "expected at least one class")
+        total = sum(self.class_shares.values())
+        if abs(total - 1) > 1e-6:
+            raise KnobError("class_shares", self.class_shares, f"shares must sum to 1, not {total:g}")
+        if self.chunk_s > self.soundscape_s:
+            raise KnobError("chunk_s", self.chunk_s, f"expected <= {{prefix}}soundscape_s ({self.soundscape_s})")
+        if self.min_overlap_s >= self.chunk_s:
+            raise KnobError("min_overlap_s", self.min_overlap_s, f"expected < {{prefix}}chunk_s ({self.chunk_s})")
+        if self.chunk_s != CHUNK_S:
+            raise KnobError("chunk_s", self.chunk_s, f"expected {CHUNK_S}: the competition's label grid, which the "
+                            "reader (birdclef_eos/data/birdclef.py) and every scoring stage use")
+        return self
+
     def generator(self) -> dict:
         """The synthetic generator's knobs (birdclef_eos/data/synthetic): the world's, then the chosen
         scale's, each as written in params.yaml."""
-        if self.scale not in self.scales:
-            raise KeyError(f"params.yaml: dataset.scale '{self.scale}' is not one of {sorted(self.scales)}")
         world = self.model_dump(exclude={"scales", "source", "root", "scale", "seed", "jobs", "holdout"})
         return {**world, **self.scales[self.scale].model_dump()}

@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 import yaml
 
-from birdclef_eos.data.config import DatasetParams
 from stages.schema import load_params
 from tests.fakes.repo_copy import REPO, VENV_BIN, copy_repo, sh
 
@@ -82,8 +81,8 @@ def test_unknown_source_or_size_is_a_clear_error():
 
     with pytest.raises(ValueError, match=r"source\n.*'synthetic' or 'birdclef'"):
         dataset.run({"dataset": {**SHIPPED["dataset"], "source": "kaggle"}})
-    with pytest.raises(KeyError, match="dataset.scale 'huge'"):
-        DatasetParams.model_validate({**SHIPPED["dataset"], "scale": "huge"}).generator()
+    with pytest.raises(ValueError, match="scale = 'huge': expected a key of scales: smoke | default"):
+        dataset.run({"dataset": {**SHIPPED["dataset"], "scale": "huge"}})
 
 
 def test_fingerprint_stage_writes_a_small_stable_record(tmp_path, monkeypatch):
