@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Optional
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from birdclef_eos.knobs import Config, Number, numbers
+from birdclef_eos.knobs import Config, KnobError, Number, numbers
 
 BAD_AUDIO = ("error", "skip")              # as windows.py BAD_AUDIO_CHOICES: stop naming the file | leave it out
 LOGIT_MODES = ("competition", "all", "none")  # one column per species.csv class | every backbone class | none
@@ -46,8 +46,8 @@ class ExtractParams(LabelledExtract):
 class SpectrogramParams(Config):
     """params.yaml `spectrogram`: spectrogram.py's ``MelSpec`` (STFT size and hop in samples, mel bins,
     band edges in Hz; the sample rate is `dataset.sample_rate`), the test shifts cached (s) and the
-    batch. fmin < fmax <= the Nyquist frequency is stages/schema.py's ``rule_spectrogram`` (it spans
-    `dataset`)."""
+    batch. fmin < fmax is its validator; fmax <= the Nyquist frequency is stages/schema.py's
+    ``rule_spectrogram`` (it spans `dataset`)."""
     n_fft: Annotated[int, Field(ge=16)]
     hop: PositiveInt
     n_mels: PositiveInt
@@ -55,3 +55,9 @@ class SpectrogramParams(Config):
     fmax: Annotated[Number, Field(gt=0)]
     test_shifts: Shifts
     batch_windows: PositiveInt               # windows transformed at once (memory only)
+
+    @model_validator(mode="after")
+    def _band(self) -> SpectrogramParams:
+        if self.fmin >= self.fmax:
+            raise KnobError("fmin", self.fmin, f"expected < {{prefix}}fmax ({self.fmax})")
+        return self

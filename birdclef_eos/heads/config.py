@@ -125,8 +125,7 @@ class PseudoParams(PseudoTeacher, PseudoLabels):
 
 
 class StudentSources(Config):
-    """A student's batch composition: the share of each source (they sum to 1: stages/schema.py
-    ``rule_students``)."""
+    """A student's batch composition: the share of each source (they sum to 1: ``Student``'s rule)."""
     focal: Annotated[Number, Field(ge=0, le=1)]
     soundscape: Annotated[Number, Field(ge=0, le=1)]
     pseudo: Annotated[Number, Field(ge=0, le=1)]
@@ -138,6 +137,13 @@ class Student(Config):
     twin: Text
     sources: StudentSources
     mode: Literal[PSEUDO_MODES] = None
+
+    @model_validator(mode="after")
+    def _shares_sum_to_one(self) -> Student:
+        shares = self.sources.model_dump()
+        if abs(sum(shares.values()) - 1) > 1e-6:
+            raise KnobError("sources", shares, "expected shares summing to 1")
+        return self
 
 
 class VitSize(Config):
