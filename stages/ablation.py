@@ -140,10 +140,11 @@ def train_metrics(name: str) -> dict:
 
 def run(params: dict, key: str | None = None) -> AblationResult:
     started = time.perf_counter()
-    cfg = AblationParams.model_validate(params["ablation"])  # typed once (birdclef_eos/probe/config.py)
-    ref, names = cfg.reference, list(cfg.variants)
+    cfg = params["ablation"]
+    ref, names = cfg["reference"], list(cfg["variants"])
     labels = pd.read_csv(INDEX / "species.csv").sort_values("label_idx")["primary_label"].astype(str).tolist()
     probe = read_json(PROBE_METRICS / "probe.json", "run the probe stage")
+    cfg = AblationParams.model_validate(cfg)  # typed once (birdclef_eos/probe/config.py); ref, names: its values
     selected = read_json(PROBE_SELECTED, "run the probe stage")["blocks"]
 
     oof, oof_ci = oof_comparison(cfg, names, labels)

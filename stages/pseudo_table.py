@@ -46,12 +46,13 @@ class PseudoTableResult:
 
 def run(params: dict, key: str | None = None) -> PseudoTableResult:
     started = time.perf_counter()
-    cfg = PseudoTableParams.model_validate(params["pseudo_table"])  # typed once (birdclef_eos/report/pseudo_table_config.py)
-    mode = params["pseudo"]["mode"]
-    ref, ref_sub, rows = cfg.reference, cfg.reference_submission, cfg.rows
-    boot = (cfg.bootstrap, cfg.seed, cfg.confidence)
+    cfg, mode = params["pseudo_table"], params["pseudo"]["mode"]
+    ref, ref_sub, rows = cfg["reference"], cfg["reference_submission"], cfg["rows"]
+    boot = (cfg["bootstrap"], cfg["seed"], cfg["confidence"])
     labels = pd.read_csv(INDEX / "species.csv").sort_values("label_idx")["primary_label"].astype(str).tolist()
 
+    # typed once (birdclef_eos/report/pseudo_table_config.py); the names and the bootstrap above are its values
+    cfg = PseudoTableParams.model_validate(cfg)
     ids = pd.read_csv(OOF / ref / "oof.csv", usecols=["row_id"], dtype={"row_id": str})["row_id"].tolist()
     chunks = pd.read_csv(INDEX / "chunks.csv", keep_default_na=False, dtype={"row_id": str, "labels": str})
     y = truth_matrix(chunks.set_index("row_id")["labels"].reindex(ids), labels)
