@@ -8,10 +8,21 @@ import importlib
 
 import pytest
 
+from birdclef_eos.audio.config import ExtractParams, LabelledExtract, SpectrogramParams
+from birdclef_eos.backbone.config import SidecarExtract
 from birdclef_eos.chain.config import ProtoSSMParams, SEDParams
-from birdclef_eos.heads.config import HeadFolds, HeadModel, SidecarHead, TrainOptim, TrainParams, VitParams
+from birdclef_eos.data.config import DatasetParams
+from birdclef_eos.heads.config import (HeadFolds, HeadModel, PseudoLabels, PseudoTeacher, SidecarHead, Student,
+                                       TrainOptim, TrainParams, VitParams)
+from birdclef_eos.probe.config import AblationParams
+from birdclef_eos.report.pseudo_table_config import PseudoTableParams
+from birdclef_eos.report.trajectories_config import Trajectories
+from birdclef_eos.scoring.ceiling_config import CeilingParams
+from birdclef_eos.scoring.sweep_config import SweepParams
+from stages import schema
 from stages.params import RUNTIME, declared, pick, put
 from tests.stages.test_schema import SHIPPED
+from tests.stages.test_schema_models import assert_as_written
 
 
 def handed(stage: str, key: str | None = None) -> dict:
@@ -44,6 +55,9 @@ def test_a_stage_types_what_it_is_handed(stage, key):
         assert isinstance(typed.folds, HeadFolds) and isinstance(typed.optim, TrainOptim)
         assert typed.optim.model_dump() == SHIPPED["train"]["optim"]
         assert typed.folds.model_dump() == {k: SHIPPED["train"][k] for k in HeadFolds.model_fields}
+        assert typed.pseudo.model_dump() == {k: SHIPPED["pseudo"][k] for k in PseudoLabels.model_fields}
+        assert list(typed.students) == [key] and isinstance(typed.students[key], Student)
+        assert typed.students[key].model_dump(exclude_unset=True) == SHIPPED["students"][key]
     elif stage == "vit":
         assert isinstance(typed.vit, VitParams) and list(typed.vit.sizes) == [key]
         assert typed.vit.model_dump() == {**SHIPPED["vit"], "sizes": {key: SHIPPED["vit"]["sizes"][key]}}
@@ -62,3 +76,28 @@ def test_a_bad_value_handed_to_a_stage_directly_is_refused_naming_the_field():
     from stages import protossm
     with pytest.raises(ValueError, match=r"d_model\n.*greater than or equal to 1"):
         protossm.Params.of(params)
+
+
+# The stages that type their section at the top of ``run`` (no ``Params``): what each types, out of
+# exactly what it is handed, and where that sits in params.yaml.
+TYPED_IN_RUN = [
+    ("dataset", None, lambda p: DatasetParams.model_validate(p["dataset"]), "dataset"),
+    ("extract", None, lambda p: ExtractParams.model_validate(p["extract"]), "extract"),
+    ("extract_labelled", None, lambda p: LabelledExtract.pick(p["extract"]), "extract"),
+    ("spectrogram", None, lambda p: SpectrogramParams.model_validate(p["spectrogram"]), "spectrogram"),
+    ("sidecar_features", None, lambda p: SidecarExtract.model_validate(p["sidecar"]["extract"]), "sidecar.extract"),
+    ("pseudo", None, lambda p: PseudoTeacher.pick(p["pseudo"]), "pseudo"),
+    ("sweep", None, lambda p: SweepParams.model_validate(p["sweep"]), "sweep"),
+    ("ablation", None, lambda p: AblationParams.model_validate(p["ablation"]), "ablation"),
+    ("ceiling", None, lambda p: CeilingParams.model_validate(p["ceiling"]), "ceiling"),
+    ("figures", None, lambda p: Trajectories.model_validate(p["figures"]["trajectories"]), "figures.trajectories"),
+    ("pseudo_table", None, lambda p: PseudoTableParams.model_validate(p["pseudo_table"]), "pseudo_table"),
+]
+
+
+@pytest.mark.parametrize("stage,key,typed_of,where", TYPED_IN_RUN, ids=[t[0] for t in TYPED_IN_RUN])
+def test_a_stage_typing_in_run_types_what_it_is_handed_as_written(stage, key, typed_of, where):
+    typed = typed_of(handed(stage, key))
+    raw = schema.get(SHIPPED, where)
+    assert_as_written(typed.model_dump(exclude_unset=True), {k: raw[k] for k in type(typed).model_fields},
+                      where, ordered=False)
