@@ -34,6 +34,8 @@ from birdclef_eos.scoring.blend import Blend, BlendError, align, blend, order_bl
 from birdclef_eos.scoring.shares import effective_shares
 from birdclef_eos.scoring.space import compare_spaces_on_oof
 from birdclef_eos.scoring.postprocess import resolve_knobs, taxonomy_smooth
+from birdclef_eos.scoring.postprocess_config import Postprocess, as_given
+from birdclef_eos.scoring.submission_config import Submission
 from birdclef_eos.scoring import sidecar as sidecar_lib
 from stages.paths import BASE_OOF, BLEND_METRICS, HIDDEN, INDEX, PIPELINES_FIGURE, SUBMISSIONS, TRAIN_METRICS
 
@@ -89,15 +91,18 @@ def figure3(cfg: dict, params: dict) -> tuple[list[str], list[str], dict]:
     """Figure 3: the standalone `figures.pipelines.standalone` (left) and the blend
     `figures.pipelines.blend` (right), drawn from the params in force, so `-S blend.weight=...` redraws it."""
     name, blend_name = cfg["standalone"], cfg["blend"]
-    subs, blends = params["submissions"], params["blends"]
+    subs = {n: Submission.model_validate(e) for n, e in params["submissions"].items()}  # typed once
+    blends = params["blends"]
     if name not in subs:
         raise BlendError(f"figures.pipelines.standalone = {name!r}: not a key of submissions ({' | '.join(subs)})")
     if blend_name not in blends:
         raise BlendError(f"figures.pipelines.blend = {blend_name!r}: not a key of blends ({' | '.join(blends)})")
     entry = subs[name]
-    knobs = resolve_knobs(params["postprocess"], entry.get("postprocess", False), name).__dict__
-    left = standalone_steps(name, params["backbone"]["name"], head_of(entry["model"]), entry.get("tta", [0.0]), knobs)
-    describe = {p: f"{subs[p]['model']} head" for p in blends[blend_name]["parts"] if p in subs}
+    defaults = Postprocess.model_validate(params["postprocess"]).model_dump()
+    knobs = resolve_knobs(defaults, as_given(entry.postprocess), name).__dict__
+    tta = entry.tta if entry.tta is not None else [0.0]
+    left = standalone_steps(name, params["backbone"]["name"], head_of(entry.model), tta, knobs)
+    describe = {p: f"{subs[p].model} head" for p in blends[blend_name]["parts"] if p in subs}
     right = blend_drawing(blend_name, blends[blend_name], params["blend"], describe)
     plot_pipelines(f"Standalone {name}", left, f"Blend {blend_name}", right, PIPELINES_FIGURE)
     weights = {p: round(w, 6) for p, w, _ in right.parts}

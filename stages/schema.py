@@ -22,13 +22,14 @@ import json
 import math
 import re
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Callable, Literal, Union, get_args, get_origin
 
 import annotated_types
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from birdclef_eos.backbone.registry import BACKBONES
 from birdclef_eos.bundle.kinds import BUNDLE_KINDS
@@ -37,7 +38,8 @@ from birdclef_eos.heads.config import SidecarHead, TrainParams, VitParams
 from birdclef_eos.io.files import read_yaml
 from birdclef_eos.knobs import KnobError, Shape
 from birdclef_eos.probe.config import ProbeParams
-from birdclef_eos.scoring.postprocess_config import Postprocess
+from birdclef_eos.scoring.postprocess_config import Postprocess, PostprocessOverrides
+from birdclef_eos.scoring.submission_config import Submission
 from stages.paths import PARAMS_FILE
 
 # DVC 3.67's run-cache leaves keys with these names out of the params hash (treeverse/dvc #10296):
@@ -172,6 +174,12 @@ def knob_of(info) -> Knob:
         return Knob("names", lo=None if shape.min_items == 1 else shape.min_items, **kw)
     if shape is not None and shape.kind == "blocks":
         return Knob("blocks", words=shape.words, **kw)
+    if shape is not None and shape.kind == "range":
+        return Knob("range", shape.lo, lo_open=shape.lo_open, item=shape.item, **kw)
+    if shape is not None and shape.kind == "frontend":
+        return Knob("frontend", **kw)
+    if shape is not None and shape.kind == "overrides":
+        return Knob("overrides", **kw)
     if get_origin(annotation) is Literal:
         return Knob("str", choices=tuple(get_args(annotation)), **kw)
     kinds = {bool: "bool", int: "int", float: "number", str: "str"}
@@ -182,13 +190,16 @@ def knob_of(info) -> Knob:
 
 def knobs_of(model: type[BaseModel], prefix: str = "") -> dict[str, Knob]:
     """{dotted knob: Knob} of every field of ``model`` under ``prefix``: nested models flattened, a
-    ``dict[str, Model]`` as ``prefix.*`` (names the user chooses)."""
+    ``dict[str, Model]`` as ``prefix.*`` (names the user chooses), a ``dict[str, value]`` as one
+    ``prefix.*`` row."""
     out = {}
     for name, info in model.model_fields.items():
         path = f"{prefix}.{name}" if prefix else name
         sub = info.annotation
         if get_origin(sub) is dict and len(get_args(sub)) == 2 and _is_model(get_args(sub)[1]):
             out.update(knobs_of(get_args(sub)[1], f"{path}.*"))
+        elif get_origin(sub) is dict and len(get_args(sub)) == 2:
+            out[f"{path}.*"] = knob_of(FieldInfo.from_annotation(get_args(sub)[1]))
         elif _is_model(sub):
             out.update(knobs_of(sub, path))
         else:
@@ -199,8 +210,6 @@ def knobs_of(model: type[BaseModel], prefix: str = "") -> dict[str, Knob]:
 def _is_model(annotation) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
-
-POSTPROCESS = knobs_of(Postprocess)
 
 SCHEMA: dict[str, Knob] = {
     "dataset.source": Str("synthetic", "birdclef"),
@@ -282,11 +291,9 @@ SCHEMA: dict[str, Knob] = {
 
     **knobs_of(TrainParams, "train"),  # birdclef_eos/heads/config.py (head types: heads/registry.py)
 
-    **{f"postprocess.{k}": v for k, v in POSTPROCESS.items()},
+    **knobs_of(Postprocess, "postprocess"),  # birdclef_eos/scoring/postprocess_config.py
 
-    "submissions.*.model": Str(),
-    "submissions.*.tta": Knob("numbers", optional=True),
-    "submissions.*.postprocess": Knob("overrides", optional=True),
+    **knobs_of(Submission, "submissions.*"),  # birdclef_eos/scoring/submission_config.py
 
     "pseudo.teacher": Str(),
     "pseudo.mode": Str("ensemble", "fold"),
@@ -436,16 +443,27 @@ SCHEMA: dict[str, Knob] = {
 }
 
 
-# where each typed config model sits in params.yaml: its cross-field validators run there
+# where each typed config model sits in params.yaml (``*``: each entry of a mapping of names the user
+# chooses): its cross-field validators run there
 MODELS: dict[str, type[BaseModel]] = {
     "base.protossm": ProtoSSMParams,
     "base.sed": SEDParams,
     "postprocess": Postprocess,
+    "submissions.*": Submission,
     "probe": ProbeParams,
     "train": TrainParams,
     "sidecar.head": SidecarHead,
     "vit": VitParams,
 }
+
+
+def model_paths(params: dict, pattern: str) -> list[str]:
+    """The dotted paths a ``MODELS`` key names in ``params``: itself, or with its ``*`` (one, at the
+    end) replaced by each key of the mapping there."""
+    if not pattern.endswith(".*"):
+        return [pattern]
+    names = get(params, pattern[:-2])
+    return [f"{pattern[:-2]}.{k}" for k in names] if isinstance(names, dict) else []
 
 
 def _related(a: str, b: str) -> bool:
@@ -458,7 +476,7 @@ def model_problems(params: dict, sections: list[str] | None, known: list[Problem
     only once its fields passed). A ``KnobError`` names its knob; any other error (the table and a
     model disagreeing) is reported at the field pydantic names, not lost."""
     out = []
-    for prefix, model in MODELS.items():
+    for prefix, model in ((p, m) for pattern, m in MODELS.items() for p in model_paths(params, pattern)):
         value = get(params, prefix)
         if not isinstance(value, dict) or (sections is not None and not any(_related(prefix, s) for s in sections)):
             continue
@@ -614,7 +632,7 @@ def schema_tree(schema: dict[str, Knob]) -> dict:
 
 
 TREE = schema_tree(SCHEMA)
-OVERRIDES = {k: replace(v, optional=True) for k, v in POSTPROCESS.items()}  # a submission's postprocess mapping
+OVERRIDES = knobs_of(PostprocessOverrides)  # an `overrides` mapping (a submission's postprocess): each knob optional
 
 
 def knob_at(path: str) -> Knob | None:

@@ -4,6 +4,7 @@ refused by the model too, the shipped sections pass, and a cross-field rule name
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 
 import pytest
 from pydantic import ValidationError
@@ -18,7 +19,18 @@ from tests.stages.test_schema import CASES, SHIPPED, set_path
 
 
 def section_of(path: str) -> str | None:
-    return next((p for p in schema.MODELS if path.startswith(p + ".")), None)
+    """The ``MODELS`` key whose section holds ``path`` (``*``: any one name)."""
+    return next((p for p in schema.MODELS if fnmatch.fnmatchcase(path, p + ".*")), None)
+
+
+def concrete(pattern: str, path: str) -> str:
+    """``pattern`` with its ``*`` filled in from ``path``."""
+    return ".".join(path.split(".")[:len(pattern.split("."))])
+
+
+def shipped_sections():
+    """(MODELS key, a section of the shipped params.yaml it types)."""
+    return [(pattern, p) for pattern in schema.MODELS for p in schema.model_paths(SHIPPED, pattern)]
 
 
 MODEL_CASES = [(path, bad) for path, bad, _ in CASES if section_of(path)]
@@ -41,15 +53,16 @@ def test_every_model_section_is_covered_by_the_bad_value_table():
 
 @pytest.mark.parametrize("path,bad", MODEL_CASES, ids=[f"{p}={b!r}" for p, b in MODEL_CASES])
 def test_the_model_refuses_what_the_schema_refuses(path, bad):
-    prefix = section_of(path)
+    pattern = section_of(path)
     bad_params = set_path(SHIPPED, path, bad)
     with pytest.raises(ValidationError):
-        schema.MODELS[prefix].model_validate(schema.get(bad_params, prefix))
+        schema.MODELS[pattern].model_validate(schema.get(bad_params, concrete(pattern, path)))
 
 
 def test_the_shipped_sections_pass_their_models():
-    for prefix, model in schema.MODELS.items():
-        typed = model.model_validate(schema.get(SHIPPED, prefix))
+    assert {pattern for pattern, _ in shipped_sections()} == set(schema.MODELS)
+    for pattern, prefix in shipped_sections():
+        typed = schema.MODELS[pattern].model_validate(schema.get(SHIPPED, prefix))
         assert typed.model_dump(exclude_unset=True) == schema.get(SHIPPED, prefix), prefix
 
 
@@ -99,3 +112,52 @@ def test_the_sed_dataclasses_are_filled_from_the_knobs_and_the_derived_shapes():
         assert set(filled) == {f.name for f in dataclasses.fields(cls)}
         for name, value in filled.items():
             assert value == (extra[name] if name in extra else SHIPPED["base"]["sed"][name])
+
+
+# The sections whose stage hands each value on as written (an int stays an int, a list a list, in the
+# file's order): the pipeline's bytes did not move when the stage began reading them through its model.
+AS_WRITTEN = ("postprocess", "submissions.*")
+
+
+def assert_as_written(typed, raw, path: str, ordered: bool = True) -> None:
+    """Equal values of the same types; a mapping's keys in the file's order (``ordered``: a section's own
+    knobs follow the model's field order, which no stage hands on)."""
+    assert type(typed) is type(raw), f"{path}: {type(typed).__name__} {typed!r}, the file has {type(raw).__name__} {raw!r}"
+    if isinstance(raw, dict):
+        assert (list(typed) if ordered else sorted(typed)) == (list(raw) if ordered else sorted(raw)), path
+        for key in raw:
+            assert_as_written(typed[key], raw[key], f"{path}.{key}")
+    elif isinstance(raw, list):
+        assert len(typed) == len(raw), path
+        for i, (t, r) in enumerate(zip(typed, raw)):
+            assert_as_written(t, r, f"{path}[{i}]")
+    else:
+        assert typed == raw, path
+
+
+@pytest.mark.parametrize("pattern", AS_WRITTEN)
+def test_a_typed_section_hands_on_every_value_as_written(pattern):
+    prefixes = schema.model_paths(SHIPPED, pattern)
+    assert prefixes
+    for prefix in prefixes:
+        typed = schema.MODELS[pattern].model_validate(schema.get(SHIPPED, prefix))
+        assert_as_written(typed.model_dump(exclude_unset=True), schema.get(SHIPPED, prefix), prefix, ordered=False)
+
+
+def test_post_processing_resolves_to_the_knobs_the_raw_mapping_gave():
+    # what submit, base and blend write into manifests: the same values, of the same types, as before
+    from birdclef_eos.scoring.postprocess import resolve_knobs
+    from birdclef_eos.scoring.postprocess_config import Postprocess, as_given
+    from birdclef_eos.scoring.submission_config import Submission
+    defaults = Postprocess.model_validate(SHIPPED["postprocess"]).model_dump()
+    for name, raw in SHIPPED["submissions"].items():
+        entry = Submission.model_validate(raw)
+        typed = dataclasses.asdict(resolve_knobs(defaults, as_given(entry.postprocess), name))
+        plain = dataclasses.asdict(resolve_knobs(SHIPPED["postprocess"], raw.get("postprocess", False), name))
+        assert_as_written(typed, plain, f"submissions.{name}")
+        assert_as_written(entry.model_dump(exclude_unset=True), raw, f"submissions.{name}")  # the manifest's entry
+    ints = {**SHIPPED["postprocess"], "sigma": 2, "rank_power": 0}
+    assert_as_written(Postprocess.model_validate(ints).model_dump(), ints, "postprocess", ordered=False)
+    over = Submission.model_validate({"model": "attn", "tta": [-1, 0.0], "postprocess": {"sigma": 2}})
+    assert over.model_dump(exclude_unset=True) == {"model": "attn", "tta": [-1, 0.0], "postprocess": {"sigma": 2}}
+    assert [type(v) for v in over.tta] == [int, float] and type(over.postprocess.sigma) is int
