@@ -33,6 +33,7 @@ from pydantic.fields import FieldInfo
 
 from birdclef_eos.backbone.registry import BACKBONES
 from birdclef_eos.bundle.kinds import BUNDLE_KINDS
+from birdclef_eos.chain.base_config import BaseParams
 from birdclef_eos.chain.config import ProtoSSMParams, SEDParams
 from birdclef_eos.heads.config import SidecarHead, TrainParams, VitParams
 from birdclef_eos.io.files import read_yaml
@@ -419,19 +420,7 @@ SCHEMA: dict[str, Knob] = {
     "spectrogram.fmax": Num(0, lo_open=True),
     "spectrogram.test_shifts": Knob("numbers"),
     "spectrogram.batch_windows": Int(1),
-    "base.variants.*.blend.*": Num(0, 1),
-    "base.variants.*.postprocess": Knob("overrides", optional=True),
-    **knobs_of(ProtoSSMParams, "base.protossm"),
-    **knobs_of(SEDParams, "base.sed"),
-    "base.blend.*": Num(0),
-    "base.postprocess": Knob("overrides"),
-    "base.source": Str("stages", "file"),
-    "base.file": Str(),
-    "base.reference": Str(),
-    "base.reference_tta": Knob("numbers"),
-    "base.bootstrap": Int(1),
-    "base.confidence": Num(0, 1, lo_open=True, hi_open=True),
-    "base.seed": Int(0),
+    **knobs_of(BaseParams, "base"),  # birdclef_eos/chain/base_config.py (the base stage's knobs, its models)
     "kaggle.owner": Knob("kaggle_user", nullable=True),  # null: kernels built without Kaggle metadata
     "kaggle.competition": Knob("slug"),
     "kaggle.model_dataset": Knob("slug"),
@@ -448,6 +437,7 @@ SCHEMA: dict[str, Knob] = {
 MODELS: dict[str, type[BaseModel]] = {
     "base.protossm": ProtoSSMParams,
     "base.sed": SEDParams,
+    "base": BaseParams,  # the whole section; its two models are also typed alone, above
     "postprocess": Postprocess,
     "submissions.*": Submission,
     "probe": ProbeParams,
@@ -490,8 +480,8 @@ def model_problems(params: dict, sections: list[str] | None, known: list[Problem
                     problem = Problem(f"{where}.{cause.field}", cause.value, cause.allowed.replace("{prefix}", where + "."))
                 else:
                     problem = Problem(where, err.get("input"), err["msg"])
-                if any(_related(problem.path, p.path) for p in known):
-                    continue
+                if problem in out or any(_related(problem.path, p.path) for p in known):
+                    continue  # "base" holds "base.protossm": a nested model's verdict comes once
                 if sections is None or any(_related(problem.path, s) for s in sections):
                     out.append(problem)
     return out

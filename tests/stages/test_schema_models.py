@@ -116,7 +116,7 @@ def test_the_sed_dataclasses_are_filled_from_the_knobs_and_the_derived_shapes():
 
 # The sections whose stage hands each value on as written (an int stays an int, a list a list, in the
 # file's order): the pipeline's bytes did not move when the stage began reading them through its model.
-AS_WRITTEN = ("postprocess", "submissions.*")
+AS_WRITTEN = ("postprocess", "submissions.*", "base")
 
 
 def assert_as_written(typed, raw, path: str, ordered: bool = True) -> None:
@@ -161,3 +161,17 @@ def test_post_processing_resolves_to_the_knobs_the_raw_mapping_gave():
     over = Submission.model_validate({"model": "attn", "tta": [-1, 0.0], "postprocess": {"sigma": 2}})
     assert over.model_dump(exclude_unset=True) == {"model": "attn", "tta": [-1, 0.0], "postprocess": {"sigma": 2}}
     assert [type(v) for v in over.tta] == [int, float] and type(over.postprocess.sigma) is int
+
+
+def test_the_base_stage_hands_on_its_own_knobs_as_written():
+    # ChainParams.pick: what the base stage reads (its manifests record the blend, the variants' overrides)
+    from birdclef_eos.chain.base_config import ChainParams
+    raw = {k: v for k, v in SHIPPED["base"].items() if k not in ("protossm", "sed")}
+    typed = ChainParams.pick(SHIPPED["base"])
+    assert set(ChainParams.model_fields) == set(raw)
+    assert_as_written(typed.model_dump(exclude_unset=True), raw, "base", ordered=False)
+    for name, variant in typed.variants.items():
+        assert_as_written(variant.model_dump(exclude_unset=True), raw["variants"][name], f"base.variants.{name}")
+    assert list(typed.blend) == list(raw["blend"])  # the blend's parts in the file's order
+    ints = ChainParams.pick({**raw, "blend": {"protossm": 1, "sed": 0}, "confidence": 0.95, "reference_tta": [0, -1.0]})
+    assert [type(v) for v in (*ints.blend.values(), *ints.reference_tta)] == [int, int, int, float]
