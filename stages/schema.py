@@ -39,6 +39,7 @@ from birdclef_eos.heads.config import SidecarHead, TrainParams, VitParams
 from birdclef_eos.io.files import read_yaml
 from birdclef_eos.knobs import KnobError, Shape
 from birdclef_eos.probe.config import ProbeParams
+from birdclef_eos.scoring.blend_config import BlendEntry, BlendShared
 from birdclef_eos.scoring.postprocess_config import Postprocess, PostprocessOverrides
 from birdclef_eos.scoring.submission_config import Submission
 from stages.paths import PARAMS_FILE
@@ -181,6 +182,8 @@ def knob_of(info) -> Knob:
         return Knob("frontend", **kw)
     if shape is not None and shape.kind == "overrides":
         return Knob("overrides", **kw)
+    if shape is not None and shape.kind == "share":
+        return Knob("share", shape.lo, shape.hi, words=shape.words, **kw)
     if get_origin(annotation) is Literal:
         return Knob("str", choices=tuple(get_args(annotation)), **kw)
     kinds = {bool: "bool", int: "int", float: "number", str: "str"}
@@ -195,6 +198,7 @@ def knobs_of(model: type[BaseModel], prefix: str = "") -> dict[str, Knob]:
     ``prefix.*`` row."""
     out = {}
     for name, info in model.model_fields.items():
+        name = info.alias or name  # a knob named as a Python word (taxonomy's `class`)
         path = f"{prefix}.{name}" if prefix else name
         sub = info.annotation
         if get_origin(sub) is dict and len(get_args(sub)) == 2 and _is_model(get_args(sub)[1]):
@@ -326,23 +330,8 @@ SCHEMA: dict[str, Knob] = {
     "leaderboard.bootstrap.confidence": Num(0, 1, lo_open=True, hi_open=True),
 
     # the blends (the `blend` stage; the `bundle` stage writes the section into a blend bundle's kernel)
-    "blend.weight": Num(0, 1),
-    "blend.space": Str("prob", "rank", "oof"),
-    "blend.bootstrap": Int(2),
-    "blend.confidence": Num(0, 1, lo_open=True, hi_open=True),
-    "blend.seed": Int(0),
-    "blend.taxonomy.genus": Num(0, 1),
-    "blend.taxonomy.class": Num(0, 1),
-    "blends.*.parts.*": Knob("share", 0, 1, words=("weight", "rest")),
-    "blends.*.taxonomy": Knob("bool", optional=True),
-    "blends.*.space": Str("prob", "rank", optional=True),
-    "blends.*.normalise": Knob("bool", optional=True),
-    "blends.*.sidecar.submission": Str(),
-    "blends.*.sidecar.weight": Num(0, 1),
-    "blends.*.sidecar.top_k": Int(0),
-    "blends.*.sidecar.threshold": Num(0, 1),
-    "blends.*.sidecar.threshold_space": Str("rank", "score"),
-    "blends.*.sidecar.budget": Num(0, nullable=True),
+    **knobs_of(BlendShared, "blend"),  # birdclef_eos/scoring/blend_config.py
+    **knobs_of(BlendEntry, "blends.*"),
 
     "sweep.model": Str(),
     "sweep.raw": Str(),
@@ -440,6 +429,8 @@ MODELS: dict[str, type[BaseModel]] = {
     "base": BaseParams,  # the whole section; its two models are also typed alone, above
     "postprocess": Postprocess,
     "submissions.*": Submission,
+    "blend": BlendShared,
+    "blends.*": BlendEntry,
     "probe": ProbeParams,
     "train": TrainParams,
     "sidecar.head": SidecarHead,

@@ -63,7 +63,7 @@ def test_the_shipped_sections_pass_their_models():
     assert {pattern for pattern, _ in shipped_sections()} == set(schema.MODELS)
     for pattern, prefix in shipped_sections():
         typed = schema.MODELS[pattern].model_validate(schema.get(SHIPPED, prefix))
-        assert typed.model_dump(exclude_unset=True) == schema.get(SHIPPED, prefix), prefix
+        assert typed.model_dump(exclude_unset=True, by_alias=True) == schema.get(SHIPPED, prefix), prefix
 
 
 def test_a_cross_field_rule_names_its_knob_with_the_sections_path():
@@ -116,7 +116,7 @@ def test_the_sed_dataclasses_are_filled_from_the_knobs_and_the_derived_shapes():
 
 # The sections whose stage hands each value on as written (an int stays an int, a list a list, in the
 # file's order): the pipeline's bytes did not move when the stage began reading them through its model.
-AS_WRITTEN = ("postprocess", "submissions.*", "base")
+AS_WRITTEN = ("postprocess", "submissions.*", "base", "blend", "blends.*")
 
 
 def assert_as_written(typed, raw, path: str, ordered: bool = True) -> None:
@@ -141,7 +141,8 @@ def test_a_typed_section_hands_on_every_value_as_written(pattern):
     assert prefixes
     for prefix in prefixes:
         typed = schema.MODELS[pattern].model_validate(schema.get(SHIPPED, prefix))
-        assert_as_written(typed.model_dump(exclude_unset=True), schema.get(SHIPPED, prefix), prefix, ordered=False)
+        assert_as_written(typed.model_dump(exclude_unset=True, by_alias=True), schema.get(SHIPPED, prefix), prefix,
+                          ordered=False)
 
 
 def test_post_processing_resolves_to_the_knobs_the_raw_mapping_gave():
@@ -175,3 +176,16 @@ def test_the_base_stage_hands_on_its_own_knobs_as_written():
     assert list(typed.blend) == list(raw["blend"])  # the blend's parts in the file's order
     ints = ChainParams.pick({**raw, "blend": {"protossm": 1, "sed": 0}, "confidence": 0.95, "reference_tta": [0, -1.0]})
     assert [type(v) for v in (*ints.blend.values(), *ints.reference_tta)] == [int, int, int, float]
+
+
+def test_the_blend_stage_hands_the_kernel_mappings_as_written():
+    # blend.py, sidecar.py and a blend's manifest (which a Kaggle kernel reads) take ``dump``: the
+    # file's keys in the file's order (taxonomy's `class` by name), numbers as given
+    from birdclef_eos.scoring.blend_config import BlendEntry, BlendShared, dump
+    assert_as_written(dump(BlendShared.model_validate(SHIPPED["blend"])), SHIPPED["blend"], "blend", ordered=False)
+    for name, raw in SHIPPED["blends"].items():
+        written = dump(BlendEntry.model_validate(raw))
+        assert_as_written(written, raw, f"blends.{name}", ordered=False)
+        assert list(written["parts"]) == list(raw["parts"]), name  # the weights resolve in the file's order
+    ints = dump(BlendEntry.model_validate({"parts": {"a": 1, "b": 0, "c": "rest"}}))
+    assert [type(w) for w in ints["parts"].values()] == [int, int, str]
