@@ -39,6 +39,7 @@ from birdclef_eos.heads.config import SidecarHead, TrainParams, VitParams
 from birdclef_eos.io.files import read_yaml
 from birdclef_eos.knobs import KnobError, Shape
 from birdclef_eos.probe.config import ProbeParams
+from birdclef_eos.report.leaderboard_config import LeaderboardParams
 from birdclef_eos.scoring.blend_config import BlendEntry, BlendShared
 from birdclef_eos.scoring.postprocess_config import Postprocess, PostprocessOverrides
 from birdclef_eos.scoring.submission_config import Submission
@@ -318,16 +319,7 @@ SCHEMA: dict[str, Knob] = {
     "pseudo_table.confidence": Num(0, 1, lo_open=True, hi_open=True),
     "pseudo_table.seed": Int(0),
 
-    "leaderboard.table2": Knob("names"),
-    "leaderboard.digits": Int(0, 10),
-    "leaderboard.others": Knob("names", lo=0),  # may be empty
-    "leaderboard.table3.rows": Knob("names"),
-    "leaderboard.table3.reference": Str(),
-    "leaderboard.table4.rows": Knob("names"),
-    "leaderboard.table4.reference": Str(),
-    "leaderboard.bootstrap.draws": Int(1),
-    "leaderboard.bootstrap.seed": Int(0),
-    "leaderboard.bootstrap.confidence": Num(0, 1, lo_open=True, hi_open=True),
+    **knobs_of(LeaderboardParams, "leaderboard"),  # birdclef_eos/report/leaderboard_config.py
 
     # the blends (the `blend` stage; the `bundle` stage writes the section into a blend bundle's kernel)
     **knobs_of(BlendShared, "blend"),  # birdclef_eos/scoring/blend_config.py
@@ -431,6 +423,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "submissions.*": Submission,
     "blend": BlendShared,
     "blends.*": BlendEntry,
+    "leaderboard": LeaderboardParams,
     "probe": ProbeParams,
     "train": TrainParams,
     "sidecar.head": SidecarHead,
