@@ -40,6 +40,7 @@ from birdclef_eos.io.files import read_yaml
 from birdclef_eos.knobs import KnobError, Shape
 from birdclef_eos.probe.config import ProbeParams
 from birdclef_eos.report.leaderboard_config import LeaderboardParams
+from birdclef_eos.report.paper_config import PaperParams
 from birdclef_eos.scoring.blend_config import BlendEntry, BlendShared
 from birdclef_eos.scoring.postprocess_config import Postprocess, PostprocessOverrides
 from birdclef_eos.scoring.submission_config import Submission
@@ -386,13 +387,7 @@ SCHEMA: dict[str, Knob] = {
     "figures.pipelines.standalone": Str(),
     "figures.pipelines.blend": Str(),
 
-    "paper.verdict.confidence": Num(0, 1, lo_open=True, hi_open=True),
-    "paper.verdict.bootstrap": Int(1),
-    "paper.verdict.seed": Int(0),
-    "paper.verdict.margin": Num(0),
-    "paper.verdict.tolerance": Num(0),
-    "paper.verdict.without_interval": Str("point", "undecided"),
-    "paper.digits": Int(0, 10),
+    **knobs_of(PaperParams, "paper"),  # birdclef_eos/report/paper_config.py
     # the baseline chain
     "spectrogram.n_fft": Int(16),
     "spectrogram.hop": Int(1),
@@ -424,6 +419,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "blend": BlendShared,
     "blends.*": BlendEntry,
     "leaderboard": LeaderboardParams,
+    "paper": PaperParams,
     "probe": ProbeParams,
     "train": TrainParams,
     "sidecar.head": SidecarHead,
