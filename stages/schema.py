@@ -32,6 +32,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from birdclef_eos.backbone.registry import BACKBONES
+from birdclef_eos.backbone.surgery_config import SurgeryParams
 from birdclef_eos.bundle.kinds import BUNDLE_KINDS
 from birdclef_eos.chain.base_config import BaseParams
 from birdclef_eos.chain.config import ProtoSSMParams, SEDParams
@@ -284,7 +285,7 @@ SCHEMA: dict[str, Knob] = {
     "runtime.workers": Int(1),
     "runtime.scheduler": Str(nullable=True),
 
-    "surgery.blocks": Knob("blocks", words=("all",)),
+    **knobs_of(SurgeryParams, "surgery"),  # birdclef_eos/backbone/surgery_config.py
 
     **knobs_of(ProbeParams, "probe"),  # birdclef_eos/probe/config.py
 
@@ -420,6 +421,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "blends.*": BlendEntry,
     "leaderboard": LeaderboardParams,
     "paper": PaperParams,
+    "surgery": SurgeryParams,
     "probe": ProbeParams,
     "train": TrainParams,
     "sidecar.head": SidecarHead,
