@@ -33,7 +33,7 @@ from pydantic.fields import FieldInfo
 
 from birdclef_eos.backbone.registry import BACKBONES
 from birdclef_eos.backbone.surgery_config import SurgeryParams
-from birdclef_eos.bundle.kinds import BUNDLE_KINDS
+from birdclef_eos.bundle.config import Bundle, KaggleParams
 from birdclef_eos.chain.base_config import BaseParams
 from birdclef_eos.chain.config import ProtoSSMParams, SEDParams
 from birdclef_eos.heads.config import SidecarHead, TrainParams, VitParams
@@ -185,6 +185,8 @@ def knob_of(info) -> Knob:
         return Knob("frontend", **kw)
     if shape is not None and shape.kind == "overrides":
         return Knob("overrides", **kw)
+    if shape is not None and shape.kind in ("slug", "kaggle_user"):
+        return Knob(shape.kind, **kw)
     if shape is not None and shape.kind == "share":
         return Knob("share", shape.lo, shape.hi, words=shape.words, **kw)
     if get_origin(annotation) is Literal:
@@ -398,14 +400,8 @@ SCHEMA: dict[str, Knob] = {
     "spectrogram.test_shifts": Knob("numbers"),
     "spectrogram.batch_windows": Int(1),
     **knobs_of(BaseParams, "base"),  # birdclef_eos/chain/base_config.py (the base stage's knobs, its models)
-    "kaggle.owner": Knob("kaggle_user", nullable=True),  # null: kernels built without Kaggle metadata
-    "kaggle.competition": Knob("slug"),
-    "kaggle.model_dataset": Knob("slug"),
-    "kaggle.kernel_prefix": Knob("slug"),
-    "kaggle.vendor": Knob("names", lo=0),          # may be empty
-    "kaggle.vendor_exclude": Knob("names", lo=0),  # may be empty
-    "bundles.*.kind": Str(*BUNDLE_KINDS),  # birdclef_eos/bundle/kinds.py
-    "bundles.*.submission": Str(),
+    **knobs_of(KaggleParams, "kaggle"),  # birdclef_eos/bundle/config.py (null owner: kernels without Kaggle metadata)
+    **knobs_of(Bundle, "bundles.*"),      # (kinds: birdclef_eos/bundle/kinds.py)
 }
 
 
@@ -422,6 +418,8 @@ MODELS: dict[str, type[BaseModel]] = {
     "leaderboard": LeaderboardParams,
     "paper": PaperParams,
     "surgery": SurgeryParams,
+    "kaggle": KaggleParams,
+    "bundles.*": Bundle,
     "probe": ProbeParams,
     "train": TrainParams,
     "sidecar.head": SidecarHead,
