@@ -21,7 +21,7 @@ import soundfile as sf
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from birdclef_eos.data import synthetic  # noqa: E402
 from stages.params import load_params  # noqa: E402
-from stages.dataset import synthetic_config  # noqa: E402
+from birdclef_eos.data.config import DatasetParams  # noqa: E402
 
 LIMIT_S = 300.0
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +40,7 @@ def main() -> None:
     p = load_params()["dataset"]
     if args.size:
         p["scale"] = args.size
-    cfg = synthetic_config(p)
+    cfg = DatasetParams.model_validate(p).generator()
     with tempfile.TemporaryDirectory() as tmp:
         t0, c0 = time.perf_counter(), cpu_seconds()
         sizes = synthetic.generate(Path(tmp) / "birdclef", Path(tmp) / "hidden", int(p["seed"]), cfg, jobs=int(p["jobs"]))

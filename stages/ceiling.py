@@ -39,6 +39,7 @@ from birdclef_eos.scoring import boards, submission
 from birdclef_eos.scoring.blend import SPACES, align, mix
 from birdclef_eos.scoring.shares import effective_shares
 from birdclef_eos.scoring.ceiling import control_partner, curve, nearest
+from birdclef_eos.scoring.ceiling_config import CeilingParams
 from birdclef_eos.scoring.metric import macro_auc
 from birdclef_eos.scoring.postprocess import taxonomy_smooth
 from birdclef_eos.scoring.space import compare_spaces_on_oof
@@ -67,14 +68,14 @@ def submission_array(name: str, ids: pd.Series, labels: list[str]) -> np.ndarray
     return frame[labels].to_numpy(dtype=np.float64)
 
 
-def space_on_oof(species: pd.DataFrame, smooth, cfg: dict, weight: float) -> dict | None:
+def space_on_oof(species: pd.DataFrame, smooth, cfg: CeilingParams, weight: float) -> dict | None:
     """`rank` against `prob` on the labelled soundscape OOF (birdclef_eos/scoring/space.py, as `blend.space:
     oof` decides at `blend.weight`): the base's and its reference head's OOF as the base stage scored them
     (predictions/oof/base/), blended at ``weight`` and smoothed as the blend is; None when the base has no
     OOF (base.source: file)."""
     labels = species.index.astype(str).tolist()
-    on_oof = compare_spaces_on_oof(BASE_OOF, INDEX / "chunks.csv", labels, weight, smooth, cfg["bootstrap"], cfg["seed"],
-                                   cfg["confidence"], required=False)
+    on_oof = compare_spaces_on_oof(BASE_OOF, INDEX / "chunks.csv", labels, weight, smooth, cfg.bootstrap, cfg.seed,
+                                   cfg.confidence, required=False)
     if on_oof is None:
         return None
     result, reference = on_oof
@@ -83,12 +84,13 @@ def space_on_oof(species: pd.DataFrame, smooth, cfg: dict, weight: float) -> dic
 
 def run(params: dict, key: str | None = None) -> CeilingResult:
     started = time.perf_counter()
-    cfg, space, tax = params["ceiling"], params["blend"]["space"], params["blend"]["taxonomy"]
-    head_w = cfg["control"]["weight"]
+    cfg = CeilingParams.model_validate(params["ceiling"])  # typed once (birdclef_eos/scoring/ceiling_config.py)
+    space, tax = params["blend"]["space"], params["blend"]["taxonomy"]
+    head_w = cfg.control.weight
     if not (HIDDEN / "solution.csv").exists():
         raise CeilingStageError(f"{HIDDEN}/solution.csv: missing; the plateau needs the local hidden labels "
                                 "(real-data mode builds them from held-out labelled soundscapes)")
-    names = [cfg["base"]] + cfg["partners"] + [cfg["control"]["like"]]
+    names = [cfg.base] + cfg.partners + [cfg.control.like]
     frames = {}
     for n in dict.fromkeys(names):
         frames[n] = submission.read(SUBMISSIONS / n / "submission.csv")
@@ -99,7 +101,7 @@ def run(params: dict, key: str | None = None) -> CeilingResult:
     solution = pd.read_csv(HIDDEN / "solution.csv", dtype={"row_id": str})
     parts = boards.split_solution(solution, pd.read_csv(HIDDEN / "boards.csv", dtype=str))
     position = pd.Series(np.arange(len(ids)), index=ids.to_numpy())
-    boot = (cfg["bootstrap"], cfg["seed"], cfg["confidence"])
+    boot = (cfg.bootstrap, cfg.seed, cfg.confidence)
 
     def on_board(board: str, P: np.ndarray):
         part = parts[board]
@@ -113,12 +115,12 @@ def run(params: dict, key: str | None = None) -> CeilingResult:
     on_oof = space_on_oof(species, smooth, cfg, head_w)
     if space == "oof":  # as the blend stage chooses at blend.weight, here at this analysis' weight
         space = on_oof["chosen"]
-    base = smooth(mix({"b": arrays[cfg["base"]]}, {"b": 1.0}, space))
-    out = {"base": cfg["base"], "space": space, "taxonomy": tax, "partners": {}, "control": {},
-           "bootstrap": {"draws": cfg["bootstrap"], "confidence": cfg["confidence"], "seed": cfg["seed"]}}
-    for partner in tqdm(cfg["partners"], desc="plateau partners", leave=False):
-        blends = {w: smooth(mix({"b": arrays[cfg["base"]], "p": arrays[partner]}, {"b": 1 - w, "p": w}, space))
-                  for w in cfg["weights"]}
+    base = smooth(mix({"b": arrays[cfg.base]}, {"b": 1.0}, space))
+    out = {"base": cfg.base, "space": space, "taxonomy": tax, "partners": {}, "control": {},
+           "bootstrap": {"draws": cfg.bootstrap, "confidence": cfg.confidence, "seed": cfg.seed}}
+    for partner in tqdm(cfg.partners, desc="plateau partners", leave=False):
+        blends = {w: smooth(mix({"b": arrays[cfg.base], "p": arrays[partner]}, {"b": 1 - w, "p": w}, space))
+                  for w in cfg.weights}
         blends[0.0] = base
         entry = {}
         for board in boards.BOARDS:
@@ -128,14 +130,14 @@ def run(params: dict, key: str | None = None) -> CeilingResult:
             entry[board]["standalone"] = round(float(macro_auc(y, on_board(board, arrays[partner])[1])), 6)
         out["partners"][partner] = entry
 
-    ctl = cfg["control"]
+    ctl = cfg.control
     truth = solution.set_index("row_id").reindex(ids)[labels].to_numpy()
     if np.isnan(truth).any():
         raise CeilingStageError(f"{HIDDEN}/solution.csv lacks rows or labels of the submissions")
-    w = ctl["weight"]
-    for strength in tqdm(ctl["strengths"], desc="control partners", leave=False):
-        scores, achieved = control_partner(truth, arrays[ctl["like"]], strength, seed=ctl["seed"], tol=ctl["tolerance"])
-        blended = smooth(mix({"b": arrays[cfg["base"]], "p": scores}, {"b": 1 - w, "p": w}, space))
+    w = ctl.weight
+    for strength in tqdm(ctl.strengths, desc="control partners", leave=False):
+        scores, achieved = control_partner(truth, arrays[ctl.like], strength, seed=ctl.seed, tol=ctl.tolerance)
+        blended = smooth(mix({"b": arrays[cfg.base], "p": scores}, {"b": 1 - w, "p": w}, space))
         entry = {"target": strength, "achieved": round(float(achieved), 6)}
         for board in boards.BOARDS:
             y, b0, files = on_board(board, base)
@@ -146,13 +148,13 @@ def run(params: dict, key: str | None = None) -> CeilingResult:
         out["control"][f"{strength:g}"] = entry
     out["control_weight"] = w
 
-    cb = cfg["control_bases"]
-    head = arrays[cb["head"]] if cb["head"] in arrays else submission_array(cb["head"], ids, labels)
+    cb = cfg.control_bases
+    head = arrays[cb.head] if cb.head in arrays else submission_array(cb.head, ids, labels)
     spaces = [space] + [s for s in SPACES if s != space]
-    out["control_bases"] = {"head": cb["head"], "weight": head_w, "space": space, "seed": cb["seed"],
-                            "regime_target": cb["regime"], "strengths": {}}
-    for strength in tqdm(cb["strengths"], desc="control bases", leave=False):
-        made, achieved = control_partner(truth, arrays[cfg["base"]], strength, seed=cb["seed"], tol=ctl["tolerance"])
+    out["control_bases"] = {"head": cb.head, "weight": head_w, "space": space, "seed": cb.seed,
+                            "regime_target": cb.regime, "strengths": {}}
+    for strength in tqdm(cb.strengths, desc="control bases", leave=False):
+        made, achieved = control_partner(truth, arrays[cfg.base], strength, seed=cb.seed, tol=ctl.tolerance)
         entry = {"target": strength, "achieved": round(float(achieved), 6)}
         for sp in spaces:
             alone = smooth(mix({"b": made}, {"b": 1.0}, sp))
@@ -166,7 +168,7 @@ def run(params: dict, key: str | None = None) -> CeilingResult:
                               "head": round(float(macro_auc(y, on_board(board, head)[1])), 6)}
             entry[sp] = per
         out["control_bases"]["strengths"][f"{strength:g}"] = entry
-    at = nearest(cb["strengths"], cb["regime"])
+    at = nearest(cb.strengths, cb.regime)
     reg = out["control_bases"]["strengths"][f"{at:g}"]
     out["control_bases"]["regime"] = {"strength": at, "achieved": reg["achieved"], "space": space,
                                       **{b: reg[space][b] for b in boards.BOARDS}}

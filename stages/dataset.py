@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from birdclef_eos.data import birdclef
+from birdclef_eos.data.config import DatasetParams, Holdout
 from birdclef_eos.data import holdout as local_board
 from birdclef_eos.data import synthetic
 from birdclef_eos.io.files import atomic_dir
@@ -38,24 +39,16 @@ class DatasetStageError(ValueError):
     pass
 
 
-def synthetic_config(p: dict) -> dict:
-    """The generator's knobs: the shared ones plus those of the chosen scale."""
-    if p["scale"] not in p["scales"]:
-        raise KeyError(f"params.yaml: dataset.scale '{p['scale']}' is not one of {sorted(p['scales'])}")
-    shared = {k: v for k, v in p.items() if k not in ("scales", "source", "root", "scale", "seed", "jobs", "holdout")}
-    return {**shared, **p["scales"][p["scale"]]}
-
-
 def repo_relative(path: Path, tmp: Path, final: Path) -> str:
     """The path a file will have once ``tmp`` is renamed to ``final`` (relative to the repo)."""
     return (final / Path(path).relative_to(tmp)).as_posix()
 
 
-def run_synthetic(p: dict) -> DatasetResult:
-    cfg = synthetic_config(p)
+def run_synthetic(p: DatasetParams) -> DatasetResult:
+    cfg = p.generator()
     t0 = time.perf_counter()
     with atomic_dir(DATASET) as comp_dir, atomic_dir(HIDDEN) as hidden_dir, atomic_dir(INDEX) as index_dir:
-        sizes = synthetic.generate(comp_dir, hidden_dir, int(p["seed"]), cfg, jobs=int(p["jobs"]))
+        sizes = synthetic.generate(comp_dir, hidden_dir, p.seed, cfg, jobs=p.jobs)
         # wall time goes to stderr only: the executed notebook must stay byte-stable
         print(f"generated in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
         comp = birdclef.read_competition(comp_dir)
@@ -70,12 +63,12 @@ def run_synthetic(p: dict) -> DatasetResult:
         tables = birdclef.index_tables(comp, hidden, as_path)
         birdclef.write_index(index_dir, tables)
         disk = sum(f.stat().st_size for d in (comp_dir, hidden_dir) for f in d.rglob("*") if f.is_file())
-    return summary(tables, source="synthetic", scale=p["scale"], bytes_on_disk=disk, label_rows=comp["label_stats"],
+    return summary(tables, source="synthetic", scale=p.scale, bytes_on_disk=disk, label_rows=comp["label_stats"],
                    **sizes)
 
 
-def run_birdclef(p: dict) -> DatasetResult:
-    root = Path(p["root"])
+def run_birdclef(p: DatasetParams) -> DatasetResult:
+    root = Path(p.root)
     # a root on an output path (DVC would delete it before this stage runs) is refused by the params
     # check in the fingerprint stage, which runs before this one (stages/schema.py check_pipeline)
     comp = birdclef.read_competition(root)
@@ -85,9 +78,9 @@ def run_birdclef(p: dict) -> DatasetResult:
             "pipeline needs labelled soundscapes (the heads' soundscape share and OOF, the base chain's ProtoSSM, "
             "which trains on labelled soundscape sequences, and any local board are built from them), and no knob "
             "turns those stages off. Use a folder with labelled soundscapes (the 2026 folder has 66 files).")
-    h = p["holdout"]
-    held = local_board.hold_out(comp["scapes"], comp["chunk_labels"], comp["order"], float(h["share"]),
-                                h["group"], int(h["seed"]), float(p["public_fraction"]))
+    h: Holdout = p.holdout
+    held = local_board.hold_out(comp["scapes"], comp["chunk_labels"], comp["order"], float(h.share),
+                                h.group, h.seed, float(p.public_fraction))
     if held is not None:
         comp = {**comp, "scapes": held.scapes}
     tables = birdclef.index_tables(comp, held.hidden if held else None, lambda f: Path(f).as_posix())
@@ -96,7 +89,7 @@ def run_birdclef(p: dict) -> DatasetResult:
                   species=len(tables["species"]), recordings=len(tables["recordings"]),
                   soundscapes=len(tables["soundscapes"]),
                   label_rows=comp["label_stats"],  # rows read, repeats dropped, rows merged into one chunk (birdclef.py)
-                  holdout={**h, "files": len(held.hidden) if held else 0})
+                  holdout={**h.model_dump(), "files": len(held.hidden) if held else 0})
     with atomic_dir(DATASET) as comp_dir, atomic_dir(HIDDEN) as hidden_dir, atomic_dir(INDEX) as index_dir:
         (comp_dir / "source.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         if held is None:
@@ -106,7 +99,7 @@ def run_birdclef(p: dict) -> DatasetResult:
         else:
             local_board.write_hidden(hidden_dir, held, (
                 f"Real-data mode: the local hidden set is {len(held.hidden)} labelled train soundscape(s) of "
-                f"{root.as_posix()} held out by {h['group']} (dataset.holdout: share {h['share']}, seed {h['seed']}); "
+                f"{root.as_posix()} held out by {h.group} (dataset.holdout: share {h.share}, seed {h.seed}); "
                 "their audio stays in the competition folder (data/index/soundscapes.csv has the paths), "
                 "their labels are only in solution.csv.\n"))
         birdclef.write_index(index_dir, tables)
@@ -124,13 +117,12 @@ def summary(tables: dict, **details) -> DatasetResult:
         species_with_20=int((rec.primary_label.value_counts() >= 20).sum()), details=details)
 
 
-def run(params: dict, key: str | None = None) -> DatasetResult:
-    p = params["dataset"]
-    if p["source"] == "synthetic":
+def run(params: dict | DatasetParams, key: str | None = None) -> DatasetResult:
+    """``params`` as the notebook passes them (`dataset` typed once here) or as ``DatasetParams``."""
+    p = params if isinstance(params, DatasetParams) else DatasetParams.model_validate(params["dataset"])
+    if p.source == "synthetic":
         return run_synthetic(p)
-    if p["source"] == "birdclef":
-        return run_birdclef(p)
-    raise ValueError(f"params.yaml: dataset.source '{p['source']}' is neither 'synthetic' nor 'birdclef'")
+    return run_birdclef(p)  # the model allows only the two sources
 
 
 if __name__ == "__main__":  # python -m stages.dataset: run without the notebook

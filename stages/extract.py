@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from birdclef_eos.audio.cluster import forward_on_cluster
+from birdclef_eos.audio.config import ExtractParams
 from birdclef_eos.data.species import species_table
 from birdclef_eos.io.cluster import open_client
 from birdclef_eos.audio.shards import SHARD_WINDOWS, ShardStore, pass_key
@@ -87,10 +88,12 @@ def keep_logits(logits: np.ndarray, mode: str) -> tuple[np.ndarray | None, dict]
 
 
 def run(params: dict, key: str | None = None, runner=None) -> ExtractResult:
-    extract = params["extract"]
+    """``params`` as the notebook passes them; `extract` is typed once here (the backbone, the sample
+    rate and `runtime` stay a mapping: stages/runner.py opens the backbone with it)."""
+    extract = ExtractParams.model_validate(params["extract"])
     inventory = read_json(BLOCKS_JSON, "run the surgery stage")
     blocks = [int(b["index"]) for b in inventory["blocks"]]
-    plan = window_plan(INDEX, extract["windows_per_recording"], extract["seed"], extract["tta_shifts"])
+    plan = window_plan(INDEX, extract.windows_per_recording, extract.seed, extract.tta_shifts)
     names = [f"block_{i:02d}" for i in blocks] + ["embedding", "logits"]
 
     started = time.perf_counter()
@@ -100,14 +103,14 @@ def run(params: dict, key: str | None = None, runner=None) -> ExtractResult:
     with open_client(cluster.get("scheduler") or None, int(cluster.get("workers", 1))) as client:
         if client is None:
             kept, arrays, bad_audio = forward(runner or open_backbone(params), plan, names,
-                                              extract["batch_windows"], extract["on_bad_audio"],
+                                              extract.batch_windows, extract.on_bad_audio,
                                               params["dataset"]["sample_rate"], desc="extract", shards=shards)
         else:  # the same tasks on the cluster's workers, one runner each: the same bytes
             kept, arrays, bad_audio = forward_on_cluster(
-                client, functools.partial(open_backbone, params), plan, names, extract["batch_windows"],
-                extract["on_bad_audio"], params["dataset"]["sample_rate"], token=digest, shards=shards)
+                client, functools.partial(open_backbone, params), plan, names, extract.batch_windows,
+                extract.on_bad_audio, params["dataset"]["sample_rate"], token=digest, shards=shards)
     seconds = time.perf_counter() - started
-    arrays["logits"], logits_meta = keep_logits(arrays["logits"], extract["logits"])
+    arrays["logits"], logits_meta = keep_logits(arrays["logits"], extract.logits)
     if arrays["logits"] is None:
         del arrays["logits"]
     for name in names[:-1]:
@@ -117,8 +120,8 @@ def run(params: dict, key: str | None = None, runner=None) -> ExtractResult:
     meta = {"blocks": blocks, "channels": {n: int(a.shape[1]) for n, a in arrays.items()},
             "backbone": params["backbone"]["name"],
             "backbone_sha256": sha256_file(PROBED_ONNX) if PROBED_ONNX.exists() else None,
-            "bad_audio": bad_audio, "windows": counts, "tta_shifts": extract["tta_shifts"],
-            "windows_per_recording": extract["windows_per_recording"], "seed": extract["seed"],
+            "bad_audio": bad_audio, "windows": counts, "tta_shifts": extract.tta_shifts,
+            "windows_per_recording": extract.windows_per_recording, "seed": extract.seed,
             "logits": logits_meta}
     store.save(FEATURES, windows, arrays, meta)
     shutil.rmtree(EXTRACT_SHARDS, ignore_errors=True)  # this run's shards, and any of older settings

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from birdclef_eos.audio.config import LabelledExtract
 from birdclef_eos.audio.shards import SHARD_WINDOWS, ShardStore, pass_key
 from birdclef_eos.audio.windows import forward
 from birdclef_eos.backbone.labels import competition_map, select_logits
@@ -52,9 +53,9 @@ class ExtractLabelledResult:
     bad_audio: list[dict]
 
 
-def shifts_of(params: dict) -> list[float]:
+def shifts_of(cfg: LabelledExtract) -> list[float]:
     """`extract.labelled_shifts` without shift 0 (already in data/features), in the given order; null: none."""
-    return [float(s) for s in params["extract"]["labelled_shifts"] or [] if float(s) != 0.0]
+    return [float(s) for s in cfg.labelled_shifts or [] if float(s) != 0.0]
 
 
 def logit_columns(logits: np.ndarray, mode: str) -> np.ndarray | None:
@@ -70,10 +71,10 @@ def logit_columns(logits: np.ndarray, mode: str) -> np.ndarray | None:
 
 def run(params: dict, key: str | None = None, runner=None) -> ExtractLabelledResult:
     started = time.perf_counter()
-    cfg = params["extract"]
-    shifts = shifts_of(params)
+    cfg = LabelledExtract.pick(params["extract"])  # typed once; the backbone knobs stay the runner's mapping
+    shifts = shifts_of(cfg)
     plan = labelled_plan(INDEX, shifts)
-    meta = {"labelled_shifts": shifts, "logits": cfg["logits"], "backbone": params["backbone"]["name"],
+    meta = {"labelled_shifts": shifts, "logits": cfg.logits, "backbone": params["backbone"]["name"],
             "backbone_sha256": sha256_file(PROBED_ONNX) if PROBED_ONNX.exists() else None}
     if plan.empty:
         store.save(FEATURES_LABELLED, pd.DataFrame(columns=store.WINDOW_COLUMNS), {},
@@ -82,15 +83,15 @@ def run(params: dict, key: str | None = None, runner=None) -> ExtractLabelledRes
                                      bad_audio=[])
     blocks = [int(b["index"]) for b in read_json(BLOCKS_JSON, "run the surgery stage")["blocks"]]
     names = [f"block_{i:02d}" for i in blocks] + ["embedding", "logits"]
-    knobs = {"extract": {k: cfg[k] for k in ("labelled_shifts", "logits", "on_bad_audio", "batch_windows")},
+    knobs = {"extract": cfg.model_dump(),
              "backbone": params["backbone"], "sample_rate": params["dataset"]["sample_rate"],
              "provider": params.get("runtime", {}).get("provider")}
     digest = pass_key(plan, names, [PROBED_ONNX, BACKBONE_JSON, BLOCKS_JSON], knobs, ROOT)
     shards = ShardStore(LABELLED_SHARDS / digest, SHARD_WINDOWS)
-    kept, arrays, bad_audio = forward(runner or open_backbone(params), plan, names, cfg["batch_windows"],
-                                      cfg["on_bad_audio"], params["dataset"]["sample_rate"], desc="extract_labelled",
+    kept, arrays, bad_audio = forward(runner or open_backbone(params), plan, names, cfg.batch_windows,
+                                      cfg.on_bad_audio, params["dataset"]["sample_rate"], desc="extract_labelled",
                                       shards=shards)
-    arrays["logits"] = logit_columns(arrays["logits"], cfg["logits"])
+    arrays["logits"] = logit_columns(arrays["logits"], cfg.logits)
     if arrays["logits"] is None:
         del arrays["logits"]
     for name in names[:-1]:

@@ -19,6 +19,7 @@ import pandas as pd
 
 from birdclef_eos.io.files import read_json, write_json
 from birdclef_eos.report.trajectories import plot_trajectories, trajectories
+from birdclef_eos.report.trajectories_config import Trajectories
 from stages.paths import FEATURES, FIGURES_METRICS, PROBE_METRICS, TRAJECTORIES_FIGURE
 
 PARAMS = ("figures.trajectories",)
@@ -35,45 +36,45 @@ class FiguresResult:
     seconds: float
 
 
-def chosen_blocks(cfg: dict, stored: list[int]) -> list[int]:
-    if cfg["blocks"] == "last":
-        if cfg["n_last"] > len(stored):
-            raise FiguresError(f"figures.trajectories.n_last = {cfg['n_last']}: only {len(stored)} blocks extracted")
-        return stored[-cfg["n_last"]:]
-    missing = [b for b in cfg["blocks"] if b not in stored]
+def chosen_blocks(cfg: Trajectories, stored: list[int]) -> list[int]:
+    if cfg.blocks == "last":
+        if cfg.n_last > len(stored):
+            raise FiguresError(f"figures.trajectories.n_last = {cfg.n_last}: only {len(stored)} blocks extracted")
+        return stored[-cfg.n_last:]
+    missing = [b for b in cfg.blocks if b not in stored]
     if missing:
-        raise FiguresError(f"figures.trajectories.blocks {cfg['blocks']}: blocks {missing} are not in "
+        raise FiguresError(f"figures.trajectories.blocks {cfg.blocks}: blocks {missing} are not in "
                            f"{FEATURES}/meta.json (extracted: {stored})")
-    return list(cfg["blocks"])
+    return list(cfg.blocks)
 
 
-def figure2(cfg: dict) -> dict:
+def figure2(cfg: Trajectories) -> dict:
     meta = read_json(FEATURES / "meta.json", "run the extract stage")
     blocks = chosen_blocks(cfg, list(meta["blocks"]))
     windows = pd.read_csv(FEATURES / "windows.csv", usecols=["source", "primary_label"], dtype=str,
                           keep_default_na=False)
     focal = np.flatnonzero(windows["source"].to_numpy() == "focal")
     labels = windows["primary_label"].to_numpy()[focal]
-    if cfg["species"] == "probe":
+    if cfg.species == "probe":
         species = [str(s) for s in read_json(PROBE_METRICS / "probe.json", "run the probe stage")["species"]]
     else:
         species = sorted(set(labels))
     feats = [np.load(FEATURES / f"block_{b:02d}.npy", mmap_mode="r")[focal] for b in blocks]
-    t = trajectories(feats, blocks, labels, species, width=cfg["width"], align=cfg["align"], method=cfg["method"],
-                     seed=cfg["seed"], perplexity=cfg["perplexity"], showcase=cfg["showcase"])
+    t = trajectories(feats, blocks, labels, species, width=cfg.width, align=cfg.align, method=cfg.method,
+                     seed=cfg.seed, perplexity=cfg.perplexity, showcase=cfg.showcase)
     plot_trajectories(t, TRAJECTORIES_FIGURE,
                       f"Per-species centroids, blocks {blocks[0]} -> {blocks[-1]} ({len(species)} species; "
-                      f"joint {cfg['method']}, PCA width {t.width}, {cfg['align']})")
+                      f"joint {cfg.method}, PCA width {t.width}, {cfg.align})")
     out = t.as_dict()
-    out["species_source"] = cfg["species"]
+    out["species_source"] = cfg.species
     write_json(FIGURES_METRICS / "trajectories.json", out)
     return out
 
 
 def run(params: dict, key: str | None = None) -> FiguresResult:
     started = time.perf_counter()
-    cfg = params["figures"]
-    traj = figure2(cfg["trajectories"])
+    # typed once (birdclef_eos/report/trajectories_config.py)
+    traj = figure2(Trajectories.model_validate(params["figures"]["trajectories"]))
     summary = dict(traj)
     summary.pop("species")
     return FiguresResult(trajectories=json.loads(json.dumps(summary)), seconds=time.perf_counter() - started)

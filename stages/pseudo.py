@@ -22,6 +22,7 @@ import numpy as np
 from birdclef_eos.data import features
 from birdclef_eos.heads import models as heads
 from birdclef_eos.heads import pseudo as pseudo_labels
+from birdclef_eos.heads.config import PseudoTeacher
 from birdclef_eos.io.files import atomic_dir, write_json
 from stages.paths import FEATURES, HEADS, PSEUDO, PSEUDO_METRICS
 
@@ -49,7 +50,7 @@ def unlabelled_rows(windows):
 
 def run(params: dict, key: str | None = None) -> PseudoResult:
     started = time.perf_counter()
-    teacher = params["pseudo"]["teacher"]
+    teacher = PseudoTeacher.pick(params["pseudo"]).teacher  # birdclef_eos/heads/config.py
     folder = HEADS / teacher
     if not (folder / "config.json").exists():
         raise PseudoStageError(f"pseudo.teacher '{teacher}': {folder}/config.json missing; run train@{teacher}")

@@ -2,10 +2,10 @@
 
 `SCHEMA` maps a dotted knob path to a `Knob`; `*` stands for a name the user chooses (a
 submission, a train variant, a synthetic scale). A section that configures a library component
-has a typed pydantic model beside that component (`MODELS`: ProtoSSM, a head's model and optimiser,
-post-processing); its rows are read off the model (`knobs_of`), not written here, so each type, bound
-and choice lives in one place, and the model's cross-field validators run once its single knobs pass
-(`model_problems`). Every other row is written here. The hint machinery (did-you-mean, `MOVED`,
+has a typed pydantic model beside that component (`MODELS`: where each sits in params.yaml, `*` for
+each entry of a mapping of names); its rows are read off the model (`knobs_of`), not written here, so
+each type, bound and choice lives in one place, and the model's cross-field validators run once its
+single knobs pass (`model_problems`). Every other row is written here. The hint machinery (did-you-mean, `MOVED`,
 `FORBIDDEN_KEYS`) and the messages stay this module's for every knob alike: the table gives one
 wording for a model's knob and a hand-written one. `RULES` are the checks that span several sections.
 `validate(params)` reports every problem at once, each naming the knob, its value and what is
@@ -31,20 +31,27 @@ import annotated_types
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
+from birdclef_eos.audio.config import ExtractParams, SpectrogramParams
+from birdclef_eos.backbone.config import SidecarExtract
 from birdclef_eos.backbone.registry import BACKBONES
 from birdclef_eos.backbone.surgery_config import SurgeryParams
 from birdclef_eos.bundle.config import Bundle, KaggleParams
 from birdclef_eos.chain.base_config import BaseParams
 from birdclef_eos.chain.config import ProtoSSMParams, SEDParams
-from birdclef_eos.heads.config import SidecarHead, TrainParams, VitParams
+from birdclef_eos.data.config import DatasetParams
+from birdclef_eos.heads.config import PseudoParams, SidecarHead, Student, TrainParams, VitParams
 from birdclef_eos.io.files import read_yaml
 from birdclef_eos.knobs import KnobError, Shape
-from birdclef_eos.probe.config import ProbeParams
+from birdclef_eos.probe.config import AblationParams, ProbeParams
 from birdclef_eos.report.leaderboard_config import LeaderboardParams
 from birdclef_eos.report.paper_config import PaperParams
+from birdclef_eos.report.pseudo_table_config import PseudoTableParams
+from birdclef_eos.report.trajectories_config import Trajectories
 from birdclef_eos.scoring.blend_config import BlendEntry, BlendShared
+from birdclef_eos.scoring.ceiling_config import CeilingParams
 from birdclef_eos.scoring.postprocess_config import Postprocess, PostprocessOverrides
 from birdclef_eos.scoring.submission_config import Submission
+from birdclef_eos.scoring.sweep_config import SweepParams
 from stages.paths import PARAMS_FILE
 
 # DVC 3.67's run-cache leaves keys with these names out of the params hash (treeverse/dvc #10296):
@@ -222,39 +229,7 @@ def _is_model(annotation) -> bool:
 
 
 SCHEMA: dict[str, Knob] = {
-    "dataset.source": Str("synthetic", "birdclef"),
-    "dataset.root": Str(),
-    "dataset.scale": Str(),
-    "dataset.seed": Int(0),
-    "dataset.jobs": Int(1),
-    "dataset.sample_rate": Int(16000),  # half Perch's 32 kHz input; 1 Hz crashed the generator (zero-size array)
-    "dataset.chunk_s": Num(0, lo_open=True),
-    "dataset.soundscape_s": Num(0, lo_open=True),
-    "dataset.min_overlap_s": Num(0),
-    "dataset.public_fraction": Num(0, 1, lo_open=True, hi_open=True),  # 0 or 1 leaves a board empty
-    "dataset.holdout.share": Num(0, 1, hi_open=True),
-    "dataset.holdout.group": Str("file", "site_date"),
-    "dataset.holdout.seed": Int(0),
-    "dataset.class_shares.*": Num(0, 1),
-    "dataset.species_spread": Num(0),
-    "dataset.rendition_jitter": Num(0),
-    "dataset.site_presence": Num(0, 1),
-    "dataset.genus_share": Num(0, 1),
-    "dataset.call_interval_s": Num(0),
-    "dataset.focal_snr_db": Knob("range"),
-    "dataset.secondary_rate": Num(0, 1),
-    "dataset.bouts_per_soundscape": Num(0),
-    "dataset.bout_s": Knob("range", 0, lo_open=True),
-    "dataset.scales.*.genera": Int(1),
-    "dataset.scales.*.species": Int(1),
-    "dataset.scales.*.head_species": Int(0),
-    "dataset.scales.*.head_recordings": Knob("range", 1, item="int"),
-    "dataset.scales.*.tail_recordings": Knob("range", 1, item="int"),
-    "dataset.scales.*.recording_s": Knob("range", 0, lo_open=True),
-    "dataset.scales.*.sites": Int(1),
-    "dataset.scales.*.labelled": Int(0),
-    "dataset.scales.*.unlabelled": Int(0),
-    "dataset.scales.*.test": Int(1),
+    **knobs_of(DatasetParams, "dataset"),  # birdclef_eos/data/config.py
 
     "backbone.name": Str(*BACKBONES),  # birdclef_eos/backbone/registry.py
     "backbone.chunk_mapping": Str("center", "mean"),
@@ -291,13 +266,7 @@ SCHEMA: dict[str, Knob] = {
 
     **knobs_of(ProbeParams, "probe"),  # birdclef_eos/probe/config.py
 
-    "extract.windows_per_recording": Int(1),
-    "extract.tta_shifts": Knob("numbers"),
-    "extract.labelled_shifts": Knob("numbers", nullable=True),
-    "extract.logits": Str("competition", "all", "none"),
-    "extract.on_bad_audio": Str("error", "skip"),
-    "extract.batch_windows": Int(1),
-    "extract.seed": Int(0),
+    **knobs_of(ExtractParams, "extract"),  # birdclef_eos/audio/config.py
 
     **knobs_of(TrainParams, "train"),  # birdclef_eos/heads/config.py (head types: heads/registry.py)
 
@@ -305,23 +274,9 @@ SCHEMA: dict[str, Knob] = {
 
     **knobs_of(Submission, "submissions.*"),  # birdclef_eos/scoring/submission_config.py
 
-    "pseudo.teacher": Str(),
-    "pseudo.mode": Str("ensemble", "fold"),
-    "pseudo.gate": Num(0, 1),
-    "pseudo.floor": Num(0, 1),
-    "pseudo.power": Num(0, lo_open=True),
-    "students.*.twin": Str(),
-    "students.*.sources.focal": Num(0, 1),
-    "students.*.sources.soundscape": Num(0, 1),
-    "students.*.sources.pseudo": Num(0, 1),
-    "students.*.mode": Str("ensemble", "fold", optional=True),  # overrides pseudo.mode
-    "pseudo_table.reference": Str(),
-    "pseudo_table.reference_submission": Str(),
-    "pseudo_table.rows.*": Str(),
-    "pseudo_table.oof_pairs.*": Knob("names", lo=2),  # [a, b]: exactly two (the stage says so otherwise)
-    "pseudo_table.bootstrap": Int(1),
-    "pseudo_table.confidence": Num(0, 1, lo_open=True, hi_open=True),
-    "pseudo_table.seed": Int(0),
+    **knobs_of(PseudoParams, "pseudo"),  # birdclef_eos/heads/config.py
+    **knobs_of(Student, "students.*"),
+    **knobs_of(PseudoTableParams, "pseudo_table"),  # birdclef_eos/report/pseudo_table_config.py
 
     **knobs_of(LeaderboardParams, "leaderboard"),  # birdclef_eos/report/leaderboard_config.py
 
@@ -329,35 +284,11 @@ SCHEMA: dict[str, Knob] = {
     **knobs_of(BlendShared, "blend"),  # birdclef_eos/scoring/blend_config.py
     **knobs_of(BlendEntry, "blends.*"),
 
-    "sweep.model": Str(),
-    "sweep.raw": Str(),
-    "sweep.prior_alpha": Knob("numbers", 0),
-    "sweep.sigma": Knob("numbers", 0),
-    "sweep.bootstrap": Int(1),
-    "sweep.confidence": Num(0, 1, lo_open=True, hi_open=True),
-    "sweep.seed": Int(0),
+    **knobs_of(SweepParams, "sweep"),  # birdclef_eos/scoring/sweep_config.py
 
-    "ceiling.base": Str(),
-    "ceiling.partners": Knob("names"),
-    "ceiling.weights": Knob("numbers", 0, 1),
-    "ceiling.control.like": Str(),
-    "ceiling.control.strengths": Knob("numbers", 0.5, 1, hi_open=True),
-    "ceiling.control.weight": Num(0, 1, lo_open=True),
-    "ceiling.control.tolerance": Num(0, 0.05, lo_open=True),
-    "ceiling.control.seed": Int(0),
-    "ceiling.control_bases.head": Str(),
-    "ceiling.control_bases.strengths": Knob("numbers", 0.5, 1, hi_open=True),
-    "ceiling.control_bases.regime": Num(0.5, 1, hi_open=True),
-    "ceiling.control_bases.seed": Int(0),
-    "ceiling.bootstrap": Int(2),
-    "ceiling.confidence": Num(0, 1, lo_open=True, hi_open=True),
-    "ceiling.seed": Int(0),
+    **knobs_of(CeilingParams, "ceiling"),  # birdclef_eos/scoring/ceiling_config.py
     # the BirdNET sidecar: its second extraction (real-data mode) and its head
-    "sidecar.extract.chunk_mapping": Str("center", "mean"),
-    "sidecar.extract.batch_size": Int(1),
-    "sidecar.extract.threads": Int(1),
-    "sidecar.extract.frontend": Knob("frontend"),
-    "sidecar.extract.batch_windows": Int(1),
+    **knobs_of(SidecarExtract, "sidecar.extract"),  # birdclef_eos/backbone/config.py
     **knobs_of(SidecarHead, "sidecar.head"),  # birdclef_eos/heads/config.py
     "shakeup.rows": Knob("names"),
     "shakeup.splits": Int(1),
@@ -367,38 +298,15 @@ SCHEMA: dict[str, Knob] = {
     **knobs_of(VitParams, "vit"),  # birdclef_eos/heads/config.py
 
 
-    "ablation.reference": Str(),
-    "ablation.reference_submission": Str(),
-    "ablation.variants": Knob("names"),
-    "ablation.bootstrap": Int(1),
-    "ablation.confidence": Num(0, 1, lo_open=True, hi_open=True),
-    "ablation.seed": Int(0),
-    "ablation.soundscape_probe.method": Str("ridge", "logistic"),
-    "ablation.soundscape_probe.folds": Int(2),
-    "ablation.soundscape_probe.c": Num(0, lo_open=True),
-    "ablation.soundscape_probe.max_iter": Int(1),
+    **knobs_of(AblationParams, "ablation"),  # birdclef_eos/probe/config.py
 
-    "figures.trajectories.species": Str("probe", "focal"),
-    "figures.trajectories.blocks": Knob("blocks", words=("last",)),
-    "figures.trajectories.n_last": Int(2),
-    "figures.trajectories.width": Int(2),
-    "figures.trajectories.align": Str("procrustes", "none"),
-    "figures.trajectories.method": Str("pca", "tsne", "umap"),
-    "figures.trajectories.perplexity": Num(0, lo_open=True),
-    "figures.trajectories.showcase": Int(0),
-    "figures.trajectories.seed": Int(0),
+    **knobs_of(Trajectories, "figures.trajectories"),  # birdclef_eos/report/trajectories_config.py
     "figures.pipelines.standalone": Str(),
     "figures.pipelines.blend": Str(),
 
     **knobs_of(PaperParams, "paper"),  # birdclef_eos/report/paper_config.py
     # the baseline chain
-    "spectrogram.n_fft": Int(16),
-    "spectrogram.hop": Int(1),
-    "spectrogram.n_mels": Int(1),
-    "spectrogram.fmin": Num(0),
-    "spectrogram.fmax": Num(0, lo_open=True),
-    "spectrogram.test_shifts": Knob("numbers"),
-    "spectrogram.batch_windows": Int(1),
+    **knobs_of(SpectrogramParams, "spectrogram"),  # birdclef_eos/audio/config.py
     **knobs_of(BaseParams, "base"),  # birdclef_eos/chain/base_config.py (the base stage's knobs, its models)
     **knobs_of(KaggleParams, "kaggle"),  # birdclef_eos/bundle/config.py (null owner: kernels without Kaggle metadata)
     **knobs_of(Bundle, "bundles.*"),      # (kinds: birdclef_eos/bundle/kinds.py)
@@ -408,6 +316,17 @@ SCHEMA: dict[str, Knob] = {
 # where each typed config model sits in params.yaml (``*``: each entry of a mapping of names the user
 # chooses): its cross-field validators run there
 MODELS: dict[str, type[BaseModel]] = {
+    "dataset": DatasetParams,
+    "extract": ExtractParams,
+    "pseudo": PseudoParams,
+    "students.*": Student,
+    "spectrogram": SpectrogramParams,
+    "sidecar.extract": SidecarExtract,
+    "sweep": SweepParams,
+    "ablation": AblationParams,
+    "ceiling": CeilingParams,
+    "figures.trajectories": Trajectories,
+    "pseudo_table": PseudoTableParams,
     "base.protossm": ProtoSSMParams,
     "base.sed": SEDParams,
     "base": BaseParams,  # the whole section; its two models are also typed alone, above
@@ -700,40 +619,6 @@ def get(params: dict, path: str):
     return node
 
 
-def rule_scale(params, n_blocks):
-    scale, scales = get(params, "dataset.scale"), get(params, "dataset.scales")
-    if isinstance(scale, str) and isinstance(scales, dict) and scale not in scales:
-        yield Problem("dataset.scale", scale, f"expected a key of dataset.scales: {' | '.join(scales)}")
-    for name, s in (scales or {}).items() if isinstance(scales, dict) else ():
-        if not isinstance(s, dict):
-            continue
-        g, sp, hs = s.get("genera"), s.get("species"), s.get("head_species")
-        if is_int(g) and is_int(sp) and sp < g:
-            yield Problem(f"dataset.scales.{name}.species", sp, f"expected >= genera ({g})")
-        if is_int(hs) and is_int(sp) and hs > sp:
-            yield Problem(f"dataset.scales.{name}.head_species", hs, f"expected <= species ({sp})")
-
-
-def rule_shares(params, n_blocks):
-    shares = get(params, "dataset.class_shares")
-    if isinstance(shares, dict):
-        if not shares:
-            yield Problem("dataset.class_shares", shares, "expected at least one class")
-        elif all(is_number(v) for v in shares.values()) and abs(sum(shares.values()) - 1) > 1e-6:
-            yield Problem("dataset.class_shares", shares, f"shares must sum to 1, not {sum(shares.values()):g}")
-
-
-def rule_chunks(params, n_blocks):
-    chunk, scape, overlap = (get(params, f"dataset.{k}") for k in ("chunk_s", "soundscape_s", "min_overlap_s"))
-    if is_number(chunk) and chunk != 5:
-        yield Problem("dataset.chunk_s", chunk, "expected 5: the competition's label grid, which the reader "
-                      "(birdclef_eos/data/birdclef.py) and every scoring stage use")
-    if is_number(chunk) and is_number(scape) and chunk > scape:
-        yield Problem("dataset.chunk_s", chunk, f"expected <= dataset.soundscape_s ({scape})")
-    if is_number(chunk) and is_number(overlap) and overlap >= chunk:
-        yield Problem("dataset.min_overlap_s", overlap, f"expected < dataset.chunk_s ({chunk})")
-
-
 def rule_sidecar(params, n_blocks):
     shifts, tta = get(params, "extract.tta_shifts"), get(params, "sidecar.head.tta")
     if isinstance(shifts, list) and isinstance(tta, list):
@@ -833,9 +718,6 @@ def rule_students(params, n_blocks):
             yield Problem(f"students.{name}.twin", entry.get("twin"), f"expected a key of train.variants: {' | '.join(variants)}")
         if isinstance(variants, dict) and name in variants:
             yield Problem(f"students.{name}", name, "a student's name must differ from every train variant")
-        shares = entry.get("sources")
-        if isinstance(shares, dict) and all(is_number(v) for v in shares.values()) and abs(sum(shares.values()) - 1) > 1e-6:
-            yield Problem(f"students.{name}.sources", shares, "expected shares summing to 1")
 
 
 def rule_ablation(params, n_blocks):
@@ -937,9 +819,7 @@ def blend_cycles(blends: dict):
 def rule_spectrogram(params, n_blocks):
     """The mel filterbank's own bounds (birdclef_eos/audio/spectrogram.py) and the shifts a later stage
     reads from the feature store (stages/spectrogram.py, stages/protossm.py): each must be extracted."""
-    rate, fmin, fmax = (get(params, k) for k in ("dataset.sample_rate", "spectrogram.fmin", "spectrogram.fmax"))
-    if is_number(fmin) and is_number(fmax) and fmin >= fmax:
-        yield Problem("spectrogram.fmin", fmin, f"expected < spectrogram.fmax ({fmax})")
+    rate, fmax = get(params, "dataset.sample_rate"), get(params, "spectrogram.fmax")  # fmin < fmax: the model's
     if is_number(fmax) and is_int(rate) and fmax > rate / 2:
         yield Problem("spectrogram.fmax", fmax, f"expected <= dataset.sample_rate / 2 ({rate / 2:g}, the Nyquist frequency)")
     shifts = get(params, "extract.tta_shifts")
@@ -1072,9 +952,6 @@ def rule_figures(params, n_blocks):
 
 
 RULES = (
-    Rule(("dataset",), rule_scale),
-    Rule(("dataset",), rule_shares),
-    Rule(("dataset",), rule_chunks),
     Rule((), rule_blocks),      # each block knob on its own; surgery.blocks when present
     Rule(("probe",), rule_select),
     Rule(("submissions", "students"), rule_submissions),

@@ -40,6 +40,7 @@ from birdclef_eos.audio.cluster import forward_on_cluster
 from birdclef_eos.audio.shards import SHARD_WINDOWS, ShardStore, pass_key
 from birdclef_eos.audio.windows import forward
 from birdclef_eos.backbone import birdnet, registry
+from birdclef_eos.backbone.config import SidecarExtract
 from birdclef_eos.backbone.runner import Backbone
 from birdclef_eos.data import features as store
 from birdclef_eos.data.plans import plan_of_windows
@@ -75,13 +76,12 @@ def shard_key(params: dict, plan, onnx: Path) -> str:
     return pass_key(plan, [NAME], [Path(onnx)], knobs, ROOT)
 
 
-def open_birdnet(params: dict, prepared: dict) -> Backbone:
+def open_birdnet(cfg: SidecarExtract, params: dict, prepared: dict) -> Backbone:
     """The extract runner over the converted BirdNET with no block outputs, at the `sidecar.extract`
     knobs: its features hold BirdNET's final embedding for 5-s chunks at `dataset.sample_rate`."""
-    cfg = params["sidecar"]["extract"]
     return Backbone(prepared["onnx"], birdnet.runner_spec(birdnet.read_labels(prepared["labels"])), {"blocks": []},
-                    threads=cfg["threads"], batch_size=cfg["batch_size"], chunk_mapping=cfg["chunk_mapping"],
-                    input_rate=params["dataset"]["sample_rate"], progress=False, frontend=cfg["frontend"],
+                    threads=cfg.threads, batch_size=cfg.batch_size, chunk_mapping=cfg.chunk_mapping,
+                    input_rate=params["dataset"]["sample_rate"], progress=False, frontend=cfg.frontend,
                     provider=params["runtime"]["provider"])
 
 
@@ -94,7 +94,8 @@ def run(params: dict, key: str | None = None, runner=None) -> SidecarFeaturesRes
                                      channels=meta["channels"][NAME], seconds=time.perf_counter() - started,
                                      windows_per_s=None, equivalence=None)
 
-    cfg, bn = params["sidecar"]["extract"], params["backbone"]["birdnet"]
+    cfg = SidecarExtract.model_validate(params["sidecar"]["extract"])  # typed once (birdclef_eos/backbone/config.py)
+    bn = params["backbone"]["birdnet"]
     prepared = birdnet.prepare(bn, Path(os.path.expanduser(params["runtime"]["cache_dir"])))
     report = birdnet.equivalence(prepared["tflite"], prepared["onnx"])
     birdnet.check_equivalence(report, bn["max_logit_diff"], prepared["onnx"])
@@ -106,17 +107,17 @@ def run(params: dict, key: str | None = None, runner=None) -> SidecarFeaturesRes
     cluster = params.get("runtime", {}) if runner is None else {}  # a given runner (a test's) runs in-process
     with open_client(cluster.get("scheduler") or None, int(cluster.get("workers", 1))) as client:
         if client is None:
-            _, arrays, _ = forward(runner or open_birdnet(params, prepared), plan, [NAME], cfg["batch_windows"],
+            _, arrays, _ = forward(runner or open_birdnet(cfg, params, prepared), plan, [NAME], cfg.batch_windows,
                                    "error", params["dataset"]["sample_rate"], desc="sidecar_features", shards=shards)
         else:  # the same shards as tasks on the cluster's workers, one BirdNET runner each: the same bytes
             _, arrays, _ = forward_on_cluster(
-                client, functools.partial(open_birdnet, params, prepared), plan, [NAME], cfg["batch_windows"],
+                client, functools.partial(open_birdnet, cfg, params, prepared), plan, [NAME], cfg.batch_windows,
                 "error", params["dataset"]["sample_rate"], token=digest, shards=shards)
     seconds = time.perf_counter() - extracted
     embedding = arrays[NAME].astype(np.float32)
     meta = {"backbone": SIDECAR_BACKBONE, "mode": "extract", "main_backbone": main_backbone,
             "onnx_sha256": sha256_file(prepared["onnx"]), "conversion_key": prepared["key"],
-            "equivalence": report, "chunk_mapping": cfg["chunk_mapping"], "n_windows": len(windows),
+            "equivalence": report, "chunk_mapping": cfg.chunk_mapping, "n_windows": len(windows),
             "channels": {NAME: int(embedding.shape[1])}, "windows": main_meta.get("windows"),
             "main_windows_sha256": sha256_file(FEATURES / "windows.csv")}
     store.save(SIDECAR_FEATURES, windows, {NAME: embedding}, meta)

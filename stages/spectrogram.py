@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from birdclef_eos.audio.config import SpectrogramParams
 from birdclef_eos.audio.spectrogram import MelSpec, log_mel
 from birdclef_eos.audio.windows import read_file_windows
 from birdclef_eos.data import features, spectrograms
@@ -74,11 +75,11 @@ def audio_paths(index) -> dict[str, str]:
 
 def run(params: dict, key: str | None = None) -> SpectrogramResult:
     started = time.perf_counter()
-    p = params["spectrogram"]
-    spec = MelSpec(sample_rate=params["dataset"]["sample_rate"], n_fft=p["n_fft"], hop=p["hop"],
-                   n_mels=p["n_mels"], fmin=p["fmin"], fmax=p["fmax"])
+    p = SpectrogramParams.model_validate(params["spectrogram"])  # typed once (birdclef_eos/audio/config.py)
+    spec = MelSpec(sample_rate=params["dataset"]["sample_rate"], n_fft=p.n_fft, hop=p.hop,
+                   n_mels=p.n_mels, fmin=p.fmin, fmax=p.fmax)
     windows, _, _ = features.load(FEATURES, names=[])
-    rows = select_windows(windows, p["test_shifts"])
+    rows = select_windows(windows, p.test_shifts)
     paths = audio_paths(INDEX)
     unknown = sorted(set(rows["file_id"]) - set(paths))
     if unknown:
@@ -108,7 +109,7 @@ def run(params: dict, key: str | None = None) -> SpectrogramResult:
             decode_s += time.perf_counter() - t
             batch_rows.extend(idx)
             bar.update(len(idx))
-            if len(batch_rows) >= p["batch_windows"]:
+            if len(batch_rows) >= p.batch_windows:
                 flush()
         flush()
     spectrograms.save(SPECTROGRAMS, rows, mels, spec)

@@ -11,9 +11,9 @@ modes can be trained in one run (the fold-teacher row of the pseudo table).
 The OOF predictions cover the labelled soundscape chunks exactly as for the train variants.
 Writes models/heads/<name>/, predictions/oof/<name>/oof.csv and build/metrics/train/<name>/metrics.json.
 
-``run`` takes the params as the notebook passes them or as ``Params``, and types the `train` knobs it
-reads once (``HeadFolds``, ``TrainOptim``: birdclef_eos/heads/config.py); `pseudo` and `students`
-have no typed model yet and stay mappings.
+``run`` takes the params as the notebook passes them or as ``Params``, and types what it reads once
+(birdclef_eos/heads/config.py: the `train` knobs, ``HeadFolds`` and ``TrainOptim``; `pseudo`,
+``PseudoLabels``; its `students` entry, ``Student``); `runtime` stays a mapping.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from birdclef_eos.data import features
 from birdclef_eos.data.species import species_labels
 from birdclef_eos.heads import crossval, training
 from birdclef_eos.heads import pseudo as pseudo_labels
-from birdclef_eos.heads.config import HeadFolds, TrainOptim
+from birdclef_eos.heads.config import HeadFolds, PseudoLabels, Student, TrainOptim
 from birdclef_eos.io.files import read_json
 from birdclef_eos.io.machine import what_bytes_depend_on
 from stages.paths import FEATURES, HEADS, INDEX, OOF, PSEUDO, TRAIN_METRICS
@@ -66,12 +66,12 @@ def read_pseudo(labels: list[str], n_folds: int, mode: str) -> tuple[pd.DataFram
 
 @dataclass(frozen=True)
 class Params:
-    """What the stage reads: the heads' folds and optimiser (typed), `pseudo`, `students` and the
-    unhashed `runtime` (mappings)."""
+    """What the stage reads: the heads' folds and optimiser, how a student reads the pseudo labels,
+    the `students` entries it was handed (typed) and the unhashed `runtime` (a mapping)."""
     folds: HeadFolds
     optim: TrainOptim
-    pseudo: dict
-    students: dict
+    pseudo: PseudoLabels
+    students: dict[str, Student]
     runtime: dict
 
     @classmethod
@@ -79,7 +79,9 @@ class Params:
         if isinstance(params, Params):
             return params
         return cls(HeadFolds.pick(params["train"]), TrainOptim.model_validate(params["train"]["optim"]),
-                   params["pseudo"], params.get("students", {}), params.get("runtime", {}))
+                   PseudoLabels.pick(params["pseudo"]),
+                   {k: Student.model_validate(v) for k, v in params.get("students", {}).items()},
+                   params.get("runtime", {}))
 
 
 def run(params: dict | Params, key: str | None = None) -> StudentResult:
@@ -89,18 +91,18 @@ def run(params: dict | Params, key: str | None = None) -> StudentResult:
     if key not in students:
         raise StudentStageError(f"params.yaml students has no entry '{key}'")
     student = students[key]
-    sources = pseudo_labels.check_fractions(student["sources"], f"students.{key}.sources")
+    sources = pseudo_labels.check_fractions(student.sources.model_dump(), f"students.{key}.sources")
     started = time.perf_counter()
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(train.threads)
 
-    twin = read_json(HEADS / student["twin"] / "config.json", f"run train@{student['twin']}")
+    twin = read_json(HEADS / student.twin / "config.json", f"run train@{student.twin}")
     names, mconfig = twin["tokens"], twin["model"]
     windows, arrays, _ = features.load(FEATURES, names=names)
     labels = species_labels(INDEX)
     data = crossval.fold_data(windows, arrays, names, labels, train.secondary_weight, train.n_folds,
                               train.fold_salt)
-    mode = student.get("mode", cfg["mode"])
+    mode = cfg.mode if student.mode is None else student.mode
 
     p_rows, per_fold = read_pseudo(labels, train.n_folds, mode)
     pool = windows[(windows["source"] == "soundscape") & (windows["split"] == "unlabelled")
@@ -121,13 +123,13 @@ def run(params: dict | Params, key: str | None = None) -> StudentResult:
 
     def pseudo_fold(k: int):
         kept, soft = pseudo_labels.transform(pseudo_labels.fold_labels(per_fold, mode, k),
-                                             cfg["gate"], cfg["floor"], cfg["power"])
+                                             cfg.gate, cfg.floor, cfg.power)
         kept_counts[k] = int(kept.sum())
         return crossval.pick(p_tokens, kept), soft.astype(np.float32)
 
     def describe(result: crossval.FoldsResult) -> dict:
         metrics = student_metrics(key, student, twin, mconfig, sources,
-                                  {**{k: cfg[k] for k in ("gate", "floor", "power")}, "mode": mode},
+                                  {**cfg.model_dump(include={"gate", "floor", "power"}), "mode": mode},
                                   p_rows, kept_counts, data, result, labels)
         if skipped:
             metrics["pseudo_skipped"] = skipped
@@ -144,7 +146,7 @@ def run(params: dict | Params, key: str | None = None) -> StudentResult:
 
 
 def student_metrics(key, student, twin, mconfig, sources, pseudo, p_rows, kept_counts, data, result, labels) -> dict:
-    metrics = {"variant": key, "twin": student["twin"], "head": mconfig["type"], "blocks": twin["blocks"],
+    metrics = {"variant": key, "twin": student.twin, "head": mconfig["type"], "blocks": twin["blocks"],
                "sources": sources, "pseudo": pseudo,
                "pseudo_chunks": int(len(p_rows)), "pseudo_chunks_kept_per_fold": [kept_counts[k] for k in sorted(kept_counts)],
                **crossval.summary(data, result, labels)}

@@ -30,6 +30,7 @@ from birdclef_eos.scoring import boards, postprocess, submission
 from birdclef_eos.scoring.metric import macro_auc
 from birdclef_eos.scoring.oof import read_oof, truth_matrix
 from birdclef_eos.scoring.sweep import sweep, sweep_foldwise
+from birdclef_eos.scoring.sweep_config import SweepParams
 from stages.paths import FIGURES, HIDDEN, INDEX, OOF, REPORTED, SUBMISSIONS, SWEEP_METRICS, TABLES
 
 PARAMS = ("sweep", "postprocess", "submissions.v6", "submissions.v7", "train.n_folds", "train.fold_salt")
@@ -57,7 +58,7 @@ def rows_of(chunks: pd.DataFrame, ids: list[str]) -> pd.DataFrame:
 
 def run(params: dict, key: str | None = None) -> SweepResult:
     started = time.perf_counter()
-    cfg = params["sweep"]
+    cfg = SweepParams.model_validate(params["sweep"])  # typed once (birdclef_eos/scoring/sweep_config.py)
     v6_knobs, v7_knobs = (postprocess.resolve_knobs(params["postprocess"], params["submissions"][n].get("postprocess", False), n)
                           for n in ("v6", "v7"))
     species = species_table(INDEX)
@@ -65,15 +66,15 @@ def run(params: dict, key: str | None = None) -> SweepResult:
     chunks = pd.read_csv(INDEX / "chunks.csv", keep_default_na=False, dtype={"row_id": str, "labels": str, "site": str})
     prior = postprocess.fit_prior(chunks, labels)
 
-    oof_path = OOF / cfg["model"] / "oof.csv"
+    oof_path = OOF / cfg.model / "oof.csv"
     ids = pd.read_csv(oof_path, usecols=["row_id"], dtype={"row_id": str})["row_id"].tolist()
-    P = read_oof(oof_path, labels, ids, f"train@{cfg['model']}")
+    P = read_oof(oof_path, labels, ids, f"train@{cfg.model}")
     y = truth_matrix(chunks.set_index("row_id")["labels"].reindex(ids), labels)
-    grid = sweep(P, y, rows_of(chunks, ids), v6_knobs, cfg["prior_alpha"], cfg["sigma"], prior, species,
+    grid = sweep(P, y, rows_of(chunks, ids), v6_knobs, cfg.prior_alpha, cfg.sigma, prior, species,
                  progress=lambda cells: tqdm(cells, desc="OOF grid", leave=False))
     pick = {"prior_alpha": grid.pick[0], "sigma": grid.pick[1]}
     oof_at = lambda a, s: float(grid.scores[grid.alphas.index(a), grid.sigmas.index(s)]) if (a in grid.alphas and s in grid.sigmas) else None  # noqa: E731
-    result = {"model": cfg["model"], "raw": cfg["raw"], "grid": {"prior_alpha": grid.alphas, "sigma": grid.sigmas,
+    result = {"model": cfg.model, "raw": cfg.raw, "grid": {"prior_alpha": grid.alphas, "sigma": grid.sigmas,
               "oof": np.round(grid.scores, 6).tolist()}, "pick": {**pick, "oof": round(float(np.nanmax(grid.scores)), 6)},
               "v6": {"prior_alpha": v6_knobs.prior_alpha, "sigma": v6_knobs.sigma,
                      "oof": oof_at(v6_knobs.prior_alpha, v6_knobs.sigma)},
@@ -87,7 +88,7 @@ def run(params: dict, key: str | None = None) -> SweepResult:
     fold_priors = [(fold_of == k, postprocess.fit_prior(
         chunks[~chunks["soundscape_id"].isin(set(oof_rows.loc[fold_of == k, "file_id"]))], labels))
         for k in np.unique(fold_of)]
-    clean = sweep_foldwise(P, y, oof_rows, v6_knobs, cfg["prior_alpha"], cfg["sigma"], fold_priors, species,
+    clean = sweep_foldwise(P, y, oof_rows, v6_knobs, cfg.prior_alpha, cfg.sigma, fold_priors, species,
                            progress=lambda cells: tqdm(cells, desc="leak-free OOF grid", leave=False))
     clean_pick = {"prior_alpha": clean.pick[0], "sigma": clean.pick[1]}
     clean_at = lambda a, s: float(clean.scores[clean.alphas.index(a), clean.sigmas.index(s)]) if (a in clean.alphas and s in clean.sigmas) else None  # noqa: E731
@@ -97,7 +98,7 @@ def run(params: dict, key: str | None = None) -> SweepResult:
                            "v6_oof": clean_at(v6_knobs.prior_alpha, v6_knobs.sigma),
                            "v7_oof": clean_at(v7_knobs.prior_alpha, v7_knobs.sigma)}
 
-    raw = submission.read(SUBMISSIONS / cfg["raw"] / "submission.csv")
+    raw = submission.read(SUBMISSIONS / cfg.raw / "submission.csv")
     test_rows = rows_of(chunks, raw["row_id"].astype(str).tolist())
     made = {}
     for name, knobs in (("v6", v6_knobs), ("pick", postprocess.Knobs(**{**asdict(v6_knobs), **pick})),
@@ -109,8 +110,8 @@ def run(params: dict, key: str | None = None) -> SweepResult:
     if (HIDDEN / "solution.csv").exists():
         solution = pd.read_csv(HIDDEN / "solution.csv", dtype={"row_id": str})
         parts = boards.split_solution(solution, pd.read_csv(HIDDEN / "boards.csv", dtype=str))
-        cmp = boards.compare(parts, made, "v6", ["pick", "leak_free_pick"], cfg["bootstrap"], cfg["seed"],
-                             cfg["confidence"])
+        cmp = boards.compare(parts, made, "v6", ["pick", "leak_free_pick"], cfg.bootstrap, cfg.seed,
+                             cfg.confidence)
         r6 = lambda x: None if x is None else round(x, 6)  # noqa: E731  (None: a board too small to score)
         result["boards"] = {b: {"v6": r6(c["scores"]["v6"]), "pick": r6(c["scores"]["pick"]),
                                 "pick_minus_v6": c["vs"]["pick"]} for b, c in cmp.items()}

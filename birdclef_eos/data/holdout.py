@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-GROUPS = ("file", "site_date")
+from birdclef_eos.data.config import HOLDOUT_GROUPS as GROUPS
 CHUNK_S = 5
 
 

@@ -1,7 +1,9 @@
 """The typed config of the sequence heads: params.yaml `train` (``TrainParams``: the folds every head
 shares, ``HeadFolds``; the model, ``HeadModel``; the optimiser, ``TrainOptim``; the variants,
-``TrainVariant``), `sidecar.head` (``SidecarHead``) and `vit` (``VitParams``: the spectrogram ViT of
-heads/vit.py), each knob's type, bounds and choices stated
+``TrainVariant``), `sidecar.head` (``SidecarHead``), `vit` (``VitParams``: the spectrogram ViT of
+heads/vit.py), `pseudo` (``PseudoParams``: the teacher, ``PseudoTeacher``, and how a student reads
+its labels, ``PseudoLabels``: heads/pseudo.py) and each `students` entry (``Student``), each knob's
+type, bounds and choices stated
 once (birdclef_eos/knobs.py says why pydantic, and why no defaults here). The head types allowed come
 from birdclef_eos/heads/registry.py. The rule that spans two knobs, ``d`` a multiple of ``heads``
 (multi-head attention splits the width), is ``HeadModel``'s validator (``VitModel``'s likewise, and
@@ -14,7 +16,8 @@ once.
 A stage makes birdclef_eos/heads/training.py's ``TrainConfig`` with ``TrainConfig.from_mapping(optim.model_dump())``
 (a knob the section lacks keeps that dataclass's value, as before). This module imports no torch
 (stages/schema.py, which every stage loads, reads it); heads/models.py and heads/vit.py ship inside the
-Kaggle model folder and never import it.
+Kaggle model folder and never import it. The pseudo-label modes are heads/pseudo.py's (which
+imports only numpy).
 """
 from __future__ import annotations
 
@@ -22,8 +25,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from birdclef_eos.heads.pseudo import MODES as PSEUDO_MODES
 from birdclef_eos.heads.registry import HEAD_TYPES, attention_types
-from birdclef_eos.knobs import Config, KnobError, Text, blocks, numbers
+from birdclef_eos.knobs import Config, KnobError, Number, Text, blocks, numbers
 
 PositiveInt = Annotated[int, Field(ge=1)]
 Share = Annotated[float, Field(ge=0, le=1)]
@@ -74,11 +78,6 @@ class HeadFolds(Config):
     fold_salt: Text
     secondary_weight: Share
 
-    @classmethod
-    def pick(cls, section: dict) -> HeadFolds:
-        """These knobs out of a (possibly larger) mapping such as params.yaml `train`."""
-        return cls.model_validate({k: section[k] for k in cls.model_fields})
-
 
 class TrainVariant(Config):
     """One `train.variants` entry: a head type, its soundscape share, its table, its own blocks."""
@@ -104,6 +103,47 @@ class SidecarHead(Config):
     model: HeadModel
     optim: HeadOptim
     tta: numbers()
+
+
+class PseudoTeacher(Config):
+    """`pseudo.teacher`: the train variant whose fold models label the unlabelled soundscapes (the
+    `pseudo` stage reads only this)."""
+    teacher: Text
+
+
+class PseudoLabels(Config):
+    """How a student reads the teacher's soft labels (`pseudo.mode`, `gate`, `floor`, `power`; the
+    student stage reads only these). The stage writes them into the student's metrics as given."""
+    mode: Literal[PSEUDO_MODES]                   # the teacher's fold mean | teacher fold k for student fold k
+    gate: Annotated[Number, Field(ge=0, le=1)]    # drop chunks whose top probability is below it
+    floor: Annotated[Number, Field(ge=0, le=1)]   # probabilities below it become 0
+    power: Annotated[Number, Field(gt=0)]         # labels ** power
+
+
+class PseudoParams(PseudoTeacher, PseudoLabels):
+    """params.yaml `pseudo`: the teacher and how its labels are read."""
+
+
+class StudentSources(Config):
+    """A student's batch composition: the share of each source (they sum to 1: ``Student``'s rule)."""
+    focal: Annotated[Number, Field(ge=0, le=1)]
+    soundscape: Annotated[Number, Field(ge=0, le=1)]
+    pseudo: Annotated[Number, Field(ge=0, le=1)]
+
+
+class Student(Config):
+    """One `students` entry: its unpseudo twin (a train variant), its sources and, optionally, its own
+    `mode` (absent: `pseudo.mode`; None marks absence, an explicit null is refused)."""
+    twin: Text
+    sources: StudentSources
+    mode: Literal[PSEUDO_MODES] = None
+
+    @model_validator(mode="after")
+    def _shares_sum_to_one(self) -> Student:
+        shares = self.sources.model_dump()
+        if abs(sum(shares.values()) - 1) > 1e-6:
+            raise KnobError("sources", shares, "expected shares summing to 1")
+        return self
 
 
 class VitSize(Config):

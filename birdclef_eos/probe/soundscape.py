@@ -16,9 +16,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
+from birdclef_eos.probe.config import METHODS
 from birdclef_eos.scoring.metric import MetricError, macro_auc
-
-METHODS = ("ridge", "logistic")
 
 
 class SoundscapeProbeError(ValueError):

@@ -29,9 +29,8 @@ import numpy as np  # noqa: E402
 from scipy.linalg import orthogonal_procrustes  # noqa: E402
 
 from birdclef_eos.report.figures import save_figure  # noqa: E402
+from birdclef_eos.report.trajectories_config import ALIGNS, METHODS  # noqa: E402
 
-METHODS = ("pca", "tsne", "umap")
-ALIGNS = ("procrustes", "none")
 UMAP_PIN = "umap-learn==0.5.12"
 
 

@@ -297,7 +297,7 @@ def comp(tmp_path, monkeypatch):
 def index_real(share: float = 0):
     from stages import dataset
 
-    return dataset.run({"dataset": {"source": "birdclef", "root": "kaggle", "public_fraction": 0.3,
+    return dataset.run({"dataset": {**SHIPPED["dataset"], "source": "birdclef", "root": "kaggle", "public_fraction": 0.3,
                                     "holdout": {"share": share, "group": "file", "seed": 0}}})
 
 

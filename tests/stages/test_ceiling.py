@@ -1,11 +1,16 @@
 """The ceiling stage and the leaderboard's shake-up on a fake hidden set: curves, control partners, splits, sentences."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from birdclef_eos.io.files import read_yaml
+from birdclef_eos.report.leaderboard_config import LeaderboardParams
 from stages import ceiling, leaderboard
+
+ROOT = Path(__file__).resolve().parents[2]
 
 LABELS = ["a", "b", "c", "d", "e"]
 
@@ -120,7 +125,8 @@ def test_ceiling_with_one_file_on_a_board(tree):
 
 
 def test_table3_compares_the_blend_with_each_part_and_the_smoothed_base(tree):
-    cfg = {"bootstrap": {"draws": 50, "seed": 0, "confidence": 0.95}}
+    shipped = read_yaml(ROOT / "params.yaml")["leaderboard"]  # the stage is handed its section typed
+    cfg = LeaderboardParams.model_validate({**shipped, "bootstrap": {"draws": 50, "seed": 0, "confidence": 0.95}})
     entry = {"weights": {"base": 0.93, "head": 0.07}, "taxonomy": {"genus": 0.15, "class": 0.05}}
     got = leaderboard.against_parts(cfg, "eos7", entry)
     assert list(got) == ["base", "head", "smoothed_base"] and "taxonomy" in got["smoothed_base"]["label"]

@@ -12,7 +12,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.fakes.repo_copy import VENV_BIN, copy_repo, sh
+from stages.schema import load_params
+from tests.fakes.repo_copy import REPO, VENV_BIN, copy_repo, sh
+
+SHIPPED = load_params(REPO / "params.yaml")
 
 
 def outs_hashes(lock_path: Path) -> dict[str, str]:
@@ -63,8 +66,8 @@ def test_real_mode_indexes_a_competition_folder(tmp_path, monkeypatch):
     (tmp_path / "kaggle").mkdir()
     make_folder(tmp_path / "kaggle")
     monkeypatch.chdir(tmp_path)
-    summary = dataset.run({"dataset": {"source": "birdclef", "root": "kaggle", "public_fraction": 0.3,
-                                       "holdout": {"share": 0, "group": "file", "seed": 0}}})
+    summary = dataset.run({"dataset": {**SHIPPED["dataset"], "source": "birdclef", "root": "kaggle",
+                                       "public_fraction": 0.3, "holdout": {"share": 0, "group": "file", "seed": 0}}})
     assert summary.n_species == 3 and summary.n_recordings == 3
     assert (tmp_path / "data" / "dataset" / "source.json").exists()
     assert (tmp_path / "data" / "hidden" / "README.md").exists()
@@ -76,10 +79,10 @@ def test_real_mode_indexes_a_competition_folder(tmp_path, monkeypatch):
 def test_unknown_source_or_size_is_a_clear_error():
     from stages import dataset
 
-    with pytest.raises(ValueError, match="neither 'synthetic' nor 'birdclef'"):
-        dataset.run({"dataset": {"source": "kaggle"}})
-    with pytest.raises(KeyError, match="dataset.scale 'huge'"):
-        dataset.synthetic_config({"scale": "huge", "scales": {"smoke": {}}})
+    with pytest.raises(ValueError, match=r"source\n.*'synthetic' or 'birdclef'"):
+        dataset.run({"dataset": {**SHIPPED["dataset"], "source": "kaggle"}})
+    with pytest.raises(ValueError, match="scale = 'huge': expected a key of scales: smoke | default"):
+        dataset.run({"dataset": {**SHIPPED["dataset"], "scale": "huge"}})
 
 
 def test_fingerprint_stage_writes_a_small_stable_record(tmp_path, monkeypatch):

@@ -12,8 +12,8 @@ from birdclef_eos.audio.decode import AudioError
 from tests.fakes.probe_fakes import FakeBackbone, make_index
 
 PARAMS = {
-    "extract": {"windows_per_recording": 2, "tta_shifts": [-1.0, 0.0, 1.0], "on_bad_audio": "error",
-                "batch_windows": 8, "seed": 0, "logits": "all"},
+    "extract": {"windows_per_recording": 2, "tta_shifts": [-1.0, 0.0, 1.0], "labelled_shifts": None,
+                "on_bad_audio": "error", "batch_windows": 8, "seed": 0, "logits": "all"},
     "backbone": {"name": "fake", "chunk_mapping": "center", "batch_size": 4, "threads": 1, "frontend": "graph"},
     "dataset": {"sample_rate": 32000},
 }

@@ -48,8 +48,11 @@ def test_teacher_labels_and_student_contract(tmp_path, monkeypatch):
     assert sorted(oof["row_id"].astype(str)) == sorted(labelled["row_id"].astype(str))
     models, config = heads.load_variant(tmp_path / "models/heads/pseudo")
     assert len(models) == 3 and config["tokens"] == ["block_00", "block_01", "block_02"]
+    params["students"]["pseudo"]["sources"] = {"focal": 0.8, "soundscape": 0.0, "pseudo": 0.1}
+    with pytest.raises(ValueError, match="sources = .*: expected shares summing to 1"):
+        student.run(params, "pseudo")
     params["students"]["pseudo"]["sources"] = {"focal": 0.8, "pseudo": 0.1}
-    with pytest.raises(ValueError, match="students.pseudo.sources"):
+    with pytest.raises(ValueError, match=r"sources.soundscape\n.*Field required"):
         student.run(params, "pseudo")
 
 

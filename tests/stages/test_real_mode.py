@@ -17,11 +17,15 @@ from birdclef_eos.heads.inference import NoTestWindows, shift_rows
 from birdclef_eos.scoring import boards
 from birdclef_eos.scoring.postprocess import fit_prior
 from stages import dataset
+from stages.schema import load_params
 from tests.fakes.competition import small_competition
+from tests.fakes.repo_copy import REPO
+
+SHIPPED = load_params(REPO / "params.yaml")
 
 
 def real_params(share: float, group: str = "file") -> dict:
-    return {"dataset": {"source": "birdclef", "root": "comp", "public_fraction": 0.5,
+    return {"dataset": {**SHIPPED["dataset"], "source": "birdclef", "root": "comp", "public_fraction": 0.5,
                         "holdout": {"share": share, "group": group, "seed": 0}}}
 
 

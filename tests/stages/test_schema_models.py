@@ -116,7 +116,9 @@ def test_the_sed_dataclasses_are_filled_from_the_knobs_and_the_derived_shapes():
 
 # The sections whose stage hands each value on as written (an int stays an int, a list a list, in the
 # file's order): the pipeline's bytes did not move when the stage began reading them through its model.
-AS_WRITTEN = ("postprocess", "submissions.*", "base", "blend", "blends.*", "leaderboard", "paper", "surgery", "kaggle", "bundles.*")
+AS_WRITTEN = ("dataset", "extract", "pseudo", "students.*", "spectrogram", "sidecar.extract", "sweep",
+              "ablation", "ceiling", "figures.trajectories", "pseudo_table", "postprocess", "submissions.*", "base",
+              "blend", "blends.*", "leaderboard", "paper", "surgery", "kaggle", "bundles.*")
 
 
 def assert_as_written(typed, raw, path: str, ordered: bool = True) -> None:
@@ -189,3 +191,23 @@ def test_the_blend_stage_hands_the_kernel_mappings_as_written():
         assert list(written["parts"]) == list(raw["parts"]), name  # the weights resolve in the file's order
     ints = dump(BlendEntry.model_validate({"parts": {"a": 1, "b": 0, "c": "rest"}}))
     assert [type(w) for w in ints["parts"].values()] == [int, int, str]
+
+
+def test_a_number_knob_keeps_an_int_and_refuses_what_a_float_refuses():
+    from birdclef_eos.data.config import DatasetParams
+    raw = {**SHIPPED["dataset"], "chunk_s": 5, "min_overlap_s": 0}
+    typed = DatasetParams.model_validate(raw)
+    assert (type(typed.chunk_s), type(typed.min_overlap_s), type(typed.bout_s[0])) == (int, int, int)
+    for bad in (True, "5", float("nan"), float("inf"), 0):
+        with pytest.raises(ValidationError):
+            DatasetParams.model_validate({**raw, "chunk_s": bad})
+
+
+def test_the_choices_written_twice_are_the_shipped_readers():
+    # windows.py and runner.py ship to Kaggle and are heavy to import, so their tuples are written twice
+    from birdclef_eos.audio import windows
+    from birdclef_eos.audio.config import BAD_AUDIO
+    from birdclef_eos.backbone import runner
+    from birdclef_eos.backbone.config import CHUNK_MAPPINGS
+    assert BAD_AUDIO == windows.BAD_AUDIO_CHOICES
+    assert CHUNK_MAPPINGS == runner.CHUNK_MAPPINGS

@@ -12,6 +12,7 @@ import pytest
 from birdclef_eos.audio.cluster import forward_on_cluster
 from birdclef_eos.audio.decode import load_window
 from birdclef_eos.backbone import birdnet
+from birdclef_eos.backbone.config import SidecarExtract
 from birdclef_eos.backbone.runner import Backbone
 from birdclef_eos.data import features as store
 from stages import extract, sidecar_features
@@ -24,8 +25,8 @@ BIRDNET_WIDTH = 1024
 
 
 def params(backbone: str) -> dict:
-    return {"extract": {"windows_per_recording": 1, "tta_shifts": [-1.0, 0.0], "on_bad_audio": "error",
-                        "batch_windows": 8, "seed": 0, "logits": "all"},
+    return {"extract": {"windows_per_recording": 1, "tta_shifts": [-1.0, 0.0], "labelled_shifts": None,
+                        "on_bad_audio": "error", "batch_windows": 8, "seed": 0, "logits": "all"},
             "backbone": {**REPO["backbone"], "name": backbone, "chunk_mapping": "center", "batch_size": 4,
                          "threads": 1, "frontend": "graph"},
             "dataset": {"sample_rate": SR}, "runtime": REPO["runtime"],
@@ -60,7 +61,8 @@ def test_perch_mode_extracts_birdnet_over_the_main_windows(workdir):
     # rows are BirdNET on exactly their window: a focal one and a shifted test one, read directly
     prepared = birdnet.prepare(REPO["backbone"]["birdnet"], __import__("pathlib").Path(
         REPO["runtime"]["cache_dir"]).expanduser())
-    runner = sidecar_features.open_birdnet(params("perch_tiny"), prepared)
+    p = params("perch_tiny")
+    runner = sidecar_features.open_birdnet(SidecarExtract.model_validate(p["sidecar"]["extract"]), p, prepared)
     index = pd.read_csv("data/index/soundscapes.csv").set_index("soundscape_id")["path"]
     recs = pd.read_csv("data/index/recordings.csv").set_index("recording_id")["path"]
     for i in [0, len(windows) - 1]:
@@ -134,7 +136,7 @@ def test_a_killed_sidecar_extraction_resumes_with_the_same_bytes(workdir, monkey
     p = extracted_in_small_shards(workdir, monkeypatch)
     prepared = birdnet.prepare(REPO["backbone"]["birdnet"], __import__("pathlib").Path(
         REPO["runtime"]["cache_dir"]).expanduser())
-    birdnet_runner = sidecar_features.open_birdnet(p, prepared)
+    birdnet_runner = sidecar_features.open_birdnet(SidecarExtract.model_validate(p["sidecar"]["extract"]), p, prepared)
 
     whole = []
     sidecar_features.run(p, runner=KilledAfter(birdnet_runner, log=whole))

@@ -8,16 +8,25 @@ import importlib
 
 import pytest
 
+from birdclef_eos.audio.config import ExtractParams, LabelledExtract, SpectrogramParams
+from birdclef_eos.backbone.config import SidecarExtract
 from birdclef_eos.backbone.surgery_config import SurgeryParams
 from birdclef_eos.bundle.config import Bundle, KaggleParams
 from birdclef_eos.chain.base_config import ChainParams
 from birdclef_eos.chain.config import ProtoSSMParams, SEDParams
-from birdclef_eos.heads.config import HeadFolds, HeadModel, SidecarHead, TrainOptim, TrainParams, VitParams
+from birdclef_eos.data.config import DatasetParams
+from birdclef_eos.heads.config import (HeadFolds, HeadModel, PseudoLabels, PseudoTeacher, SidecarHead, Student,
+                                       TrainOptim, TrainParams, VitParams)
+from birdclef_eos.probe.config import AblationParams
 from birdclef_eos.report.leaderboard_config import LeaderboardParams
 from birdclef_eos.report.paper_config import PaperParams
+from birdclef_eos.report.pseudo_table_config import PseudoTableParams
+from birdclef_eos.report.trajectories_config import Trajectories
 from birdclef_eos.scoring.blend_config import BlendEntry, BlendShared
+from birdclef_eos.scoring.ceiling_config import CeilingParams
 from birdclef_eos.scoring.postprocess_config import Postprocess
 from birdclef_eos.scoring.submission_config import Submission
+from birdclef_eos.scoring.sweep_config import SweepParams
 from stages import schema
 from stages.params import RUNTIME, declared, pick, put
 from tests.stages.test_schema import SHIPPED
@@ -54,6 +63,9 @@ def test_a_stage_types_what_it_is_handed(stage, key):
         assert isinstance(typed.folds, HeadFolds) and isinstance(typed.optim, TrainOptim)
         assert typed.optim.model_dump() == SHIPPED["train"]["optim"]
         assert typed.folds.model_dump() == {k: SHIPPED["train"][k] for k in HeadFolds.model_fields}
+        assert typed.pseudo.model_dump() == {k: SHIPPED["pseudo"][k] for k in PseudoLabels.model_fields}
+        assert list(typed.students) == [key] and isinstance(typed.students[key], Student)
+        assert typed.students[key].model_dump(exclude_unset=True) == SHIPPED["students"][key]
     elif stage == "vit":
         assert isinstance(typed.vit, VitParams) and list(typed.vit.sizes) == [key]
         assert typed.vit.model_dump() == {**SHIPPED["vit"], "sizes": {key: SHIPPED["vit"]["sizes"][key]}}
@@ -91,6 +103,17 @@ TYPED_IN_RUN = [
     ("bundle", None, lambda p: KaggleParams.model_validate(p["kaggle"]), "kaggle"),
     ("bundle", None, lambda p: Bundle.model_validate(p["bundles"]["eos7"]), "bundles.eos7"),
     ("model_folder", None, lambda p: KaggleParams.model_validate(p["kaggle"]), "kaggle"),
+    ("dataset", None, lambda p: DatasetParams.model_validate(p["dataset"]), "dataset"),
+    ("extract", None, lambda p: ExtractParams.model_validate(p["extract"]), "extract"),
+    ("extract_labelled", None, lambda p: LabelledExtract.pick(p["extract"]), "extract"),
+    ("spectrogram", None, lambda p: SpectrogramParams.model_validate(p["spectrogram"]), "spectrogram"),
+    ("sidecar_features", None, lambda p: SidecarExtract.model_validate(p["sidecar"]["extract"]), "sidecar.extract"),
+    ("pseudo", None, lambda p: PseudoTeacher.pick(p["pseudo"]), "pseudo"),
+    ("sweep", None, lambda p: SweepParams.model_validate(p["sweep"]), "sweep"),
+    ("ablation", None, lambda p: AblationParams.model_validate(p["ablation"]), "ablation"),
+    ("ceiling", None, lambda p: CeilingParams.model_validate(p["ceiling"]), "ceiling"),
+    ("figures", None, lambda p: Trajectories.model_validate(p["figures"]["trajectories"]), "figures.trajectories"),
+    ("pseudo_table", None, lambda p: PseudoTableParams.model_validate(p["pseudo_table"]), "pseudo_table"),
 ]
 
 
