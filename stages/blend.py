@@ -28,6 +28,7 @@ import pandas as pd
 
 from birdclef_eos.data.species import species_table
 from birdclef_eos.io.files import atomic_dir, read_json, sha256_file, write_json
+from birdclef_eos.report.pipelines_config import Pipelines
 from birdclef_eos.report.pipelines import blend_drawing, plot_pipelines, standalone_steps
 from birdclef_eos.scoring import submission
 from birdclef_eos.scoring.blend import Blend, BlendError, align, blend, order_blends, resolve_blend
@@ -88,11 +89,11 @@ def head_of(model: str) -> dict:
             "n_folds": len(m.get("folds", [])) or "?"}
 
 
-def figure3(cfg: dict, params: dict, blends: dict[str, dict], shared: dict) -> tuple[list[str], list[str], dict]:
+def figure3(cfg: Pipelines, params: dict, blends: dict[str, dict], shared: dict) -> tuple[list[str], list[str], dict]:
     """Figure 3: the standalone `figures.pipelines.standalone` (left) and the blend
     `figures.pipelines.blend` (right), drawn from the params in force, so `-S blend.weight=...` redraws it.
     ``blends`` and ``shared``: the entries and the `blend:` knobs (its space chosen) as written."""
-    name, blend_name = cfg["standalone"], cfg["blend"]
+    name, blend_name = cfg.standalone, cfg.blend
     subs = {n: Submission.model_validate(e) for n, e in params["submissions"].items()}  # typed once
     if name not in subs:
         raise BlendError(f"figures.pipelines.standalone = {name!r}: not a key of submissions ({' | '.join(subs)})")
@@ -165,6 +166,6 @@ def run(params: dict, key: str | None = None) -> BlendResult:
         out[name]["effective_share"] = shares
     with atomic_dir(BLEND_METRICS) as tmp:
         write_json(tmp / "blend.json", {"shared": shared, "space_on_oof": on_oof, "blends": out})
-    left, right, weights = figure3(params["figures"]["pipelines"], params, written, shared)
+    left, right, weights = figure3(Pipelines.model_validate(params["figures"]["pipelines"]), params, written, shared)
     write_json(BLEND_METRICS / "pipelines.json", {"standalone": left, "blend": right, "weights": weights})
     return BlendResult(blends=out, seconds=time.perf_counter() - started, left=left, right=right, weights=weights)

@@ -29,6 +29,7 @@ from birdclef_eos.scoring import boards, submission
 from birdclef_eos.scoring.kaggle import mismatch_note, read_kaggle
 from birdclef_eos.scoring.pairs import file_index, pair_counts
 from birdclef_eos.scoring.postprocess import taxonomy_smooth
+from birdclef_eos.scoring.shakeup_config import ShakeupParams
 from birdclef_eos.scoring.shakeup import random_splits, split_scores, summarise, swap_probability
 from stages.paths import (BLEND_METRICS, FIGURES, HIDDEN, INDEX, KAGGLE_SCORES, LEADERBOARD_METRICS, REPORTED,
                           SHAKEUP_METRICS, SUBMISSIONS, TABLES)
@@ -202,13 +203,13 @@ def board_comparison(cfg: LeaderboardParams, table: str, hidden: Hidden | None, 
     return text
 
 
-def shake_up(cfg: dict, blends: dict, hidden: Hidden | None = None) -> tuple[dict, list[str], str]:
+def shake_up(cfg: ShakeupParams, blends: dict, hidden: Hidden | None = None) -> tuple[dict, list[str], str]:
     """The shake-up of the submissions `shakeup.rows`: (shakeup.json, sentences, figure path)."""
     figure = FIGURES / "shakeup.png"
     hidden = hidden or Hidden.read()
     if hidden is None:  # real-data mode without a local board: Kaggle's labels only
         said = [f"No shake-up: {HIDDEN}/solution.csv is missing (no local hidden set; dataset.holdout makes one)."]
-        result = {"splits": cfg["splits"], "public_share": cfg["public_share"], "seed": cfg["seed"], "files": 0,
+        result = {"splits": cfg.splits, "public_share": cfg.public_share, "seed": cfg.seed, "files": 0,
                   "blends": [], "submissions": {}, "swaps": [], "sentences": said}
         write_json(SHAKEUP_METRICS / "shakeup.json", result)
         plot_no_shakeup(said[0], figure)
@@ -220,7 +221,7 @@ def shake_up(cfg: dict, blends: dict, hidden: Hidden | None = None) -> tuple[dic
     if not keep.any():  # a small board: no split can be scored
         said = [f"No shake-up: no label column of {HIDDEN}/solution.csv has both positives and negatives "
                 f"({len(y)} rows), so no split has a score."]
-        result = {"splits": cfg["splits"], "public_share": cfg["public_share"], "seed": cfg["seed"],
+        result = {"splits": cfg.splits, "public_share": cfg.public_share, "seed": cfg.seed,
                   "files": int(boards.file_of(solution["row_id"]).nunique()), "blends": [], "submissions": {},
                   "swaps": [], "sentences": said, "undefined": said[0]}
         write_json(SHAKEUP_METRICS / "shakeup.json", result)
@@ -231,10 +232,10 @@ def shake_up(cfg: dict, blends: dict, hidden: Hidden | None = None) -> tuple[dic
     stem = next(c for c in board_table.columns if c != "board")
     on_board = dict(zip(board_table[stem], board_table["board"]))
     observed = np.array([[on_board.get(f) == "public" for f in files]])
-    splits = random_splits(len(files), cfg["public_share"], cfg["splits"], cfg["seed"])
+    splits = random_splits(len(files), cfg.public_share, cfg.splits, cfg.seed)
 
     scores, diffs, subs = {}, {}, {}
-    for name in tqdm(cfg["rows"], desc="shake-up", leave=False):
+    for name in tqdm(cfg.rows, desc="shake-up", leave=False):
         sub = hidden.indexed(name)
         missing = sorted(set(solution["row_id"]) - set(sub.index))
         if missing:
@@ -247,9 +248,9 @@ def shake_up(cfg: dict, blends: dict, hidden: Hidden | None = None) -> tuple[dic
         diffs[name] = [round(float(v), 6) for v in d[np.isfinite(d)]]
         subs[name] = summarise(opriv[0] - opub[0], d)
     swaps = [{"a": a, "b": b, "p_swap": rounded(swap_probability(*scores[a], *scores[b]), 4)}
-             for a, b in combinations(cfg["rows"], 2)]
-    result = {"splits": cfg["splits"], "public_share": cfg["public_share"], "seed": cfg["seed"], "files": len(files),
-              "blends": [n for n in cfg["rows"] if n in blends], "submissions": subs, "swaps": swaps,
+             for a, b in combinations(cfg.rows, 2)]
+    result = {"splits": cfg.splits, "public_share": cfg.public_share, "seed": cfg.seed, "files": len(files),
+              "blends": [n for n in cfg.rows if n in blends], "submissions": subs, "swaps": swaps,
               "differences": diffs}
     said = shakeup_sentences(result)
     result["sentences"] = said
@@ -298,7 +299,7 @@ def run(params: dict, key: str | None = None) -> LeaderboardResult:
                               after)
     table4 = board_comparison(cfg, "table4", hidden, local, paper.get("table4", {}),
                               "Table 4: the ceiling attempts, public and private (differences to eos7).")
-    shaken, said, shake_figure = shake_up(params["shakeup"], params["blends"], hidden)
+    shaken, said, shake_figure = shake_up(ShakeupParams.model_validate(params["shakeup"]), params["blends"], hidden)
     return LeaderboardResult(leaderboard=result, table2=text, table3=table3, table4=table4,
                              shakeup=shaken, shakeup_sentences=said, shakeup_figure=shake_figure,
                              kaggle_dates={n: e["date"] for n, e in kaggle.items()},

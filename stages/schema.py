@@ -45,11 +45,13 @@ from birdclef_eos.knobs import KnobError, Shape
 from birdclef_eos.probe.config import AblationParams, ProbeParams
 from birdclef_eos.report.leaderboard_config import LeaderboardParams
 from birdclef_eos.report.paper_config import PaperParams
+from birdclef_eos.report.pipelines_config import Pipelines
 from birdclef_eos.report.pseudo_table_config import PseudoTableParams
 from birdclef_eos.report.trajectories_config import Trajectories
 from birdclef_eos.scoring.blend_config import BlendEntry, BlendShared
 from birdclef_eos.scoring.ceiling_config import CeilingParams
 from birdclef_eos.scoring.postprocess_config import Postprocess, PostprocessOverrides
+from birdclef_eos.scoring.shakeup_config import ShakeupParams
 from birdclef_eos.scoring.submission_config import Submission
 from birdclef_eos.scoring.sweep_config import SweepParams
 from stages.paths import PARAMS_FILE
@@ -290,10 +292,7 @@ SCHEMA: dict[str, Knob] = {
     # the BirdNET sidecar: its second extraction (real-data mode) and its head
     **knobs_of(SidecarExtract, "sidecar.extract"),  # birdclef_eos/backbone/config.py
     **knobs_of(SidecarHead, "sidecar.head"),  # birdclef_eos/heads/config.py
-    "shakeup.rows": Knob("names"),
-    "shakeup.splits": Int(1),
-    "shakeup.public_share": Num(0, 1, lo_open=True, hi_open=True),
-    "shakeup.seed": Int(0),
+    **knobs_of(ShakeupParams, "shakeup"),  # birdclef_eos/scoring/shakeup_config.py
 
     **knobs_of(VitParams, "vit"),  # birdclef_eos/heads/config.py
 
@@ -301,8 +300,7 @@ SCHEMA: dict[str, Knob] = {
     **knobs_of(AblationParams, "ablation"),  # birdclef_eos/probe/config.py
 
     **knobs_of(Trajectories, "figures.trajectories"),  # birdclef_eos/report/trajectories_config.py
-    "figures.pipelines.standalone": Str(),
-    "figures.pipelines.blend": Str(),
+    **knobs_of(Pipelines, "figures.pipelines"),  # birdclef_eos/report/pipelines_config.py
 
     **knobs_of(PaperParams, "paper"),  # birdclef_eos/report/paper_config.py
     # the baseline chain
@@ -326,6 +324,8 @@ MODELS: dict[str, type[BaseModel]] = {
     "ablation": AblationParams,
     "ceiling": CeilingParams,
     "figures.trajectories": Trajectories,
+    "figures.pipelines": Pipelines,
+    "shakeup": ShakeupParams,
     "pseudo_table": PseudoTableParams,
     "base.protossm": ProtoSSMParams,
     "base.sed": SEDParams,

@@ -8,6 +8,7 @@ import pytest
 
 from birdclef_eos.io.files import read_yaml
 from birdclef_eos.report.leaderboard_config import LeaderboardParams
+from birdclef_eos.scoring.shakeup_config import ShakeupParams
 from stages import ceiling, leaderboard
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,14 +103,14 @@ def test_without_a_base_oof_the_comparison_is_skipped(tree):
 def test_shakeup_over_random_splits(tree):
     params = {"shakeup": {"rows": ["base", "head", "eos7"], "splits": 100, "public_share": 0.3, "seed": 0},
               "blends": {"eos7": {}}}
-    s, said, figure = leaderboard.shake_up(params["shakeup"], params["blends"])
+    s, said, figure = leaderboard.shake_up(ShakeupParams.model_validate(params["shakeup"]), params["blends"])
     assert s["blends"] == ["eos7"] and set(s["submissions"]) == {"base", "head", "eos7"}
     for entry in s["submissions"].values():
         assert entry["low"] <= entry["mean"] <= entry["high"] and 0 <= entry["p_gain"] <= 1
     assert len(s["swaps"]) == 3 and all(0 <= t["p_swap"] <= 1 for t in s["swaps"])
     assert "eos7 (blend)" in said[2] and "(lost)" in said[2]
     assert figure.endswith("shakeup.png") and (tree / "build/figures/shakeup.png").stat().st_size > 10_000
-    assert leaderboard.shake_up(params["shakeup"], params["blends"])[0] == s
+    assert leaderboard.shake_up(ShakeupParams.model_validate(params["shakeup"]), params["blends"])[0] == s
 
 
 def test_ceiling_with_one_file_on_a_board(tree):

@@ -118,7 +118,8 @@ def test_the_sed_dataclasses_are_filled_from_the_knobs_and_the_derived_shapes():
 # file's order): the pipeline's bytes did not move when the stage began reading them through its model.
 AS_WRITTEN = ("dataset", "extract", "pseudo", "students.*", "spectrogram", "sidecar.extract", "sweep",
               "ablation", "ceiling", "figures.trajectories", "pseudo_table", "postprocess", "submissions.*", "base",
-              "blend", "blends.*", "leaderboard", "paper", "surgery", "kaggle", "bundles.*")
+              "blend", "blends.*", "leaderboard", "paper", "surgery", "kaggle", "bundles.*", "shakeup",
+              "figures.pipelines")
 
 
 def assert_as_written(typed, raw, path: str, ordered: bool = True) -> None:

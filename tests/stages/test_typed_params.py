@@ -20,11 +20,13 @@ from birdclef_eos.heads.config import (HeadFolds, HeadModel, PseudoLabels, Pseud
 from birdclef_eos.probe.config import AblationParams
 from birdclef_eos.report.leaderboard_config import LeaderboardParams
 from birdclef_eos.report.paper_config import PaperParams
+from birdclef_eos.report.pipelines_config import Pipelines
 from birdclef_eos.report.pseudo_table_config import PseudoTableParams
 from birdclef_eos.report.trajectories_config import Trajectories
 from birdclef_eos.scoring.blend_config import BlendEntry, BlendShared
 from birdclef_eos.scoring.ceiling_config import CeilingParams
 from birdclef_eos.scoring.postprocess_config import Postprocess
+from birdclef_eos.scoring.shakeup_config import ShakeupParams
 from birdclef_eos.scoring.submission_config import Submission
 from birdclef_eos.scoring.sweep_config import SweepParams
 from stages import schema
@@ -99,6 +101,8 @@ TYPED_IN_RUN = [
     ("blend", None, lambda p: Submission.model_validate(p["submissions"]["v6"]), "submissions.v6"),
     ("leaderboard", None, lambda p: LeaderboardParams.model_validate(p["leaderboard"]), "leaderboard"),
     ("paper", None, lambda p: PaperParams.model_validate(p["paper"]), "paper"),
+    ("leaderboard", None, lambda p: ShakeupParams.model_validate(p["shakeup"]), "shakeup"),
+    ("blend", None, lambda p: Pipelines.model_validate(p["figures"]["pipelines"]), "figures.pipelines"),
     ("surgery", None, lambda p: SurgeryParams.model_validate(p["surgery"]), "surgery"),
     ("bundle", None, lambda p: KaggleParams.model_validate(p["kaggle"]), "kaggle"),
     ("bundle", None, lambda p: Bundle.model_validate(p["bundles"]["eos7"]), "bundles.eos7"),
