@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from birdclef_eos.chain.base_config import ChainParams
 from birdclef_eos.data import features, folds
 from birdclef_eos.data.species import species_table
 from birdclef_eos.heads import models as heads
@@ -45,6 +46,7 @@ from birdclef_eos.scoring.blend import mix, positive_weights
 from birdclef_eos.scoring.bootstrap import paired_bootstraps
 from birdclef_eos.scoring.metric import macro_auc
 from birdclef_eos.scoring.oof import read_oof, truth_matrix
+from birdclef_eos.scoring.postprocess_config import Postprocess, as_given
 from stages.paths import (BASE_METRICS, BASE_OOF, CHAIN_MODELS, CHAIN_PREDICTIONS, FEATURES, FEATURES_LABELLED, HEADS, HIDDEN, INDEX,
                           OOF, SUBMISSIONS)
 
@@ -98,23 +100,26 @@ def blend_sources(kind: str, weights: dict, labels: list[str], row_ids: list[str
 
 def run(params: dict, key: str | None = None) -> BaseResult:
     started = time.perf_counter()
-    b = params["base"]
-    knobs = postprocess.resolve_knobs(params["postprocess"], b["postprocess"], NAME)
+    # typed once (birdclef_eos/chain/base_config.py, scoring/postprocess_config.py); the stage is handed
+    # its own knobs of `base`, not the chain's models
+    b = ChainParams.pick(params["base"])
+    defaults = Postprocess.model_validate(params["postprocess"]).model_dump()
+    knobs = postprocess.resolve_knobs(defaults, as_given(b.postprocess), NAME)
     species = species_table(INDEX)
     labels = species["primary_label"].astype(str).tolist()
     chunks = pd.read_csv(INDEX / "chunks.csv", keep_default_na=False, dtype={"labels": str, "site": str, "row_id": str})
     order = submission_order(chunks, labels)
     test_ids = order["row_id"].astype(str).tolist()
-    metrics: dict = {"source": b["source"], "postprocess": asdict(knobs)}
-    if b["source"] != "stages" and b["variants"]:  # checked before anything is written
-        name = next(iter(b["variants"]))
+    metrics: dict = {"source": b.source, "postprocess": asdict(knobs)}
+    if b.source != "stages" and b.variants:  # checked before anything is written
+        name = next(iter(b.variants))
         raise BaseStageError(f"base.variants.{name}: a variant re-blends the stand-in's own models, and base.source "
-                             f"is {b['source']!r}: set base.variants: {{}} (and drop the blends that use them)")
+                             f"is {b.source!r}: set base.variants: {{}} (and drop the blends that use them)")
 
-    if b["source"] == "file":
-        path = Path(b["file"])
+    if b.source == "file":
+        path = Path(b.file)
         if not path.exists():
-            raise BaseStageError(f"base.file = {b['file']!r}: no such file (base.source: file)")
+            raise BaseStageError(f"base.file = {b.file!r}: no such file (base.source: file)")
         try:
             sub = pd.read_csv(path, dtype={"row_id": str})
         except Exception as exc:  # a file pandas cannot parse
@@ -125,23 +130,24 @@ def run(params: dict, key: str | None = None) -> BaseResult:
         metrics.update(oof_macro_auc=None, note="source: file - the real chain's output; no OOF here")
         oofs = None
     else:
-        probs, used = blend_sources("test", b["blend"], labels, test_ids)
+        probs, used = blend_sources("test", b.blend, labels, test_ids)
         rows = chunk_rows(chunks, test_ids)
         prior = postprocess.fit_prior(chunks, labels) if knobs.prior_alpha else None
         probs = postprocess.postprocess(probs, rows, knobs, prior=prior, species=species)
         sub = submission.build(test_ids, probs, labels, order)
         inputs = sha256_tree([CHAIN_PREDICTIONS / m / "test.csv" for m in used] + [INDEX / "chunks.csv"])
-        oof, oofs = oof_metrics(b, params, knobs, chunks, labels, species)
+        oof, oofs = oof_metrics(b, defaults, params, knobs, chunks, labels, species)
         metrics.update(blend=used, **oof)
     submission.validate(sub, order, name="submission 'base'")
-    manifest = write_submission(NAME, sub, {"model": "baseline chain (stand-in)" if b["source"] == "stages" else "file",
-                                            "source": b["source"], "blend": b["blend"], "postprocess": asdict(knobs),
+    manifest = write_submission(NAME, sub, {"model": "baseline chain (stand-in)" if b.source == "stages" else "file",
+                                            "source": b.source, "blend": b.blend, "postprocess": asdict(knobs),
                                             "rows": len(sub), "labels": len(labels), "sha256": inputs})
     metrics["submission_sha256"] = manifest["submission_sha256"]
     metrics["variants"] = {}
-    for name, over in b["variants"].items():  # knob variants of the built chain (eos8, eos9's anchors)
-        v_knobs = postprocess.resolve_knobs(params["postprocess"], {**b["postprocess"], **over.get("postprocess", {})}, name)
-        v_blend = {**b["blend"], **over.get("blend", {})}
+    for name, variant in b.variants.items():  # knob variants of the built chain (eos8, eos9's anchors)
+        over = variant.model_dump(exclude_unset=True)  # as written: the manifest and metrics record it
+        v_knobs = postprocess.resolve_knobs(defaults, {**as_given(b.postprocess), **over.get("postprocess", {})}, name)
+        v_blend = {**b.blend, **over.get("blend", {})}
         v_probs, v_used = blend_sources("test", v_blend, labels, test_ids)
         v_probs = postprocess.postprocess(v_probs, rows, v_knobs, prior=postprocess.fit_prior(chunks, labels)
                                           if v_knobs.prior_alpha else None, species=species)
@@ -236,7 +242,8 @@ def head_oof_at(reference: str, shifts: list[float], row_ids: list[str], fold_of
     return postprocess.average_shifts(per_shift, space), record
 
 
-def oof_metrics(b: dict, params: dict, knobs, chunks: pd.DataFrame, labels: list[str], species) -> tuple[dict, dict]:
+def oof_metrics(b: ChainParams, defaults: dict, params: dict, knobs, chunks: pd.DataFrame, labels: list[str],
+                species) -> tuple[dict, dict]:
     """Base OOF (blend + post-processing, the prior of each fold fitted without its files) against the
     reference head's OOF, paired bootstrap over files: against the head's raw OOF (what the head's
     training reports), and against the head's OOF under the same fold-wise post-processing as its
@@ -247,7 +254,7 @@ def oof_metrics(b: dict, params: dict, knobs, chunks: pd.DataFrame, labels: list
     OOFs: {"row_ids", "base", "reference"})."""
     labelled = chunks[chunks["split"] == "labelled"].copy()
     row_ids = labelled["row_id"].astype(str).tolist()
-    blended, used = blend_sources("oof", b["blend"], labels, row_ids)
+    blended, used = blend_sources("oof", b.blend, labels, row_ids)
     rows = chunk_rows(chunks, row_ids)
     frame = rows.assign(source="soundscape", primary_label="")
     fold_of = folds.assign_folds(frame, params["train"]["n_folds"], params["train"]["fold_salt"])
@@ -267,19 +274,19 @@ def oof_metrics(b: dict, params: dict, knobs, chunks: pd.DataFrame, labels: list
     out = foldwise(blended, knobs)
     y = truth_matrix(rows["labels"], labels)
     truth = y > 0.5
-    ref = read_oof(OOF / b["reference"] / "oof.csv", labels, row_ids, made_by=f"train@{b['reference']}")
-    head_knobs = postprocess.resolve_knobs(params["postprocess"], True, b["reference"])
-    ref_tta, ref_windows = head_oof_at(b["reference"], b["reference_tta"], row_ids, fold_of, labels, head_knobs.tta_space)
+    ref = read_oof(OOF / b.reference / "oof.csv", labels, row_ids, made_by=f"train@{b.reference}")
+    head_knobs = postprocess.resolve_knobs(defaults, True, b.reference)
+    ref_tta, ref_windows = head_oof_at(b.reference, b.reference_tta, row_ids, fold_of, labels, head_knobs.tta_space)
     ref_pp = foldwise(ref_tta, head_knobs)
     ref_windows["oof_macro_auc_shift0"] = round(macro_auc(truth, foldwise(ref, head_knobs)), 6)  # the TTA's gain: against
     # same_postprocess.reference_oof_macro_auc
     groups = rows["file_id"].to_numpy()
-    ci = paired_bootstraps(y, out, {b["reference"]: ref, "post-processed": ref_pp}, groups, b["bootstrap"], b["seed"],
-                           b["confidence"])
+    ci = paired_bootstraps(y, out, {b.reference: ref, "post-processed": ref_pp}, groups, b.bootstrap, b.seed,
+                           b.confidence)
     forms = {}
     for relative in (True, False):
-        base_k = postprocess.resolve_knobs({**params["postprocess"], "prior_relative": relative}, b["postprocess"], NAME)
-        head_k = postprocess.resolve_knobs({**params["postprocess"], "prior_relative": relative}, True, b["reference"])
+        base_k = postprocess.resolve_knobs({**defaults, "prior_relative": relative}, as_given(b.postprocess), NAME)
+        head_k = postprocess.resolve_knobs({**defaults, "prior_relative": relative}, True, b.reference)
         forms["relative" if relative else "absolute"] = {
             "base": round(macro_auc(truth, foldwise(blended, base_k)), 6),
             "reference": round(macro_auc(truth, foldwise(ref_tta, head_k)), 6)}
@@ -287,19 +294,19 @@ def oof_metrics(b: dict, params: dict, knobs, chunks: pd.DataFrame, labels: list
     candidates = []  # ProtoSSM's TTA candidates (chosen on its own OOF) through the base's blend and post-processing
     listed = OOF / "protossm" / "candidates.json"
     for c in (read_json(listed, "run the protossm stage") if listed.exists() else []):
-        c_blend, _ = blend_sources("oof", b["blend"], labels, row_ids, protossm_oof=c["file"])
+        c_blend, _ = blend_sources("oof", b.blend, labels, row_ids, protossm_oof=c["file"])
         candidates.append({"shifts": c["shifts"], "oof_macro_auc": round(macro_auc(truth, foldwise(c_blend, knobs)), 6),
                            "oof_macro_auc_before_postprocess": round(macro_auc(truth, c_blend), 6)})
     base_tta = [float(s) for s in read_json(CHAIN_MODELS / "protossm" / "config.json", "run the protossm stage")["tta"]]
     return {"oof_blend": used, "oof_macro_auc": round(macro_auc(truth, out), 6),
             "oof_macro_auc_before_postprocess": round(macro_auc(truth, blended), 6),
-            "reference": b["reference"], "reference_oof_macro_auc": round(macro_auc(truth, ref), 6),
+            "reference": b.reference, "reference_oof_macro_auc": round(macro_auc(truth, ref), 6),
             "tta_candidates": candidates,
-            "base_minus_reference": ci[b["reference"]].as_dict(),
-            "excludes_zero": bool(ci[b["reference"]].low > 0 or ci[b["reference"]].high < 0),
+            "base_minus_reference": ci[b.reference].as_dict(),
+            "excludes_zero": bool(ci[b.reference].low > 0 or ci[b.reference].high < 0),
             "same_postprocess": {"reference_oof_macro_auc": round(macro_auc(truth, ref_pp), 6),
                                  "base_tta": base_tta, "reference_tta": ref_windows,
                                  "knobs": asdict(head_knobs), "base_minus_reference": same.as_dict(),
-                                 "stronger": ("base" if same.low > 0 else b["reference"] if same.high < 0
+                                 "stronger": ("base" if same.low > 0 else b.reference if same.high < 0
                                               else "neither (the interval holds 0)")},
             "prior_form": forms}, {"row_ids": row_ids, "base": out, "reference": ref_pp}

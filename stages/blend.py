@@ -28,12 +28,16 @@ import pandas as pd
 
 from birdclef_eos.data.species import species_table
 from birdclef_eos.io.files import atomic_dir, read_json, sha256_file, write_json
+from birdclef_eos.report.pipelines_config import Pipelines
 from birdclef_eos.report.pipelines import blend_drawing, plot_pipelines, standalone_steps
 from birdclef_eos.scoring import submission
 from birdclef_eos.scoring.blend import Blend, BlendError, align, blend, order_blends, resolve_blend
+from birdclef_eos.scoring.blend_config import BlendEntry, BlendShared, dump
 from birdclef_eos.scoring.shares import effective_shares
 from birdclef_eos.scoring.space import compare_spaces_on_oof
 from birdclef_eos.scoring.postprocess import resolve_knobs, taxonomy_smooth
+from birdclef_eos.scoring.postprocess_config import Postprocess, as_given
+from birdclef_eos.scoring.submission_config import Submission
 from birdclef_eos.scoring import sidecar as sidecar_lib
 from stages.paths import BASE_OOF, BLEND_METRICS, HIDDEN, INDEX, PIPELINES_FIGURE, SUBMISSIONS, TRAIN_METRICS
 
@@ -85,63 +89,71 @@ def head_of(model: str) -> dict:
             "n_folds": len(m.get("folds", [])) or "?"}
 
 
-def figure3(cfg: dict, params: dict) -> tuple[list[str], list[str], dict]:
+def figure3(cfg: Pipelines, params: dict, blends: dict[str, dict], shared: dict) -> tuple[list[str], list[str], dict]:
     """Figure 3: the standalone `figures.pipelines.standalone` (left) and the blend
-    `figures.pipelines.blend` (right), drawn from the params in force, so `-S blend.weight=...` redraws it."""
-    name, blend_name = cfg["standalone"], cfg["blend"]
-    subs, blends = params["submissions"], params["blends"]
+    `figures.pipelines.blend` (right), drawn from the params in force, so `-S blend.weight=...` redraws it.
+    ``blends`` and ``shared``: the entries and the `blend:` knobs (its space chosen) as written."""
+    name, blend_name = cfg.standalone, cfg.blend
+    subs = {n: Submission.model_validate(e) for n, e in params["submissions"].items()}  # typed once
     if name not in subs:
         raise BlendError(f"figures.pipelines.standalone = {name!r}: not a key of submissions ({' | '.join(subs)})")
     if blend_name not in blends:
         raise BlendError(f"figures.pipelines.blend = {blend_name!r}: not a key of blends ({' | '.join(blends)})")
     entry = subs[name]
-    knobs = resolve_knobs(params["postprocess"], entry.get("postprocess", False), name).__dict__
-    left = standalone_steps(name, params["backbone"]["name"], head_of(entry["model"]), entry.get("tta", [0.0]), knobs)
-    describe = {p: f"{subs[p]['model']} head" for p in blends[blend_name]["parts"] if p in subs}
-    right = blend_drawing(blend_name, blends[blend_name], params["blend"], describe)
+    defaults = Postprocess.model_validate(params["postprocess"]).model_dump()
+    knobs = resolve_knobs(defaults, as_given(entry.postprocess), name).__dict__
+    tta = entry.tta if entry.tta is not None else [0.0]
+    left = standalone_steps(name, params["backbone"]["name"], head_of(entry.model), tta, knobs)
+    describe = {p: f"{subs[p].model} head" for p in blends[blend_name]["parts"] if p in subs}
+    right = blend_drawing(blend_name, blends[blend_name], shared, describe)
     plot_pipelines(f"Standalone {name}", left, f"Blend {blend_name}", right, PIPELINES_FIGURE)
     weights = {p: round(w, 6) for p, w, _ in right.parts}
     return left, right.steps, weights
 
 
-def space_on_oof(shared: dict, species: pd.DataFrame) -> dict:
+def space_on_oof(shared: BlendShared, species: pd.DataFrame) -> dict:
     """`compare_spaces` at `blend.weight` on the base stage's OOF, smoothed by `blend.taxonomy`."""
-    tax = shared["taxonomy"]
+    tax = shared.taxonomy
     smooth = lambda P: taxonomy_smooth(P, species["genus"].to_numpy(), species["class_name"].to_numpy(),  # noqa: E731
-                                       tax["genus"], tax["class"])
+                                       tax.genus, tax.class_)
     labels = species["primary_label"].astype(str).tolist()
-    result, reference = compare_spaces_on_oof(BASE_OOF, INDEX / "chunks.csv", labels, shared["weight"], smooth,
-                                              shared["bootstrap"], shared["seed"], shared["confidence"])
+    result, reference = compare_spaces_on_oof(BASE_OOF, INDEX / "chunks.csv", labels, shared.weight, smooth,
+                                              shared.bootstrap, shared.seed, shared.confidence)
     return {"reference": reference, **result}
 
 
 def run(params: dict, key: str | None = None) -> BlendResult:
     started = time.perf_counter()
-    shared, entries = params["blend"], params["blends"]
+    # typed once (birdclef_eos/scoring/blend_config.py); blend.py, sidecar.py and the manifests take
+    # the mappings as written (``dump``), as a Kaggle kernel reads them back
+    typed = BlendShared.model_validate(params["blend"])
+    entries = {n: BlendEntry.model_validate(e) for n, e in params["blends"].items()}
+    written = {n: dump(e) for n, e in entries.items()}
+    shared = dump(typed)
     species = species_table(INDEX)
-    on_oof = space_on_oof(shared, species) if shared["space"] == "oof" else None
+    on_oof = space_on_oof(typed, species) if typed.space == "oof" else None
     if on_oof is not None:  # every blend, its manifest and a kernel see the space chosen
         shared = {**shared, "space": on_oof["chosen"]}
     sample_path = HIDDEN / "sample_submission.csv"
     sample = pd.read_csv(sample_path, dtype={"row_id": str}) if sample_path.exists() else None
-    parts = {p for e in entries.values() for p in [*e["parts"], *([e["sidecar"]["submission"]] if e.get("sidecar") else [])]
+    parts = {p for e in entries.values() for p in [*e.parts, *([e.sidecar.submission] if e.sidecar else [])]
              if p not in entries}
     frames = {p: read_part(p) for p in sorted(parts)}
     shas = {p: sha256_file(SUBMISSIONS / p / "submission.csv") for p in frames}
     out = {}
-    for name in order_blends(entries, set(frames)):
-        spec = spec_of(name, entries[name], shared)
+    for name in order_blends(written, set(frames)):
+        spec = spec_of(name, written[name], shared)
         _, _, arrays = align({p: frames[p] for p in spec.weights})
         shares = effective_shares(arrays, spec.weights, spec.space)
         sub = blend(frames, spec, species)
-        side = entries[name].get("sidecar")
+        side = written[name].get("sidecar")
         if side:
-            sub = sidecar_lib.apply(sub, frames[side["submission"]], side)
+            sub = sidecar_lib.apply(sub, frames[entries[name].sidecar.submission], side)
         if sample is not None:
             sub = sub.set_index("row_id").reindex(sample["row_id"]).reset_index()
             submission.validate(sub, sample, name=f"blend '{name}'")
         frames[name] = sub
-        manifest = {"submission": name, "kind": "blend", "entry": entries[name], "sidecar": side or None,
+        manifest = {"submission": name, "kind": "blend", "entry": written[name], "sidecar": side or None,
                     # the `blend:` knobs the entry was resolved with (its space chosen): a Kaggle kernel carries them
                     "shared": {k: shared[k] for k in ("weight", "space", "taxonomy")},
                     "weights": spec.weights, "space": spec.space,
@@ -154,6 +166,6 @@ def run(params: dict, key: str | None = None) -> BlendResult:
         out[name]["effective_share"] = shares
     with atomic_dir(BLEND_METRICS) as tmp:
         write_json(tmp / "blend.json", {"shared": shared, "space_on_oof": on_oof, "blends": out})
-    left, right, weights = figure3(params["figures"]["pipelines"], {**params, "blend": shared})
+    left, right, weights = figure3(Pipelines.model_validate(params["figures"]["pipelines"]), params, written, shared)
     write_json(BLEND_METRICS / "pipelines.json", {"standalone": left, "blend": right, "weights": weights})
     return BlendResult(blends=out, seconds=time.perf_counter() - started, left=left, right=right, weights=weights)

@@ -27,7 +27,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from birdclef_eos.bundle import kernel
+from birdclef_eos.bundle.config import Bundle, KaggleParams
 from birdclef_eos.io.files import atomic_dir, read_json, sha256_file
 from stages.paths import KERNELS, MODEL_FOLDER, SUBMISSIONS
 
@@ -86,25 +89,35 @@ def knobs_of(config: dict) -> dict:
     return out
 
 
+def kaggle_of(params: dict) -> KaggleParams:
+    """`kaggle` typed (birdclef_eos/bundle/config.py: Kaggle's slug and user-name rules); a bad value
+    is this stage's error, naming the knob, before anything is written."""
+    try:
+        return KaggleParams.model_validate(params["kaggle"])
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise BundleStageError(f"params.yaml: kaggle.{err['loc'][0]} = {err['input']!r}: {err['msg']}") from exc
+
+
 def build(params: dict, key: str, kernels: Path = KERNELS) -> BundleResult:
     """Write the kernel of bundle ``key`` to ``kernels``/<key> (atomically)."""
     if key not in params["bundles"]:
         raise BundleStageError(f"params.yaml: no bundle '{key}' under `bundles:` ({sorted(params['bundles'])})")
-    k = params["kaggle"]
+    k = kaggle_of(params)
     manifest = read_json(MODEL_FOLDER / "manifest.json", "run the model_folder stage")
     if key not in manifest["bundles"]:
         raise BundleStageError(f"{MODEL_FOLDER}/manifest.json: no bundle '{key}'; re-run the model_folder stage")
     config = manifest["bundles"][key]
     pinned = sha256_file(MODEL_FOLDER / "manifest.json")
     try:  # every value that reaches the notebook or its metadata, against Kaggle's rules
-        slug = kernel.kernel_slug(k["kernel_prefix"], key)
-        kernel.check_slug(k["model_dataset"], "kaggle.model_dataset")
-        kernel.check_slug(k["competition"], "kaggle.competition")
-        if k["owner"] is not None:
-            kernel.check_user(k["owner"], "kaggle.owner")
+        slug = kernel.kernel_slug(k.kernel_prefix, key)
+        kernel.check_slug(k.model_dataset, "kaggle.model_dataset")
+        kernel.check_slug(k.competition, "kaggle.competition")
+        if k.owner is not None:
+            kernel.check_user(k.owner, "kaggle.owner")
     except kernel.KernelError as exc:
         raise BundleStageError(f"params.yaml: {exc}") from exc
-    dataset = f"{k['owner']}/{k['model_dataset']}" if k["owner"] is not None else k["model_dataset"]
+    dataset = f"{k.owner}/{k.model_dataset}" if k.owner is not None else k.model_dataset
     code_file = f"{slug}.ipynb"
     shared = None
     if config["kind"] == "blend":
@@ -114,10 +127,10 @@ def build(params: dict, key: str, kernels: Path = KERNELS) -> BundleResult:
                                    f"re-run the blend stage")
         shared = made["shared"]
     weights = blend_weights(config, shared) if shared is not None else None
-    nb = kernel.notebook(key, config, dataset, k["competition"], pinned, shared,
+    nb = kernel.notebook(key, config, dataset, k.competition, pinned, shared,
                          ", ".join(f"{p} {w}" for p, w in (weights or {}).items()), knobs_of(config) or None)
-    meta = (kernel.metadata(slug, k["owner"], f"{k['kernel_prefix']} {key}", code_file, dataset, k["competition"])
-            if k["owner"] is not None else None)
+    meta = (kernel.metadata(slug, k.owner, f"{k.kernel_prefix} {key}", code_file, dataset, k.competition)
+            if k.owner is not None else None)
     out = kernels / key
     with atomic_dir(out) as tmp:
         (tmp / code_file).write_text(kernel.dumps(nb))
@@ -140,7 +153,8 @@ class BundlesResult:
 
 def run(params: dict, key: str | None = None) -> BundlesResult:
     """Every bundle's kernel, written together to bundles/kernels/ (atomically)."""
-    if not params["bundles"]:
+    bundles = {n: Bundle.model_validate(e) for n, e in params["bundles"].items()}  # typed once (bundle/config.py)
+    if not bundles:
         raise BundleStageError("params.yaml: `bundles:` is empty; name at least one (e.g. v6: {kind: predict, submission: v6})")
     with atomic_dir(KERNELS) as tmp:
-        return BundlesResult([build(params, name, tmp) for name in params["bundles"]])
+        return BundlesResult([build(params, name, tmp) for name in bundles])

@@ -22,12 +22,14 @@ from birdclef_eos.data.species import species_table
 from birdclef_eos.io.files import read_json, write_json, write_text
 from birdclef_eos.report.ceiling import plot_no_shakeup, plot_shakeup, shakeup_sentences
 from birdclef_eos.report.figures import plot_boards
+from birdclef_eos.report.leaderboard_config import LeaderboardParams
 from birdclef_eos.report.blendparts import blend_parts_markdown
 from birdclef_eos.report.tables import board_table, run_settings, table2
 from birdclef_eos.scoring import boards, submission
 from birdclef_eos.scoring.kaggle import mismatch_note, read_kaggle
 from birdclef_eos.scoring.pairs import file_index, pair_counts
 from birdclef_eos.scoring.postprocess import taxonomy_smooth
+from birdclef_eos.scoring.shakeup_config import ShakeupParams
 from birdclef_eos.scoring.shakeup import random_splits, split_scores, summarise, swap_probability
 from stages.paths import (BLEND_METRICS, FIGURES, HIDDEN, INDEX, KAGGLE_SCORES, LEADERBOARD_METRICS, REPORTED,
                           SHAKEUP_METRICS, SUBMISSIONS, TABLES)
@@ -138,7 +140,7 @@ def manifests(names: list[str]) -> dict[str, dict]:
     return out
 
 
-def against_parts(cfg: dict, blend_name: str, entry: dict, hidden: Hidden | None = None) -> dict:
+def against_parts(cfg: LeaderboardParams, blend_name: str, entry: dict, hidden: Hidden | None = None) -> dict:
     """``blend_name`` minus each of its parts on both boards (paired bootstrap over each board's
     files, boards.compare): each submission part as it is, and the blend's `rest` part (the base)
     also with the blend's own taxonomy smoothing applied, so the head's share is told apart from the
@@ -159,20 +161,20 @@ def against_parts(cfg: dict, blend_name: str, entry: dict, hidden: Hidden | None
                                 index=subs[base].index, columns=cols)
         rows[f"smoothed_{base}"] = (f"{base} + taxonomy smoothing (genus {tax['genus']:g}, class {tax['class']:g})",
                                     smoothed)
-    boot = cfg["bootstrap"]
+    boot = cfg.bootstrap
     out = {}
     for key, (label, frame) in rows.items():
         got = boards.compare(parts, {key: frame, blend_name: subs[blend_name]}, key, [blend_name],
-                             boot["draws"], boot["seed"], boot["confidence"])
+                             boot.draws, boot.seed, boot.confidence)
         out[key] = {"label": label, **{b: got[b]["vs"][blend_name] for b in got}}
     return out
 
 
-def blend_parts(cfg: dict, blend_names: list[str], hidden: Hidden) -> tuple[str | None, dict, dict, str | None]:
+def blend_parts(cfg: LeaderboardParams, blend_names: list[str], hidden: Hidden) -> tuple[str | None, dict, dict, str | None]:
     """(Table 3's blend, its parts compared, every blend's effective shares, blend.space) from
     build/metrics/blend/blend.json; Nones when the table has no blend or the blend stage wrote none."""
     path = BLEND_METRICS / "blend.json"
-    name = next((r for r in cfg["table3"]["rows"] if r in blend_names), None)
+    name = next((r for r in cfg.table3.rows if r in blend_names), None)
     if name is None or not path.exists():
         return None, {}, {}, None
     written = read_json(path)
@@ -181,33 +183,33 @@ def blend_parts(cfg: dict, blend_names: list[str], hidden: Hidden) -> tuple[str 
     return name, against_parts(cfg, name, entries[name], hidden), shares, written["shared"]["space"]
 
 
-def board_comparison(cfg: dict, table: str, hidden: Hidden | None, local: dict, reported: dict, title: str,
+def board_comparison(cfg: LeaderboardParams, table: str, hidden: Hidden | None, local: dict, reported: dict, title: str,
                      extra: dict | None = None, after: str = "") -> str:
     """A table of `leaderboard.<table>` rows with paired bootstrap differences to its reference on
     each board; writes build/tables/<table>.md and build/metrics/leaderboard/<table>.json."""
-    rows, reference = cfg[table]["rows"], cfg[table]["reference"]
+    rows, reference = getattr(cfg, table).rows, getattr(cfg, table).reference
     compare = {}
     if local:
         subs = {n: hidden.indexed(n) for n in dict.fromkeys([reference] + rows)}
-        boot = cfg["bootstrap"]
+        boot = cfg.bootstrap
         compare = boards.compare(hidden.parts, subs, reference, [r for r in rows if r != reference],
-                                 boot["draws"], boot["seed"], boot["confidence"])
+                                 boot.draws, boot.seed, boot.confidence)
     write_json(LEADERBOARD_METRICS / f"{table}.json",
-               {"rows": rows, "reference": reference, "bootstrap": cfg["bootstrap"],
+               {"rows": rows, "reference": reference, "bootstrap": cfg.bootstrap.model_dump(),
                 "scores": {r: local.get(r) for r in rows}, "compare": compare, **(extra or {})})
-    text = board_table(title, rows, local, reported, compare, reference, cfg["digits"], cfg["bootstrap"]["confidence"])
+    text = board_table(title, rows, local, reported, compare, reference, cfg.digits, cfg.bootstrap.confidence)
     text = text + ("\n" + after if after else "")
     write_text(TABLES / f"{table}.md", text)
     return text
 
 
-def shake_up(cfg: dict, blends: dict, hidden: Hidden | None = None) -> tuple[dict, list[str], str]:
+def shake_up(cfg: ShakeupParams, blends: dict, hidden: Hidden | None = None) -> tuple[dict, list[str], str]:
     """The shake-up of the submissions `shakeup.rows`: (shakeup.json, sentences, figure path)."""
     figure = FIGURES / "shakeup.png"
     hidden = hidden or Hidden.read()
     if hidden is None:  # real-data mode without a local board: Kaggle's labels only
         said = [f"No shake-up: {HIDDEN}/solution.csv is missing (no local hidden set; dataset.holdout makes one)."]
-        result = {"splits": cfg["splits"], "public_share": cfg["public_share"], "seed": cfg["seed"], "files": 0,
+        result = {"splits": cfg.splits, "public_share": cfg.public_share, "seed": cfg.seed, "files": 0,
                   "blends": [], "submissions": {}, "swaps": [], "sentences": said}
         write_json(SHAKEUP_METRICS / "shakeup.json", result)
         plot_no_shakeup(said[0], figure)
@@ -219,7 +221,7 @@ def shake_up(cfg: dict, blends: dict, hidden: Hidden | None = None) -> tuple[dic
     if not keep.any():  # a small board: no split can be scored
         said = [f"No shake-up: no label column of {HIDDEN}/solution.csv has both positives and negatives "
                 f"({len(y)} rows), so no split has a score."]
-        result = {"splits": cfg["splits"], "public_share": cfg["public_share"], "seed": cfg["seed"],
+        result = {"splits": cfg.splits, "public_share": cfg.public_share, "seed": cfg.seed,
                   "files": int(boards.file_of(solution["row_id"]).nunique()), "blends": [], "submissions": {},
                   "swaps": [], "sentences": said, "undefined": said[0]}
         write_json(SHAKEUP_METRICS / "shakeup.json", result)
@@ -230,10 +232,10 @@ def shake_up(cfg: dict, blends: dict, hidden: Hidden | None = None) -> tuple[dic
     stem = next(c for c in board_table.columns if c != "board")
     on_board = dict(zip(board_table[stem], board_table["board"]))
     observed = np.array([[on_board.get(f) == "public" for f in files]])
-    splits = random_splits(len(files), cfg["public_share"], cfg["splits"], cfg["seed"])
+    splits = random_splits(len(files), cfg.public_share, cfg.splits, cfg.seed)
 
     scores, diffs, subs = {}, {}, {}
-    for name in tqdm(cfg["rows"], desc="shake-up", leave=False):
+    for name in tqdm(cfg.rows, desc="shake-up", leave=False):
         sub = hidden.indexed(name)
         missing = sorted(set(solution["row_id"]) - set(sub.index))
         if missing:
@@ -246,9 +248,9 @@ def shake_up(cfg: dict, blends: dict, hidden: Hidden | None = None) -> tuple[dic
         diffs[name] = [round(float(v), 6) for v in d[np.isfinite(d)]]
         subs[name] = summarise(opriv[0] - opub[0], d)
     swaps = [{"a": a, "b": b, "p_swap": rounded(swap_probability(*scores[a], *scores[b]), 4)}
-             for a, b in combinations(cfg["rows"], 2)]
-    result = {"splits": cfg["splits"], "public_share": cfg["public_share"], "seed": cfg["seed"], "files": len(files),
-              "blends": [n for n in cfg["rows"] if n in blends], "submissions": subs, "swaps": swaps,
+             for a, b in combinations(cfg.rows, 2)]
+    result = {"splits": cfg.splits, "public_share": cfg.public_share, "seed": cfg.seed, "files": len(files),
+              "blends": [n for n in cfg.rows if n in blends], "submissions": subs, "swaps": swaps,
               "differences": diffs}
     said = shakeup_sentences(result)
     result["sentences"] = said
@@ -265,8 +267,8 @@ def rounded(x: float | None, digits: int) -> float | None:
 
 
 def run(params: dict, key: str | None = None) -> LeaderboardResult:
-    cfg = params["leaderboard"]
-    names = list(dict.fromkeys(list(params["submissions"]) + cfg["others"] + list(params["blends"])))
+    cfg = LeaderboardParams.model_validate(params["leaderboard"])  # typed once (birdclef_eos/report/leaderboard_config.py)
+    names = list(dict.fromkeys(list(params["submissions"]) + cfg.others + list(params["blends"])))
     hidden = Hidden.read()
     local = local_scores(names, hidden)
     paper = (yaml.safe_load(REPORTED.read_text()) or {}) if REPORTED.exists() else {}
@@ -284,12 +286,12 @@ def run(params: dict, key: str | None = None) -> LeaderboardResult:
     write_json(LEADERBOARD_METRICS / "leaderboard.json", result)
     figure = FIGURES / "leaderboard.png"
     plot_boards(local, reported, figure)
-    settings = {n: run_settings(found.get(n)) for n in cfg["table2"]}
-    text = table2(cfg["table2"], local, reported, kaggle, settings, cfg["digits"])
+    settings = {n: run_settings(found.get(n)) for n in cfg.table2}
+    text = table2(cfg.table2, local, reported, kaggle, settings, cfg.digits)
     write_text(TABLES / "table2.md", text)
     blend_name, against, shares, space = blend_parts(cfg, list(params["blends"]), hidden) if local else (None, {}, {}, None)
     # one decimal more than the scores: the paper's resolution (0.002) must show in the differences
-    after = blend_parts_markdown(blend_name, against, shares, space, cfg["digits"] + 1, cfg["bootstrap"]["confidence"]) \
+    after = blend_parts_markdown(blend_name, against, shares, space, cfg.digits + 1, cfg.bootstrap.confidence) \
         if blend_name else ""
     table3 = board_comparison(cfg, "table3", hidden, local, paper.get("table3", {}),
                               "Table 3: the eos7 blend and the standalone submissions, public and private.",
@@ -297,7 +299,7 @@ def run(params: dict, key: str | None = None) -> LeaderboardResult:
                               after)
     table4 = board_comparison(cfg, "table4", hidden, local, paper.get("table4", {}),
                               "Table 4: the ceiling attempts, public and private (differences to eos7).")
-    shaken, said, shake_figure = shake_up(params["shakeup"], params["blends"], hidden)
+    shaken, said, shake_figure = shake_up(ShakeupParams.model_validate(params["shakeup"]), params["blends"], hidden)
     return LeaderboardResult(leaderboard=result, table2=text, table3=table3, table4=table4,
                              shakeup=shaken, shakeup_sentences=said, shakeup_figure=shake_figure,
                              kaggle_dates={n: e["date"] for n, e in kaggle.items()},

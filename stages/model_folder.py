@@ -40,6 +40,7 @@ import pandas as pd
 
 from birdclef_eos.backbone import birdnet
 from birdclef_eos.bundle import folder, kernel, wheels
+from birdclef_eos.bundle.config import KaggleParams
 from birdclef_eos.bundle.infer import CHAIN_PARTS, KINDS
 from birdclef_eos.io.files import atomic_dir, read_json, sha256_file
 from birdclef_eos.scoring.blend import positive_weights
@@ -244,6 +245,7 @@ def own_folders(cfg: dict) -> set[str]:
 
 
 def run(params: dict, key: str | None = None) -> ModelFolderResult:
+    k = KaggleParams.model_validate(params["kaggle"])  # typed once (birdclef_eos/bundle/config.py)
     bundles = params["bundles"]
     if not bundles:
         raise ModelFolderError("params.yaml: `bundles:` is empty; name at least one (e.g. v6: {kind: predict, submission: v6})")
@@ -253,7 +255,7 @@ def run(params: dict, key: str | None = None) -> ModelFolderResult:
         files.update(own)
     code = {p.relative_to(ROOT).as_posix(): p
             for p in folder.code_closure(ROOT / "birdclef_eos" / "bundle" / "infer.py", ROOT / "birdclef_eos")}
-    vendor = folder.vendor_files(params["kaggle"]["vendor"], params["kaggle"]["vendor_exclude"])
+    vendor = folder.vendor_files(k.vendor, k.vendor_exclude)
     cache = Path(os.path.expanduser(params["runtime"]["cache_dir"]))
     carried = {w.name: w for w in (wheels.fetch(pin, cache, download=False) for pin in wheels.read(WHEELS_FILE))}
     chunks = pd.read_csv(INDEX / "chunks.csv", keep_default_na=False, dtype={"labels": str, "site": str})
@@ -265,10 +267,9 @@ def run(params: dict, key: str | None = None) -> ModelFolderResult:
                  "species": INDEX / "species.csv", "prior_chunks": prior_chunks}
         files.update({SHARED_FILES[k]: path for k, path in paths.items()})
         manifest = folder.build(out, files, code, vendor, configs, kernel.ENTRY, carried)
-        k = params["kaggle"]
-        kernel.check_slug(k["model_dataset"], "kaggle.model_dataset")
-        if k["owner"] is not None:  # null: no upload metadata (set kaggle.owner to your Kaggle user name)
-            (out / "dataset-metadata.json").write_text(kernel.dumps(kernel.dataset_metadata(k["owner"], k["model_dataset"])))
+        kernel.check_slug(k.model_dataset, "kaggle.model_dataset")
+        if k.owner is not None:  # null: no upload metadata (set kaggle.owner to your Kaggle user name)
+            (out / "dataset-metadata.json").write_text(kernel.dumps(kernel.dataset_metadata(k.owner, k.model_dataset)))
         sizes = {p.name: p.stat().st_size for p in (out / "objects").iterdir()}
     shared = sum(sizes[sha] for sha in {**manifest["code"], **manifest["vendor"], **manifest["wheels"]}.values())
     per_bundle = sum(sizes[manifest["files"][lp]] for c in configs.values()

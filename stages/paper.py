@@ -38,8 +38,10 @@ import numpy as np
 import pandas as pd
 
 from birdclef_eos.io.files import read_yaml, write_json, write_text
+from birdclef_eos.knobs import fill
 from birdclef_eos.report import readme
 from birdclef_eos.report.publish import mirror_small
+from birdclef_eos.report.paper_config import PaperParams
 from birdclef_eos.report.paper import Missing, Rule, Untestable, check_frozen, evaluate, lookup, num, render
 from birdclef_eos.scoring import boards, submission
 from birdclef_eos.scoring.bootstrap import paired_bootstraps
@@ -225,8 +227,8 @@ def notes_of(sections: list[dict], digits: int) -> dict[str, list[str]]:
 def run(params: dict, key: str | None = None) -> PaperResult:
     started = time.perf_counter()
     published = publish(params)
-    cfg = params["paper"]
-    rule = Rule(**cfg["verdict"])
+    cfg = PaperParams.model_validate(params["paper"])  # typed once (birdclef_eos/report/paper_config.py)
+    rule = Rule(**fill(Rule, cfg.verdict, {}))
     check_frozen(CLAIMS, CLAIMS_SHA)
     spec = read_yaml(CLAIMS, PaperError)
     if not isinstance(spec, dict) or not isinstance(spec.get("sections"), list) or not isinstance(spec.get("claims"), list):
@@ -238,13 +240,13 @@ def run(params: dict, key: str | None = None) -> PaperResult:
     reported = read_yaml(REPORTED, PaperError)
     pairs = make_pairs(rule)
     verdicts = [evaluate(c, load_metrics, reported, rule, pairs) for c in spec["claims"]]
-    write_json(VERDICTS, {"rule": cfg["verdict"], "claims": [v.as_dict() for v in verdicts]})
+    write_json(VERDICTS, {"rule": cfg.verdict.model_dump(), "claims": [v.as_dict() for v in verdicts]})
     names_t = {t for s in spec["sections"] for t in s.get("tables", [])}
     names_f = {f for s in spec["sections"] for f in s.get("figures", [])}
     tables = {t: (TABLES_DIR / t).read_text(encoding="utf-8") if (TABLES_DIR / t).exists() else None for t in names_t}
     figures = {f: (FIGURES_DIR / f).exists() for f in names_f}
-    md = render(header(params, rule), spec["sections"], verdicts, tables, figures, cfg["digits"],
-                notes_of(spec["sections"], cfg["digits"]))
+    md = render(header(params, rule), spec["sections"], verdicts, tables, figures, cfg.digits,
+                notes_of(spec["sections"], cfg.digits))
     write_text(PAPER, md)
     if README.exists() and VERDICTS_BASELINE.exists():
         baseline = json.loads(VERDICTS_BASELINE.read_text(encoding="utf-8"))

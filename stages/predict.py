@@ -21,6 +21,7 @@ from birdclef_eos.data.species import species_table
 from birdclef_eos.heads import models as heads
 from birdclef_eos.heads.inference import NoTestWindows, predict_shifts
 from birdclef_eos.io.files import atomic_dir, sha256_tree
+from birdclef_eos.scoring.submission_config import Submission
 from stages.paths import FEATURES, HEADS, INDEX
 
 # predictions/raw/<name>/ (read by stages/submit.py, which names the same folder; kept out of stages/paths.py,
@@ -55,9 +56,9 @@ def run(params: dict, key: str | None = None) -> PredictResult:
     entries = params["submissions"]
     if key not in entries:
         raise PredictError(f"params.yaml: no submission '{key}' under `submissions:` ({sorted(entries)})")
-    entry = entries[key]
-    shifts = [float(s) for s in entry["tta"]]
-    model_dir = HEADS / entry["model"]
+    entry = Submission.model_validate(entries[key])  # typed once (birdclef_eos/scoring/submission_config.py)
+    shifts = [float(s) for s in entry.tta]
+    model_dir = HEADS / entry.model
 
     species = species_table(INDEX)
     labels = species["primary_label"].astype(str).tolist()
@@ -75,7 +76,7 @@ def run(params: dict, key: str | None = None) -> PredictResult:
                            "labelled train soundscapes, and submit through the kernel bundle (README, Kaggle "
                            "kernels)") from exc
     stack = np.stack(per_shift)
-    manifest = {"submission": key, "model": entry["model"], "tta": shifts, "labels": labels,
+    manifest = {"submission": key, "model": entry.model, "tta": shifts, "labels": labels,
                 "shape": list(stack.shape), "dtype": str(stack.dtype),
                 "sha256": sha256_tree(used_inputs(model_dir, names)),
                 "bytes_depend_on": config.get("bytes_depend_on")}  # the training runtime (docs/reproducibility.md)
@@ -84,5 +85,5 @@ def run(params: dict, key: str | None = None) -> PredictResult:
         np.save(tmp / "per_shift.npy", stack)
         rows[["row_id"]].astype(str).to_csv(tmp / "row_ids.csv", index=False)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, allow_nan=False) + "\n")
-    return PredictResult(submission=key, model=entry["model"], tta=shifts, rows=len(rows), labels=len(labels),
+    return PredictResult(submission=key, model=entry.model, tta=shifts, rows=len(rows), labels=len(labels),
                          shape=list(stack.shape), path=str(out))

@@ -22,7 +22,7 @@ import json
 import math
 import re
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Callable, Literal, Union, get_args, get_origin
@@ -34,17 +34,25 @@ from pydantic.fields import FieldInfo
 from birdclef_eos.audio.config import ExtractParams, SpectrogramParams
 from birdclef_eos.backbone.config import SidecarExtract
 from birdclef_eos.backbone.registry import BACKBONES
-from birdclef_eos.bundle.kinds import BUNDLE_KINDS
+from birdclef_eos.backbone.surgery_config import SurgeryParams
+from birdclef_eos.bundle.config import Bundle, KaggleParams
+from birdclef_eos.chain.base_config import BaseParams
 from birdclef_eos.chain.config import ProtoSSMParams, SEDParams
 from birdclef_eos.data.config import DatasetParams
 from birdclef_eos.heads.config import PseudoParams, SidecarHead, Student, TrainParams, VitParams
 from birdclef_eos.io.files import read_yaml
 from birdclef_eos.knobs import KnobError, Shape
 from birdclef_eos.probe.config import AblationParams, ProbeParams
+from birdclef_eos.report.leaderboard_config import LeaderboardParams
+from birdclef_eos.report.paper_config import PaperParams
+from birdclef_eos.report.pipelines_config import Pipelines
 from birdclef_eos.report.pseudo_table_config import PseudoTableParams
 from birdclef_eos.report.trajectories_config import Trajectories
+from birdclef_eos.scoring.blend_config import BlendEntry, BlendShared
 from birdclef_eos.scoring.ceiling_config import CeilingParams
-from birdclef_eos.scoring.postprocess_config import Postprocess
+from birdclef_eos.scoring.postprocess_config import Postprocess, PostprocessOverrides
+from birdclef_eos.scoring.shakeup_config import ShakeupParams
+from birdclef_eos.scoring.submission_config import Submission
 from birdclef_eos.scoring.sweep_config import SweepParams
 from stages.paths import PARAMS_FILE
 
@@ -184,6 +192,12 @@ def knob_of(info) -> Knob:
         return Knob("range", shape.lo, lo_open=shape.lo_open, item=shape.item, **kw)
     if shape is not None and shape.kind == "frontend":
         return Knob("frontend", **kw)
+    if shape is not None and shape.kind == "overrides":
+        return Knob("overrides", **kw)
+    if shape is not None and shape.kind in ("slug", "kaggle_user"):
+        return Knob(shape.kind, **kw)
+    if shape is not None and shape.kind == "share":
+        return Knob("share", shape.lo, shape.hi, words=shape.words, **kw)
     if get_origin(annotation) is Literal:
         return Knob("str", choices=tuple(get_args(annotation)), **kw)
     kinds = {bool: "bool", int: "int", float: "number", str: "str"}
@@ -198,6 +212,7 @@ def knobs_of(model: type[BaseModel], prefix: str = "") -> dict[str, Knob]:
     ``prefix.*`` row."""
     out = {}
     for name, info in model.model_fields.items():
+        name = info.alias or name  # a knob named as a Python word (taxonomy's `class`)
         path = f"{prefix}.{name}" if prefix else name
         sub = info.annotation
         if get_origin(sub) is dict and len(get_args(sub)) == 2 and _is_model(get_args(sub)[1]):
@@ -214,8 +229,6 @@ def knobs_of(model: type[BaseModel], prefix: str = "") -> dict[str, Knob]:
 def _is_model(annotation) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
-
-POSTPROCESS = knobs_of(Postprocess)
 
 SCHEMA: dict[str, Knob] = {
     **knobs_of(DatasetParams, "dataset"),  # birdclef_eos/data/config.py
@@ -251,7 +264,7 @@ SCHEMA: dict[str, Knob] = {
     "runtime.workers": Int(1),
     "runtime.scheduler": Str(nullable=True),
 
-    "surgery.blocks": Knob("blocks", words=("all",)),
+    **knobs_of(SurgeryParams, "surgery"),  # birdclef_eos/backbone/surgery_config.py
 
     **knobs_of(ProbeParams, "probe"),  # birdclef_eos/probe/config.py
 
@@ -259,45 +272,19 @@ SCHEMA: dict[str, Knob] = {
 
     **knobs_of(TrainParams, "train"),  # birdclef_eos/heads/config.py (head types: heads/registry.py)
 
-    **{f"postprocess.{k}": v for k, v in POSTPROCESS.items()},
+    **knobs_of(Postprocess, "postprocess"),  # birdclef_eos/scoring/postprocess_config.py
 
-    "submissions.*.model": Str(),
-    "submissions.*.tta": Knob("numbers", optional=True),
-    "submissions.*.postprocess": Knob("overrides", optional=True),
+    **knobs_of(Submission, "submissions.*"),  # birdclef_eos/scoring/submission_config.py
 
     **knobs_of(PseudoParams, "pseudo"),  # birdclef_eos/heads/config.py
     **knobs_of(Student, "students.*"),
     **knobs_of(PseudoTableParams, "pseudo_table"),  # birdclef_eos/report/pseudo_table_config.py
 
-    "leaderboard.table2": Knob("names"),
-    "leaderboard.digits": Int(0, 10),
-    "leaderboard.others": Knob("names", lo=0),  # may be empty
-    "leaderboard.table3.rows": Knob("names"),
-    "leaderboard.table3.reference": Str(),
-    "leaderboard.table4.rows": Knob("names"),
-    "leaderboard.table4.reference": Str(),
-    "leaderboard.bootstrap.draws": Int(1),
-    "leaderboard.bootstrap.seed": Int(0),
-    "leaderboard.bootstrap.confidence": Num(0, 1, lo_open=True, hi_open=True),
+    **knobs_of(LeaderboardParams, "leaderboard"),  # birdclef_eos/report/leaderboard_config.py
 
     # the blends (the `blend` stage; the `bundle` stage writes the section into a blend bundle's kernel)
-    "blend.weight": Num(0, 1),
-    "blend.space": Str("prob", "rank", "oof"),
-    "blend.bootstrap": Int(2),
-    "blend.confidence": Num(0, 1, lo_open=True, hi_open=True),
-    "blend.seed": Int(0),
-    "blend.taxonomy.genus": Num(0, 1),
-    "blend.taxonomy.class": Num(0, 1),
-    "blends.*.parts.*": Knob("share", 0, 1, words=("weight", "rest")),
-    "blends.*.taxonomy": Knob("bool", optional=True),
-    "blends.*.space": Str("prob", "rank", optional=True),
-    "blends.*.normalise": Knob("bool", optional=True),
-    "blends.*.sidecar.submission": Str(),
-    "blends.*.sidecar.weight": Num(0, 1),
-    "blends.*.sidecar.top_k": Int(0),
-    "blends.*.sidecar.threshold": Num(0, 1),
-    "blends.*.sidecar.threshold_space": Str("rank", "score"),
-    "blends.*.sidecar.budget": Num(0, nullable=True),
+    **knobs_of(BlendShared, "blend"),  # birdclef_eos/scoring/blend_config.py
+    **knobs_of(BlendEntry, "blends.*"),
 
     **knobs_of(SweepParams, "sweep"),  # birdclef_eos/scoring/sweep_config.py
 
@@ -305,10 +292,7 @@ SCHEMA: dict[str, Knob] = {
     # the BirdNET sidecar: its second extraction (real-data mode) and its head
     **knobs_of(SidecarExtract, "sidecar.extract"),  # birdclef_eos/backbone/config.py
     **knobs_of(SidecarHead, "sidecar.head"),  # birdclef_eos/heads/config.py
-    "shakeup.rows": Knob("names"),
-    "shakeup.splits": Int(1),
-    "shakeup.public_share": Num(0, 1, lo_open=True, hi_open=True),
-    "shakeup.seed": Int(0),
+    **knobs_of(ShakeupParams, "shakeup"),  # birdclef_eos/scoring/shakeup_config.py
 
     **knobs_of(VitParams, "vit"),  # birdclef_eos/heads/config.py
 
@@ -316,39 +300,14 @@ SCHEMA: dict[str, Knob] = {
     **knobs_of(AblationParams, "ablation"),  # birdclef_eos/probe/config.py
 
     **knobs_of(Trajectories, "figures.trajectories"),  # birdclef_eos/report/trajectories_config.py
-    "figures.pipelines.standalone": Str(),
-    "figures.pipelines.blend": Str(),
+    **knobs_of(Pipelines, "figures.pipelines"),  # birdclef_eos/report/pipelines_config.py
 
-    "paper.verdict.confidence": Num(0, 1, lo_open=True, hi_open=True),
-    "paper.verdict.bootstrap": Int(1),
-    "paper.verdict.seed": Int(0),
-    "paper.verdict.margin": Num(0),
-    "paper.verdict.tolerance": Num(0),
-    "paper.verdict.without_interval": Str("point", "undecided"),
-    "paper.digits": Int(0, 10),
+    **knobs_of(PaperParams, "paper"),  # birdclef_eos/report/paper_config.py
     # the baseline chain
     **knobs_of(SpectrogramParams, "spectrogram"),  # birdclef_eos/audio/config.py
-    "base.variants.*.blend.*": Num(0, 1),
-    "base.variants.*.postprocess": Knob("overrides", optional=True),
-    **knobs_of(ProtoSSMParams, "base.protossm"),
-    **knobs_of(SEDParams, "base.sed"),
-    "base.blend.*": Num(0),
-    "base.postprocess": Knob("overrides"),
-    "base.source": Str("stages", "file"),
-    "base.file": Str(),
-    "base.reference": Str(),
-    "base.reference_tta": Knob("numbers"),
-    "base.bootstrap": Int(1),
-    "base.confidence": Num(0, 1, lo_open=True, hi_open=True),
-    "base.seed": Int(0),
-    "kaggle.owner": Knob("kaggle_user", nullable=True),  # null: kernels built without Kaggle metadata
-    "kaggle.competition": Knob("slug"),
-    "kaggle.model_dataset": Knob("slug"),
-    "kaggle.kernel_prefix": Knob("slug"),
-    "kaggle.vendor": Knob("names", lo=0),          # may be empty
-    "kaggle.vendor_exclude": Knob("names", lo=0),  # may be empty
-    "bundles.*.kind": Str(*BUNDLE_KINDS),  # birdclef_eos/bundle/kinds.py
-    "bundles.*.submission": Str(),
+    **knobs_of(BaseParams, "base"),  # birdclef_eos/chain/base_config.py (the base stage's knobs, its models)
+    **knobs_of(KaggleParams, "kaggle"),  # birdclef_eos/bundle/config.py (null owner: kernels without Kaggle metadata)
+    **knobs_of(Bundle, "bundles.*"),      # (kinds: birdclef_eos/bundle/kinds.py)
 }
 
 
@@ -365,10 +324,21 @@ MODELS: dict[str, type[BaseModel]] = {
     "ablation": AblationParams,
     "ceiling": CeilingParams,
     "figures.trajectories": Trajectories,
+    "figures.pipelines": Pipelines,
+    "shakeup": ShakeupParams,
     "pseudo_table": PseudoTableParams,
     "base.protossm": ProtoSSMParams,
     "base.sed": SEDParams,
+    "base": BaseParams,  # the whole section; its two models are also typed alone, above
     "postprocess": Postprocess,
+    "submissions.*": Submission,
+    "blend": BlendShared,
+    "blends.*": BlendEntry,
+    "leaderboard": LeaderboardParams,
+    "paper": PaperParams,
+    "surgery": SurgeryParams,
+    "kaggle": KaggleParams,
+    "bundles.*": Bundle,
     "probe": ProbeParams,
     "train": TrainParams,
     "sidecar.head": SidecarHead,
@@ -409,8 +379,8 @@ def model_problems(params: dict, sections: list[str] | None, known: list[Problem
                     problem = Problem(f"{where}.{cause.field}", cause.value, cause.allowed.replace("{prefix}", where + "."))
                 else:
                     problem = Problem(where, err.get("input"), err["msg"])
-                if any(_related(problem.path, p.path) for p in known):
-                    continue
+                if problem in out or any(_related(problem.path, p.path) for p in known):
+                    continue  # "base" holds "base.protossm": a nested model's verdict comes once
                 if sections is None or any(_related(problem.path, s) for s in sections):
                     out.append(problem)
     return out
@@ -551,7 +521,7 @@ def schema_tree(schema: dict[str, Knob]) -> dict:
 
 
 TREE = schema_tree(SCHEMA)
-OVERRIDES = {k: replace(v, optional=True) for k, v in POSTPROCESS.items()}  # a submission's postprocess mapping
+OVERRIDES = knobs_of(PostprocessOverrides)  # an `overrides` mapping (a submission's postprocess): each knob optional
 
 
 def knob_at(path: str) -> Knob | None:

@@ -22,6 +22,8 @@ from birdclef_eos.data import features
 from birdclef_eos.data.species import species_table
 from birdclef_eos.io.files import read_json, read_yaml, sha256_file
 from birdclef_eos.scoring import postprocess, submission
+from birdclef_eos.scoring.postprocess_config import Postprocess, as_given
+from birdclef_eos.scoring.submission_config import Submission
 from stages.paths import DVC_YAML, FEATURES, HIDDEN, INDEX, SUBMISSIONS
 
 RAW_PREDICTIONS = Path("predictions/raw")  # written by predict@<name> (stages/predict.py names the same folder)
@@ -50,15 +52,15 @@ class SubmitResult:
         return "\n".join(lines + [f"{len(self.submissions)} submissions post-processed in {self.seconds:.1f} s"])
 
 
-def read_raw(name: str, entry: dict, labels: list[str]) -> tuple[np.ndarray, list[str], dict]:
+def read_raw(name: str, entry: Submission, labels: list[str]) -> tuple[np.ndarray, list[str], dict]:
     """(per-shift probabilities [S, N, K], their row ids, the raw manifest) of predict@<name>,
     checked against the entry's model and TTA and the species order."""
     folder = RAW_PREDICTIONS / name
     manifest = read_json(folder / "manifest.json", f"run predict@{name}")
-    shifts = [float(s) for s in entry["tta"]]
-    if manifest["model"] != entry["model"] or manifest["tta"] != shifts:
+    shifts = [float(s) for s in entry.tta]
+    if manifest["model"] != entry.model or manifest["tta"] != shifts:
         raise SubmitError(f"{folder}/manifest.json: predicted with model {manifest['model']!r}, tta {manifest['tta']}, "
-                          f"but submissions.{name} asks for model {entry['model']!r}, tta {shifts}: "
+                          f"but submissions.{name} asks for model {entry.model!r}, tta {shifts}: "
                           f"run `dvc repro predict@{name}`")
     if manifest["labels"] != labels:
         raise SubmitError(f"{folder}/manifest.json: label order differs from {INDEX}/species.csv; "
@@ -98,7 +100,9 @@ def check_declared(names: list[str], dvc_yaml: Path = DVC_YAML) -> None:
 def run(params: dict, key: str | None = None) -> SubmitResult:
     """Every submission (``key``: that one alone, for tests)."""
     started = time.perf_counter()
-    entries = params["submissions"]
+    # typed once (birdclef_eos/scoring/postprocess_config.py, submission_config.py)
+    defaults = Postprocess.model_validate(params["postprocess"]).model_dump()
+    entries = {n: Submission.model_validate(e) for n, e in params["submissions"].items()}
     names = [key] if key is not None else list(entries)
     unknown = [n for n in names if n not in entries]
     if unknown:
@@ -115,7 +119,7 @@ def run(params: dict, key: str | None = None) -> SubmitResult:
     done: dict[str, dict] = {}
     for name in names:
         entry = entries[name]
-        knobs = postprocess.resolve_knobs(params["postprocess"], entry.get("postprocess", False), name)
+        knobs = postprocess.resolve_knobs(defaults, as_given(entry.postprocess), name)
         per_shift, row_ids, raw = read_raw(name, entry, labels)
         rows = test_rows(windows, raw["tta"][0], row_ids, name)
         probs = postprocess.average_shifts(list(per_shift), knobs.tta_space)
@@ -126,10 +130,10 @@ def run(params: dict, key: str | None = None) -> SubmitResult:
         sub = submission.build(rows["row_id"].astype(str), probs, labels, order)
         submission.validate(sub, order, name=f"submission '{name}'")
         manifest = submission.write_folder(SUBMISSIONS / name, sub, {
-            "submission": name, "model": entry["model"], "tta": raw["tta"], "entry": entry,
+            "submission": name, "model": entry.model, "tta": raw["tta"], "entry": entry.model_dump(exclude_unset=True),
             "postprocess": asdict(knobs), "rows": len(sub), "labels": len(labels),
             "sha256": {**raw["sha256"], **sample_sha}, "bytes_depend_on": raw["bytes_depend_on"]})
-        done[name] = {"model": entry["model"], "tta": raw["tta"], "rows": len(sub),
+        done[name] = {"model": entry.model, "tta": raw["tta"], "rows": len(sub),
                       "knobs": {k: getattr(knobs, k) for k in postprocess.STEP_KNOBS if getattr(knobs, k)},
                       "submission_sha256": manifest["submission_sha256"]}
     return SubmitResult(submissions=done, seconds=time.perf_counter() - started)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import onnx
 
 from birdclef_eos.backbone import surgery as block_surgery
+from birdclef_eos.backbone.surgery_config import SurgeryParams
 from birdclef_eos.io.files import atomic_path, read_json, sha256_file, write_json
 from birdclef_eos.report.architecture import draw_architecture
 from stages.paths import ARCHITECTURE_FIGURE, BACKBONE_JSON, BACKBONE_ONNX, BLOCKS_JSON, PROBED_ONNX
@@ -64,9 +65,10 @@ def inventory_record(inventory: dict, spec: dict, check: dict) -> dict:
 
 
 def run(params: dict, key: str | None = None) -> SurgeryResult:
+    cfg = SurgeryParams.model_validate(params["surgery"])  # typed once (birdclef_eos/backbone/surgery_config.py)
     model, spec = read_backbone()
     probed, inventory = block_surgery.expose_blocks(
-        model, int(spec["window_samples"]), spec.get("embedding_output"), params["surgery"]["blocks"])
+        model, int(spec["window_samples"]), spec.get("embedding_output"), cfg.blocks)
     check = block_surgery.compare_outputs(model, probed, int(spec["window_samples"]))
     record = inventory_record(inventory, spec, check)
     with atomic_path(PROBED_ONNX) as tmp:

@@ -10,8 +10,8 @@ from stages import base
 
 def params(tmp_path, file):
     return {"base": {"source": "file", "file": str(file), "blend": {"protossm": 0.6, "sed": 0.4},
-                     "postprocess": {}, "variants": {}, "reference": "attn", "bootstrap": 10, "confidence": 0.95,
-                     "seed": 0},
+                     "postprocess": {}, "variants": {}, "reference": "attn", "reference_tta": [0.0], "bootstrap": 10,
+                     "confidence": 0.95, "seed": 0},
             "postprocess": {k: 0.0 for k in ("prior_alpha", "sigma", "rank_power", "neighbour_base",
                                              "tax_genus_alpha", "tax_class_alpha")}
             | {"prior_k_hour": 8.0, "prior_k_site": 8.0, "prior_k_site_hour": 4.0, "prior_clip": 1e-4,

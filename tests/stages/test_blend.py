@@ -34,7 +34,7 @@ def tree(tmp_path, monkeypatch):
 
 
 def params(weight=0.07):
-    return {"blend": {"weight": weight, "space": "prob", "taxonomy": {"genus": 0.15, "class": 0.05}},
+    return {"blend": {**DEFAULTS["blend"], "weight": weight, "space": "prob", "taxonomy": {"genus": 0.15, "class": 0.05}},
             "blends": {"eos7": {"parts": {"base": "rest", "v6": "weight"}, "taxonomy": True},
                        "anchor": {"parts": {"alt": 0.1, "base": "rest"}},
                        "eos9": {"parts": {"anchor": "rest", "v6": "weight"}, "taxonomy": True, "space": "rank"}},

@@ -1,11 +1,17 @@
 """The ceiling stage and the leaderboard's shake-up on a fake hidden set: curves, control partners, splits, sentences."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from birdclef_eos.io.files import read_yaml
+from birdclef_eos.report.leaderboard_config import LeaderboardParams
+from birdclef_eos.scoring.shakeup_config import ShakeupParams
 from stages import ceiling, leaderboard
+
+ROOT = Path(__file__).resolve().parents[2]
 
 LABELS = ["a", "b", "c", "d", "e"]
 
@@ -97,14 +103,14 @@ def test_without_a_base_oof_the_comparison_is_skipped(tree):
 def test_shakeup_over_random_splits(tree):
     params = {"shakeup": {"rows": ["base", "head", "eos7"], "splits": 100, "public_share": 0.3, "seed": 0},
               "blends": {"eos7": {}}}
-    s, said, figure = leaderboard.shake_up(params["shakeup"], params["blends"])
+    s, said, figure = leaderboard.shake_up(ShakeupParams.model_validate(params["shakeup"]), params["blends"])
     assert s["blends"] == ["eos7"] and set(s["submissions"]) == {"base", "head", "eos7"}
     for entry in s["submissions"].values():
         assert entry["low"] <= entry["mean"] <= entry["high"] and 0 <= entry["p_gain"] <= 1
     assert len(s["swaps"]) == 3 and all(0 <= t["p_swap"] <= 1 for t in s["swaps"])
     assert "eos7 (blend)" in said[2] and "(lost)" in said[2]
     assert figure.endswith("shakeup.png") and (tree / "build/figures/shakeup.png").stat().st_size > 10_000
-    assert leaderboard.shake_up(params["shakeup"], params["blends"])[0] == s
+    assert leaderboard.shake_up(ShakeupParams.model_validate(params["shakeup"]), params["blends"])[0] == s
 
 
 def test_ceiling_with_one_file_on_a_board(tree):
@@ -120,7 +126,8 @@ def test_ceiling_with_one_file_on_a_board(tree):
 
 
 def test_table3_compares_the_blend_with_each_part_and_the_smoothed_base(tree):
-    cfg = {"bootstrap": {"draws": 50, "seed": 0, "confidence": 0.95}}
+    shipped = read_yaml(ROOT / "params.yaml")["leaderboard"]  # the stage is handed its section typed
+    cfg = LeaderboardParams.model_validate({**shipped, "bootstrap": {"draws": 50, "seed": 0, "confidence": 0.95}})
     entry = {"weights": {"base": 0.93, "head": 0.07}, "taxonomy": {"genus": 0.15, "class": 0.05}}
     got = leaderboard.against_parts(cfg, "eos7", entry)
     assert list(got) == ["base", "head", "smoothed_base"] and "taxonomy" in got["smoothed_base"]["label"]

@@ -73,7 +73,7 @@ def test_predict_names_a_missing_shift_and_an_unknown_knob(tree):
         predict_and_submit(params(), "v6")
     bad = params()
     bad["submissions"]["v6"] = {**bad["submissions"]["v6"], "postprocess": {"sigmaa": 2}}
-    with pytest.raises(ValueError, match=r"submissions.v6.postprocess: unknown knob\(s\) \['sigmaa'\]"):
+    with pytest.raises(ValueError, match=r"postprocess.PostprocessOverrides.sigmaa\n.*Extra inputs are not permitted"):
         submit.run(bad, "v6")  # the knob is the submit stage's
 
 

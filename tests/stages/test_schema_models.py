@@ -63,7 +63,7 @@ def test_the_shipped_sections_pass_their_models():
     assert {pattern for pattern, _ in shipped_sections()} == set(schema.MODELS)
     for pattern, prefix in shipped_sections():
         typed = schema.MODELS[pattern].model_validate(schema.get(SHIPPED, prefix))
-        assert typed.model_dump(exclude_unset=True) == schema.get(SHIPPED, prefix), prefix
+        assert typed.model_dump(exclude_unset=True, by_alias=True) == schema.get(SHIPPED, prefix), prefix
 
 
 def test_a_cross_field_rule_names_its_knob_with_the_sections_path():
@@ -117,7 +117,9 @@ def test_the_sed_dataclasses_are_filled_from_the_knobs_and_the_derived_shapes():
 # The sections whose stage hands each value on as written (an int stays an int, a list a list, in the
 # file's order): the pipeline's bytes did not move when the stage began reading them through its model.
 AS_WRITTEN = ("dataset", "extract", "pseudo", "students.*", "spectrogram", "sidecar.extract", "sweep",
-              "ablation", "ceiling", "figures.trajectories", "pseudo_table")
+              "ablation", "ceiling", "figures.trajectories", "pseudo_table", "postprocess", "submissions.*", "base",
+              "blend", "blends.*", "leaderboard", "paper", "surgery", "kaggle", "bundles.*", "shakeup",
+              "figures.pipelines")
 
 
 def assert_as_written(typed, raw, path: str, ordered: bool = True) -> None:
@@ -142,7 +144,54 @@ def test_a_typed_section_hands_on_every_value_as_written(pattern):
     assert prefixes
     for prefix in prefixes:
         typed = schema.MODELS[pattern].model_validate(schema.get(SHIPPED, prefix))
-        assert_as_written(typed.model_dump(exclude_unset=True), schema.get(SHIPPED, prefix), prefix, ordered=False)
+        assert_as_written(typed.model_dump(exclude_unset=True, by_alias=True), schema.get(SHIPPED, prefix), prefix,
+                          ordered=False)
+
+
+def test_post_processing_resolves_to_the_knobs_the_raw_mapping_gave():
+    # what submit, base and blend write into manifests: the same values, of the same types, as before
+    from birdclef_eos.scoring.postprocess import resolve_knobs
+    from birdclef_eos.scoring.postprocess_config import Postprocess, as_given
+    from birdclef_eos.scoring.submission_config import Submission
+    defaults = Postprocess.model_validate(SHIPPED["postprocess"]).model_dump()
+    for name, raw in SHIPPED["submissions"].items():
+        entry = Submission.model_validate(raw)
+        typed = dataclasses.asdict(resolve_knobs(defaults, as_given(entry.postprocess), name))
+        plain = dataclasses.asdict(resolve_knobs(SHIPPED["postprocess"], raw.get("postprocess", False), name))
+        assert_as_written(typed, plain, f"submissions.{name}")
+        assert_as_written(entry.model_dump(exclude_unset=True), raw, f"submissions.{name}")  # the manifest's entry
+    ints = {**SHIPPED["postprocess"], "sigma": 2, "rank_power": 0}
+    assert_as_written(Postprocess.model_validate(ints).model_dump(), ints, "postprocess", ordered=False)
+    over = Submission.model_validate({"model": "attn", "tta": [-1, 0.0], "postprocess": {"sigma": 2}})
+    assert over.model_dump(exclude_unset=True) == {"model": "attn", "tta": [-1, 0.0], "postprocess": {"sigma": 2}}
+    assert [type(v) for v in over.tta] == [int, float] and type(over.postprocess.sigma) is int
+
+
+def test_the_base_stage_hands_on_its_own_knobs_as_written():
+    # ChainParams.pick: what the base stage reads (its manifests record the blend, the variants' overrides)
+    from birdclef_eos.chain.base_config import ChainParams
+    raw = {k: v for k, v in SHIPPED["base"].items() if k not in ("protossm", "sed")}
+    typed = ChainParams.pick(SHIPPED["base"])
+    assert set(ChainParams.model_fields) == set(raw)
+    assert_as_written(typed.model_dump(exclude_unset=True), raw, "base", ordered=False)
+    for name, variant in typed.variants.items():
+        assert_as_written(variant.model_dump(exclude_unset=True), raw["variants"][name], f"base.variants.{name}")
+    assert list(typed.blend) == list(raw["blend"])  # the blend's parts in the file's order
+    ints = ChainParams.pick({**raw, "blend": {"protossm": 1, "sed": 0}, "confidence": 0.95, "reference_tta": [0, -1.0]})
+    assert [type(v) for v in (*ints.blend.values(), *ints.reference_tta)] == [int, int, int, float]
+
+
+def test_the_blend_stage_hands_the_kernel_mappings_as_written():
+    # blend.py, sidecar.py and a blend's manifest (which a Kaggle kernel reads) take ``dump``: the
+    # file's keys in the file's order (taxonomy's `class` by name), numbers as given
+    from birdclef_eos.scoring.blend_config import BlendEntry, BlendShared, dump
+    assert_as_written(dump(BlendShared.model_validate(SHIPPED["blend"])), SHIPPED["blend"], "blend", ordered=False)
+    for name, raw in SHIPPED["blends"].items():
+        written = dump(BlendEntry.model_validate(raw))
+        assert_as_written(written, raw, f"blends.{name}", ordered=False)
+        assert list(written["parts"]) == list(raw["parts"]), name  # the weights resolve in the file's order
+    ints = dump(BlendEntry.model_validate({"parts": {"a": 1, "b": 0, "c": "rest"}}))
+    assert [type(w) for w in ints["parts"].values()] == [int, int, str]
 
 
 def test_a_number_knob_keeps_an_int_and_refuses_what_a_float_refuses():

@@ -97,7 +97,7 @@ def test_submit_names_a_missing_or_stale_raw_prediction_and_an_unknown_knob(tree
         submit.run(other, "v6")
     bad = params()
     bad["submissions"]["v6"]["postprocess"] = {"sigmaa": 2}
-    with pytest.raises(ValueError, match=r"submissions.v6.postprocess: unknown knob\(s\) \['sigmaa'\]"):
+    with pytest.raises(ValueError, match=r"postprocess.PostprocessOverrides.sigmaa\n.*Extra inputs are not permitted"):
         submit.run(bad, "v6")
     with pytest.raises(submit.SubmitError, match="no submission 'v9'"):
         submit.run(p, "v9")

@@ -10,14 +10,24 @@ import pytest
 
 from birdclef_eos.audio.config import ExtractParams, LabelledExtract, SpectrogramParams
 from birdclef_eos.backbone.config import SidecarExtract
+from birdclef_eos.backbone.surgery_config import SurgeryParams
+from birdclef_eos.bundle.config import Bundle, KaggleParams
+from birdclef_eos.chain.base_config import ChainParams
 from birdclef_eos.chain.config import ProtoSSMParams, SEDParams
 from birdclef_eos.data.config import DatasetParams
 from birdclef_eos.heads.config import (HeadFolds, HeadModel, PseudoLabels, PseudoTeacher, SidecarHead, Student,
                                        TrainOptim, TrainParams, VitParams)
 from birdclef_eos.probe.config import AblationParams
+from birdclef_eos.report.leaderboard_config import LeaderboardParams
+from birdclef_eos.report.paper_config import PaperParams
+from birdclef_eos.report.pipelines_config import Pipelines
 from birdclef_eos.report.pseudo_table_config import PseudoTableParams
 from birdclef_eos.report.trajectories_config import Trajectories
+from birdclef_eos.scoring.blend_config import BlendEntry, BlendShared
 from birdclef_eos.scoring.ceiling_config import CeilingParams
+from birdclef_eos.scoring.postprocess_config import Postprocess
+from birdclef_eos.scoring.shakeup_config import ShakeupParams
+from birdclef_eos.scoring.submission_config import Submission
 from birdclef_eos.scoring.sweep_config import SweepParams
 from stages import schema
 from stages.params import RUNTIME, declared, pick, put
@@ -81,6 +91,22 @@ def test_a_bad_value_handed_to_a_stage_directly_is_refused_naming_the_field():
 # The stages that type their section at the top of ``run`` (no ``Params``): what each types, out of
 # exactly what it is handed, and where that sits in params.yaml.
 TYPED_IN_RUN = [
+    ("submit", None, lambda p: Postprocess.model_validate(p["postprocess"]), "postprocess"),
+    ("submit", None, lambda p: Submission.model_validate(p["submissions"]["v7"]), "submissions.v7"),
+    ("predict", "v6", lambda p: Submission.model_validate(p["submissions"]["v6"]), "submissions.v6"),
+    ("base", None, lambda p: ChainParams.pick(p["base"]), "base"),
+    ("base", None, lambda p: Postprocess.model_validate(p["postprocess"]), "postprocess"),
+    ("blend", None, lambda p: BlendShared.model_validate(p["blend"]), "blend"),
+    ("blend", None, lambda p: BlendEntry.model_validate(p["blends"]["eos10"]), "blends.eos10"),
+    ("blend", None, lambda p: Submission.model_validate(p["submissions"]["v6"]), "submissions.v6"),
+    ("leaderboard", None, lambda p: LeaderboardParams.model_validate(p["leaderboard"]), "leaderboard"),
+    ("paper", None, lambda p: PaperParams.model_validate(p["paper"]), "paper"),
+    ("leaderboard", None, lambda p: ShakeupParams.model_validate(p["shakeup"]), "shakeup"),
+    ("blend", None, lambda p: Pipelines.model_validate(p["figures"]["pipelines"]), "figures.pipelines"),
+    ("surgery", None, lambda p: SurgeryParams.model_validate(p["surgery"]), "surgery"),
+    ("bundle", None, lambda p: KaggleParams.model_validate(p["kaggle"]), "kaggle"),
+    ("bundle", None, lambda p: Bundle.model_validate(p["bundles"]["eos7"]), "bundles.eos7"),
+    ("model_folder", None, lambda p: KaggleParams.model_validate(p["kaggle"]), "kaggle"),
     ("dataset", None, lambda p: DatasetParams.model_validate(p["dataset"]), "dataset"),
     ("extract", None, lambda p: ExtractParams.model_validate(p["extract"]), "extract"),
     ("extract_labelled", None, lambda p: LabelledExtract.pick(p["extract"]), "extract"),
@@ -95,9 +121,11 @@ TYPED_IN_RUN = [
 ]
 
 
-@pytest.mark.parametrize("stage,key,typed_of,where", TYPED_IN_RUN, ids=[t[0] for t in TYPED_IN_RUN])
+@pytest.mark.parametrize("stage,key,typed_of,where", TYPED_IN_RUN, ids=[f"{t[0]}:{t[3]}" for t in TYPED_IN_RUN])
 def test_a_stage_typing_in_run_types_what_it_is_handed_as_written(stage, key, typed_of, where):
-    typed = typed_of(handed(stage, key))
+    params = handed(stage, key)
+    typed = typed_of(params)
     raw = schema.get(SHIPPED, where)
-    assert_as_written(typed.model_dump(exclude_unset=True), {k: raw[k] for k in type(typed).model_fields},
-                      where, ordered=False)
+    fields = {f.alias or n for n, f in type(typed).model_fields.items()}
+    assert_as_written(typed.model_dump(exclude_unset=True, by_alias=True),
+                      {k: raw[k] for k in schema.get(params, where) if k in fields}, where, ordered=False)
