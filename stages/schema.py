@@ -422,7 +422,7 @@ def knob_ok(knob: Knob, v) -> bool:
     if t == "bool":
         return isinstance(v, bool)
     if t == "sha256":
-        return isinstance(v, str) and bool(SHA256.match(v))
+        return isinstance(v, str) and bool(SHA256.fullmatch(v))
     if t == "numbers":
         if isinstance(v, str):
             return v in knob.words

