@@ -54,7 +54,7 @@ class Shape:
     each within the bounds; ``item`` int: integers only; or one of ``words``), shift_sets (a list of
     distinct numbers lists), names (distinct non-empty strings, at least ``min_items``), blocks (one
     of ``words`` or a non-empty list of distinct 0-based block indices), range (``[lo, hi]``, each
-    within the bounds) or frontend (a backbone's DFT placement)."""
+    within the bounds), frontend (a backbone's DFT placement) or sha256 (64 lowercase hex digits)."""
     kind: str
     lo: float | None = None
     hi: float | None = None
@@ -152,6 +152,8 @@ def blocks(*words: str):
 
 
 Text = Annotated[str, Field(min_length=1)]  # a non-empty string
+SHA256 = r"^[0-9a-f]{64}$"  # a file's pinned sha256, as sha256_file writes it (stages/schema.py checks it too)
+Sha256 = Annotated[str, Field(pattern=SHA256), Shape("sha256")]
 
 
 def fill(cls, model: BaseModel, given: dict) -> dict:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from birdclef_eos.backbone import registry
 from birdclef_eos.io.files import atomic_path, sha256_file, write_json
+from birdclef_eos.io.runtime_config import RuntimeParams
 from stages.paths import BACKBONE_JSON, BACKBONE_ONNX
 
 PARAMS = ("backbone.name", *registry.knob_sections())
@@ -44,11 +45,12 @@ class CheckpointResult:
 
 
 def run(params: dict, key: str | None = None) -> CheckpointResult:
-    cfg = params["backbone"]
+    cfg = params["backbone"]  # a mapping: the builder reads its own sub-section (registry.py BackboneSpec.params)
+    runtime = RuntimeParams.model_validate(params["runtime"])  # typed once (birdclef_eos/io/runtime_config.py)
     name = cfg["name"]
     build = registry.builder(name)  # raises naming backbone.name and the known backbones
     with atomic_path(BACKBONE_ONNX) as tmp:
-        built = build(cfg, tmp, Path(os.path.expanduser(params["runtime"]["cache_dir"])))
+        built = build(cfg, tmp, Path(os.path.expanduser(runtime.cache_dir)))
     spec = built["spec"]
     record = {
         "name": name, "source": built["source"], "versions": built["versions"],

