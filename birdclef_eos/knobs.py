@@ -115,18 +115,6 @@ def span(lo: float | None = None, lo_open: bool = False, integers: bool = False)
                      Shape("range", lo, lo_open=lo_open, item="int" if integers else "number")]
 
 
-FRONTEND_WORDS = ("auto", "dft", "graph")  # where a backbone's DFT runs; or tensor:<name of a graph tensor>
-
-
-def _frontend(value: str) -> str:
-    if value not in FRONTEND_WORDS and not (value.startswith("tensor:") and len(value) > len("tensor:")):
-        raise ValueError(f"expected {' | '.join(FRONTEND_WORDS)} | tensor:<name>")
-    return value
-
-
-Frontend = Annotated[str, AfterValidator(_frontend), Shape("frontend")]
-
-
 def _distinct_sets(values: list) -> list:
     if len({tuple(sorted(v)) for v in values}) != len(values):
         raise ValueError("expected distinct sets")

@@ -14,6 +14,7 @@ new key; a test holds that it accepts exactly ``DFT_METHODS`` here.
 
 CHUNK_MAPPINGS = ("center", "mean")  # BirdNET's 3-s window at the 5-s chunk's centre | the mean over its windows
 PERCH_FORMATS = ("onnx", "onnx_no_dft", "saved_model")  # Perch v2 as ONNX with its DFT op | without | Kaggle's SavedModel
+FRONTENDS = ("auto", "dft", "graph")  # where the DFT runs (auto: dft when the graph has one, else graph), or tensor:<name>
 DFT_METHODS = ("factored64", "matmul64", "factored32", "matmul32")  # how the TFLite-to-ONNX rewrite computes the DFT
 
 # runtime.provider: the onnxruntime execution providers (tried in order) of each word, and the

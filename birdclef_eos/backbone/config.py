@@ -16,13 +16,22 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
-from birdclef_eos.backbone.choices import CHUNK_MAPPINGS, DFT_METHODS, PERCH_FORMATS
+from birdclef_eos.backbone.choices import CHUNK_MAPPINGS, DFT_METHODS, FRONTENDS, PERCH_FORMATS
 from birdclef_eos.backbone.registry import BACKBONES
-from birdclef_eos.knobs import Config, Frontend, Number, Sha256, Text
+from birdclef_eos.knobs import Config, Number, Sha256, Shape, Text
 
 PositiveInt = Annotated[int, Field(ge=1)]
+
+
+def _frontend(value: str) -> str:
+    if value not in FRONTENDS and not (value.startswith("tensor:") and len(value) > len("tensor:")):
+        raise ValueError(f"expected {' | '.join(FRONTENDS)} | tensor:<name>")
+    return value
+
+
+Frontend = Annotated[str, AfterValidator(_frontend), Shape("frontend")]  # a word of FRONTENDS or tensor:<name>
 Tolerance = Annotated[Number, Field(gt=0)]  # a conversion's largest allowed difference to the original
 
 

@@ -38,9 +38,8 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from birdclef_eos.backbone.choices import PROVIDERS, TORCH_PROVIDERS
+from birdclef_eos.backbone.choices import FRONTENDS, PROVIDERS, TORCH_PROVIDERS
 
-FRONTENDS = ("graph", "dft", "auto")  # plus "tensor:<name>"; auto = dft when the graph has one, else graph
 DFT_SCOPE = re.compile(r"^(.*?/real_dft)(?:/|$)")
 PRECISIONS = ("float64", "float32")
 
