@@ -80,3 +80,15 @@ def test_a_check_run_with_one_size_skips_the_fit_and_says_so(tmp_path):
     assert "Fit skipped" in text and "| paper | 3.0 | 50 |" in text and "`bundle`: a reason" in text
     assert "x1: 100 windows" in text and "of it" in text   # the sizes against the default set
     assert [p.name for p in tmp_path.iterdir()] == ["costs.md"]   # no temporary file left
+
+
+def test_a_failing_stage_is_named_with_its_log(tmp_path):
+    fake = tmp_path / "dvc"
+    fake.write_text("#!/bin/sh\necho \"the reason for $3\"\nexit 3\n")
+    fake.chmod(0o755)
+    try:
+        costs.run_stage(tmp_path, str(fake), "paper", tmp_path / "x1.log")
+    except costs.StageFailed as err:
+        assert "stage paper failed (rc 3)" in str(err) and "the reason for paper" in str(err)
+    else:
+        raise AssertionError("a failing stage passed")
