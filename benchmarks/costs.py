@@ -170,26 +170,28 @@ def expected_windows(scale: dict, params: dict) -> dict:
 
 
 def dependency_order(graph: dict[str, set], file_order: list[str]) -> list[str]:
-    """Every stage of ``graph`` (stage -> the stages it reads from) after the stages it reads from,
-    and otherwise in ``file_order`` (dvc.yaml's): so the run reads like dvc.yaml, top to bottom,
-    except where a stage written lower (sidecar, read by blend) must run earlier. Stages missing from
-    ``file_order`` come last, by name."""
+    """Every stage of ``graph`` (stage -> the stages it reads from) in ``file_order`` (dvc.yaml's),
+    each stage preceded by whatever it reads that has not run yet: so the run reads like dvc.yaml,
+    top to bottom, and a stage written lower that an earlier one reads (sidecar, read by blend) runs
+    just before it. Stages missing from ``file_order`` come last, by name."""
     rank = {s: i for i, s in enumerate(file_order)}
     key = lambda s: (rank.get(s, len(rank)), s)  # noqa: E731
-    waiting = {s: set(deps) & set(graph) for s, deps in graph.items()}
-    for deps in list(graph.values()):
-        for d in deps:
-            waiting.setdefault(d, set())
+    stages = set(graph) | {d for deps in graph.values() for d in deps}
     order: list[str] = []
-    while waiting:
-        ready = sorted((s for s, deps in waiting.items() if not deps), key=key)
-        if not ready:
-            raise ValueError(f"a cycle among {sorted(waiting)}")
-        first = ready[0]
-        order.append(first)
-        del waiting[first]
-        for deps in waiting.values():
-            deps.discard(first)
+    done: set[str] = set()
+
+    def visit(stage: str, path: tuple) -> None:
+        if stage in done:
+            return
+        if stage in path:
+            raise ValueError(f"a cycle: {' -> '.join(path + (stage,))}")
+        for dep in sorted(graph.get(stage, ()), key=key):
+            visit(dep, path + (stage,))
+        done.add(stage)
+        order.append(stage)
+
+    for stage in sorted(stages, key=key):
+        visit(stage, ())
     return order
 
 

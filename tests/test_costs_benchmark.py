@@ -20,6 +20,10 @@ def test_dependency_order_follows_dvc_yaml_except_where_a_stage_reads_a_later_on
     order = costs.dependency_order(graph, ["dataset", "extract", "blend", "paper", "sidecar"])
     assert order == ["dataset", "extract", "sidecar", "blend", "paper"]
     assert costs.dependency_order({"b": set(), "a": set()}, []) == ["a", "b"]  # unlisted: by name
+    # a stage written after blend that blend does not read keeps its place after blend
+    order = costs.dependency_order({"a": set(), "blend": {"side"}, "sweep": {"a"}, "side": {"a"}},
+                                   ["a", "blend", "sweep", "side"])
+    assert order == ["a", "side", "blend", "sweep"]
 
 
 def test_scaled_multiplies_recordings_and_soundscapes_only():
