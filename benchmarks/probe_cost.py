@@ -51,7 +51,7 @@ def main() -> int:
     names = [x["name"] for x in blocks]
     raw = Backbone(BACKBONE_ONNX, BACKBONE_JSON, BLOCKS_JSON, b["threads"], b["batch_size"],
                    b["chunk_mapping"], blocks=[], progress=False)
-    probed = probe.open_backbone(b, [x["index"] for x in blocks])
+    probed = probe.open_backbone(params, params["runtime"]["provider"], [x["index"] for x in blocks])
     warm = np.zeros((b["batch_size"], int(WINDOW_S * DATASET_SAMPLE_RATE)), np.float32)
     raw.features(warm)
     probed.features(warm)

@@ -37,6 +37,7 @@ from birdclef_eos.data import features as store
 from birdclef_eos.backbone.labels import competition_map, select_logits
 from birdclef_eos.data.plans import window_plan
 from birdclef_eos.io.files import read_json, sha256_file
+from birdclef_eos.io.runtime_config import RuntimeParams
 from stages.paths import BACKBONE_JSON, BLOCKS_JSON, EXTRACT_SHARDS, FEATURES, INDEX, PROBED_ONNX, ROOT
 from stages.runner import open_backbone
 
@@ -61,11 +62,11 @@ class ExtractResult:
     channels: dict[str, int]
 
 
-def shard_key(params: dict, plan: pd.DataFrame, names: list[str]) -> str:
+def shard_key(params: dict, provider: str, plan: pd.DataFrame, names: list[str]) -> str:
     """The shard folder's name (birdclef_eos/audio/shards.py `pass_key`): the plan, the output
     names, the probed model files and the params that reach the runner (and `runtime.provider`)."""
     knobs = {s: params[s] for s in ("backbone", "dataset", "extract")}
-    knobs["provider"] = params.get("runtime", {}).get("provider")
+    knobs["provider"] = provider
     return pass_key(plan, names, [PROBED_ONNX, BACKBONE_JSON, BLOCKS_JSON], knobs, ROOT)
 
 
@@ -88,26 +89,28 @@ def keep_logits(logits: np.ndarray, mode: str) -> tuple[np.ndarray | None, dict]
 
 
 def run(params: dict, key: str | None = None, runner=None) -> ExtractResult:
-    """``params`` as the notebook passes them; `extract` is typed once here (the backbone, the sample
-    rate and `runtime` stay a mapping: stages/runner.py opens the backbone with it)."""
+    """``params`` as the notebook passes them; `extract` and `runtime` are typed once here (the backbone
+    and the sample rate stay a mapping: stages/runner.py opens the backbone with them)."""
     extract = ExtractParams.model_validate(params["extract"])
+    runtime = RuntimeParams.model_validate(params["runtime"])
     inventory = read_json(BLOCKS_JSON, "run the surgery stage")
     blocks = [int(b["index"]) for b in inventory["blocks"]]
     plan = window_plan(INDEX, extract.windows_per_recording, extract.seed, extract.tta_shifts)
     names = [f"block_{i:02d}" for i in blocks] + ["embedding", "logits"]
 
     started = time.perf_counter()
-    digest = shard_key(params, plan, names)
+    digest = shard_key(params, runtime.provider, plan, names)
     shards = ShardStore(EXTRACT_SHARDS / digest, SHARD_WINDOWS)
-    cluster = params.get("runtime", {}) if runner is None else {}  # a given runner (a test's) runs in-process
-    with open_client(cluster.get("scheduler") or None, int(cluster.get("workers", 1))) as client:
+    # a given runner (a test's) runs in-process
+    scheduler, workers = (runtime.scheduler, runtime.workers) if runner is None else (None, 1)
+    with open_client(scheduler, workers) as client:
         if client is None:
-            kept, arrays, bad_audio = forward(runner or open_backbone(params), plan, names,
+            kept, arrays, bad_audio = forward(runner or open_backbone(params, runtime.provider), plan, names,
                                               extract.batch_windows, extract.on_bad_audio,
                                               params["dataset"]["sample_rate"], desc="extract", shards=shards)
         else:  # the same tasks on the cluster's workers, one runner each: the same bytes
             kept, arrays, bad_audio = forward_on_cluster(
-                client, functools.partial(open_backbone, params), plan, names, extract.batch_windows,
+                client, functools.partial(open_backbone, params, runtime.provider), plan, names, extract.batch_windows,
                 extract.on_bad_audio, params["dataset"]["sample_rate"], token=digest, shards=shards)
     seconds = time.perf_counter() - started
     arrays["logits"], logits_meta = keep_logits(arrays["logits"], extract.logits)

@@ -32,6 +32,7 @@ from birdclef_eos.data import features as store
 from birdclef_eos.data.plans import labelled_plan
 from birdclef_eos.data.species import species_table
 from birdclef_eos.io.files import read_json, sha256_file
+from birdclef_eos.io.runtime_config import RuntimeParams
 from stages.paths import BACKBONE_JSON, BLOCKS_JSON, FEATURES_LABELLED, INDEX, LABELLED_SHARDS, PROBED_ONNX, ROOT
 from stages.runner import open_backbone
 
@@ -72,6 +73,7 @@ def logit_columns(logits: np.ndarray, mode: str) -> np.ndarray | None:
 def run(params: dict, key: str | None = None, runner=None) -> ExtractLabelledResult:
     started = time.perf_counter()
     cfg = LabelledExtract.pick(params["extract"])  # typed once; the backbone knobs stay the runner's mapping
+    runtime = RuntimeParams.model_validate(params["runtime"])  # typed once (birdclef_eos/io/runtime_config.py)
     shifts = shifts_of(cfg)
     plan = labelled_plan(INDEX, shifts)
     meta = {"labelled_shifts": shifts, "logits": cfg.logits, "backbone": params["backbone"]["name"],
@@ -85,10 +87,10 @@ def run(params: dict, key: str | None = None, runner=None) -> ExtractLabelledRes
     names = [f"block_{i:02d}" for i in blocks] + ["embedding", "logits"]
     knobs = {"extract": cfg.model_dump(),
              "backbone": params["backbone"], "sample_rate": params["dataset"]["sample_rate"],
-             "provider": params.get("runtime", {}).get("provider")}
+             "provider": runtime.provider}
     digest = pass_key(plan, names, [PROBED_ONNX, BACKBONE_JSON, BLOCKS_JSON], knobs, ROOT)
     shards = ShardStore(LABELLED_SHARDS / digest, SHARD_WINDOWS)
-    kept, arrays, bad_audio = forward(runner or open_backbone(params), plan, names, cfg.batch_windows,
+    kept, arrays, bad_audio = forward(runner or open_backbone(params, runtime.provider), plan, names, cfg.batch_windows,
                                       cfg.on_bad_audio, params["dataset"]["sample_rate"], desc="extract_labelled",
                                       shards=shards)
     arrays["logits"] = logit_columns(arrays["logits"], cfg.logits)

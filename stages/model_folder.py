@@ -43,6 +43,7 @@ from birdclef_eos.bundle import folder, kernel, wheels
 from birdclef_eos.bundle.config import KaggleParams
 from birdclef_eos.bundle.infer import CHAIN_PARTS, KINDS
 from birdclef_eos.io.files import atomic_dir, read_json, sha256_file
+from birdclef_eos.io.runtime_config import RuntimeParams
 from birdclef_eos.scoring.blend import positive_weights
 from stages.paths import (BACKBONE_JSON, BLOCKS_JSON, CHAIN_MODELS, HEADS, INDEX, MODEL_FOLDER, PROBED_ONNX, ROOT,
                           SIDECAR_FEATURES, VIT_MODELS)
@@ -109,10 +110,10 @@ def kind_of(part: str, params: dict) -> str | None:
     return None
 
 
-def sidecar_extraction(params: dict, where: str) -> tuple[dict, dict[str, Path]]:
+def sidecar_extraction(params: dict, where: str, cache: Path) -> tuple[dict, dict[str, Path]]:
     """Real-data mode's sidecar: (the settings of its second extraction, {logical path: file} of the
     converted BirdNET ONNX and its labels). The ONNX is the one the sidecar_features stage ran (the
-    sha256 its meta.json records), found in the conversion cache (``runtime.cache_dir``) where
+    sha256 its meta.json records), found in the conversion cache under ``cache`` (`runtime.cache_dir`) where
     birdclef_eos/backbone/birdnet.py `prepare` put it; the settings are the `sidecar.extract` knobs
     that stage ran with (its `open_birdnet` and `forward`), and the output the sidecar head reads."""
     meta_path = SIDECAR_FEATURES / "meta.json"
@@ -129,8 +130,8 @@ def sidecar_extraction(params: dict, where: str) -> tuple[dict, dict[str, Path]]
         raise ModelFolderError(f"{meta_path}: chunk_mapping {meta.get('chunk_mapping')!r} is not sidecar.extract."
                                f"chunk_mapping {x['chunk_mapping']!r}; re-run sidecar_features (and sidecar)")
     bn = params["backbone"]["birdnet"]
-    cache = Path(os.path.expanduser(params["runtime"]["cache_dir"])) / "birdnet" / birdnet.conversion_key(bn)
-    onnx, labels = cache / "backbone.onnx", cache / Path(bn["labels_member"]).name
+    converted = cache / "birdnet" / birdnet.conversion_key(bn)
+    onnx, labels = converted / "backbone.onnx", converted / Path(bn["labels_member"]).name
     for path in (onnx, labels):
         if not path.is_file():
             raise ModelFolderError(f"{path}: not found (the converted BirdNET the bundle carries, from "
@@ -146,9 +147,10 @@ def sidecar_extraction(params: dict, where: str) -> tuple[dict, dict[str, Path]]
     return settings, {f"{SIDECAR_ONNX_FOLDER}/backbone.onnx": onnx, f"{SIDECAR_ONNX_FOLDER}/labels.txt": labels}
 
 
-def part_config(name: str, part: str, params: dict, where: str) -> tuple[dict, dict[str, Path]]:
+def part_config(name: str, part: str, params: dict, where: str, cache: Path) -> tuple[dict, dict[str, Path]]:
     """(the inference config of submission ``part``, {logical path: file} it reads besides the shared
-    ones); ``where`` names the params.yaml entry asking for it, for the errors."""
+    ones); ``where`` names the params.yaml entry asking for it, for the errors; ``cache`` is the
+    stage's `runtime.cache_dir` (``~`` expanded), where real-data mode's converted BirdNET lies."""
     kind = kind_of(part, params)
     if kind is None:
         raise ModelFolderError(f"params.yaml: {where} '{part}' is not a submission a bundle can rebuild (kinds "
@@ -192,7 +194,7 @@ def part_config(name: str, part: str, params: dict, where: str) -> tuple[dict, d
     if kind == "sidecar":
         extra, files = {}, {}
         if params["backbone"]["name"] != SIDECAR_BACKBONE:  # real-data mode: the second, BirdNET extraction
-            extra["extraction"], files = sidecar_extraction(params, f"{where} '{part}'")
+            extra["extraction"], files = sidecar_extraction(params, f"{where} '{part}'", cache)
             common["files"]["sidecar_backbone"] = SIDECAR_ONNX_FOLDER
         files.update(folder_files(HEADS / SIDECAR, f"models/heads/{SIDECAR}", SIDECAR))
         common["files"]["head"] = f"models/heads/{SIDECAR}"
@@ -206,7 +208,7 @@ def part_config(name: str, part: str, params: dict, where: str) -> tuple[dict, d
     entry = params["blends"][part]
     parts, files = {}, {}
     for sub_part in entry["parts"]:
-        parts[sub_part], own = part_config(name, sub_part, params, f"blends.{part}.parts:")
+        parts[sub_part], own = part_config(name, sub_part, params, f"blends.{part}.parts:", cache)
         files.update(own)
     extra = {}
     if entry.get("sidecar"):
@@ -214,14 +216,15 @@ def part_config(name: str, part: str, params: dict, where: str) -> tuple[dict, d
         if kind_of(side, params) != "sidecar":
             raise ModelFolderError(f"params.yaml: {where} '{part}': blends.{part}.sidecar.submission '{side}' is not "
                                    f"the sidecar stage's submission '{SIDECAR}', which a bundle cannot rebuild")
-        extra["sidecar"], own = part_config(name, side, params, f"blends.{part}.sidecar.submission")
+        extra["sidecar"], own = part_config(name, side, params, f"blends.{part}.sidecar.submission", cache)
         files.update(own)
     return {**common, "model": "+".join(c["model"] for c in [*parts.values(), *extra.values()]), "entry": entry,
             "parts": parts, **extra}, files
 
 
-def bundle_config(name: str, entry: dict, params: dict) -> tuple[dict, dict[str, Path]]:
-    """(the bundle's inference config, {logical path: file} it reads besides the shared ones)."""
+def bundle_config(name: str, entry: dict, params: dict, cache: Path) -> tuple[dict, dict[str, Path]]:
+    """(the bundle's inference config, {logical path: file} it reads besides the shared ones); ``cache``:
+    the stage's `runtime.cache_dir` (``~`` expanded)."""
     if entry["kind"] not in KINDS:
         raise ModelFolderError(f"params.yaml: bundles.{name}.kind '{entry['kind']}' is not one of {sorted(KINDS)}")
     kind = kind_of(entry["submission"], params)
@@ -232,7 +235,7 @@ def bundle_config(name: str, entry: dict, params: dict) -> tuple[dict, dict[str,
     if kind != entry["kind"]:
         raise ModelFolderError(f"params.yaml: bundles.{name}: submission '{entry['submission']}' is made by kind "
                                f"'{kind}', not '{entry['kind']}'")
-    cfg, files = part_config(name, entry["submission"], params, f"bundles.{name}.submission")
+    cfg, files = part_config(name, entry["submission"], params, f"bundles.{name}.submission", cache)
     return {**cfg, "name": name}, files
 
 
@@ -246,17 +249,18 @@ def own_folders(cfg: dict) -> set[str]:
 
 def run(params: dict, key: str | None = None) -> ModelFolderResult:
     k = KaggleParams.model_validate(params["kaggle"])  # typed once (birdclef_eos/bundle/config.py)
+    runtime = RuntimeParams.model_validate(params["runtime"])  # typed once (birdclef_eos/io/runtime_config.py)
+    cache = Path(os.path.expanduser(runtime.cache_dir))
     bundles = params["bundles"]
     if not bundles:
         raise ModelFolderError("params.yaml: `bundles:` is empty; name at least one (e.g. v6: {kind: predict, submission: v6})")
     configs, files = {}, {}
     for name, entry in bundles.items():
-        configs[name], own = bundle_config(name, entry, params)
+        configs[name], own = bundle_config(name, entry, params, cache)
         files.update(own)
     code = {p.relative_to(ROOT).as_posix(): p
             for p in folder.code_closure(ROOT / "birdclef_eos" / "bundle" / "infer.py", ROOT / "birdclef_eos")}
     vendor = folder.vendor_files(k.vendor, k.vendor_exclude)
-    cache = Path(os.path.expanduser(params["runtime"]["cache_dir"]))
     carried = {w.name: w for w in (wheels.fetch(pin, cache, download=False) for pin in wheels.read(WHEELS_FILE))}
     chunks = pd.read_csv(INDEX / "chunks.csv", keep_default_na=False, dtype={"labels": str, "site": str})
     labelled = chunks.loc[chunks["split"] == "labelled", ["row_id", "split", "site", "hour", "labels"]]

@@ -8,8 +8,9 @@ models/probe_selected.json and Figure 1 with the selected blocks marked
 (build/figures/architecture_selected.png).
 
 ``run`` takes the params as the notebook passes them or as ``Params``, and types `probe` once
-(``ProbeParams``, birdclef_eos/probe/config.py); `backbone`, `dataset.sample_rate` and `runtime`
-have no typed model yet and stay the mapping stages/runner.py reads.
+(``ProbeParams``, birdclef_eos/probe/config.py) and `runtime` (``RuntimeParams``,
+birdclef_eos/io/runtime_config.py); `backbone` and `dataset.sample_rate` stay the mapping
+stages/runner.py reads.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from tqdm import tqdm
 from birdclef_eos.audio.windows import forward
 from birdclef_eos.backbone.registry import BACKBONES
 from birdclef_eos.io.files import read_json, write_json, write_text
+from birdclef_eos.io.runtime_config import RuntimeParams
 from birdclef_eos.probe import knn
 from birdclef_eos.probe.clips import draw_clips
 from birdclef_eos.probe.config import ProbeParams
@@ -68,16 +70,18 @@ class ProbeResult:
 
 @dataclass(frozen=True)
 class Params:
-    """What the stage reads: `probe` (typed) and, untyped, the backbone knobs, `dataset.sample_rate`
-    and `runtime` (the mapping stages/runner.py opens the backbone with)."""
+    """What the stage reads: `probe` and `runtime` (typed) and, untyped, the backbone knobs and
+    `dataset.sample_rate` (the mapping stages/runner.py opens the backbone with)."""
     probe: ProbeParams
+    runtime: RuntimeParams
     rest: dict
 
     @classmethod
     def of(cls, params: dict | Params) -> Params:
         if isinstance(params, Params):
             return params
-        return cls(ProbeParams.model_validate(params["probe"]), {k: v for k, v in params.items() if k != "probe"})
+        return cls(ProbeParams.model_validate(params["probe"]), RuntimeParams.model_validate(params["runtime"]),
+                   {k: v for k, v in params.items() if k not in ("probe", "runtime")})
 
 
 def knn_config(probe: ProbeParams) -> dict:
@@ -124,7 +128,7 @@ def compute(params: dict | Params, runner=None) -> tuple[dict, list[dict], dict]
                        probe.seed)
 
     started = time.perf_counter()
-    runner = runner or open_backbone(params, [b["index"] for b in blocks])
+    runner = runner or open_backbone(params, typed.runtime.provider, [b["index"] for b in blocks])
     _, features, _ = forward(runner, clips, [b["name"] for b in blocks],
                              batch_windows=4 * params["backbone"]["batch_size"],
                              on_bad_audio="error", sample_rate=params["dataset"]["sample_rate"],

@@ -47,6 +47,7 @@ from birdclef_eos.heads.training import auc_or_nan, targets_matrix
 from birdclef_eos.io.cluster import map_tasks, open_client
 from birdclef_eos.io.files import atomic_dir, write_json
 from birdclef_eos.io.machine import what_bytes_depend_on
+from birdclef_eos.io.runtime_config import RuntimeParams
 from birdclef_eos.knobs import fill
 from birdclef_eos.scoring.oof import choose_shift_set
 from stages.paths import CHAIN_MODELS, CHAIN_PREDICTIONS, FEATURES, FEATURES_LABELLED, INDEX, OOF, PROTOSSM_METRICS
@@ -62,20 +63,18 @@ class ProtoSSMStageError(ValueError):
 @dataclass(frozen=True)
 class Params:
     """What the stage reads, typed: `base.protossm`, the heads' folds (`train.n_folds`,
-    `train.fold_salt`) and the unhashed cluster knobs (`runtime.scheduler`, `runtime.workers`)."""
+    `train.fold_salt`) and the unhashed `runtime` (its cluster knobs: `scheduler`, `workers`)."""
     protossm: ProtoSSMParams
     n_folds: int
     fold_salt: str
-    scheduler: str | None = None
-    workers: int = 1
+    runtime: RuntimeParams
 
     @classmethod
     def of(cls, params: dict | Params) -> Params:
         if isinstance(params, Params):
             return params
-        runtime = params.get("runtime", {})
         return cls(ProtoSSMParams.model_validate(params["base"]["protossm"]), params["train"]["n_folds"],
-                   params["train"]["fold_salt"], runtime.get("scheduler"), runtime.get("workers", 1))
+                   params["train"]["fold_salt"], RuntimeParams.model_validate(params["runtime"]))
 
 
 @dataclass
@@ -183,7 +182,7 @@ def run(params: dict | Params, key: str | None = None) -> ProtoSSMResult:
         # folds as tasks on a cluster (runtime.workers / runtime.scheduler), else here: the same bytes
         # the sequences, focal windows and test sequences go to every worker once; a fold's call
         # carries its mask and seed
-        with open_client(params.scheduler, params.workers) as client:
+        with open_client(params.runtime.scheduler, params.runtime.workers) as client:
             done = map_tasks(client, pssm.fold_task,
                              [{"val": fold_of == k, "seed": p.seed * 1000 + k, "threads": p.threads}
                               for k in range(n_folds)],

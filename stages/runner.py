@@ -9,11 +9,12 @@ from birdclef_eos.backbone.runner import Backbone
 from stages.paths import BACKBONE_JSON, BLOCKS_JSON, PROBED_ONNX
 
 
-def open_backbone(params: dict, blocks: list[int] | None = None) -> Backbone:
+def open_backbone(params: dict, provider: str, blocks: list[int] | None = None) -> Backbone:
     """The runner over models/backbone_probed.onnx; ``params`` holds `backbone` and `dataset` as a
-    stage receives them; ``blocks`` limits the block outputs (None = all)."""
+    stage receives them (`backbone` stays a mapping: the shipped Kaggle code reads it), ``provider``
+    is the stage's typed `runtime.provider`; ``blocks`` limits the block outputs (None = all)."""
     return Backbone(PROBED_ONNX, BACKBONE_JSON, BLOCKS_JSON, threads=params["backbone"]["threads"],
                     batch_size=params["backbone"]["batch_size"],
                     chunk_mapping=params["backbone"]["chunk_mapping"],
                     input_rate=params["dataset"]["sample_rate"], blocks=blocks, progress=False,
-                    frontend=params["backbone"]["frontend"], provider=params["runtime"]["provider"])
+                    frontend=params["backbone"]["frontend"], provider=provider)

@@ -38,6 +38,7 @@ from birdclef_eos.heads.training import auc_or_nan, source_weights, targets_matr
 from birdclef_eos.io.cluster import map_tasks, open_client
 from birdclef_eos.io.files import atomic_dir, write_json
 from birdclef_eos.io.machine import what_bytes_depend_on
+from birdclef_eos.io.runtime_config import RuntimeParams
 from birdclef_eos.knobs import fill
 from birdclef_eos.scoring.postprocess import gaussian_smooth
 from stages.paths import CHAIN_MODELS, CHAIN_PREDICTIONS, FEATURES, INDEX, SED_METRICS, SPECTROGRAMS
@@ -81,17 +82,17 @@ def frame(rows: pd.DataFrame, P: np.ndarray, labels: list[str]) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class Params:
-    """What the stage reads: `base.sed` (typed), `train.fold_salt` and the unhashed `runtime` mapping."""
+    """What the stage reads: `base.sed` (typed), `train.fold_salt` and the unhashed `runtime`."""
     sed: SEDParams
     fold_salt: str
-    runtime: dict
+    runtime: RuntimeParams
 
     @classmethod
     def of(cls, params: dict | Params) -> Params:
         if isinstance(params, Params):
             return params
         return cls(SEDParams.model_validate(params["base"]["sed"]), params["train"]["fold_salt"],
-                   params.get("runtime", {}))
+                   RuntimeParams.model_validate(params["runtime"]))
 
 
 def run(params: dict | Params, key: str | None = None) -> SEDResult:
@@ -140,7 +141,7 @@ def run(params: dict | Params, key: str | None = None) -> SEDResult:
         # folds as tasks on a cluster (runtime.workers / runtime.scheduler), else here: the same bytes.
         # A task gets the path of mels.npy (memory-mapped there), not the log-mels; targets, flags and
         # distillation targets go to every worker once; a fold's call carries its row indices and seed
-        with open_client(runtime.get("scheduler"), runtime.get("workers", 1)) as client:
+        with open_client(runtime.scheduler, runtime.workers) as client:
             mels = store.mels if client is None else str((SPECTROGRAMS / "mels.npy").resolve())
             done = map_tasks(client, sedlib.fold_task, calls,
                              shared={"config": config, "settings": settings, "mels": mels, "y": y,

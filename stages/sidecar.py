@@ -34,6 +34,7 @@ from birdclef_eos.heads.config import HeadFolds, SidecarHead
 from birdclef_eos.heads.inference import predict_shifts
 from birdclef_eos.io.files import sha256_tree
 from birdclef_eos.io.machine import what_bytes_depend_on
+from birdclef_eos.io.runtime_config import RuntimeParams
 from birdclef_eos.scoring import postprocess, submission
 from stages.paths import (FEATURES, HEADS, HIDDEN, INDEX, OOF, SIDECAR_FEATURES, SIDECAR_METRICS,
                           SUBMISSIONS)
@@ -57,17 +58,17 @@ class SidecarResult:
 
 @dataclass(frozen=True)
 class Params:
-    """What the stage reads, typed: `sidecar.head`, the heads' folds, and the unhashed `runtime` mapping."""
+    """What the stage reads, typed: `sidecar.head`, the heads' folds, and the unhashed `runtime`."""
     head: SidecarHead
     folds: HeadFolds
-    runtime: dict
+    runtime: RuntimeParams
 
     @classmethod
     def of(cls, params: dict | Params) -> Params:
         if isinstance(params, Params):
             return params
         return cls(SidecarHead.model_validate(params["sidecar"]["head"]), HeadFolds.pick(params["train"]),
-                   params.get("runtime", {}))
+                   RuntimeParams.model_validate(params["runtime"]))
 
 
 def run(params: dict | Params, key: str | None = None) -> SidecarResult:
@@ -109,7 +110,8 @@ def run(params: dict | Params, key: str | None = None) -> SidecarResult:
         cfg.soundscape_fraction, crossval.Destinations(SIDECAR_METRICS, HEADS / NAME, OOF / NAME), describe,
         {"variant": NAME, "model": mconfig, "blocks": TOKENS, "tokens": TOKENS, "labels": labels,
          "n_folds": train.n_folds, "features": str(SIDECAR_FEATURES), "bytes_depend_on": what_bytes_depend_on()},
-        desc="sidecar folds", runtime=params.runtime, threads=train.threads)
+        desc="sidecar folds", scheduler=params.runtime.scheduler,
+        workers=params.runtime.workers, threads=train.threads)
     test_rows, per_shift = predicted["rows"], predicted["per_shift"]
 
     probs = postprocess.average_shifts(per_shift, "prob")

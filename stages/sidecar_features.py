@@ -46,6 +46,7 @@ from birdclef_eos.data import features as store
 from birdclef_eos.data.plans import plan_of_windows
 from birdclef_eos.io.cluster import open_client
 from birdclef_eos.io.files import sha256_file
+from birdclef_eos.io.runtime_config import RuntimeParams
 from stages.paths import FEATURES, INDEX, ROOT, SIDECAR_FEATURES, SIDECAR_SHARDS
 
 PARAMS = ("sidecar.extract", "backbone.name", "backbone.birdnet", "dataset.sample_rate")
@@ -68,21 +69,22 @@ class SidecarFeaturesResult:
     equivalence: dict | None
 
 
-def shard_key(params: dict, plan, onnx: Path) -> str:
+def shard_key(params: dict, provider: str, plan, onnx: Path) -> str:
     """The shard folder's name (birdclef_eos/audio/shards.py `pass_key`): the plan, the converted
     ONNX, the `sidecar.extract` knobs, `dataset.sample_rate` and `runtime.provider`."""
     knobs = {"sidecar.extract": params["sidecar"]["extract"], "sample_rate": params["dataset"]["sample_rate"],
-             "provider": params.get("runtime", {}).get("provider")}
+             "provider": provider}
     return pass_key(plan, [NAME], [Path(onnx)], knobs, ROOT)
 
 
-def open_birdnet(cfg: SidecarExtract, params: dict, prepared: dict) -> Backbone:
+def open_birdnet(cfg: SidecarExtract, params: dict, provider: str, prepared: dict) -> Backbone:
     """The extract runner over the converted BirdNET with no block outputs, at the `sidecar.extract`
-    knobs: its features hold BirdNET's final embedding for 5-s chunks at `dataset.sample_rate`."""
+    knobs and ``provider`` (`runtime.provider`): its features hold BirdNET's final embedding for 5-s
+    chunks at `dataset.sample_rate`."""
     return Backbone(prepared["onnx"], birdnet.runner_spec(birdnet.read_labels(prepared["labels"])), {"blocks": []},
                     threads=cfg.threads, batch_size=cfg.batch_size, chunk_mapping=cfg.chunk_mapping,
                     input_rate=params["dataset"]["sample_rate"], progress=False, frontend=cfg.frontend,
-                    provider=params["runtime"]["provider"])
+                    provider=provider)
 
 
 def run(params: dict, key: str | None = None, runner=None) -> SidecarFeaturesResult:
@@ -95,23 +97,25 @@ def run(params: dict, key: str | None = None, runner=None) -> SidecarFeaturesRes
                                      windows_per_s=None, equivalence=None)
 
     cfg = SidecarExtract.model_validate(params["sidecar"]["extract"])  # typed once (birdclef_eos/backbone/config.py)
+    runtime = RuntimeParams.model_validate(params["runtime"])  # typed once (birdclef_eos/io/runtime_config.py)
     bn = params["backbone"]["birdnet"]
-    prepared = birdnet.prepare(bn, Path(os.path.expanduser(params["runtime"]["cache_dir"])))
+    prepared = birdnet.prepare(bn, Path(os.path.expanduser(runtime.cache_dir)))
     report = birdnet.equivalence(prepared["tflite"], prepared["onnx"])
     birdnet.check_equivalence(report, bn["max_logit_diff"], prepared["onnx"])
     windows, _, main_meta = store.load(FEATURES, names=[])
     plan = plan_of_windows(INDEX, windows)
-    digest = shard_key(params, plan, prepared["onnx"])
+    digest = shard_key(params, runtime.provider, plan, prepared["onnx"])
     shards = ShardStore(SIDECAR_SHARDS / digest, SHARD_WINDOWS)
     extracted = time.perf_counter()
-    cluster = params.get("runtime", {}) if runner is None else {}  # a given runner (a test's) runs in-process
-    with open_client(cluster.get("scheduler") or None, int(cluster.get("workers", 1))) as client:
+    # a given runner (a test's) runs in-process
+    scheduler, workers = (runtime.scheduler, runtime.workers) if runner is None else (None, 1)
+    with open_client(scheduler, workers) as client:
         if client is None:
-            _, arrays, _ = forward(runner or open_birdnet(cfg, params, prepared), plan, [NAME], cfg.batch_windows,
+            _, arrays, _ = forward(runner or open_birdnet(cfg, params, runtime.provider, prepared), plan, [NAME], cfg.batch_windows,
                                    "error", params["dataset"]["sample_rate"], desc="sidecar_features", shards=shards)
         else:  # the same shards as tasks on the cluster's workers, one BirdNET runner each: the same bytes
             _, arrays, _ = forward_on_cluster(
-                client, functools.partial(open_birdnet, cfg, params, prepared), plan, [NAME], cfg.batch_windows,
+                client, functools.partial(open_birdnet, cfg, params, runtime.provider, prepared), plan, [NAME], cfg.batch_windows,
                 "error", params["dataset"]["sample_rate"], token=digest, shards=shards)
     seconds = time.perf_counter() - extracted
     embedding = arrays[NAME].astype(np.float32)

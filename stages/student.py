@@ -13,7 +13,7 @@ Writes models/heads/<name>/, predictions/oof/<name>/oof.csv and build/metrics/tr
 
 ``run`` takes the params as the notebook passes them or as ``Params``, and types what it reads once
 (birdclef_eos/heads/config.py: the `train` knobs, ``HeadFolds`` and ``TrainOptim``; `pseudo`,
-``PseudoLabels``; its `students` entry, ``Student``); `runtime` stays a mapping.
+``PseudoLabels``; its `students` entry, ``Student``; `runtime`, ``RuntimeParams``).
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from birdclef_eos.heads import pseudo as pseudo_labels
 from birdclef_eos.heads.config import HeadFolds, PseudoLabels, Student, TrainOptim
 from birdclef_eos.io.files import read_json
 from birdclef_eos.io.machine import what_bytes_depend_on
+from birdclef_eos.io.runtime_config import RuntimeParams
 from stages.paths import FEATURES, HEADS, INDEX, OOF, PSEUDO, TRAIN_METRICS
 
 PARAMS = ("train.seed", "train.threads", "train.n_folds", "train.fold_salt", "train.secondary_weight",
@@ -67,12 +68,12 @@ def read_pseudo(labels: list[str], n_folds: int, mode: str) -> tuple[pd.DataFram
 @dataclass(frozen=True)
 class Params:
     """What the stage reads: the heads' folds and optimiser, how a student reads the pseudo labels,
-    the `students` entries it was handed (typed) and the unhashed `runtime` (a mapping)."""
+    the `students` entries it was handed (typed) and the unhashed `runtime`."""
     folds: HeadFolds
     optim: TrainOptim
     pseudo: PseudoLabels
     students: dict[str, Student]
-    runtime: dict
+    runtime: RuntimeParams
 
     @classmethod
     def of(cls, params: dict | Params) -> Params:
@@ -81,7 +82,7 @@ class Params:
         return cls(HeadFolds.pick(params["train"]), TrainOptim.model_validate(params["train"]["optim"]),
                    PseudoLabels.pick(params["pseudo"]),
                    {k: Student.model_validate(v) for k, v in params.get("students", {}).items()},
-                   params.get("runtime", {}))
+                   RuntimeParams.model_validate(params["runtime"]))
 
 
 def run(params: dict | Params, key: str | None = None) -> StudentResult:
@@ -140,7 +141,8 @@ def run(params: dict | Params, key: str | None = None) -> StudentResult:
         sources.get("soundscape", 0.0), crossval.Destinations(TRAIN_METRICS / key, HEADS / key, OOF / key),
         describe, {"variant": key, "model": mconfig, "blocks": twin["blocks"], "tokens": names, "labels": labels,
                    "n_folds": train.n_folds, "bytes_depend_on": what_bytes_depend_on()},
-        desc=f"student@{key} folds", runtime=params.runtime, threads=train.threads,
+        desc=f"student@{key} folds", scheduler=params.runtime.scheduler,
+        workers=params.runtime.workers, threads=train.threads,
         pseudo=None if p_rows.empty else pseudo_fold, sources=sources)
     return StudentResult(metrics=metrics, seconds=time.perf_counter() - started, curves=str(TRAIN_METRICS / key / "curves"))
 

@@ -31,6 +31,7 @@ from birdclef_eos.heads.config import VARIANT_BLOCK_WORDS, TrainParams, TrainVar
 from birdclef_eos.heads.registry import head_type
 from birdclef_eos.io.machine import what_bytes_depend_on
 from birdclef_eos.io.files import read_json, write_text
+from birdclef_eos.io.runtime_config import RuntimeParams
 from birdclef_eos.report.tables import probe_vs_weights
 from stages.paths import (FEATURES, HEADS, INDEX, OOF, PROBE_METRICS, PROBE_SELECTED, REPORTED, TABLES,
                           TRAIN_METRICS)
@@ -49,15 +50,15 @@ class TrainStageError(ValueError):
 @dataclass(frozen=True)
 class Params:
     """What the stage reads, typed: `train` (with the one variant it trains) and the unhashed
-    `runtime` mapping the cluster helpers read."""
+    `runtime` (the cluster the folds run on)."""
     train: TrainParams
-    runtime: dict
+    runtime: RuntimeParams
 
     @classmethod
     def of(cls, params: dict | Params) -> Params:
         if isinstance(params, Params):
             return params
-        return cls(TrainParams.model_validate(params["train"]), params.get("runtime", {}))
+        return cls(TrainParams.model_validate(params["train"]), RuntimeParams.model_validate(params["runtime"]))
 
 
 @dataclass
@@ -201,7 +202,8 @@ def run(params: dict | Params, key: str | None = None) -> TrainResult:
         variant.soundscape_fraction, crossval.Destinations(TRAIN_METRICS / key, HEADS / key, OOF / key),
         describe, {"variant": key, "model": mconfig, "blocks": blocks, "tokens": names, "labels": labels,
                    "n_folds": train.n_folds, "bytes_depend_on": what_bytes_depend_on()},
-        desc=f"train@{key} folds", runtime=params.runtime, threads=train.threads)
+        desc=f"train@{key} folds", scheduler=params.runtime.scheduler,
+        workers=params.runtime.workers, threads=train.threads)
 
     table = None
     if variant.table and EMBEDDING in blocks:

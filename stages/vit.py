@@ -41,6 +41,7 @@ from birdclef_eos.heads.inference import predict_shifts
 from birdclef_eos.io.cluster import open_client
 from birdclef_eos.io.files import atomic_dir, sha256_file, sha256_tree, write_json
 from birdclef_eos.io.machine import what_bytes_depend_on
+from birdclef_eos.io.runtime_config import RuntimeParams
 from birdclef_eos.report.curves import dvclive_logger
 from birdclef_eos.scoring import submission
 from stages.paths import HIDDEN, INDEX, OOF, SPECTROGRAMS, SUBMISSIONS, VIT_METRICS, VIT_MODELS
@@ -72,12 +73,12 @@ def submission_name(key: str) -> str:
 @dataclass(frozen=True)
 class Params:
     """What the stage reads: `vit` (typed, with the one size it trains), the heads' folds and
-    secondary-label target, and the unhashed `runtime` mapping."""
+    secondary-label target, and the unhashed `runtime`."""
     vit: VitParams
     n_folds: int
     fold_salt: str
     secondary_weight: float
-    runtime: dict
+    runtime: RuntimeParams
 
     @classmethod
     def of(cls, params: dict | Params) -> Params:
@@ -85,7 +86,7 @@ class Params:
             return params
         train = params["train"]
         return cls(VitParams.model_validate(params["vit"]), train["n_folds"], train["fold_salt"],
-                   train["secondary_weight"], params.get("runtime", {}))
+                   train["secondary_weight"], RuntimeParams.model_validate(params["runtime"]))
 
 
 def model_config(cfg: VitParams, size: VitSize, n_classes: int) -> dict:
@@ -131,7 +132,7 @@ def run(params: dict | Params, key: str | None = None) -> VitResult:
 
     runtime = params.runtime
     with atomic_dir(VIT_METRICS / key) as metrics_dir:
-        with open_client(runtime.get("scheduler"), runtime.get("workers", 1)) as client:  # folds as tasks
+        with open_client(runtime.scheduler, runtime.workers) as client:  # folds as tasks
             result = crossval.train_folds(rows, tokens, y, fold_of, mconfig, training.TrainConfig.from_mapping(cfg.optim.model_dump()),
                                           params.n_folds, cfg.seed, cfg.soundscape_fraction,
                                           dvclive_logger(metrics_dir / "curves"), desc=f"vit@{key} folds", build=build,

@@ -25,9 +25,11 @@ class TwoWorkers:
         return self.client
 
     def runtime(self, **knobs) -> dict:
-        """The `runtime:` section that sends a stage's tasks to these workers."""
+        """The `runtime:` section (params.yaml's, ``knobs`` on top) that sends a stage's tasks to these workers."""
+        from tests.fakes.runtime import runtime
+
         self.here()
-        return {**knobs, "workers": 2, "scheduler": self.client.scheduler.address}
+        return runtime(**knobs, workers=2, scheduler=self.client.scheduler.address)
 
 
 @pytest.fixture(scope="session")

@@ -100,17 +100,16 @@ def summary(data: FoldData, result: FoldsResult, labels: list[str]) -> dict:
 
 def cross_validate(data: FoldData, labels: list[str], model_config: dict, config: training.TrainConfig,
                    n_folds: int, seed: int, soundscape_fraction: float, out: Destinations,
-                   metrics: Callable[[FoldsResult], dict], head_config: dict, desc: str = "folds",
-                   runtime: dict | None = None, threads: int | None = None,
+                   metrics: Callable[[FoldsResult], dict], head_config: dict, desc: str = "folds", *,
+                   scheduler: str | None, workers: int, threads: int | None = None,
                    pseudo: Callable[[int], tuple[list[torch.Tensor], np.ndarray]] | None = None,
                    sources: dict | None = None) -> tuple[FoldsResult, dict]:
-    """Train the folds (``train_folds``; on the Dask cluster ``runtime`` names: `scheduler`, `workers`),
-    then write ``metrics(result)`` as metrics.json beside the curves, the fold checkpoints with
+    """Train the folds (``train_folds``; as tasks on the cluster ``open_client(scheduler, workers)``
+    opens, in-process when that is none: no scheduler and one worker), then write ``metrics(result)`` as metrics.json beside the curves, the fold checkpoints with
     ``head_config`` as config.json, and oof.csv (row_id + one column per label, 6 significant digits).
     Returns (the folds' result, the metrics written)."""
-    runtime = runtime or {}
     with atomic_dir(out.metrics) as metrics_dir:
-        with open_client(runtime.get("scheduler"), runtime.get("workers", 1)) as client:  # folds as tasks
+        with open_client(scheduler, workers) as client:  # folds as tasks
             result = train_folds(data.rows, data.tokens, data.y, data.fold_of, model_config, config, n_folds, seed,
                                  soundscape_fraction, dvclive_logger(metrics_dir / "curves"), desc=desc,
                                  pseudo=pseudo, sources=sources, client=client, threads=threads)

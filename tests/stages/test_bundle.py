@@ -233,44 +233,45 @@ def test_model_folder_refuses_parts_a_bundle_cannot_run(workspace, monkeypatch):
     root, _, _ = workspace
     monkeypatch.chdir(root)
     params = smoke_params()
+    cache = Path(params["runtime"]["cache_dir"]).expanduser()  # real-data mode's converted BirdNET (none here)
     with pytest.raises(model_folder.ModelFolderError, match="made by kind 'blend', not 'predict'"):
-        model_folder.bundle_config("x", {"kind": "predict", "submission": "eos7"}, params)
+        model_folder.bundle_config("x", {"kind": "predict", "submission": "eos7"}, params, cache)
     with pytest.raises(model_folder.ModelFolderError, match="not one of"):
-        model_folder.bundle_config("x", {"kind": "blend9", "submission": "eos7"}, params)
+        model_folder.bundle_config("x", {"kind": "blend9", "submission": "eos7"}, params, cache)
     params["base"]["source"] = "file"  # the real chain's file: its models are not here to carry
     with pytest.raises(model_folder.ModelFolderError, match=r"'base': base.source is 'file'"):
-        model_folder.bundle_config("eos7", {"kind": "blend", "submission": "eos7"}, params)
+        model_folder.bundle_config("eos7", {"kind": "blend", "submission": "eos7"}, params, cache)
     params["base"]["source"] = "stages"
     saved = json.loads((root / "models/chain/protossm/config.json").read_text())
     mixing = {**saved, "config": {**saved["config"], "mix_logits": True}}
     monkeypatch.setattr(model_folder, "read_json", lambda path, what="": mixing)
     with pytest.raises(model_folder.ModelFolderError, match=r"'base':.*base.protossm.mix_logits: true"):
-        model_folder.bundle_config("eos7", {"kind": "blend", "submission": "eos7"}, params)
+        model_folder.bundle_config("eos7", {"kind": "blend", "submission": "eos7"}, params, cache)
     monkeypatch.undo()
     monkeypatch.chdir(root)
     params["blends"]["eos10"] = {"parts": {"v6": "rest"}, "sidecar": {"submission": "v6"}}
     with pytest.raises(model_folder.ModelFolderError, match="sidecar.submission 'v6' is not the sidecar stage's"):
-        model_folder.bundle_config("eos10", {"kind": "blend", "submission": "eos10"}, params)
+        model_folder.bundle_config("eos10", {"kind": "blend", "submission": "eos10"}, params, cache)
     params["blends"]["eos10"]["sidecar"]["submission"] = "sidecar"
     params["backbone"]["name"] = "perch_v2"  # real-data mode: the sidecar needs BirdNET's own extraction
     monkeypatch.setattr(model_folder, "SIDECAR_FEATURES", root / "no_sidecar_features")
     with pytest.raises(model_folder.ModelFolderError, match="no_sidecar_features/meta.json not found; run sidecar_features"):
-        model_folder.bundle_config("eos10", {"kind": "blend", "submission": "eos10"}, params)
+        model_folder.bundle_config("eos10", {"kind": "blend", "submission": "eos10"}, params, cache)
     pointer = root / "pointer_sidecar_features"  # the default mode's store (a pointer), left from another backbone
     pointer.mkdir()
     (pointer / "meta.json").write_text(json.dumps({"mode": "reuse", "reuses": "data/features"}))
     monkeypatch.setattr(model_folder, "SIDECAR_FEATURES", pointer)
     with pytest.raises(model_folder.ModelFolderError, match="mode 'reuse', not 'extract'.*re-run sidecar_features"):
-        model_folder.bundle_config("eos10", {"kind": "blend", "submission": "eos10"}, params)
+        model_folder.bundle_config("eos10", {"kind": "blend", "submission": "eos10"}, params, cache)
     shutil.rmtree(pointer)
     # a ViT size `vit.sizes` does not list is no submission (a listed one is the vit kind, tested below)
     params["blends"]["eos12"] = {"parts": {"v6": "rest", "vit999": 0.08}}
     assert "999" not in params["vit"]["sizes"]
     with pytest.raises(model_folder.ModelFolderError, match="'vit999' is not a submission a bundle can rebuild"):
-        model_folder.bundle_config("eos12", {"kind": "blend", "submission": "eos12"}, params)
+        model_folder.bundle_config("eos12", {"kind": "blend", "submission": "eos12"}, params, cache)
     params["blends"]["eos12"]["parts"] = {"v6": "rest", "vit196": 0.08}  # listed, but the vit stage has not run
     with pytest.raises(model_folder.ModelFolderError, match="models/vit/196/config.json: not found; run vit@196 first"):
-        model_folder.bundle_config("eos12", {"kind": "blend", "submission": "eos12"}, params)
+        model_folder.bundle_config("eos12", {"kind": "blend", "submission": "eos12"}, params, cache)
 
 
 def test_kernel_stops_on_another_model_folder_version(workspace, tmp_path):

@@ -10,12 +10,14 @@ from stages import extract
 from birdclef_eos.data import features as store
 from birdclef_eos.audio.decode import AudioError
 from tests.fakes.probe_fakes import FakeBackbone, make_index
+from tests.fakes.runtime import runtime
 
 PARAMS = {
     "extract": {"windows_per_recording": 2, "tta_shifts": [-1.0, 0.0, 1.0], "labelled_shifts": None,
                 "on_bad_audio": "error", "batch_windows": 8, "seed": 0, "logits": "all"},
     "backbone": {"name": "fake", "chunk_mapping": "center", "batch_size": 4, "threads": 1, "frontend": "graph"},
     "dataset": {"sample_rate": 32000},
+    "runtime": runtime(),
 }
 
 
@@ -156,16 +158,16 @@ def test_shards_of_other_settings_are_not_resumed(workdir):
 
     plan = window_plan("data/index", 2, 0, [-1.0, 0.0, 1.0])
     names = ["block_00", "embedding", "logits"]
-    key = extract.shard_key(PARAMS, plan, names)
-    assert extract.shard_key(PARAMS, plan, names) == key
-    assert extract.shard_key({**PARAMS, "backbone": {**PARAMS["backbone"], "batch_size": 8}}, plan, names) != key
-    assert extract.shard_key(with_extract(batch_windows=16), plan, names) != key
-    assert extract.shard_key({**PARAMS, "runtime": {"provider": "cuda"}}, plan, names) != key
-    assert extract.shard_key(PARAMS, plan, names[:2]) != key
+    key = extract.shard_key(PARAMS, "cpu", plan, names)
+    assert extract.shard_key(PARAMS, "cpu", plan, names) == key
+    assert extract.shard_key({**PARAMS, "backbone": {**PARAMS["backbone"], "batch_size": 8}}, "cpu", plan, names) != key
+    assert extract.shard_key(with_extract(batch_windows=16), "cpu", plan, names) != key
+    assert extract.shard_key(PARAMS, "cuda", plan, names) != key
+    assert extract.shard_key(PARAMS, "cpu", plan, names[:2]) != key
     audio = workdir / "audio" / "SC_0.flac"
     st = audio.stat()
     os.utime(audio, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # same bytes, touched
-    assert extract.shard_key(PARAMS, plan, names) != key
+    assert extract.shard_key(PARAMS, "cpu", plan, names) != key
 
 
 def test_shards_change_no_batch_and_no_byte(workdir, tmp_path):
@@ -249,7 +251,7 @@ def test_two_local_workers_write_the_in_process_bytes(workdir, monkeypatch, two_
     for src, dst in ((probed, "backbone_probed.onnx"), (spec, "backbone.json"), (blocks, "blocks.json")):
         shutil.copy(src, workdir / "models" / dst)
     monkeypatch.setattr(extract, "SHARD_WINDOWS", 4)
-    params = {**with_extract(batch_windows=3), "runtime": {"workers": 1, "scheduler": None, "provider": "cpu"}}
+    params = {**with_extract(batch_windows=3), "runtime": runtime(workers=1, scheduler=None, provider="cpu")}
     params["backbone"] = {**params["backbone"], "batch_size": 2}
     extract.run(params)
     expected = feature_bytes(workdir)

@@ -7,12 +7,14 @@ from birdclef_eos.audio.decode import load_window
 from birdclef_eos.data import features as store
 from stages import extract, extract_labelled
 from tests.fakes.probe_fakes import FakeBackbone, make_index
+from tests.fakes.runtime import runtime
 
 PARAMS = {
     "extract": {"windows_per_recording": 2, "tta_shifts": [-1.0, 0.0, 1.0], "labelled_shifts": [-1.0, 1.0],
                 "on_bad_audio": "error", "batch_windows": 8, "seed": 0, "logits": "all"},
     "backbone": {"name": "fake", "chunk_mapping": "center", "batch_size": 4, "threads": 1, "frontend": "graph"},
     "dataset": {"sample_rate": 32000},
+    "runtime": runtime(),
 }
 
 

@@ -5,6 +5,7 @@ import pytest
 
 from stages import probe
 from tests.fakes.probe_fakes import FakeBackbone, make_index
+from tests.fakes.runtime import runtime
 
 PARAMS = {
     "probe": {"species": 4, "clips": 6, "min_recordings": 3, "blocks": "all", "k": 3, "folds": 3,
@@ -12,6 +13,7 @@ PARAMS = {
               "linear_probe": True, "linear_c": 1.0, "linear_max_iter": 200, "select": 2, "seed": 0},
     "backbone": {"name": "fake", "chunk_mapping": "center", "batch_size": 4, "threads": 1, "frontend": "graph"},
     "dataset": {"sample_rate": 32000},
+    "runtime": runtime(),
 }
 
 

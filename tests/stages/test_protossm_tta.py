@@ -9,6 +9,7 @@ import pytest
 from birdclef_eos.data import features as store
 from birdclef_eos.scoring.oof import choose_shift_set
 from stages import protossm
+from tests.fakes.runtime import runtime
 
 LABELS = ["sp0", "sp1", "sp2"]
 FILES, TESTS, T = 8, 2, 12
@@ -20,7 +21,8 @@ PROTOSSM = {"inputs": ["embedding"], "tta": "oof", "tta_candidates": [[0.0], [-1
 
 
 def params(**changes):
-    return {"base": {"protossm": {**PROTOSSM, **changes}}, "train": {"n_folds": 2, "fold_salt": "folds-v1"}}
+    return {"base": {"protossm": {**PROTOSSM, **changes}}, "train": {"n_folds": 2, "fold_salt": "folds-v1"},
+            "runtime": runtime()}
 
 
 def rows(split: str, shifts, rng) -> list[dict]:

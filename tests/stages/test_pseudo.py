@@ -8,6 +8,7 @@ import pytest
 from birdclef_eos.data import features
 from birdclef_eos.heads import models as heads
 from tests.fakes import toy_features
+from tests.fakes.runtime import runtime
 
 OPTIM = {"epochs": 1, "patience": 1, "min_delta": 0.0, "batch_size": 32, "lr": 0.003, "weight_decay": 0.01,
          "mixup_alpha": 0.2, "samples_per_epoch": None, "mix_lr_scale": 10.0}
@@ -21,7 +22,7 @@ def test_teacher_labels_and_student_contract(tmp_path, monkeypatch):
     (tmp_path / "data/index").mkdir(parents=True)
     species.to_csv("data/index/species.csv", index=False)
     base = {"seed": 0, "threads": 1, "n_folds": 3, "fold_salt": "s", "secondary_weight": 1.0, "optim": OPTIM}
-    train.run({"runtime": {}, "train": {**base, "blocks": [0, 1, 2], "model": {"d": 8, "heads": 2, "ffn": 16, "dropout": 0.1},
+    train.run({"runtime": runtime(), "train": {**base, "blocks": [0, 1, 2], "model": {"d": 8, "heads": 2, "ffn": 16, "dropout": 0.1},
                                         "variants": {"attn": {"head": "attn", "soundscape_fraction": 0.2}}}}, "attn")
 
     with pytest.raises(pseudo.PseudoStageError, match="pseudo.teacher 'nope'"):
@@ -38,7 +39,7 @@ def test_teacher_labels_and_student_contract(tmp_path, monkeypatch):
 
     sources = {"focal": 0.75, "soundscape": 0.15, "pseudo": 0.10}
     for mode in ("ensemble", "fold"):
-        params = {"runtime": {}, "train": base, "pseudo": {"mode": mode, "gate": 0.0, "floor": 0.0, "power": 1.0},
+        params = {"runtime": runtime(), "train": base, "pseudo": {"mode": mode, "gate": 0.0, "floor": 0.0, "power": 1.0},
                   "students": {"pseudo": {"twin": "attn", "sources": sources}}}
         m = student.run(params, "pseudo").metrics
         assert 0 <= m["oof_macro_auc"] <= 1 and m["pseudo"]["mode"] == mode
@@ -77,7 +78,7 @@ def test_train_stage_with_two_local_workers_writes_the_sequential_bytes(tmp_path
         metrics = json.loads((tmp_path / "build/metrics/train/attn/metrics.json").read_text())
         return out, metrics["folds"], metrics["oof_macro_auc"]
 
-    train.run({"runtime": {"workers": 1, "scheduler": None}, "train": cfg}, "attn")
+    train.run({"runtime": runtime(workers=1, scheduler=None), "train": cfg}, "attn")
     sequential = written()
     train.run({"runtime": two_workers.runtime(), "train": cfg}, "attn")
     assert written() == sequential and len(sequential[0]) >= 4
@@ -99,14 +100,14 @@ def test_a_folder_without_unlabelled_soundscapes_skips_pseudo_labelling_with_a_n
     (tmp_path / "data/index").mkdir(parents=True)
     species.to_csv("data/index/species.csv", index=False)
     base = {"seed": 0, "threads": 1, "n_folds": 3, "fold_salt": "s", "secondary_weight": 1.0, "optim": OPTIM}
-    train.run({"runtime": {}, "train": {**base, "blocks": [0, 1, 2], "model": {"d": 8, "heads": 2, "ffn": 16, "dropout": 0.1},
+    train.run({"runtime": runtime(), "train": {**base, "blocks": [0, 1, 2], "model": {"d": 8, "heads": 2, "ffn": 16, "dropout": 0.1},
                                         "variants": {"attn": {"head": "attn", "soundscape_fraction": 0.2}}}}, "attn")
 
     result = pseudo.run({"pseudo": {"teacher": "attn"}})
     assert result.summary["chunks"] == 0 and "no unlabelled soundscape" in result.summary["skipped"]
     assert np.load(tmp_path / "data/pseudo/labels.npy").shape == (3, 0, len(species))
 
-    params = {"runtime": {}, "train": base, "pseudo": {"mode": "ensemble", "gate": 0.0, "floor": 0.0, "power": 1.0},
+    params = {"runtime": runtime(), "train": base, "pseudo": {"mode": "ensemble", "gate": 0.0, "floor": 0.0, "power": 1.0},
               "students": {"pseudo": {"twin": "attn", "sources": {"focal": 0.75, "soundscape": 0.15, "pseudo": 0.10}}}}
     m = student.run(params, "pseudo").metrics
     assert 0 <= m["oof_macro_auc"] <= 1 and m["pseudo_chunks"] == 0

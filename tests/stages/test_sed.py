@@ -7,6 +7,7 @@ import numpy as np
 
 from birdclef_eos.data import features
 from tests.stages.test_vit import toy_spectrograms
+from tests.fakes.runtime import runtime
 
 OUTPUTS = ("models/chain/sed", "predictions/chain/sed", "build/metrics/sed")
 
@@ -30,7 +31,7 @@ def test_two_local_workers_write_the_in_process_bytes(tmp_path, monkeypatch, two
     windows = toy_spectrograms(tmp_path)
     emb = np.random.default_rng(1).normal(size=(len(windows), 6)).astype(np.float32)
     features.save(tmp_path / "data/features", windows, {"embedding": emb}, {})
-    first = sed.run(params({"workers": 1})).metrics
+    first = sed.run(params(runtime(workers=1))).metrics
     before = digests()
     assert first["oof_macro_auc"] is not None and len(first["fold_records"]) == 2
     assert any(f.endswith("fold_1.pt") for f in before) and any(f.endswith("oof.csv") for f in before)

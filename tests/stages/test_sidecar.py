@@ -11,13 +11,14 @@ from birdclef_eos.data import features
 from birdclef_eos.scoring import submission
 from stages import sidecar, sidecar_features
 from tests.fakes import toy_features
+from tests.fakes.runtime import runtime
 
 OPTIM = {"epochs": 2, "patience": 1, "min_delta": 0.0, "batch_size": 32, "lr": 0.003, "weight_decay": 0.01,
          "mixup_alpha": 0.2, "samples_per_epoch": None}
 
 
 def params() -> dict:
-    return {"runtime": {}, "backbone": {"name": "birdnet_v24"},
+    return {"runtime": runtime(), "backbone": {"name": "birdnet_v24"},
             "train": {"seed": 0, "threads": 1, "n_folds": 2, "fold_salt": "s", "secondary_weight": 1.0},
             "sidecar": {"head": {"type": "attn", "soundscape_fraction": 0.2,
                                  "model": {"d": 16, "heads": 2, "ffn": 32, "dropout": 0.0},

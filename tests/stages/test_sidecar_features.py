@@ -62,7 +62,8 @@ def test_perch_mode_extracts_birdnet_over_the_main_windows(workdir):
     prepared = birdnet.prepare(REPO["backbone"]["birdnet"], __import__("pathlib").Path(
         REPO["runtime"]["cache_dir"]).expanduser())
     p = params("perch_tiny")
-    runner = sidecar_features.open_birdnet(SidecarExtract.model_validate(p["sidecar"]["extract"]), p, prepared)
+    runner = sidecar_features.open_birdnet(SidecarExtract.model_validate(p["sidecar"]["extract"]), p,
+        p["runtime"]["provider"], prepared)
     index = pd.read_csv("data/index/soundscapes.csv").set_index("soundscape_id")["path"]
     recs = pd.read_csv("data/index/recordings.csv").set_index("recording_id")["path"]
     for i in [0, len(windows) - 1]:
@@ -136,7 +137,8 @@ def test_a_killed_sidecar_extraction_resumes_with_the_same_bytes(workdir, monkey
     p = extracted_in_small_shards(workdir, monkeypatch)
     prepared = birdnet.prepare(REPO["backbone"]["birdnet"], __import__("pathlib").Path(
         REPO["runtime"]["cache_dir"]).expanduser())
-    birdnet_runner = sidecar_features.open_birdnet(SidecarExtract.model_validate(p["sidecar"]["extract"]), p, prepared)
+    birdnet_runner = sidecar_features.open_birdnet(SidecarExtract.model_validate(p["sidecar"]["extract"]), p,
+        p["runtime"]["provider"], prepared)
 
     whole = []
     sidecar_features.run(p, runner=KilledAfter(birdnet_runner, log=whole))

@@ -55,7 +55,7 @@ def test_a_stage_types_what_it_is_handed(stage, key):
         assert isinstance(typed.protossm, ProtoSSMParams)
         assert typed.protossm.model_dump() == SHIPPED["base"]["protossm"]
         assert (typed.n_folds, typed.fold_salt) == (SHIPPED["train"]["n_folds"], SHIPPED["train"]["fold_salt"])
-        assert (typed.scheduler, typed.workers) == (SHIPPED[RUNTIME]["scheduler"], SHIPPED[RUNTIME]["workers"])
+        assert typed.runtime.model_dump() == SHIPPED[RUNTIME]
     elif stage == "train":
         assert isinstance(typed.train, TrainParams) and isinstance(typed.train.model, HeadModel)
         assert list(typed.train.variants) == [key]

@@ -13,6 +13,7 @@ from birdclef_eos.audio.spectrogram import MelSpec
 from birdclef_eos.data import spectrograms
 from birdclef_eos.heads import vit as vit_model
 from tests.fakes import toy_features
+from tests.fakes.runtime import runtime
 
 OPTIM = {"epochs": 1, "patience": 1, "min_delta": 0.0, "batch_size": 16, "lr": 0.003, "weight_decay": 0.01,
          "mixup_alpha": 0.2, "samples_per_epoch": 48}
@@ -49,7 +50,7 @@ def params(**sizes):
     base = {"196": {"image": 196, "init": None, "resize_pos_embed": False},
             "224": {"image": 224, "init": None, "resize_pos_embed": False}}
     base.update(sizes)
-    return {"runtime": {}, "train": {"n_folds": 2, "fold_salt": "s", "secondary_weight": 1.0},
+    return {"runtime": runtime(), "train": {"n_folds": 2, "fold_salt": "s", "secondary_weight": 1.0},
             "vit": {"sizes": base, "model": {"patch": 14, "width": 8, "depth": 1, "heads": 2, "ffn": 16, "dropout": 0.0,
                                                                                        "pool": "cls"},
                     "folds": 1, "soundscape_fraction": 0.2, "optim": OPTIM, "tta": [0.0], "seed": 0, "threads": 1}}

@@ -33,7 +33,7 @@ def test_writes_the_folds_result_metrics_checkpoints_and_oof(tmp_path):
     result, metrics = crossval.cross_validate(
         data, LABELS, CONFIG, config, 3, 0, 0.5, out, lambda r: {"n_folds": len(r.states),
                                                                     **crossval.summary(data, r, LABELS)},
-        {"model": CONFIG, "n_folds": 3}, threads=1)
+        {"model": CONFIG, "n_folds": 3}, scheduler=None, workers=1, threads=1)
     direct = crossval.train_folds(data.rows, data.tokens, data.y, data.fold_of, CONFIG, config, 3, 0, 0.5,
                                   lambda k: ((lambda e, r: None), (lambda: None)))
     assert np.array_equal(result.oof, direct.oof)  # the same folds, seeds and rows as a direct call

@@ -9,6 +9,7 @@ from birdclef_eos.data import features
 from birdclef_eos.heads import models as heads
 from tests.fakes import toy_features
 from tests.fakes.toy_features import train_config
+from tests.fakes.runtime import runtime
 from birdclef_eos.heads import training
 
 
@@ -123,7 +124,7 @@ def test_train_stage_writes_the_contract(tmp_path, monkeypatch):
     (tmp_path / "build/metrics/probe").mkdir(parents=True)
     (tmp_path / "build/metrics/probe/probe.json").write_text(json.dumps({"blocks": {
         f"block_{i:02d}": {"accuracy": a, "rank": r} for i, (a, r) in enumerate([(0.3, 3), (0.6, 1), (0.5, 2)])}}))
-    params = {"runtime": {}, "train": {
+    params = {"runtime": runtime(), "train": {
         "blocks": [0, 1, 2], "seed": 0, "threads": 1, "n_folds": 3, "fold_salt": "s", "secondary_weight": 1.0,
         "model": {"d": 8, "heads": 2, "ffn": 16, "dropout": 0.1},
         "optim": {"epochs": 2, "patience": 1, "min_delta": 0.0, "batch_size": 32, "lr": 0.003, "weight_decay": 0.01,
