@@ -10,9 +10,9 @@ execution provider (`provider`: backbone/frontend.py ``make_session``). io holds
 machine-level helpers (cluster.py, machine.py); the provider words are backbone/choices.py's, which
 frontend.py implements, so none is written here.
 
-Imports no numpy, onnx or onnxruntime: stages/schema.py, which every stage loads, reads it. Many
-stages hand `runtime` on as a mapping (a test's may hold only the knobs the stage reads); a stage that
-reads the whole section types it once.
+Imports no numpy, onnx or onnxruntime: stages/schema.py, which every stage loads, reads it. Every
+stage that reads the section types it once and hands the library the values it needs (the library
+never sees the section), so params.yaml holds each knob's one default: no stage falls back on its own.
 """
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ from birdclef_eos.chain.config import ProtoSSMParams, SEDParams
 from birdclef_eos.data.config import DatasetParams
 from birdclef_eos.heads.config import (HeadFolds, HeadModel, PseudoLabels, PseudoTeacher, SidecarHead, Student,
                                        TrainOptim, TrainParams, VitParams)
+from birdclef_eos.io.runtime_config import RuntimeParams
 from birdclef_eos.probe.config import AblationParams
 from birdclef_eos.report.leaderboard_config import LeaderboardParams
 from birdclef_eos.report.paper_config import PaperParams
@@ -118,6 +119,8 @@ TYPED_IN_RUN = [
     ("ceiling", None, lambda p: CeilingParams.model_validate(p["ceiling"]), "ceiling"),
     ("figures", None, lambda p: Trajectories.model_validate(p["figures"]["trajectories"]), "figures.trajectories"),
     ("pseudo_table", None, lambda p: PseudoTableParams.model_validate(p["pseudo_table"]), "pseudo_table"),
+    *[(stage, None, lambda p: RuntimeParams.model_validate(p["runtime"]), "runtime")
+      for stage in ("extract", "extract_labelled", "sidecar_features", "model_folder")],
 ]
 
 
