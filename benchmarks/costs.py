@@ -25,6 +25,8 @@
    docs/costs_real_data.md; the page is generated from the json: `--docs-only` rewrites it from an
    existing json), each atomically and only after every stage ran: a
    failing stage stops the benchmark naming the stage, with its log's tail, and writes nothing.
+   With the default record paths it also rewrites README.md's costs block from both records
+   (birdclef_eos/report/stage_costs.py): totals, dominant stages, largest peak memory.
 
 The fits are over small sizes, where each stage's fixed cost (process start, notebook, DVC) is a
 large share: the exponent of a data-bound stage comes out low, so the power-law figure is a lower
@@ -55,6 +57,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from birdclef_eos.report import readme, stage_costs  # noqa: E402
+from birdclef_eos.report.stage_costs import LINEAR_FROM, fmt_s  # noqa: E402
 from tests.fakes.repo_copy import VENV_BIN, deep_update, make_repo  # noqa: E402
 
 OUT = ROOT / "benchmarks/results/costs.json"
@@ -71,7 +75,6 @@ REAL_OVERRIDES = {                    # as tests/stages/test_real_pipeline.py: 1
     "train": {"variants": {"residual": {"blocks": [24, 25]}}}}  # perch_tiny's probe pick has unequal widths
 REAL_FOLDER = {"labelled": 10}        # the small folder's labelled soundscapes at x1 (over tests/fakes/competition.py CFG)
 PERCH_V2_CLASSES = 14795
-LINEAR_FROM = 0.5                     # a stage whose fitted time exponent is below this is a fixed cost
 
 
 # ----------------------------------------------------------------------------- multiply-accumulates
@@ -368,12 +371,6 @@ def extrapolate(runs: list[dict], n_target: int, macs: dict, real_data: bool = F
 
 
 # ------------------------------------------------------------------------------------------- page
-def fmt_s(s) -> str:
-    if s is None:
-        return "-"
-    return f"{s / 3600:.1f} h" if s >= 3600 else f"{s / 60:.1f} min" if s >= 60 else f"{s:.0f} s"
-
-
 def size_text(result: dict) -> str:
     """Which sizes were measured and how they relate to the default set, in words."""
     sizes = ", ".join(f"x{r['multiple']:g}: {r['n_windows']:,} windows" for r in result["runs"])
@@ -491,6 +488,16 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
+def records() -> tuple[dict | None, dict | None]:
+    """The recorded default-path and real-data runs (None where a path has no record)."""
+    return tuple(json.loads(p.read_text()) if p.exists() else None for p in (OUT, OUT_REAL))
+
+
+def update_readme() -> None:
+    """Splice both records' summary into README.md's costs block (a check run's --out leaves it alone)."""
+    readme.update_page(ROOT / "README.md", "costs", stage_costs.costs_markdown(*records()))
+
+
 def default_set(params: dict) -> dict:
     """The default set's expected windows against the smoke scale's (`expected_windows`)."""
     scales = params["dataset"]["scales"]
@@ -546,6 +553,8 @@ def main(argv: list[str] | None = None) -> int:
             result["note"] = args.note
         write_atomic(args.out, json.dumps(result, indent=2) + "\n")
         write_docs(result, args.docs)
+        if args.out.resolve() in (OUT, OUT_REAL):
+            update_readme()
         return 0
     started = time.time()
     deadline = None if args.budget_min is None else started + args.budget_min * 60
@@ -580,6 +589,8 @@ def main(argv: list[str] | None = None) -> int:
         result["default_set"] = default_set(params)
     write_atomic(args.out, json.dumps(result, indent=2) + "\n")
     write_docs(result, args.docs)
+    if args.out.resolve() in (OUT, OUT_REAL):
+        update_readme()
     print(f"costs: {result['seconds']:.0f} s -> {args.out}, {args.docs}")
     return 0
 

@@ -102,6 +102,9 @@ def run(params: dict, key: str | None = None) -> CeilingResult:
     parts = boards.split_solution(solution, pd.read_csv(HIDDEN / "boards.csv", dtype=str))
     position = pd.Series(np.arange(len(ids)), index=ids.to_numpy())
     boot = (cfg.bootstrap, cfg.seed, cfg.confidence)
+    # a board where no label column has both a positive and a negative has no macro-AUC (a small real
+    # folder's board of a few files): its entries say why instead of a score, and the readers say "undefined"
+    undefined = {b: boards.undefined_reason(parts[b], b) for b in boards.BOARDS}
 
     def on_board(board: str, P: np.ndarray):
         part = parts[board]
@@ -124,6 +127,9 @@ def run(params: dict, key: str | None = None) -> CeilingResult:
         blends[0.0] = base
         entry = {}
         for board in boards.BOARDS:
+            if undefined[board]:
+                entry[board] = unscored(undefined[board])
+                continue
             y, _, files = on_board(board, base)
             entry[board] = curve(y, on_board(board, base)[1], {w: on_board(board, P)[1] for w, P in blends.items()},
                                  files, *boot).as_dict()
@@ -135,11 +141,18 @@ def run(params: dict, key: str | None = None) -> CeilingResult:
     if np.isnan(truth).any():
         raise CeilingStageError(f"{HIDDEN}/solution.csv lacks rows or labels of the submissions")
     w = ctl.weight
+    whole = boards.undefined_reason(solution, "whole hidden")  # the control's strength is tuned on every row
+    if whole:
+        out.update(control_weight=w, control_bases={"undefined": whole}, space_on_oof=on_oof)
+        return finish(out, started)
     for strength in tqdm(ctl.strengths, desc="control partners", leave=False):
         scores, achieved = control_partner(truth, arrays[ctl.like], strength, seed=ctl.seed, tol=ctl.tolerance)
         blended = smooth(mix({"b": arrays[cfg.base], "p": scores}, {"b": 1 - w, "p": w}, space))
         entry = {"target": strength, "achieved": round(float(achieved), 6)}
         for board in boards.BOARDS:
+            if undefined[board]:
+                entry[board] = unscored(undefined[board])
+                continue
             y, b0, files = on_board(board, base)
             c = curve(y, b0, {0.0: b0, w: on_board(board, blended)[1]}, files, *boot).as_dict()
             entry[board] = {"standalone": round(float(macro_auc(y, on_board(board, scores)[1])), 6),
@@ -161,6 +174,9 @@ def run(params: dict, key: str | None = None) -> CeilingResult:
             blended = smooth(mix({"b": made, "p": head}, {"b": 1 - head_w, "p": head_w}, sp))
             per = {"effective_share": effective_shares({"b": made, "p": head}, {"b": 1 - head_w, "p": head_w}, sp)["p"]["effective"]}
             for board in boards.BOARDS:
+                if undefined[board]:
+                    per[board] = unscored(undefined[board])
+                    continue
                 y, b0, files = on_board(board, alone)
                 c = curve(y, b0, {0.0: b0, head_w: on_board(board, blended)[1]}, files, *boot).as_dict()
                 per[board] = {"base": c["score"][0], "blend": c["score"][1], "difference": c["gain"][1],
@@ -173,7 +189,16 @@ def run(params: dict, key: str | None = None) -> CeilingResult:
     out["control_bases"]["regime"] = {"strength": at, "achieved": reg["achieved"], "space": space,
                                       **{b: reg[space][b] for b in boards.BOARDS}}
     out["space_on_oof"] = on_oof
+    return finish(out, started)
 
+
+def unscored(reason: str) -> dict:
+    """A board's entry where macro-AUC does not exist: no score, no interval, and why."""
+    return {"undefined": reason, "difference": None, "low": None, "high": None}
+
+
+def finish(out: dict, started: float) -> CeilingResult:
+    """The sentences, ceiling.json and both figures."""
     said = plateau_sentences(out) + strength_sentences(out)
     out["sentences"] = said
     write_json(CEILING_METRICS / "ceiling.json", out)

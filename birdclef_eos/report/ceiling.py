@@ -24,6 +24,11 @@ def lifts(entry: dict) -> bool:
     return entry.get("gain_low") is not None and entry["gain_low"] > 0
 
 
+def undefined(entry: dict) -> str | None:
+    """Why a board's entry has no score (a board where no label column has both classes), else None."""
+    return entry.get("undefined")
+
+
 def plateau_sentences(result: dict) -> list[str]:
     """Does the plateau appear (real partners), and at what strength does a partner break it (control)."""
     out = []
@@ -31,6 +36,9 @@ def plateau_sentences(result: dict) -> list[str]:
         bits = []
         for board in BOARDS:
             c = entry[board]
+            if undefined(c):
+                bits.append(undefined(c))
+                continue
             gains = [(w, g, lo, hi) for w, g, lo, hi in zip(c["weights"], c["gain"], c["gain_low"], c["gain_high"]) if w > 0]
             w, g, lo, hi = max(gains, key=lambda t: t[1])
             if lo is None or hi is None:
@@ -40,12 +48,19 @@ def plateau_sentences(result: dict) -> list[str]:
             bits.append(f"{board}: best gain {g:+.4f} at weight {w:g} [{lo:+.4f}, {hi:+.4f}], {verdict} "
                         f"(standalone {c['standalone']:.3f} against the base's {c['score'][0]:.3f})")
         out.append(f"Partner {partner}: " + "; ".join(bits) + ".")
-    lifting = sorted({p for p, e in result["partners"].items() for b in BOARDS
+    lifting = sorted({p for p, e in result["partners"].items() for b in BOARDS if not undefined(e[b])
                       for w, lo in zip(e[b]["weights"], e[b]["gain_low"]) if w > 0 and lifts({"gain_low": lo})})
-    out.append("The plateau appears here: no real partner lifts the base beyond noise at any weight."
+    scored = any(not undefined(e[b]) for e in result["partners"].values() for b in BOARDS)
+    out.append("The plateau is not read: no board has a score." if not scored else
+               "The plateau appears here: no real partner lifts the base beyond noise at any weight."
                if not lifting else f"No plateau for {', '.join(lifting)} here: it lifts the base beyond noise at some weight.")
     ctl, w = result["control"], result["control_weight"]
-    if ctl:
+    gone = [undefined(e) for e in next(iter(ctl.values()), {}).values() if isinstance(e, dict) and undefined(e)]
+    if ctl and gone:   # one board has no score: the gain by strength on the other, and why
+        kept = [b for b in BOARDS if not undefined(next(iter(ctl.values()))[b])]
+        gains = "; ".join(f"{b}: " + ", ".join(f"{e['target']:g}: {e[b]['gain']:+.4f}" for e in ctl.values()) for b in kept)
+        out.append(f"Control partners at weight {w:g}, the gain by strength: {gains or 'none'} ({'; '.join(gone)}).")
+    elif ctl:
         base_pub = next(iter(ctl.values()))["public"]["base"]
         base_priv = next(iter(ctl.values()))["private"]["base"]
         breaking = [e for e in ctl.values() if lifts(e["public"]) and lifts(e["private"])]
@@ -76,16 +91,22 @@ def plot_plateau(result: dict, path: str | Path) -> None:
     for ax, board in zip(axes[:2], BOARDS):
         for i, (partner, entry) in enumerate(result["partners"].items()):
             c = entry[board]
+            if undefined(c):
+                ax.text(0.5, 0.5, undefined(c), ha="center", va="center", wrap=True, fontsize=8, transform=ax.transAxes)
+                continue
             ax.plot(c["weights"], c["score"], marker="o", color=colours[i % len(colours)], label=f"{result['base']} + {partner}")
             ax.fill_between(c["weights"], arr(c["low"]), arr(c["high"]), color=colours[i % len(colours)], alpha=0.15)
         ax.set_xlabel("partner weight")
         ax.set_ylabel(f"{board} macro-AUC")
         ax.set_title(f"{board} board: blend score vs weight")
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     ax = axes[2]
     ctl = result["control"]
     if ctl:
         for j, board in enumerate(BOARDS):
+            if undefined(next(iter(ctl.values()))[board]):
+                continue
             xs = [e["target"] for e in ctl.values()]
             g = arr([e[board]["gain"] for e in ctl.values()])
             lo = arr([e[board]["gain_low"] for e in ctl.values()])
@@ -176,7 +197,12 @@ def strength_sentences(result: dict) -> list[str]:
     OOF says of `rank` against `prob`."""
     out = []
     cb = result.get("control_bases")
-    if cb and cb.get("strengths"):
+    if cb and undefined(cb):
+        out.append(f"Control bases: {undefined(cb)}.")
+    elif cb and cb.get("strengths") and undefined(cb["regime"]["private"]):
+        out.append(f"Control bases: {undefined(cb['regime']['private'])}; the head's gain against the base's "
+                   "strength is read on the private board, so it is not read here.")
+    elif cb and cb.get("strengths"):
         sp = cb["space"]
         pts = sorted(cb["strengths"].values(), key=lambda e: e["target"])
         gains = ", ".join(f"{e['achieved']:.3f}: {e[sp]['private']['difference']:+.4f}" for e in pts)
@@ -208,12 +234,15 @@ def plot_strength(result: dict, path: str | Path) -> None:
     """The head's gain (blend minus the base alone, paired bootstrap band) against the control base's
     strength, one panel per board, a line per blend space; the paper's regime marked."""
     cb = result["control_bases"]
+    if undefined(cb):
+        plot_no_shakeup(f"The plateau against base strength: {undefined(cb)}", path)
+        return
     pts = sorted(cb["strengths"].values(), key=lambda e: e["target"])
     x = np.array([e["achieved"] for e in pts])
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for ax, board in zip(axes, BOARDS):
         for sp, style in (("prob", "o-"), ("rank", "s--")):
-            if sp not in pts[0]:
+            if sp not in pts[0] or undefined(pts[0][sp][board]):
                 continue
             g = arr([e[sp][board]["difference"] for e in pts])
             ax.plot(x, g, style, label=f"{cb['head']} at {cb['weight']:g}, {sp} space"
@@ -227,7 +256,8 @@ def plot_strength(result: dict, path: str | Path) -> None:
         ax.set_title(f"{board} board")
     axes[0].set_ylabel("gain of the blend over the base alone")
     axes[0].legend(fontsize=7)
-    fig.suptitle(f"The plateau against base strength (control bases, analysis only); {cb['head']} standalone here: "
-                 f"{pts[0][cb['space']]['public']['head']:.3f} public, {pts[0][cb['space']]['private']['head']:.3f} private")
+    alone = ", ".join("undefined " + b if undefined(pts[0][cb["space"]][b]) else f"{pts[0][cb['space']][b]['head']:.3f} {b}"
+                      for b in BOARDS)
+    fig.suptitle(f"The plateau against base strength (control bases, analysis only); {cb['head']} standalone here: {alone}")
     fig.tight_layout()
     save_figure(fig, path)

@@ -27,10 +27,12 @@ def bundle_budget_markdown(records: list[dict], short: bool = False) -> str:
     if short:
         parts = [f"{r['bundle']} {r['extrapolated_min']:.1f} min ({100 * r['ratio_to_limit']:.0f}%)" for r in records]
         first = records[0]
+        loads = [x for r in records for x in r.get("load_average_1min", [])]
+        load = f"1-min load {min(loads):.1f} to {max(loads):.1f}" if loads else "load not recorded"
         return "\n".join(lines + [
             f"Each kernel's run time on {first['hidden_files']} hidden files against Kaggle's "
             f"{first['limit_min']:.0f}-minute limit, extrapolated from papermill runs on this shared "
-            f"{first.get('machine', {}).get('cpus', '?')}-core machine (wall clock under load: upper bounds; "
+            f"{first.get('machine', {}).get('cpus', '?')}-core machine (wall clock at {load}; "
             "[docs/kaggle.md](docs/kaggle.md#6-cpu-budget-kaggle-90-minutes)): "
             + ", ".join(parts) + "."]) + "\n"
     rows = []

@@ -241,6 +241,8 @@ def evaluate(c: dict, load: Callable[[str], dict], reported: dict, rule: Rule,
             v.sources = [src["file"]]
             v.here = {"difference": obj["difference"], "low": obj["low"], "high": obj["high"]}
             v.verdict, v.detail = by_interval(obj["difference"], obj["low"], obj["high"], c["direction"], rule)
+            if obj.get("undefined"):  # no score on that board (a small folder's board): say why, not "no interval"
+                v.detail = obj["undefined"]
         elif kind == "paired":
             if pairs is None:
                 raise Missing("no submissions to compare")

@@ -86,7 +86,8 @@ def headline(metrics_dir: Path, submission_models: dict[str, str]) -> dict[str, 
     board = _load(Path(metrics_dir) / "leaderboard/leaderboard.json").get("submissions", {})
     out = {}
     for name, s in sorted(board.items()):
-        row = {"public": round(float(s["public"]), 6), "private": round(float(s["private"]), 6)}
+        # a board where the score is undefined (a small folder's) stays null here, as in leaderboard.json
+        row = {b: None if s[b] is None else round(float(s[b]), 6) for b in ("public", "private")}
         model = submission_models.get(name, name)
         if model in models:
             row["head_oof"] = round(float(models[model]["oof_macro_auc"]), 6)

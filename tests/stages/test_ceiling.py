@@ -136,3 +136,43 @@ def test_table3_compares_the_blend_with_each_part_and_the_smoothed_base(tree):
             d = row[board]
             assert d["low"] <= d["difference"] <= d["high"]
     assert leaderboard.against_parts(cfg, "eos7", dict(entry, taxonomy=None)).keys() == {"base", "head"}
+
+
+def test_ceiling_with_a_board_without_a_score(tree):
+    """A small real folder's board can have no label column with both classes: macro-AUC does not exist
+    there. The stage writes that board's entries as undefined with the reason, reads the other board,
+    and still draws both figures; the claim that reads the private regime says why it has no verdict."""
+    from birdclef_eos.report.paper import Rule, evaluate
+    solution = pd.read_csv(tree / "data/hidden/solution.csv")
+    private = solution["row_id"].str.rsplit("_", n=1).str[0].isin(
+        pd.read_csv(tree / "data/hidden/boards.csv").query("board == 'private'")["filename"])
+    solution.loc[private, LABELS] = 0  # every private row negative in every column
+    solution.to_csv(tree / "data/hidden/solution.csv", index=False)
+    result = ceiling.run(ceiling_params())
+    out = result.ceiling
+    assert out["partners"]["head"]["private"]["undefined"].startswith("undefined on the private board")
+    assert out["partners"]["head"]["public"]["score"][0] is not None
+    assert out["control"]["0.7"]["private"]["difference"] is None
+    regime = out["control_bases"]["regime"]["private"]
+    assert regime["difference"] is None and "no label column" in regime["undefined"]
+    assert any("undefined on the private board" in s for s in result.sentences)
+    for name in ("plateau.png", "plateau_strength.png"):
+        assert (tree / "build/figures" / name).stat().st_size > 10_000
+    json.dumps(out, allow_nan=False)  # JSON-compliant: no NaN where a score is undefined
+    claim = {"id": "plateau_at_paper_regime", "section": "7", "part": "results", "claim": "c", "kind": "interval",
+             "direction": "equivalent", "source": {"file": "ceiling.json", "key": "control_bases.regime.private"}}
+    v = evaluate(claim, lambda f: out, {}, Rule(margin=0.002, confidence=0.9))
+    assert v.verdict == "undecided" and v.detail.startswith("undefined on the private board")
+
+
+def test_ceiling_when_no_row_has_a_score(tree):
+    """No label column with both classes over the whole hidden set: no control partner can be tuned;
+    the stage says so and still writes its json and figures."""
+    solution = pd.read_csv(tree / "data/hidden/solution.csv")
+    solution[LABELS] = 0
+    solution.to_csv(tree / "data/hidden/solution.csv", index=False)
+    result = ceiling.run(ceiling_params())
+    assert result.ceiling["control"] == {} and "whole hidden" in result.ceiling["control_bases"]["undefined"]
+    assert any(s.startswith("Control bases: undefined") for s in result.sentences)
+    assert "The plateau is not read: no board has a score." in result.sentences
+    assert (tree / "build/figures/plateau_strength.png").stat().st_size > 5_000

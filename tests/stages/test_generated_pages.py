@@ -120,6 +120,14 @@ def test_headline_gives_blends_no_head_oof(tmp_path):
                    "headline/models/attn.json": {"oof": 0.81}}
 
 
+def test_headline_keeps_an_undefined_board_null(tmp_path):
+    """A small folder's board with no scorable column: leaderboard.json has null there, so has the headline."""
+    (tmp_path / "leaderboard").mkdir()
+    (tmp_path / "leaderboard/leaderboard.json").write_text(json.dumps(
+        {"submissions": {"v6": {"public": None, "private": 0.8, "undefined": {"public": "undefined on the public board"}}}}))
+    assert readme.headline(tmp_path, {}) == {"headline/submissions/v6.json": {"public": None, "private": 0.8}}
+
+
 def test_reported_block_keys_are_strings_and_tables_read_them():
     from birdclef_eos.report.tables import by_block
     rep = _reported()
@@ -140,3 +148,16 @@ def test_kaggle_budget_blocks_are_what_the_bundle_budgets_recorded(page, short):
     block = readme.read_block((ROOT / page).read_text(), "kaggle_budget", page)
     assert block.strip("\n") == kaggle_budget.bundle_budget_markdown(records, short=short).strip("\n"), (
         f"{page}'s kaggle_budget block disagrees with the records: python benchmarks/bundle_budget.py --pages")
+
+
+def test_costs_block_is_what_the_cost_benchmark_recorded():
+    """The README's stage-cost summary is rendered from benchmarks/results/costs*.json, never typed."""
+    import benchmarks.costs as costs
+    from birdclef_eos.report import stage_costs
+    default, real = costs.records()
+    assert default is not None and real is not None, "a cost record is missing: python benchmarks/costs.py [--real-data]"
+    block = readme.read_block((ROOT / "README.md").read_text(), "costs", "README.md")
+    assert block.strip("\n") == stage_costs.costs_markdown(default, real).strip("\n"), (
+        "README.md's costs block disagrees with the records: python benchmarks/costs.py --docs-only [--real-data]")
+    for rec in (default, real):
+        assert len({r["n_windows"] for r in rec["runs"]}) >= costs.MIN_FIT_SIZES, "a record without a fit"

@@ -1,5 +1,5 @@
-"""Real-data mode end to end at smoke size: `dvc repro` to the leaderboard, the ablation and the
-pseudo table on a small folder in the BirdCLEF 2026 layout (tests/fakes/competition.py: 6 species,
+"""Real-data mode end to end at smoke size: `dvc repro` to the leaderboard, the ablation, the
+pseudo table and the plateau on a small folder in the BirdCLEF 2026 layout (tests/fakes/competition.py: 6 species,
 10 labelled and 2 unlabelled 20-s soundscapes, an empty test_soundscapes/), backbone perch_tiny.
 
 Two folders: as generated, and a user's subset with the unlabelled soundscapes deleted (another
@@ -24,7 +24,7 @@ from tests.fakes.competition import small_competition
 from tests.fakes.repo_copy import REPO, VENV_BIN, deep_update, make_repo, sh
 
 SMOKE = yaml.safe_load((REPO / "tests" / "stages" / "smoke_params.yaml").read_text())
-TARGETS = ["leaderboard", "ablation", "pseudo_table"]
+TARGETS = ["leaderboard", "ablation", "pseudo_table", "ceiling"]
 needs_venv = pytest.mark.skipif(not (VENV_BIN / "dvc").exists(), reason="needs the project venv (setup.sh)")
 opt_in = pytest.mark.skipif(os.environ.get("BIRDCLEF_REAL_PIPELINE_ALL") != "1",
                             reason="an 8-minute pipeline run: set BIRDCLEF_REAL_PIPELINE_ALL=1")
@@ -60,6 +60,10 @@ def check_run(repo, unlabelled: bool):
     undefined = [b for b in ("public", "private") if board["submissions"]["v6"][b] is None]
     table3 = (repo / "build/tables/table3.md").read_text()
     assert ("undefined" in table3) == bool(undefined)
+    plateau = json.loads((repo / "build/metrics/ceiling/ceiling.json").read_text())
+    for b in ("public", "private"):
+        entry = plateau["partners"]["v6"][b]
+        assert ("undefined" in entry) == (b in undefined), (b, entry)
     ablation = json.loads((repo / "build/metrics/ablation/ablation.json").read_text())
     for block in ablation["soundscape_probe"]["blocks"].values():
         assert block["macro_auc"] is not None or block["undefined"]
