@@ -132,6 +132,11 @@ def make_pairs(rule: Rule):
         if board not in state["parts"]:
             raise PaperError(f"{CLAIMS}: board {board!r}; expected one of {' | '.join(state['parts'])}")
         part = state["parts"][board]
+        reason = boards.undefined_reason(part, board)
+        if reason:  # no scorable column on this board (a small folder's): no difference, and why
+            state[(a, b, board, confidence)] = {"difference": None, "low": None, "high": None, "score_a": None,
+                                                "score_b": None, "undefined": reason}
+            return state[(a, b, board, confidence)]
         cols = [c for c in part.columns if c != "row_id"]
         ids = part["row_id"].astype(str)
         mats = [submission.read(SUBMISSIONS / n / "submission.csv").set_index("row_id").reindex(ids)[cols]

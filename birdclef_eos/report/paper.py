@@ -252,7 +252,7 @@ def evaluate(c: dict, load: Callable[[str], dict], reported: dict, rule: Rule,
             v.here = {f"{c['a']} {c['board']}": obj["score_a"], f"{c['b']} {c['board']}": obj["score_b"],
                       "difference": obj["difference"], "low": obj["low"], "high": obj["high"]}
             v.verdict, v.detail = by_interval(obj["difference"], obj["low"], obj["high"], c["direction"], rule)
-            v.detail = f"{c['a']} - {c['b']} on the local {c['board']} board ({level:.0%} interval): {v.detail}"
+            v.detail = f"{c['a']} - {c['b']} on the local {c['board']} board ({level:.0%} interval): {obj.get('undefined') or v.detail}"
         elif kind == "shakeup":
             f = c.get("file", SHAKEUP_FILE)
             data = load(f)

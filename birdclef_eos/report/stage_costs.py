@@ -64,4 +64,7 @@ def costs_markdown(default: dict | None, real: dict | None) -> str:
             f"Only {_grew(rec)} grew with the data at these sizes; every other stage's figure is its fixed cost "
             "(start-up, notebook, DVC), so a training stage's full-size cost, which grows with its epochs and "
             "windows, is not extrapolated here.")
+    if real is None:
+        parts.append("Real-data mode (`benchmarks/costs.py --real-data`: perch_tiny on a small competition-layout "
+                     "folder, BirdNET's second extraction measured) has no complete record yet.")
     return "\n".join(lines + [" ".join(parts)]) + "\n"

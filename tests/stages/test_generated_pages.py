@@ -155,9 +155,9 @@ def test_costs_block_is_what_the_cost_benchmark_recorded():
     import benchmarks.costs as costs
     from birdclef_eos.report import stage_costs
     default, real = costs.records()
-    assert default is not None and real is not None, "a cost record is missing: python benchmarks/costs.py [--real-data]"
+    assert default is not None, "the default path's cost record is missing: python benchmarks/costs.py"
     block = readme.read_block((ROOT / "README.md").read_text(), "costs", "README.md")
     assert block.strip("\n") == stage_costs.costs_markdown(default, real).strip("\n"), (
         "README.md's costs block disagrees with the records: python benchmarks/costs.py --docs-only [--real-data]")
-    for rec in (default, real):
+    for rec in (r for r in (default, real) if r is not None):
         assert len({r["n_windows"] for r in rec["runs"]}) >= costs.MIN_FIT_SIZES, "a record without a fit"

@@ -52,3 +52,25 @@ def test_paper_follows_the_metrics(tmp_path, monkeypatch):
     second = paper.run(PARAMS)
     assert "0.746" in second.markdown and "0.812" not in second.markdown
     assert second.verdicts[0]["verdict"] == "does not hold here"
+
+
+def test_a_paired_claim_on_a_board_without_a_score_is_undecided_with_the_reason(tmp_path, monkeypatch):
+    """A small folder's board where no label column has both classes: the paired bootstrap has nothing to
+    score; the claim is undecided and its detail says why (before, the paper stage stopped)."""
+    import pandas as pd
+
+    from birdclef_eos.report.paper import Rule, evaluate
+    monkeypatch.chdir(tmp_path)
+    files = ["BC2026_Test_0001_S01_20250101_060000", "BC2026_Test_0002_S01_20250101_060000"]
+    ids = [f"{f}_{5 * (c + 1)}" for f in files for c in range(4)]
+    (tmp_path / "data/hidden").mkdir(parents=True)
+    pd.DataFrame({"row_id": ids, "a": [1] * 8, "b": [0] * 8}).to_csv(tmp_path / "data/hidden/solution.csv", index=False)
+    pd.DataFrame({"filename": files, "board": ["public", "private"]}).to_csv(tmp_path / "data/hidden/boards.csv", index=False)
+    for name in ("eos7", "v6"):
+        (tmp_path / "submissions" / name).mkdir(parents=True)
+        pd.DataFrame({"row_id": ids, "a": 0.5, "b": 0.5}).to_csv(tmp_path / f"submissions/{name}/submission.csv", index=False)
+    rule = Rule(bootstrap=20)
+    obj = paper.make_pairs(rule)("eos7", "v6", "public")
+    assert obj["difference"] is None and obj["undefined"].startswith("undefined on the public board")
+    v = evaluate(CLAIMS["claims"][1], lambda f: {}, {}, rule, paper.make_pairs(rule))
+    assert v.verdict == "undecided" and "undefined on the public board: no label column" in v.detail
